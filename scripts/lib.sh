@@ -1,0 +1,21 @@
+# SPDX-License-Identifier: GPL-2.0
+# Shared settings of the rust_binder scripts; sourced, not run.
+
+RB_CACHE=${RB_CACHE:-$HOME/.cache/rust_binder}
+KSRC=${KSRC:-$RB_CACHE/linux-source-7.3}
+MUSL_TARGET=x86_64-unknown-linux-musl
+export LIBCLANG_PATH=${LIBCLANG_PATH:-/usr/lib/llvm-19/lib}
+export PATH="$HOME/.cargo/bin:$PATH"
+
+# A user's own kernel tree, if KDIR was given; empty means "the project's test kernel".
+KDIR_GIVEN=${KDIR:-}
+
+# The build tree of one kernel variant (debug or bench).
+kernel_out() {
+    if [ -n "$KDIR_GIVEN" ]; then echo "$KDIR_GIVEN"; else echo "$RB_CACHE/build-$1"; fi
+}
+
+# make for the kernel, with the toolchain it must be built (and its modules built) with.
+kmake() {
+    make ARCH=x86_64 LLVM=-19 "$@"
+}

@@ -1,0 +1,243 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Installs everything rust_binder needs and builds the test kernel. Idempotent: every step
+# checks first and skips what is already done, so the other make targets call it freely.
+#
+#   scripts/setup.sh [debug|bench]     (default: debug)
+#
+# Environment:
+#   KDIR=<dir>       use an already built Rust-enabled 7.3 kernel tree; no kernel is built.
+#   RB_CACHE=<dir>   where the kernel source and build trees live (default ~/.cache/rust_binder).
+#   RB_SKIP_PACKAGES=1  skip the apt/rustup/cargo checks (for machines set up by hand).
+set -euo pipefail
+
+variant=${1:-debug}
+case "$variant" in
+debug | bench) ;;
+*)
+    echo "setup: unknown kernel variant '$variant' (want debug or bench)" >&2
+    exit 2
+    ;;
+esac
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$here/lib.sh"
+
+kernel_series=7.3
+apt_packages=(clang-19 lld-19 llvm-19 libclang-19-dev bc flex bison libelf-dev libssl-dev cpio
+    busybox-static xz-utils python3 make rsync)
+backports_suite=bookworm-backports
+kernel_suite=trixie-backports
+
+step() { printf '\033[1msetup:\033[0m %s\n' "$*"; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+missing_packages() {
+    local p
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || echo "$p"
+    done
+}
+
+# The extra suites are added as sources entries of their own, pinned low so that they never
+# replace anything of the base system; only the packages named below come from them.
+add_extra_suites() {
+    local src=/etc/apt/sources.list.d/rust-binder-extra.sources
+    local pref=/etc/apt/preferences.d/rust-binder-extra
+    if [ ! -f "$src" ]; then
+        step "adding Debian suites $backports_suite and $kernel_suite (pinned low)"
+        as_root tee "$src" >/dev/null <<EOF
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: $backports_suite $kernel_suite
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOF
+        as_root tee "$pref" >/dev/null <<EOF
+Package: *
+Pin: release n=$kernel_suite
+Pin-Priority: 50
+
+Package: *
+Pin: release n=$backports_suite
+Pin-Priority: 50
+EOF
+        return 0
+    fi
+    return 1
+}
+
+install_packages() {
+    local need_update=0
+    add_extra_suites && need_update=1
+    local missing
+    missing=$(missing_packages "${apt_packages[@]}" qemu-system-x86)
+    if [ -z "$KDIR_GIVEN" ] && [ ! -f "/usr/src/linux-source-$kernel_series.tar.xz" ]; then
+        missing="$missing linux-source-$kernel_series"
+    fi
+    [ -n "${missing// /}" ] || return 0
+    step "installing packages:" $missing
+    export DEBIAN_FRONTEND=noninteractive
+    if [ "$need_update" = 1 ] || [ -z "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v lock)" ] ||
+        ! apt-cache show clang-19 >/dev/null 2>&1; then
+        as_root apt-get update -q
+    fi
+    local base=()
+    for p in $missing; do
+        case "$p" in
+        qemu-system-x86 | linux-source-*) ;;
+        *) base+=("$p") ;;
+        esac
+    done
+    [ ${#base[@]} -eq 0 ] || as_root apt-get install -y -q --no-install-recommends "${base[@]}"
+    case " $missing " in
+    *" qemu-system-x86 "*)
+        # qemu-system-x86 must match the preinstalled qemu-utils from backports.
+        as_root apt-get install -y -q --no-install-recommends -t "$backports_suite" qemu-system-x86
+        ;;
+    esac
+    case " $missing " in
+    *" linux-source-$kernel_series "*)
+        if ! apt-cache show "linux-source-$kernel_series" 2>/dev/null | grep -q '^Version:'; then
+            echo "setup: the package linux-source-$kernel_series is no longer in the Debian archive." >&2
+            echo "setup: build a Rust-enabled $kernel_series kernel yourself (with the options in" >&2
+            echo "setup: scripts/kernel/*.config) and pass its build tree: make check KDIR=/path/to/it" >&2
+            exit 1
+        fi
+        as_root apt-get install -y -q --no-install-recommends "linux-source-$kernel_series/$kernel_suite"
+        ;;
+    esac
+}
+
+install_rust_bits() {
+    if ! rustup component list --installed 2>/dev/null | grep -q '^rust-src'; then
+        step "rustup component add rust-src"
+        rustup component add rust-src
+    fi
+    if ! rustup target list --installed 2>/dev/null | grep -q "^$MUSL_TARGET\$"; then
+        step "rustup target add $MUSL_TARGET (static test binaries)"
+        rustup target add "$MUSL_TARGET"
+    fi
+    if ! command -v bindgen >/dev/null 2>&1; then
+        step "cargo install --locked bindgen-cli (a few minutes, once)"
+        cargo install --locked bindgen-cli
+    fi
+}
+
+# Unpacks Debian's kernel source once.
+unpack_source() {
+    local tarball="/usr/src/linux-source-$kernel_series.tar.xz"
+    if [ ! -f "$KSRC/Makefile" ]; then
+        step "unpacking $tarball into $RB_CACHE"
+        mkdir -p "$RB_CACHE"
+        rm -rf "$KSRC.partial"
+        mkdir -p "$KSRC.partial"
+        tar -xJf "$tarball" -C "$KSRC.partial" --strip-components=1
+        mv "$KSRC.partial" "$KSRC"
+    fi
+}
+
+# Prints one line every 20 seconds while the kernel builds, instead of thousands of lines.
+progress() {
+    local log=$1 start=$SECONDS last=0 n
+    while IFS= read -r line; do
+        printf '%s\n' "$line" >>"$log"
+        if [ $((SECONDS - last)) -ge 20 ]; then
+            last=$SECONDS
+            n=$(grep -c -E '^  (CC|RUSTC|LD|AR|AS)' "$log" || true)
+            printf 'setup:   ... %4ds, %5d objects built (last: %s)\n' $((SECONDS - start)) "$n" "${line:0:60}"
+        fi
+    done
+}
+
+build_kernel() {
+    local out=$1
+    local fragments=("$here/kernel/base.config")
+    [ "$variant" = debug ] && fragments+=("$here/kernel/debug.config")
+    # The stamp covers what decides the kernel: its source version, the fragments and the
+    # compilers. A change to any of them reconfigures and rebuilds (incrementally).
+    local stamp
+    stamp=$( (
+        head -n 5 "$KSRC/Makefile"
+        cat "${fragments[@]}"
+        rustc --version
+        clang-19 --version | head -n 1
+        bindgen --version
+    ) | sha256sum | cut -d' ' -f1)
+    if [ -f "$out/.rb-stamp" ] && [ "$(cat "$out/.rb-stamp")" = "$stamp" ] &&
+        [ -f "$out/arch/x86/boot/bzImage" ] && [ -f "$out/drivers/android/binder_linux.ko" ] &&
+        [ -d "$out/usr/include/linux/android" ]; then
+        return 0
+    fi
+    mkdir -p "$out"
+    rm -f "$out/.rb-stamp"
+    local log="$out/build.log"
+    : >"$log"
+    step "configuring the $variant kernel in $out"
+    kmake -C "$KSRC" O="$out" tinyconfig >>"$log" 2>&1
+    "$KSRC/scripts/kconfig/merge_config.sh" -m -O "$out" "$out/.config" "${fragments[@]}" >>"$log" 2>&1
+    kmake -C "$KSRC" O="$out" olddefconfig >>"$log" 2>&1
+    check_config "$out" "${fragments[@]}"
+    step "building the $variant kernel with -j$(nproc) (about 6-15 minutes; log: $log)"
+    if ! kmake -C "$KSRC" O="$out" -j"$(nproc)" bzImage modules 2>&1 | progress "$log"; then
+        tail -n 40 "$log" >&2
+        echo "setup: kernel build failed; full log in $log" >&2
+        exit 1
+    fi
+    kmake -C "$KSRC" O="$out" headers_install >>"$log" 2>&1
+    echo "$stamp" >"$out/.rb-stamp"
+    step "kernel ready: $out"
+}
+
+# Kconfig drops options whose dependencies are not met without a word; fail loudly instead.
+check_config() {
+    local out=$1
+    shift
+    local line opt want bad=0
+    while IFS= read -r line; do
+        case "$line" in
+        CONFIG_*=*)
+            opt=${line%%=*}
+            want=$line
+            ;;
+        "# CONFIG_"*" is not set")
+            opt=${line#\# }
+            opt=${opt%% *}
+            want="# $opt is not set"
+            ;;
+        *) continue ;;
+        esac
+        if ! grep -qxF "$want" "$out/.config"; then
+            # An unset option may simply be absent from .config.
+            if [ "${want:0:1}" = "#" ] && ! grep -q "^$opt=" "$out/.config"; then continue; fi
+            echo "setup: kernel option not applied: $want (have: $(grep -E "^(# )?$opt[= ]" "$out/.config" || echo absent))" >&2
+            bad=1
+        fi
+    done < <(cat "$@")
+    if [ "$bad" = 1 ]; then
+        echo "setup: the kernel configuration does not match scripts/kernel/*.config" >&2
+        exit 1
+    fi
+}
+
+main() {
+    if [ "${RB_SKIP_PACKAGES:-0}" != 1 ]; then
+        install_packages
+        install_rust_bits
+    fi
+    if [ -n "$KDIR_GIVEN" ]; then
+        if [ ! -f "$KDIR/Module.symvers" ] || ! ls "$KDIR"/rust/libkernel.rmeta >/dev/null 2>&1; then
+            echo "setup: KDIR=$KDIR is not a built Rust-enabled kernel tree (no Module.symvers or rust/libkernel.rmeta)" >&2
+            exit 1
+        fi
+        return 0
+    fi
+    unpack_source
+    build_kernel "$(kernel_out "$variant")"
+}
+
+main
