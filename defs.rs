@@ -1,0 +1,82 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The binder userspace ABI, from `include/uapi/linux/android/binder.h`.
+//!
+//! The numbers come from the kernel's generated `kernel::uapi` bindings, renamed without the
+//! bindgen enum prefixes. Structs that cross the user boundary are wrapped in newtypes so that
+//! they can implement [`FromBytes`] and [`AsBytes`].
+
+use kernel::{
+    transmute::{
+        AsBytes,
+        FromBytes, //
+    },
+    uapi, //
+};
+
+/// The protocol version `BINDER_VERSION` reports.
+pub(crate) const BINDER_CURRENT_PROTOCOL_VERSION: i32 = uapi::BINDER_CURRENT_PROTOCOL_VERSION as i32;
+
+// The ioctls, as `_IOC` numbers.
+pub(crate) const BINDER_WRITE_READ: u32 = uapi::BINDER_WRITE_READ;
+pub(crate) const BINDER_SET_MAX_THREADS: u32 = uapi::BINDER_SET_MAX_THREADS;
+pub(crate) const BINDER_SET_CONTEXT_MGR: u32 = uapi::BINDER_SET_CONTEXT_MGR;
+pub(crate) const BINDER_THREAD_EXIT: u32 = uapi::BINDER_THREAD_EXIT;
+pub(crate) const BINDER_VERSION: u32 = uapi::BINDER_VERSION;
+pub(crate) const BINDER_GET_NODE_DEBUG_INFO: u32 = uapi::BINDER_GET_NODE_DEBUG_INFO;
+pub(crate) const BINDER_GET_NODE_INFO_FOR_REF: u32 = uapi::BINDER_GET_NODE_INFO_FOR_REF;
+pub(crate) const BINDER_SET_CONTEXT_MGR_EXT: u32 = uapi::BINDER_SET_CONTEXT_MGR_EXT;
+pub(crate) const BINDER_FREEZE: u32 = uapi::BINDER_FREEZE;
+pub(crate) const BINDER_GET_FROZEN_INFO: u32 = uapi::BINDER_GET_FROZEN_INFO;
+pub(crate) const BINDER_ENABLE_ONEWAY_SPAM_DETECTION: u32 =
+    uapi::BINDER_ENABLE_ONEWAY_SPAM_DETECTION;
+pub(crate) const BINDER_GET_EXTENDED_ERROR: u32 = uapi::BINDER_GET_EXTENDED_ERROR;
+
+// Flags of `flat_binder_object.flags` that a node keeps from its creation.
+pub(crate) const FLAT_BINDER_FLAG_PRIORITY_MASK: u32 =
+    uapi::flat_binder_object_flags_FLAT_BINDER_FLAG_PRIORITY_MASK;
+pub(crate) const FLAT_BINDER_FLAG_ACCEPTS_FDS: u32 =
+    uapi::flat_binder_object_flags_FLAT_BINDER_FLAG_ACCEPTS_FDS;
+pub(crate) const FLAT_BINDER_FLAG_TXN_SECURITY_CTX: u32 =
+    uapi::flat_binder_object_flags_FLAT_BINDER_FLAG_TXN_SECURITY_CTX;
+
+/// Declares a newtype over a uapi struct whose fields are all plain integers.
+macro_rules! uapi_newtype {
+    ($(#[$meta:meta])* $name:ident => $raw:ident) => {
+        $(#[$meta])*
+        #[repr(transparent)]
+        #[derive(Clone, Copy, Default)]
+        pub(crate) struct $name(pub(crate) uapi::$raw);
+
+        // SAFETY: The wrapped uapi struct is made of integers (and unions of integers) only, so
+        // every byte pattern is a valid value.
+        unsafe impl FromBytes for $name {}
+
+        // SAFETY: The wrapped uapi struct is made of integers laid out without padding (its
+        // size is checked against the sum of its fields below), so all its bytes are
+        // initialised.
+        unsafe impl AsBytes for $name {}
+    };
+}
+
+uapi_newtype!(
+    /// `struct binder_version`, the argument of `BINDER_VERSION`.
+    BinderVersion => binder_version
+);
+uapi_newtype!(
+    /// `struct flat_binder_object`: a binder object, and the argument of
+    /// `BINDER_SET_CONTEXT_MGR_EXT`.
+    FlatBinderObject => flat_binder_object
+);
+
+// The newtypes claim there is no padding; these sizes prove it.
+const _: () = assert!(core::mem::size_of::<BinderVersion>() == 4);
+const _: () = assert!(core::mem::size_of::<FlatBinderObject>() == 4 + 4 + 8 + 8);
+
+impl FlatBinderObject {
+    /// The `binder` member of the object's union: the owner's pointer for a local object.
+    pub(crate) fn binder_ptr(&self) -> u64 {
+        // SAFETY: Both members of the union are integers, so reading either is always valid.
+        unsafe { self.0.__bindgen_anon_1.binder }
+    }
+}

@@ -1,0 +1,285 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Binder devices: misc device registration and the `file_operations` entry points.
+//!
+//! `kernel::miscdevice` has no `poll` or `flush`, both of which binder needs, so the devices
+//! are registered with a `file_operations` table of our own. Each entry point recovers the
+//! [`Process`] from the file and hands over to it.
+
+use kernel::{
+    bindings,
+    error::to_result,
+    ffi::{
+        c_int,
+        c_long,
+        c_uint,
+        c_ulong, //
+    },
+    fs::File,
+    mm::virt::VmaNew,
+    prelude::*,
+    str::CString,
+    sync::Arc,
+    types::{
+        ForeignOwnable,
+        Opaque, //
+    },
+};
+
+use crate::{
+    context::Context,
+    ioctl,
+    process::Process, //
+};
+
+/// Longest device name accepted; the limit of binderfs names in the C driver.
+const MAX_NAME_LEN: usize = 255;
+
+/// All devices of the module, deregistered when dropped.
+pub(crate) struct Devices {
+    list: KVec<Pin<KBox<BinderDevice>>>,
+}
+
+impl Devices {
+    /// Registers one device per name in the comma-separated list `names`.
+    ///
+    /// Empty names are skipped; a duplicate name, or one that is too long or contains `/`,
+    /// fails the whole registration with `EINVAL`.
+    pub(crate) fn register(names: &CStr) -> Result<Self> {
+        let mut list = KVec::new();
+        for name in names.to_bytes().split(|&b| b == b',') {
+            if name.is_empty() {
+                continue;
+            }
+            if name.len() > MAX_NAME_LEN || name.contains(&b'/') {
+                pr_err!("invalid device name in devices=\n");
+                return Err(EINVAL);
+            }
+            let name = CString::try_from_fmt(fmt!("{}", kernel::str::BStr::from_bytes(name)))?;
+            let duplicate = list
+                .iter()
+                .any(|dev: &Pin<KBox<BinderDevice>>| dev.context.name.to_bytes() == name.to_bytes());
+            if duplicate {
+                pr_err!("device {} named twice in devices=\n", &*name);
+                return Err(EINVAL);
+            }
+            let context = Context::new(name)?;
+            list.push(BinderDevice::register(context)?, GFP_KERNEL)?;
+        }
+        Ok(Self { list })
+    }
+}
+
+impl Drop for Devices {
+    fn drop(&mut self) {
+        // Deregister in reverse order of registration.
+        while let Some(device) = self.list.pop() {
+            drop(device);
+        }
+    }
+}
+
+/// One registered binder device.
+///
+/// # Invariants
+///
+/// `misc` is registered with `misc_register` for as long as this value exists, and its
+/// `fops` is [`BINDER_FOPS`].
+#[pin_data(PinnedDrop)]
+struct BinderDevice {
+    /// The device's context; `misc.name` points into its name.
+    context: Arc<Context>,
+    /// The registered misc device.
+    #[pin]
+    misc: Opaque<bindings::miscdevice>,
+}
+
+// SAFETY: Registration and deregistration may happen on any thread, and after registration
+// the misc core only reads the `miscdevice` under its own lock.
+unsafe impl Send for BinderDevice {}
+
+// SAFETY: No `&self` method touches the `miscdevice`; the context is `Sync`.
+unsafe impl Sync for BinderDevice {}
+
+impl BinderDevice {
+    /// Registers a misc device for `context`, named after it.
+    fn register(context: Arc<Context>) -> Result<Pin<KBox<Self>>> {
+        // The name lives in the context's heap allocation, which this device keeps alive.
+        let name = context.name.as_char_ptr();
+        KBox::try_pin_init(
+            try_pin_init!(Self {
+                context,
+                misc <- Opaque::try_ffi_init(move |slot: *mut bindings::miscdevice| {
+                    let mut misc: bindings::miscdevice = pin_init::zeroed();
+                    misc.minor = bindings::MISC_DYNAMIC_MINOR as c_int;
+                    misc.name = name;
+                    misc.fops = &BINDER_FOPS.0;
+                    // SAFETY: `slot` is valid for writes, and pinned: it stays put until
+                    // `PinnedDrop` deregisters it.
+                    unsafe { slot.write(misc) };
+                    // SAFETY: `slot` holds a fully initialised `miscdevice` whose name and
+                    // fops outlive the registration.
+                    // INVARIANT: On success the device is registered until `PinnedDrop`.
+                    to_result(unsafe { bindings::misc_register(slot) })
+                }),
+            }),
+            GFP_KERNEL,
+        )
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for BinderDevice {
+    fn drop(self: Pin<&mut Self>) {
+        // SAFETY: By the type invariant the device is registered.
+        unsafe { bindings::misc_deregister(self.misc.get()) };
+    }
+}
+
+/// Makes a C-ABI table usable in a `static`.
+#[repr(transparent)]
+struct FileOps(bindings::file_operations);
+
+// SAFETY: The table is immutable and only holds function pointers and the module pointer,
+// which any thread may use.
+unsafe impl Sync for FileOps {}
+
+/// The `file_operations` of every binder device.
+///
+/// `owner` pins the module while any file of it is open, so `rmmod` cannot pull the code out
+/// from under an open file.
+static BINDER_FOPS: FileOps = FileOps(bindings::file_operations {
+    owner: kernel::module::this_module::<crate::LocalModule>().as_ptr(),
+    open: Some(binder_open),
+    release: Some(binder_release),
+    mmap: Some(binder_mmap),
+    unlocked_ioctl: Some(binder_ioctl),
+    compat_ioctl: Some(binder_compat_ioctl),
+    poll: Some(binder_poll),
+    flush: Some(binder_flush),
+    ..pin_init::zeroed()
+});
+
+/// Borrows the process that `binder_open` stored in `file`.
+///
+/// # Safety
+///
+/// `file` must be a binder file that `binder_open` set up and that is not yet released, and
+/// the borrow must end before it is released.
+unsafe fn process_of<'a>(file: *mut bindings::file) -> <Arc<Process> as ForeignOwnable>::Borrowed<'a> {
+    // SAFETY: Per the safety requirements, `private_data` came from `Arc::into_foreign` in
+    // `binder_open` and `binder_release` has not yet taken it back.
+    unsafe { Arc::<Process>::borrow((*file).private_data) }
+}
+
+/// `open`: creates the [`Process`] of the new file.
+///
+/// # Safety
+///
+/// Called by `misc_open` with a file being opened on one of our misc devices.
+unsafe extern "C" fn binder_open(_inode: *mut bindings::inode, file: *mut bindings::file) -> c_int {
+    // SAFETY: `misc_open` stored the registered `miscdevice` in `private_data`, and holds the
+    // misc lock during this call, so the device cannot be deregistered meanwhile.
+    let misc = unsafe { (*file).private_data }.cast::<Opaque<bindings::miscdevice>>();
+    // SAFETY: Every misc device using `BINDER_FOPS` is the `misc` field of a `BinderDevice`.
+    let device = unsafe { &*kernel::container_of!(misc, BinderDevice, misc) };
+    // SAFETY: The file is valid for this call, and is not in an `fdget_pos` region.
+    let file_ref = unsafe { File::from_raw_file(file) };
+    match Process::open(device.context.clone(), file_ref) {
+        Ok(process) => {
+            // SAFETY: From here on the private data is ours; `binder_release` takes it back.
+            unsafe { (*file).private_data = process.into_foreign() };
+            0
+        }
+        Err(err) => err.to_errno(),
+    }
+}
+
+/// `release`: the last reference to the file is gone.
+///
+/// # Safety
+///
+/// Called by the VFS once, for a file that `binder_open` set up.
+unsafe extern "C" fn binder_release(_inode: *mut bindings::inode, file: *mut bindings::file) -> c_int {
+    // SAFETY: `binder_open` stored the process with `into_foreign`; this is the one call that
+    // takes it back, and no other file operation can run any more.
+    let process = unsafe { Arc::<Process>::from_foreign((*file).private_data) };
+    process.release();
+    0
+}
+
+/// `unlocked_ioctl`: all of binder's requests.
+///
+/// # Safety
+///
+/// Called by the VFS for an open binder file.
+unsafe extern "C" fn binder_ioctl(file: *mut bindings::file, cmd: c_uint, arg: c_ulong) -> c_long {
+    // SAFETY: The file is open for the duration of the ioctl.
+    let process = unsafe { process_of(file) };
+    match ioctl::dispatch(process, cmd, arg) {
+        Ok(ret) => ret as c_long,
+        Err(err) => err.to_errno() as c_long,
+    }
+}
+
+/// `compat_ioctl`: a 32-bit task on a 64-bit kernel.
+///
+/// The binder ABI has the same layout for 32-bit tasks (protocol version 8), so only the
+/// argument pointer needs widening, which on x86-64 it already is.
+///
+/// # Safety
+///
+/// Called by the VFS for an open binder file.
+unsafe extern "C" fn binder_compat_ioctl(file: *mut bindings::file, cmd: c_uint, arg: c_ulong) -> c_long {
+    // SAFETY: Same contract as `binder_ioctl`.
+    unsafe { binder_ioctl(file, cmd, arg) }
+}
+
+/// `mmap`: maps the receive buffer.
+///
+/// # Safety
+///
+/// Called by the memory manager with an open binder file and a vma being set up for it.
+unsafe extern "C" fn binder_mmap(file: *mut bindings::file, vma: *mut bindings::vm_area_struct) -> c_int {
+    // SAFETY: The file is open for the duration of the call.
+    let process = unsafe { process_of(file) };
+    // SAFETY: The vma is undergoing its initial setup by this `mmap` call.
+    let vma = unsafe { VmaNew::from_raw(vma) };
+    match process.mmap(vma) {
+        Ok(()) => 0,
+        Err(err) => err.to_errno(),
+    }
+}
+
+/// `poll`: reports whether the calling thread has work to read.
+///
+/// # Safety
+///
+/// Called by the VFS for an open binder file.
+unsafe extern "C" fn binder_poll(
+    file: *mut bindings::file,
+    _wait: *mut bindings::poll_table_struct,
+) -> bindings::__poll_t {
+    // SAFETY: The file is open for the duration of the call.
+    let process = unsafe { process_of(file) };
+    // Polling makes the caller a binder thread, as an ioctl does. No transaction can be
+    // queued for it yet; the one thing to report is that it should return to userspace.
+    // Nothing wakes a poller yet either, so it is not added to a wait queue.
+    match process.current_thread() {
+        Ok(thread) if thread.has_work() => bindings::POLLIN,
+        Ok(_) => 0,
+        Err(_) => bindings::POLLERR,
+    }
+}
+
+/// `flush`: a file descriptor of the file is being closed.
+///
+/// # Safety
+///
+/// Called by the VFS for an open binder file.
+unsafe extern "C" fn binder_flush(file: *mut bindings::file, _id: bindings::fl_owner_t) -> c_int {
+    // SAFETY: The file is open for the duration of the call.
+    let process = unsafe { process_of(file) };
+    process.flush();
+    0
+}

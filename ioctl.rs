@@ -1,0 +1,82 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Decoding of the binder ioctls.
+//!
+//! Each ioctl's argument is copied in or out here, with the errno the C driver gives when that
+//! copy fails (`EINVAL` for most of the small ioctls, not `EFAULT`), and the work is left to the
+//! process, thread and context objects.
+
+use kernel::{
+    prelude::*,
+    sync::{
+        Arc,
+        ArcBorrow, //
+    },
+    transmute::{
+        AsBytes,
+        FromBytes, //
+    },
+    uaccess::{
+        UserPtr,
+        UserSlice, //
+    },
+};
+
+use crate::{
+    defs::*,
+    process::Process,
+    thread::Thread, //
+};
+
+/// Carries out the ioctl `cmd` with argument `arg` for `process`.
+pub(crate) fn dispatch(process: ArcBorrow<'_, Process>, cmd: u32, arg: usize) -> Result<isize> {
+    // Every ioctl makes the calling task a binder thread first, as in the C driver.
+    let thread = process.current_thread()?;
+    let result = handle(process, &thread, cmd, arg);
+    thread.ioctl_done();
+    result
+}
+
+/// Carries out one ioctl for `thread` of `process`.
+fn handle(process: ArcBorrow<'_, Process>, thread: &Thread, cmd: u32, arg: usize) -> Result<isize> {
+    match cmd {
+        BINDER_VERSION => {
+            let version = BinderVersion(kernel::uapi::binder_version {
+                protocol_version: BINDER_CURRENT_PROTOCOL_VERSION,
+            });
+            write_arg(arg, &version).map_err(|_| EINVAL)?;
+        }
+        BINDER_SET_MAX_THREADS => {
+            let max = read_arg::<u32>(arg).map_err(|_| EINVAL)?;
+            process.set_max_threads(max);
+        }
+        BINDER_SET_CONTEXT_MGR => Arc::from(process).set_as_manager(None)?,
+        BINDER_SET_CONTEXT_MGR_EXT => {
+            let object = read_arg::<FlatBinderObject>(arg).map_err(|_| EINVAL)?;
+            Arc::from(process).set_as_manager(Some(&object))?;
+        }
+        BINDER_THREAD_EXIT => process.remove_thread(thread),
+        // Known to the C driver, and still to be written here. They fail rather than pretend.
+        BINDER_WRITE_READ
+        | BINDER_GET_NODE_DEBUG_INFO
+        | BINDER_GET_NODE_INFO_FOR_REF
+        | BINDER_FREEZE
+        | BINDER_GET_FROZEN_INFO
+        | BINDER_ENABLE_ONEWAY_SPAM_DETECTION
+        | BINDER_GET_EXTENDED_ERROR => return Err(EOPNOTSUPP),
+        // Unknown ioctls, and BINDER_SET_IDLE_TIMEOUT/_PRIORITY, which the uapi header defines
+        // but no binder driver ever implemented.
+        _ => return Err(EINVAL),
+    }
+    Ok(0)
+}
+
+/// Copies an ioctl argument of type `T` in from userspace.
+fn read_arg<T: FromBytes>(arg: usize) -> Result<T> {
+    UserSlice::new(UserPtr::from_addr(arg), size_of::<T>()).reader().read()
+}
+
+/// Copies an ioctl argument of type `T` out to userspace.
+fn write_arg<T: AsBytes>(arg: usize, value: &T) -> Result {
+    UserSlice::new(UserPtr::from_addr(arg), size_of::<T>()).writer().write(value)
+}

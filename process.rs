@@ -1,0 +1,156 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Processes: what one `open()` of a binder device creates (`binder_proc` in the C driver).
+//!
+//! A process is owned by its open file. It remembers who opened the device (thread group,
+//! address space, credentials), keeps its threads, and owns its receive buffer.
+
+use kernel::{
+    cred::Credential,
+    fs::File,
+    mm::{
+        virt::VmaNew,
+        Mm, //
+    },
+    prelude::*,
+    rbtree::{
+        self,
+        RBTree,
+        RBTreeNodeReservation, //
+    },
+    sync::{
+        aref::ARef,
+        new_spinlock,
+        Arc,
+        SpinLock, //
+    },
+    task::{
+        Pid,
+        Task, //
+    },
+};
+
+use crate::{
+    allocation::ReceiveBuffer,
+    context::Context,
+    defs::FlatBinderObject,
+    thread::Thread, //
+};
+
+/// A process's connection to one binder device.
+#[pin_data]
+pub(crate) struct Process {
+    /// The device's context.
+    pub(crate) context: Arc<Context>,
+    /// The leader of the thread group that opened the device.
+    task: ARef<Task>,
+    /// The address space of the opener; the receive buffer can only be mapped into it.
+    mm: Option<ARef<Mm>>,
+    /// The credentials the device was opened with (`file->f_cred`).
+    cred: ARef<Credential>,
+    /// Threads and settings; see [`ProcessInner`].
+    #[pin]
+    inner: SpinLock<ProcessInner>,
+    /// Where this process receives transactions.
+    #[pin]
+    pub(crate) buffer: ReceiveBuffer,
+}
+
+/// The mutable state of a [`Process`], guarded by [`Process::inner`].
+struct ProcessInner {
+    /// The threads that have called into the driver, by pid.
+    threads: RBTree<Pid, Arc<Thread>>,
+    /// The most threads the driver may ask userspace to start (`BINDER_SET_MAX_THREADS`).
+    max_threads: u32,
+}
+
+impl Process {
+    /// Creates the process for an `open()` of the device of `context` by the current task.
+    pub(crate) fn open(context: Arc<Context>, file: &File) -> Result<Arc<Self>> {
+        let current = kernel::current!();
+        let task = ARef::from(current.group_leader());
+        let mm = current.mm().map(|mm| ARef::from(&**mm));
+        let cred = ARef::from(file.cred());
+        Arc::pin_init(
+            try_pin_init!(Self {
+                context,
+                task,
+                mm,
+                cred,
+                inner <- new_spinlock!(
+                    ProcessInner {
+                        threads: RBTree::new(),
+                        max_threads: 0,
+                    },
+                    "Process::inner"
+                ),
+                buffer <- ReceiveBuffer::new(),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// Tears the process down when its file is released.
+    pub(crate) fn release(self: Arc<Self>) {
+        // Both are dropped here, after the locks that guarded them are released.
+        let _manager = self.context.take_manager_of(&self);
+        let _threads = core::mem::take(&mut self.inner.lock().threads);
+    }
+
+    /// The credentials the device was opened with.
+    pub(crate) fn cred(&self) -> &Credential {
+        &self.cred
+    }
+
+    /// Returns the calling task's thread, creating it on its first call.
+    pub(crate) fn current_thread(&self) -> Result<Arc<Thread>> {
+        let id = kernel::current!().pid();
+        if let Some(thread) = self.inner.lock().threads.get(&id) {
+            return Ok(thread.clone());
+        }
+        // Allocate outside the spinlock, then insert unless another call of the same task
+        // (through a second file descriptor to this file) got there first.
+        let new_thread = Thread::new(id)?;
+        let reservation = RBTreeNodeReservation::new(GFP_KERNEL)?;
+        let mut inner = self.inner.lock();
+        match inner.threads.entry(id) {
+            rbtree::Entry::Occupied(entry) => Ok(entry.get().clone()),
+            rbtree::Entry::Vacant(entry) => Ok(entry.insert(new_thread, reservation).clone()),
+        }
+    }
+
+    /// Forgets `thread` (`BINDER_THREAD_EXIT`); its next ioctl creates a new one.
+    pub(crate) fn remove_thread(&self, thread: &Thread) {
+        let removed = self.inner.lock().threads.remove(&thread.id);
+        drop(removed);
+    }
+
+    /// Sets the most threads the driver may ask for (`BINDER_SET_MAX_THREADS`).
+    pub(crate) fn set_max_threads(&self, max: u32) {
+        self.inner.lock().max_threads = max;
+    }
+
+    /// Makes this process the context manager of its device.
+    pub(crate) fn set_as_manager(self: &Arc<Self>, object: Option<&FlatBinderObject>) -> Result {
+        self.context.set_manager(self, object)
+    }
+
+    /// The `flush` file operation: one of the file's descriptors is being closed.
+    ///
+    /// Every thread is told to return to userspace rather than wait for work. (No thread can
+    /// block in the driver yet, so there is nobody to wake.)
+    pub(crate) fn flush(&self) {
+        for thread in self.inner.lock().threads.values() {
+            thread.set_need_return();
+        }
+    }
+
+    /// The `mmap` file operation: maps the receive buffer.
+    pub(crate) fn mmap(&self, vma: &VmaNew) -> Result {
+        // Only the thread group that opened the device may map it; a forked child may not.
+        if *kernel::current!().group_leader() != *self.task {
+            return Err(EINVAL);
+        }
+        self.buffer.map(vma, self.mm.as_deref())
+    }
+}

@@ -1,0 +1,55 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Android Binder IPC, as a loadable Rust module.
+//!
+//! `insmod rust_binder.ko [devices=binder,hwbinder,vndbinder]` creates one misc device per name.
+//! Each device is an independent binder *context* with its own context manager. A process talks
+//! to a device only through the `file_operations` in [`device`]; its ioctls are decoded in
+//! [`ioctl`] and carried out by the process, thread and context objects below.
+//!
+//! The files, in the order a request meets them:
+//!
+//! - [`devices_param`]: the `devices` module parameter.
+//! - [`device`]: misc device registration and the `file_operations` entry points.
+//! - [`context`]: one binder device's shared state, above all its context manager.
+//! - [`process`]: what one `open()` of a device creates (`binder_proc` in the C driver).
+//! - [`thread`]: a thread of a process that has called into the driver.
+//! - [`ioctl`]: decoding of the binder ioctls and their C-compatible errors.
+//! - [`allocation`]: the receive buffer a process maps, where transactions are delivered.
+//! - [`node`]: a binder object owned by a process (`binder_node`).
+//! - [`defs`]: the userspace ABI, from `include/uapi/linux/android/binder.h`.
+
+mod allocation;
+mod context;
+mod defs;
+mod device;
+mod devices_param;
+mod ioctl;
+mod node;
+mod process;
+mod thread;
+
+use kernel::prelude::*;
+
+module! {
+    type: RustBinderModule,
+    name: "rust_binder",
+    authors: ["The rust_binder developers"],
+    description: "Android Binder IPC driver written in Rust",
+    license: "GPL",
+}
+
+/// The loaded module: the registered binder devices.
+///
+/// Dropping it (on `rmmod`) deregisters every device. Open files pin the module through
+/// `file_operations.owner`, so no file of ours is open by then.
+struct RustBinderModule {
+    _devices: device::Devices,
+}
+
+impl kernel::Module for RustBinderModule {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        let devices = device::Devices::register(devices_param::device_names())?;
+        Ok(Self { _devices: devices })
+    }
+}
