@@ -1,0 +1,122 @@
+//! An open binder device and its ioctls.
+
+use std::{
+    ffi::CString,
+    io,
+    os::{
+        fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
+        unix::ffi::OsStrExt,
+    },
+    path::Path,
+};
+
+use crate::{mapping::Mapping, uapi};
+
+/// One open binder device: a binder "process" in the driver's terms.
+#[derive(Debug)]
+pub struct Binder {
+    fd: OwnedFd,
+}
+
+impl Binder {
+    /// Opens `path` (e.g. `/dev/binder`) read-write and close-on-exec.
+    pub fn open(path: impl AsRef<Path>) -> io::Result<Self> {
+        Self::open_with_flags(path, 0)
+    }
+
+    /// Opens `path` read-write and close-on-exec, with extra `O_*` flags such as `O_NONBLOCK`.
+    pub fn open_with_flags(path: impl AsRef<Path>, flags: i32) -> io::Result<Self> {
+        let path = CString::new(path.as_ref().as_os_str().as_bytes())
+            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        // SAFETY: `path` is a NUL-terminated string that outlives the call.
+        let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC | flags) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `open` just returned this descriptor, and nothing else owns it.
+        Ok(Self {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
+    }
+
+    /// Makes an ioctl with a pointer argument, as the driver sees it: any pointer at all.
+    ///
+    /// # Safety
+    ///
+    /// `arg` must be valid for what `request` makes the kernel read and write, or be a pointer
+    /// the caller wants the kernel to fault on.
+    pub unsafe fn ioctl_ptr(&self, request: u32, arg: *mut libc::c_void) -> io::Result<i32> {
+        // SAFETY: Forwarded to the caller.
+        let ret = unsafe { libc::ioctl(self.fd.as_raw_fd(), request as _, arg) };
+        if ret < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(ret)
+        }
+    }
+
+    /// Makes an ioctl whose argument is one `T`, read and/or written by the kernel.
+    pub fn ioctl<T>(&self, request: u32, arg: &mut T) -> io::Result<i32> {
+        // SAFETY: `arg` is a valid, exclusive `T`; binder ioctls access only their own struct.
+        unsafe { self.ioctl_ptr(request, (arg as *mut T).cast()) }
+    }
+
+    /// `BINDER_VERSION`: the driver's protocol version.
+    pub fn version(&self) -> io::Result<i32> {
+        let mut version = uapi::binder_version::default();
+        self.ioctl(uapi::BINDER_VERSION, &mut version)?;
+        Ok(version.protocol_version)
+    }
+
+    /// `BINDER_SET_MAX_THREADS`: how many looper threads the driver may ask for.
+    pub fn set_max_threads(&self, max: u32) -> io::Result<()> {
+        let mut max = max;
+        self.ioctl(uapi::BINDER_SET_MAX_THREADS, &mut max).map(drop)
+    }
+
+    /// `BINDER_SET_CONTEXT_MGR`: become the context manager (handle 0) of this device.
+    pub fn set_context_mgr(&self) -> io::Result<()> {
+        let mut unused = 0u32;
+        self.ioctl(uapi::BINDER_SET_CONTEXT_MGR, &mut unused)
+            .map(drop)
+    }
+
+    /// `BINDER_SET_CONTEXT_MGR_EXT`: become the context manager with a node of the given
+    /// pointer, cookie and `FLAT_BINDER_FLAG_*` flags.
+    pub fn set_context_mgr_ext(&self, ptr: u64, cookie: u64, flags: u32) -> io::Result<()> {
+        let mut object = uapi::flat_binder_object {
+            hdr: uapi::binder_object_header {
+                type_: uapi::BINDER_TYPE_BINDER,
+            },
+            flags,
+            cookie,
+            ..Default::default()
+        };
+        object.__bindgen_anon_1.binder = ptr;
+        self.ioctl(uapi::BINDER_SET_CONTEXT_MGR_EXT, &mut object)
+            .map(drop)
+    }
+
+    /// `BINDER_THREAD_EXIT`: the calling thread leaves the driver.
+    pub fn thread_exit(&self) -> io::Result<()> {
+        let mut unused = 0u32;
+        self.ioctl(uapi::BINDER_THREAD_EXIT, &mut unused).map(drop)
+    }
+
+    /// Maps `len` bytes of the receive buffer with protection `prot`.
+    pub fn map(&self, len: usize, prot: i32) -> io::Result<Mapping> {
+        Mapping::new(self, len, prot)
+    }
+}
+
+impl AsRawFd for Binder {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+impl From<OwnedFd> for Binder {
+    fn from(fd: OwnedFd) -> Self {
+        Self { fd }
+    }
+}

@@ -1,0 +1,15 @@
+//! A small userspace library over the Linux binder uapi.
+//!
+//! It is what rust_binder's conformance cases, tools and demo are written with: a [`Binder`]
+//! is one open binder device with typed wrappers for its ioctls, and [`Mapping`] is its
+//! receive buffer. The ABI itself is in [`uapi`], generated from the kernel's headers.
+
+mod device;
+mod mapping;
+pub mod uapi;
+
+pub use device::Binder;
+pub use mapping::Mapping;
+
+/// The protocol version every current binder driver reports.
+pub const PROTOCOL_VERSION: i32 = uapi::BINDER_CURRENT_PROTOCOL_VERSION as i32;

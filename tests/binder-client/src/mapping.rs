@@ -1,0 +1,78 @@
+//! The receive buffer of a binder file, mapped into this process.
+
+use std::{io, os::fd::AsRawFd, ptr::NonNull};
+
+/// A mapping of a binder device, unmapped when dropped.
+#[derive(Debug)]
+pub struct Mapping {
+    addr: NonNull<u8>,
+    len: usize,
+}
+
+impl Mapping {
+    /// Maps `len` bytes of `fd` with protection `prot` (`libc::PROT_*`) and `MAP_PRIVATE`.
+    pub fn new(fd: &impl AsRawFd, len: usize, prot: i32) -> io::Result<Self> {
+        // SAFETY: A fresh mapping at an address of the kernel's choosing aliases nothing.
+        let addr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                prot,
+                libc::MAP_PRIVATE,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if addr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let addr =
+            NonNull::new(addr.cast::<u8>()).ok_or_else(|| io::Error::other("mmap gave NULL"))?;
+        Ok(Self { addr, len })
+    }
+
+    /// The first byte of the mapping.
+    pub fn addr(&self) -> *const u8 {
+        self.addr.as_ptr()
+    }
+
+    /// The length that was mapped.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the mapping is empty (it never is: mmap rejects a length of 0).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Changes the protection of the whole mapping (`mprotect`).
+    pub fn protect(&self, prot: i32) -> io::Result<()> {
+        // SAFETY: The range is exactly this mapping, which we own.
+        let ret = unsafe { libc::mprotect(self.addr.as_ptr().cast(), self.len, prot) };
+        if ret == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    /// Unmaps now, reporting an error rather than ignoring it as `drop` does.
+    pub fn unmap(self) -> io::Result<()> {
+        let (addr, len) = (self.addr, self.len);
+        std::mem::forget(self);
+        // SAFETY: The range is exactly this mapping, and `self` is gone, so nothing uses it.
+        if unsafe { libc::munmap(addr.as_ptr().cast(), len) } == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: The range is exactly this mapping, which is not used after this.
+        unsafe { libc::munmap(self.addr.as_ptr().cast(), self.len) };
+    }
+}

@@ -1,0 +1,20 @@
+//! The conformance cases, grouped by what they exercise.
+
+mod basics;
+mod context_mgr;
+mod mmap;
+mod module;
+
+use crate::harness::Case;
+
+/// Every case, in the order they run. The module cases reload rust_binder, so they go last.
+pub fn all() -> impl Iterator<Item = &'static Case> {
+    [
+        basics::CASES,
+        context_mgr::CASES,
+        mmap::CASES,
+        module::CASES,
+    ]
+    .into_iter()
+    .flatten()
+}

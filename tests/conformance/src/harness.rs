@@ -1,0 +1,238 @@
+//! What every case is built on: the case table, isolation in a child process, and checks.
+
+use std::{
+    fmt::Debug,
+    fs::File,
+    io::{self, Read, Write},
+    os::fd::{FromRawFd, OwnedFd},
+    path::PathBuf,
+    thread,
+    time::Duration,
+};
+
+/// The binder driver under test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Driver {
+    /// The kernel's C driver, `binder_linux.ko`, with its devices in a binderfs mount.
+    C,
+    /// rust_binder, with its misc devices.
+    Rust,
+}
+
+/// What the cases know about the machine they run on.
+pub struct Env {
+    /// Where `rust_binder.ko` is, for the cases that reload it.
+    pub module: Option<PathBuf>,
+}
+
+/// The result of a case, or of a step of one: `Err` says what went wrong.
+pub type Outcome<T = ()> = Result<T, String>;
+
+/// One named conformance case.
+pub struct Case {
+    /// The name printed in the results.
+    pub name: &'static str,
+    /// The case itself; it runs in a child process of its own.
+    pub run: fn(&Env) -> Outcome,
+    /// Set for cases about one driver only (loading rust_binder, for instance).
+    pub only: Option<Driver>,
+}
+
+impl Case {
+    /// A case for both drivers.
+    pub const fn new(name: &'static str, run: fn(&Env) -> Outcome) -> Self {
+        Self {
+            name,
+            run,
+            only: None,
+        }
+    }
+
+    /// A case that only applies to `driver`.
+    pub const fn only(driver: Driver, name: &'static str, run: fn(&Env) -> Outcome) -> Self {
+        Self {
+            name,
+            run,
+            only: Some(driver),
+        }
+    }
+}
+
+/// The three devices every driver under test provides.
+pub const BINDER: &str = "/dev/binder";
+pub const HWBINDER: &str = "/dev/hwbinder";
+pub const VNDBINDER: &str = "/dev/vndbinder";
+
+/// A case that runs longer than this is stuck: its child is killed and the case fails.
+const CASE_WATCHDOG_SECONDS: u32 = 120;
+
+/// Returns `Err(message)` from the enclosing function unless `cond` holds.
+#[macro_export]
+macro_rules! ensure {
+    ($cond:expr, $($msg:tt)+) => {
+        if !$cond {
+            return Err(format!($($msg)+));
+        }
+    };
+}
+
+/// Turns an `io::Result` into an [`Outcome`] that says which step failed.
+pub trait Step<T> {
+    /// Names the step, for the failure message.
+    fn step(self, what: &str) -> Outcome<T>;
+}
+
+impl<T> Step<T> for io::Result<T> {
+    fn step(self, what: &str) -> Outcome<T> {
+        self.map_err(|e| format!("{what}: {e}"))
+    }
+}
+
+/// Checks that `result` failed with `errno`.
+pub fn expect_errno<T: Debug>(result: io::Result<T>, errno: i32, what: &str) -> Outcome {
+    match result {
+        Err(e) if e.raw_os_error() == Some(errno) => Ok(()),
+        Err(e) => Err(format!("{what}: expected {}, got {e}", errno_name(errno))),
+        Ok(v) => Err(format!(
+            "{what}: expected {}, but it succeeded ({v:?})",
+            errno_name(errno)
+        )),
+    }
+}
+
+/// A readable name for the errnos the cases expect.
+pub fn errno_name(errno: i32) -> String {
+    let name = match errno {
+        libc::EPERM => "EPERM",
+        libc::EINVAL => "EINVAL",
+        libc::EBUSY => "EBUSY",
+        libc::EFAULT => "EFAULT",
+        libc::EACCES => "EACCES",
+        libc::EAGAIN => "EAGAIN",
+        libc::ENOENT => "ENOENT",
+        libc::ENOMEM => "ENOMEM",
+        _ => return format!("errno {errno}"),
+    };
+    name.to_string()
+}
+
+/// Retries `attempt` while it reports "not yet" (`Ok(None)`), for state the kernel updates
+/// asynchronously (the C driver releases a closed process from a workqueue).
+///
+/// This waits for an outcome; it asserts nothing about how long the kernel took.
+pub fn eventually<T>(what: &str, mut attempt: impl FnMut() -> Outcome<Option<T>>) -> Outcome<T> {
+    for _ in 0..1000 {
+        if let Some(value) = attempt()? {
+            return Ok(value);
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    Err(format!("{what}: never happened"))
+}
+
+/// How a child process ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// It returned `Ok`, or exited with status 0.
+    Ok,
+    /// It returned `Err` with this message, or exited with another status.
+    Failed(String),
+    /// A signal killed it.
+    Signal(i32),
+}
+
+/// A forked child process running a closure.
+pub struct Child {
+    pid: libc::pid_t,
+    messages: File,
+}
+
+impl Child {
+    /// Forks and runs `body` in the child, which then exits.
+    ///
+    /// The caller must be single-threaded (every case is, unless it starts threads itself).
+    pub fn spawn(body: impl FnOnce() -> Outcome) -> Outcome<Self> {
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for the two descriptors.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return Err(format!("pipe: {}", io::Error::last_os_error()));
+        }
+        // SAFETY: `pipe2` just returned these descriptors, and nothing else owns them.
+        let (read_end, write_end) =
+            unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        // SAFETY: The suite is single-threaded where it forks; the child only runs `body` and
+        // exits without returning to the caller.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return Err(format!("fork: {}", io::Error::last_os_error()));
+        }
+        if pid == 0 {
+            drop(read_end);
+            let result = body();
+            let mut pipe = File::from(write_end);
+            let code = match result {
+                Ok(()) => 0,
+                Err(why) => {
+                    let _ = pipe.write_all(why.as_bytes());
+                    1
+                }
+            };
+            let _ = io::stdout().flush();
+            // SAFETY: Ends the child right here, without running the parent's exit handlers.
+            unsafe { libc::_exit(code) };
+        }
+        drop(write_end);
+        Ok(Self {
+            pid,
+            messages: File::from(read_end),
+        })
+    }
+
+    /// Waits for the child to end.
+    pub fn wait(mut self) -> Outcome<Exit> {
+        let mut message = String::new();
+        let _ = self.messages.read_to_string(&mut message);
+        let mut status = 0;
+        loop {
+            // SAFETY: `status` is a valid place for the exit status of our own child.
+            let ret = unsafe { libc::waitpid(self.pid, &mut status, 0) };
+            if ret == self.pid {
+                break;
+            }
+            let err = io::Error::last_os_error();
+            if err.raw_os_error() != Some(libc::EINTR) {
+                return Err(format!("waitpid: {err}"));
+            }
+        }
+        Ok(if libc::WIFSIGNALED(status) {
+            Exit::Signal(libc::WTERMSIG(status))
+        } else if libc::WEXITSTATUS(status) == 0 {
+            Exit::Ok
+        } else if message.is_empty() {
+            Exit::Failed(format!("exit status {}", libc::WEXITSTATUS(status)))
+        } else {
+            Exit::Failed(message)
+        })
+    }
+}
+
+/// Runs `body` in a child process and waits for it.
+pub fn in_child(body: impl FnOnce() -> Outcome) -> Outcome<Exit> {
+    Child::spawn(body)?.wait()
+}
+
+/// Runs one case in a child process of its own, so that each case starts with no binder
+/// state in this process and a crashing case cannot take the suite down.
+pub fn run_case(case: &Case, env: &Env) -> Outcome {
+    let exit = in_child(|| {
+        // SAFETY: `alarm` only arms a timer; its SIGALRM ends a stuck case.
+        unsafe { libc::alarm(CASE_WATCHDOG_SECONDS) };
+        (case.run)(env)
+    })?;
+    match exit {
+        Exit::Ok => Ok(()),
+        Exit::Failed(why) => Err(why),
+        Exit::Signal(libc::SIGALRM) => Err(format!("stuck for {CASE_WATCHDOG_SECONDS} s")),
+        Exit::Signal(sig) => Err(format!("killed by signal {sig}")),
+    }
+}
