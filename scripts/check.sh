@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# `make check`: builds everything, runs the userspace library's host tests, then boots the
+# debug kernel once with the C driver and once with rust_binder and runs the same conformance
+# suite on both. It also proves once per run that the kernel log check catches a leak.
+# Prints every result and ends with one "N passed, N failed" line.
+#
+# RB_CHECK_SKIP_SELFTEST=1 leaves out the leak self-test boot.
+set -uo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+top=$(cd "$here/.." && pwd)
+. "$here/lib.sh"
+kernel=$(kernel_out debug)
+runs=$top/tests/target/vm
+kmake_m() { kmake -C "$kernel" M="$1" W=e "${@:2}"; }
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+die() { echo "check: $*" >&2; echo "0 passed, 1 failed"; exit 1; }
+
+passed=0
+failed=0
+count() { # count FILE: tallies its "ok"/"FAIL" lines
+    local p f
+    p=$(grep -c '^ok ' "$1" || true)
+    f=$(grep -c '^FAIL ' "$1" || true)
+    passed=$((passed + p))
+    failed=$((failed + f))
+}
+
+mkdir -p "$runs"
+
+step "formatting (rustfmt defaults, as the kernel's coding guidelines ask)"
+fmt=$runs/fmt-result
+if rustfmt --edition 2021 --check "$top/rust_binder.rs" "$top/tests/leak-selftest/rb_leak_selftest.rs" &&
+    (cd "$top/tests" && cargo fmt --check); then
+    echo "ok   formatting" >"$fmt"
+else
+    echo "FAIL formatting: run make fmt" >"$fmt"
+fi
+cat "$fmt"
+count "$fmt"
+
+step "building rust_binder.ko (Clippy, then the real build; warnings are errors)"
+kmake_m "$top" clean >/dev/null
+kmake_m "$top" CLIPPY=1 modules || die "the Clippy build of rust_binder failed"
+kmake_m "$top" clean >/dev/null
+kmake_m "$top" modules || die "rust_binder did not build"
+
+step "building the leak self-test module"
+kmake_m "$top/tests/leak-selftest" modules >/dev/null || die "the leak self-test module did not build"
+
+export BINDER_UAPI_INCLUDE=$kernel/usr/include
+step "building the userspace tests (static, $MUSL_TARGET)"
+(cd "$top/tests" && cargo build --release --locked --target "$MUSL_TARGET") ||
+    die "the userspace tests did not build"
+
+step "host tests of the userspace library (cargo test)"
+host=$runs/host-results
+(cd "$top/tests" && cargo test --locked --workspace 2>&1) | tee "$runs/host.log" |
+    grep -E '^test .* \.\.\. |^test result' || true
+sed -n 's/^test \(.*\) \.\.\. ok$/ok   host: \1/p; s/^test \(.*\) \.\.\. FAILED$/FAIL host: \1/p' \
+    "$runs/host.log" >"$host"
+grep -q '^test result: ok' "$runs/host.log" || echo "FAIL host: cargo test did not pass" >>"$host"
+count "$host"
+
+for driver in c rust; do
+    name=$([ "$driver" = c ] && echo "C driver (binder_linux.ko)" || echo "rust_binder")
+    step "VM: conformance suite on the $name"
+    bash "$here/vm.sh" --driver "$driver" --out "$runs/$driver" --kernel "$kernel"
+    cat "$runs/$driver/results"
+    [ ! -f "$runs/$driver/log-excerpt" ] || cat "$runs/$driver/log-excerpt"
+    count "$runs/$driver/results"
+done
+
+step "side by side (a case must pass on both drivers)"
+awk '
+    FNR == 1 { file++ }
+    /^(ok|FAIL) / {
+        name = $2; sub(/:$/, "", name)
+        if (name ~ /^(guest_finished|kernel_log_clean)$/) next
+        if (!(name in seen)) { seen[name] = 1; order[++n] = name }
+        res[file, name] = $1
+    }
+    END {
+        printf "%-48s %-6s %-6s\n", "case", "C", "rust"
+        for (i = 1; i <= n; i++) {
+            c = res[1, order[i]]; r = res[2, order[i]]
+            printf "%-48s %-6s %-6s\n", order[i], c ? c : "-", r ? r : "-"
+        }
+    }' "$runs/c/results" "$runs/rust/results"
+
+if [ "${RB_CHECK_SKIP_SELFTEST:-0}" != 1 ]; then
+    step "self-test: the kernel log check must catch a deliberate leak"
+    selftest=$runs/leak-selftest-result
+    bash "$here/vm.sh" --driver rust --out "$runs/leak-selftest" --kernel "$kernel" --selftest leak >/dev/null
+    if grep -q '^FAIL kernel_log_clean' "$runs/leak-selftest/results" &&
+        grep -q 'unreferenced object' "$runs/leak-selftest/log-excerpt"; then
+        echo "ok   leak_check_catches_a_leak" >"$selftest"
+    else
+        echo "FAIL leak_check_catches_a_leak: a leaking module went unnoticed" >"$selftest"
+    fi
+    cat "$selftest"
+    count "$selftest"
+fi
+
+step "summary"
+printf 'host tests:   %s passed, %s failed\n' "$(grep -c '^ok' "$host")" "$(grep -c '^FAIL' "$host")"
+for driver in c rust; do
+    printf '%-13s %s passed, %s failed\n' "$driver driver:" \
+        "$(grep -c '^ok' "$runs/$driver/results")" "$(grep -c '^FAIL' "$runs/$driver/results")"
+done
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

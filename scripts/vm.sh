@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Boots the test kernel in QEMU with one binder driver, runs the conformance suite in it and
+# checks the guest's kernel log.
+#
+#   scripts/vm.sh --driver c|rust --out DIR [--kernel DIR] [--selftest leak] [--timeout SECONDS]
+#
+# The guest's console (the kernel log) goes to DIR/console.log and what the suite prints to
+# DIR/guest.log. DIR/results gets one line per case, "ok NAME" or "FAIL NAME: why", plus the
+# harness's own items: the guest finished, and its kernel log is clean. The exit status is 0
+# when every line is "ok".
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+top=$(cd "$here/.." && pwd)
+. "$here/lib.sh"
+
+driver=
+out=
+kernel=$(kernel_out debug)
+selftest=
+timeout=900
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --driver) driver=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    --kernel) kernel=$2; shift 2 ;;
+    --selftest) selftest=$2; shift 2 ;;
+    --timeout) timeout=$2; shift 2 ;;
+    *) echo "vm.sh: unknown argument $1" >&2; exit 2 ;;
+    esac
+done
+case "$driver" in c | rust) ;; *) echo "vm.sh: --driver c|rust" >&2; exit 2 ;; esac
+[ -n "$out" ] || { echo "vm.sh: --out DIR" >&2; exit 2; }
+
+bzimage=$kernel/arch/x86/boot/bzImage
+c_module=$kernel/drivers/android/binder_linux.ko
+rust_module=$top/rust_binder.ko
+conformance=$top/tests/target/$MUSL_TARGET/release/conformance
+leak_module=$top/tests/leak-selftest/rb_leak_selftest.ko
+busybox=$(command -v busybox || echo /bin/busybox)
+for f in "$bzimage" "$c_module" "$rust_module" "$conformance" "$busybox"; do
+    [ -f "$f" ] || { echo "vm.sh: missing $f (run make check)" >&2; exit 2; }
+done
+
+rm -rf "$out"
+mkdir -p "$out/root/bin" "$out/root/lib/modules" "$out/root/dev" "$out/root/proc" \
+    "$out/root/sys" "$out/root/tmp"
+root=$out/root
+cp "$busybox" "$root/bin/busybox"
+cp "$conformance" "$root/bin/conformance"
+cp "$c_module" "$rust_module" "$root/lib/modules/"
+if [ "$selftest" = leak ]; then
+    [ -f "$leak_module" ] || { echo "vm.sh: missing $leak_module" >&2; exit 2; }
+    cp "$leak_module" "$root/lib/modules/"
+fi
+install -m 0755 "$here/vm/init.sh" "$root/init"
+(cd "$root" && find . -print0 | cpio --null -o -H newc --quiet) >"$out/initramfs.cpio"
+
+cmdline="console=ttyS0 panic=-1 rb.driver=$driver"
+[ -z "$selftest" ] || cmdline="$cmdline rb.selftest=$selftest"
+
+qemu_status=0
+timeout --kill-after=10 "$timeout" qemu-system-x86_64 \
+    -nodefaults -no-user-config -machine pc -smp 2 -m 2048 \
+    -kernel "$bzimage" -initrd "$out/initramfs.cpio" -append "$cmdline" \
+    -display none -monitor none -no-reboot \
+    -serial "file:$out/console.log" -serial "file:$out/guest.log" || qemu_status=$?
+
+results=$out/results
+# The suite's own lines, between the markers the guest init writes.
+sed -n '/^=== results/,/^=== /p' "$out/guest.log" | tr -d '\r' | grep -E '^(ok|FAIL) ' >"$results" || true
+
+exit_line=$(tr -d '\r' <"$out/guest.log" | grep -E '^RB_EXIT ' | tail -n 1 || true)
+if [ "$qemu_status" = 124 ] || [ "$qemu_status" = 137 ]; then
+    echo "FAIL guest_finished ($driver): no result within ${timeout}s (see $out/console.log)" >>"$results"
+elif [ -z "$exit_line" ]; then
+    echo "FAIL guest_finished ($driver): guest stopped without a result (qemu status $qemu_status)" >>"$results"
+elif [ "$selftest" != leak ] && ! grep -q . "$results"; then
+    echo "FAIL guest_finished ($driver): the suite ran no case (${exit_line})" >>"$results"
+else
+    echo "ok   guest_finished ($driver)" >>"$results"
+fi
+
+# Anything in the kernel log that a correct driver never causes. kmemleak's findings are in
+# guest.log (the contents of /sys/kernel/debug/kmemleak after the final scans).
+bad='BUG:|WARNING:|Oops|KASAN:|UBSAN:|general protection fault|Kernel panic|INFO: task .* blocked'
+bad+='|detected stall|possible circular locking|possible recursive locking|inconsistent lock state'
+bad+='|suspicious RCU usage|bad unlock balance|held lock freed|DEBUG_LOCKS_WARN_ON|Call Trace:'
+bad+='|unreferenced object|suspected memory leak'
+excerpt=$( (
+    tr -d '\r' <"$out/console.log"
+    sed -n '/^=== kmemleak/,/^=== end/p' "$out/guest.log" | tr -d '\r'
+) | grep -E -n -m 40 -A 12 "$bad" || true)
+if [ -n "$excerpt" ]; then
+    echo "FAIL kernel_log_clean ($driver): see the excerpt above, or $out/console.log" >>"$results"
+    {
+        echo "---- kernel log excerpt ($driver) ----"
+        printf '%s\n' "$excerpt" | head -n 120
+        echo "---- end of excerpt ----"
+    } >"$out/log-excerpt"
+else
+    echo "ok   kernel_log_clean ($driver)" >>"$results"
+fi
+
+! grep -q '^FAIL' "$results"
