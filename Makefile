@@ -5,6 +5,7 @@
 #   make              build rust_binder.ko (sets up the toolchain and test kernel first)
 #   make check        the test suite: both drivers, in QEMU, plus the kernel log checks
 #   make clippy       build with Clippy (the build that `make check` also runs)
+#   make fmt          format the Rust code (module and tests) with rustfmt
 #   make setup        install the toolchain and build the test kernel
 #   make clean
 #
@@ -26,7 +27,7 @@ export LIBCLANG_PATH ?= /usr/lib/llvm-19/lib
 
 KMAKE := $(MAKE) -C $(KDIR) M=$(CURDIR) ARCH=x86_64 LLVM=-19
 
-.PHONY: all module setup clippy check demo clean
+.PHONY: all module setup clippy check demo fmt clean
 
 all: module
 
@@ -48,6 +49,10 @@ check: setup
 demo:
 	@echo "make demo arrives with the core IPC engine (transactions); see README.md." >&2
 	@exit 1
+
+fmt:
+	rustfmt --edition 2021 rust_binder.rs tests/leak-selftest/rb_leak_selftest.rs
+	cd tests && cargo fmt
 
 clean:
 	-+$(KMAKE) clean

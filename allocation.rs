@@ -117,7 +117,10 @@ impl ReceiveBuffer {
     }
 
     /// Whether the receive buffer is mapped right now.
-    #[expect(dead_code, reason = "checked before delivering, which comes with the IPC engine")]
+    #[expect(
+        dead_code,
+        reason = "checked before delivering, which comes with the IPC engine"
+    )]
     pub(crate) fn is_mapped(&self) -> bool {
         self.mapped.load(Acquire)
     }
@@ -140,6 +143,8 @@ unsafe extern "C" fn receive_buffer_vma_close(vma: *mut bindings::vm_area_struct
 /// # Safety
 ///
 /// Called by the memory manager with a valid `vmf`; this function does not use it.
-unsafe extern "C" fn receive_buffer_vma_fault(_vmf: *mut bindings::vm_fault) -> bindings::vm_fault_t {
+unsafe extern "C" fn receive_buffer_vma_fault(
+    _vmf: *mut bindings::vm_fault,
+) -> bindings::vm_fault_t {
     bindings::vm_fault_reason_VM_FAULT_SIGBUS
 }

@@ -15,7 +15,8 @@ use kernel::{
 };
 
 /// The protocol version `BINDER_VERSION` reports.
-pub(crate) const BINDER_CURRENT_PROTOCOL_VERSION: i32 = uapi::BINDER_CURRENT_PROTOCOL_VERSION as i32;
+pub(crate) const BINDER_CURRENT_PROTOCOL_VERSION: i32 =
+    uapi::BINDER_CURRENT_PROTOCOL_VERSION as i32;
 
 // The ioctls, as `_IOC` numbers.
 pub(crate) const BINDER_WRITE_READ: u32 = uapi::BINDER_WRITE_READ;

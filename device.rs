@@ -56,9 +56,9 @@ impl Devices {
                 return Err(EINVAL);
             }
             let name = CString::try_from_fmt(fmt!("{}", kernel::str::BStr::from_bytes(name)))?;
-            let duplicate = list
-                .iter()
-                .any(|dev: &Pin<KBox<BinderDevice>>| dev.context.name.to_bytes() == name.to_bytes());
+            let duplicate = list.iter().any(|dev: &Pin<KBox<BinderDevice>>| {
+                dev.context.name.to_bytes() == name.to_bytes()
+            });
             if duplicate {
                 pr_err!("device {} named twice in devices=\n", &*name);
                 return Err(EINVAL);
@@ -166,7 +166,9 @@ static BINDER_FOPS: FileOps = FileOps(bindings::file_operations {
 ///
 /// `file` must be a binder file that `binder_open` set up and that is not yet released, and
 /// the borrow must end before it is released.
-unsafe fn process_of<'a>(file: *mut bindings::file) -> <Arc<Process> as ForeignOwnable>::Borrowed<'a> {
+unsafe fn process_of<'a>(
+    file: *mut bindings::file,
+) -> <Arc<Process> as ForeignOwnable>::Borrowed<'a> {
     // SAFETY: Per the safety requirements, `private_data` came from `Arc::into_foreign` in
     // `binder_open` and `binder_release` has not yet taken it back.
     unsafe { Arc::<Process>::borrow((*file).private_data) }
@@ -200,7 +202,10 @@ unsafe extern "C" fn binder_open(_inode: *mut bindings::inode, file: *mut bindin
 /// # Safety
 ///
 /// Called by the VFS once, for a file that `binder_open` set up.
-unsafe extern "C" fn binder_release(_inode: *mut bindings::inode, file: *mut bindings::file) -> c_int {
+unsafe extern "C" fn binder_release(
+    _inode: *mut bindings::inode,
+    file: *mut bindings::file,
+) -> c_int {
     // SAFETY: `binder_open` stored the process with `into_foreign`; this is the one call that
     // takes it back, and no other file operation can run any more.
     let process = unsafe { Arc::<Process>::from_foreign((*file).private_data) };
@@ -230,7 +235,11 @@ unsafe extern "C" fn binder_ioctl(file: *mut bindings::file, cmd: c_uint, arg: c
 /// # Safety
 ///
 /// Called by the VFS for an open binder file.
-unsafe extern "C" fn binder_compat_ioctl(file: *mut bindings::file, cmd: c_uint, arg: c_ulong) -> c_long {
+unsafe extern "C" fn binder_compat_ioctl(
+    file: *mut bindings::file,
+    cmd: c_uint,
+    arg: c_ulong,
+) -> c_long {
     // SAFETY: Same contract as `binder_ioctl`.
     unsafe { binder_ioctl(file, cmd, arg) }
 }
@@ -240,7 +249,10 @@ unsafe extern "C" fn binder_compat_ioctl(file: *mut bindings::file, cmd: c_uint,
 /// # Safety
 ///
 /// Called by the memory manager with an open binder file and a vma being set up for it.
-unsafe extern "C" fn binder_mmap(file: *mut bindings::file, vma: *mut bindings::vm_area_struct) -> c_int {
+unsafe extern "C" fn binder_mmap(
+    file: *mut bindings::file,
+    vma: *mut bindings::vm_area_struct,
+) -> c_int {
     // SAFETY: The file is open for the duration of the call.
     let process = unsafe { process_of(file) };
     // SAFETY: The vma is undergoing its initial setup by this `mmap` call.

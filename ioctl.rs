@@ -73,10 +73,14 @@ fn handle(process: ArcBorrow<'_, Process>, thread: &Thread, cmd: u32, arg: usize
 
 /// Copies an ioctl argument of type `T` in from userspace.
 fn read_arg<T: FromBytes>(arg: usize) -> Result<T> {
-    UserSlice::new(UserPtr::from_addr(arg), size_of::<T>()).reader().read()
+    UserSlice::new(UserPtr::from_addr(arg), size_of::<T>())
+        .reader()
+        .read()
 }
 
 /// Copies an ioctl argument of type `T` out to userspace.
 fn write_arg<T: AsBytes>(arg: usize, value: &T) -> Result {
-    UserSlice::new(UserPtr::from_addr(arg), size_of::<T>()).writer().write(value)
+    UserSlice::new(UserPtr::from_addr(arg), size_of::<T>())
+        .writer()
+        .write(value)
 }

@@ -25,13 +25,22 @@ pub(crate) struct Node {
     /// The process that owns the object.
     owner: Arc<Process>,
     /// The owner's identity for the object, handed back to it in transactions.
-    #[expect(dead_code, reason = "delivered with transactions, which come with the IPC engine")]
+    #[expect(
+        dead_code,
+        reason = "delivered with transactions, which come with the IPC engine"
+    )]
     ptr: u64,
     /// The owner's second word for the object (usually the address of its implementation).
-    #[expect(dead_code, reason = "delivered with transactions, which come with the IPC engine")]
+    #[expect(
+        dead_code,
+        reason = "delivered with transactions, which come with the IPC engine"
+    )]
     cookie: u64,
     /// The `FLAT_BINDER_FLAG_*` bits fixed when the node was created.
-    #[expect(dead_code, reason = "consulted by transactions, which come with the IPC engine")]
+    #[expect(
+        dead_code,
+        reason = "consulted by transactions, which come with the IPC engine"
+    )]
     flags: u32,
 }
 
