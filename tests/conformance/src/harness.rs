@@ -100,6 +100,19 @@ pub fn expect_errno<T: Debug>(result: io::Result<T>, errno: i32, what: &str) -> 
     }
 }
 
+/// Checks that the ioctl `request` with a NULL argument fails with `errno` on a fresh open
+/// of `device`.
+pub fn expect_null_arg_errno(device: &str, request: u32, errno: i32) -> Outcome {
+    let binder = binder_client::Binder::open(device).step(device)?;
+    // SAFETY: The kernel is meant to fault on the NULL pointer, not use it.
+    let result = unsafe { binder.ioctl_ptr(request, std::ptr::null_mut()) };
+    expect_errno(
+        result,
+        errno,
+        &format!("ioctl {request:#x} with a NULL argument"),
+    )
+}
+
 /// A readable name for the errnos the cases expect.
 pub fn errno_name(errno: i32) -> String {
     let name = match errno {

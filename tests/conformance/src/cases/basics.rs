@@ -6,7 +6,10 @@ use binder_client::{uapi, Binder, PROTOCOL_VERSION};
 
 use crate::{
     ensure,
-    harness::{eventually, expect_errno, Case, Env, Outcome, Step, BINDER, HWBINDER, VNDBINDER},
+    harness::{
+        eventually, expect_errno, expect_null_arg_errno, Case, Env, Outcome, Step, BINDER,
+        HWBINDER, VNDBINDER,
+    },
 };
 
 pub const CASES: &[Case] = &[
@@ -52,10 +55,7 @@ fn version_is_8(_: &Env) -> Outcome {
 
 /// The C driver answers a bad pointer with EINVAL, not EFAULT.
 fn version_bad_pointer_einval(_: &Env) -> Outcome {
-    let binder = Binder::open(BINDER).step("open")?;
-    // SAFETY: The kernel is meant to fault on the NULL pointer, not use it.
-    let result = unsafe { binder.ioctl_ptr(uapi::BINDER_VERSION, std::ptr::null_mut()) };
-    expect_errno(result, libc::EINVAL, "BINDER_VERSION(NULL)")
+    expect_null_arg_errno(BINDER, uapi::BINDER_VERSION, libc::EINVAL)
 }
 
 fn set_max_threads(_: &Env) -> Outcome {
@@ -69,10 +69,7 @@ fn set_max_threads(_: &Env) -> Outcome {
 }
 
 fn set_max_threads_bad_pointer_einval(_: &Env) -> Outcome {
-    let binder = Binder::open(BINDER).step("open")?;
-    // SAFETY: The kernel is meant to fault on the NULL pointer, not use it.
-    let result = unsafe { binder.ioctl_ptr(uapi::BINDER_SET_MAX_THREADS, std::ptr::null_mut()) };
-    expect_errno(result, libc::EINVAL, "BINDER_SET_MAX_THREADS(NULL)")
+    expect_null_arg_errno(BINDER, uapi::BINDER_SET_MAX_THREADS, libc::EINVAL)
 }
 
 fn unknown_ioctl_einval(_: &Env) -> Outcome {

@@ -5,8 +5,8 @@ use binder_client::{uapi, Binder};
 use crate::{
     ensure,
     harness::{
-        eventually, expect_errno, in_child, Case, Env, Exit, Outcome, Step, BINDER, HWBINDER,
-        VNDBINDER,
+        eventually, expect_errno, expect_null_arg_errno, in_child, Case, Env, Exit, Outcome, Step,
+        BINDER, HWBINDER, VNDBINDER,
     },
 };
 
@@ -106,11 +106,7 @@ fn context_mgr_ext(_: &Env) -> Outcome {
 
 /// The C driver answers a bad pointer with EINVAL, not EFAULT.
 fn context_mgr_ext_bad_pointer_einval(_: &Env) -> Outcome {
-    let binder = Binder::open(VNDBINDER).step("open")?;
-    // SAFETY: The kernel is meant to fault on the NULL pointer, not use it.
-    let result =
-        unsafe { binder.ioctl_ptr(uapi::BINDER_SET_CONTEXT_MGR_EXT, std::ptr::null_mut()) };
-    expect_errno(result, libc::EINVAL, "BINDER_SET_CONTEXT_MGR_EXT(NULL)")
+    expect_null_arg_errno(VNDBINDER, uapi::BINDER_SET_CONTEXT_MGR_EXT, libc::EINVAL)
 }
 
 /// Each device is a context of its own, with its own manager.
