@@ -95,6 +95,11 @@ impl Context {
         Ok(())
     }
 
+    /// The context manager's node, if there is a manager.
+    pub(crate) fn manager_node(&self) -> Option<Arc<Node>> {
+        self.manager.lock().node.clone()
+    }
+
     /// Clears the context manager slot if `process` holds it; called when `process` goes away.
     ///
     /// The node is returned so that the caller drops it after this lock is released.

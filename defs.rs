@@ -33,6 +33,37 @@ pub(crate) const BINDER_ENABLE_ONEWAY_SPAM_DETECTION: u32 =
     uapi::BINDER_ENABLE_ONEWAY_SPAM_DETECTION;
 pub(crate) const BINDER_GET_EXTENDED_ERROR: u32 = uapi::BINDER_GET_EXTENDED_ERROR;
 
+/// Declares `pub(crate)` copies of uapi enum constants, without bindgen's enum-name prefix.
+///
+/// These are the whole protocol tables, so some entries are unused (the codes no driver sends,
+/// for one); `dead_code` is allowed for them here.
+macro_rules! uapi_consts {
+    ($prefix:ident: $($name:ident),* $(,)?) => {
+        $(
+            #[allow(dead_code)]
+            pub(crate) const $name: u32 = kernel::macros::paste!(uapi::[<$prefix $name>]);
+        )*
+    };
+}
+
+// Commands userspace writes (`enum binder_driver_command_protocol`).
+uapi_consts!(binder_driver_command_protocol_:
+    BC_TRANSACTION, BC_REPLY, BC_ACQUIRE_RESULT, BC_FREE_BUFFER, BC_INCREFS, BC_ACQUIRE,
+    BC_RELEASE, BC_DECREFS, BC_INCREFS_DONE, BC_ACQUIRE_DONE, BC_ATTEMPT_ACQUIRE,
+    BC_REGISTER_LOOPER, BC_ENTER_LOOPER, BC_EXIT_LOOPER, BC_REQUEST_DEATH_NOTIFICATION,
+    BC_CLEAR_DEATH_NOTIFICATION, BC_DEAD_BINDER_DONE, BC_TRANSACTION_SG, BC_REPLY_SG,
+    BC_REQUEST_FREEZE_NOTIFICATION, BC_CLEAR_FREEZE_NOTIFICATION, BC_FREEZE_NOTIFICATION_DONE,
+);
+
+// Returns the driver writes (`enum binder_driver_return_protocol`).
+uapi_consts!(binder_driver_return_protocol_:
+    BR_ERROR, BR_OK, BR_TRANSACTION_SEC_CTX, BR_TRANSACTION, BR_REPLY, BR_DEAD_REPLY,
+    BR_TRANSACTION_COMPLETE, BR_INCREFS, BR_ACQUIRE, BR_RELEASE, BR_DECREFS, BR_NOOP,
+    BR_SPAWN_LOOPER, BR_DEAD_BINDER, BR_CLEAR_DEATH_NOTIFICATION_DONE, BR_FAILED_REPLY,
+    BR_FROZEN_REPLY, BR_ONEWAY_SPAM_SUSPECT, BR_TRANSACTION_PENDING_FROZEN, BR_FROZEN_BINDER,
+    BR_CLEAR_FREEZE_NOTIFICATION_DONE,
+);
+
 // Flags of `flat_binder_object.flags` that a node keeps from its creation.
 pub(crate) const FLAT_BINDER_FLAG_PRIORITY_MASK: u32 =
     uapi::flat_binder_object_flags_FLAT_BINDER_FLAG_PRIORITY_MASK;

@@ -221,7 +221,9 @@ unsafe extern "C" fn binder_release(
 unsafe extern "C" fn binder_ioctl(file: *mut bindings::file, cmd: c_uint, arg: c_ulong) -> c_long {
     // SAFETY: The file is open for the duration of the ioctl.
     let process = unsafe { process_of(file) };
-    match ioctl::dispatch(process, cmd, arg) {
+    // SAFETY: The file is valid for this call, and is not in an `fdget_pos` region.
+    let file = unsafe { File::from_raw_file(file) };
+    match ioctl::dispatch(process, file, cmd, arg) {
         Ok(ret) => ret as c_long,
         Err(err) => err.to_errno() as c_long,
     }

@@ -7,6 +7,10 @@
 //! process, thread and context objects.
 
 use kernel::{
+    fs::{
+        file,
+        File, //
+    },
     prelude::*,
     sync::{
         Arc,
@@ -25,21 +29,37 @@ use kernel::{
 use crate::{
     defs::*,
     process::Process,
-    thread::Thread, //
+    thread::Thread,
+    write_read, //
 };
 
 /// Carries out the ioctl `cmd` with argument `arg` for `process`.
-pub(crate) fn dispatch(process: ArcBorrow<'_, Process>, cmd: u32, arg: usize) -> Result<isize> {
+pub(crate) fn dispatch(
+    process: ArcBorrow<'_, Process>,
+    file: &File,
+    cmd: u32,
+    arg: usize,
+) -> Result<isize> {
     // Every ioctl makes the calling task a binder thread first, as in the C driver.
     let thread = process.current_thread()?;
-    let result = handle(process, &thread, cmd, arg);
-    thread.ioctl_done();
+    let result = handle(process, &thread, file, cmd, arg);
+    thread.ioctl_done(&process);
     result
 }
 
 /// Carries out one ioctl for `thread` of `process`.
-fn handle(process: ArcBorrow<'_, Process>, thread: &Thread, cmd: u32, arg: usize) -> Result<isize> {
+fn handle(
+    process: ArcBorrow<'_, Process>,
+    thread: &Thread,
+    file: &File,
+    cmd: u32,
+    arg: usize,
+) -> Result<isize> {
     match cmd {
+        BINDER_WRITE_READ => {
+            let nonblock = file.flags() & file::flags::O_NONBLOCK != 0;
+            write_read::write_read(&process, thread, arg, nonblock)?;
+        }
         BINDER_VERSION => {
             let version = BinderVersion(kernel::uapi::binder_version {
                 protocol_version: BINDER_CURRENT_PROTOCOL_VERSION,
@@ -57,8 +77,7 @@ fn handle(process: ArcBorrow<'_, Process>, thread: &Thread, cmd: u32, arg: usize
         }
         BINDER_THREAD_EXIT => process.remove_thread(thread),
         // Known to the C driver, and still to be written here. They fail rather than pretend.
-        BINDER_WRITE_READ
-        | BINDER_GET_NODE_DEBUG_INFO
+        BINDER_GET_NODE_DEBUG_INFO
         | BINDER_GET_NODE_INFO_FOR_REF
         | BINDER_FREEZE
         | BINDER_GET_FROZEN_INFO

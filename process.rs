@@ -34,8 +34,15 @@ use crate::{
     allocation::ReceiveBuffer,
     context::Context,
     defs::FlatBinderObject,
+    refs::{
+        InvalidRef,
+        Refs,
+        MANAGER_HANDLE, //
+    },
     thread::Thread, //
 };
+
+pub(crate) use crate::refs::RefChange;
 
 /// A process's connection to one binder device.
 #[pin_data]
@@ -48,7 +55,7 @@ pub(crate) struct Process {
     mm: Option<ARef<Mm>>,
     /// The credentials the device was opened with (`file->f_cred`).
     cred: ARef<Credential>,
-    /// Threads and settings; see [`ProcessInner`].
+    /// Threads, handles and settings; see [`ProcessInner`]. Threads wait for work under it.
     #[pin]
     inner: SpinLock<ProcessInner>,
     /// Where this process receives transactions.
@@ -57,11 +64,31 @@ pub(crate) struct Process {
 }
 
 /// The mutable state of a [`Process`], guarded by [`Process::inner`].
-struct ProcessInner {
+pub(crate) struct ProcessInner {
     /// The threads that have called into the driver, by pid.
     threads: RBTree<Pid, Arc<Thread>>,
+    /// The handles of the process.
+    refs: Refs,
     /// The most threads the driver may ask userspace to start (`BINDER_SET_MAX_THREADS`).
     max_threads: u32,
+    /// Threads asked for with `BR_SPAWN_LOOPER` that have not registered yet.
+    requested_threads: u32,
+    /// Threads that registered after being asked for.
+    requested_threads_started: u32,
+}
+
+impl ProcessInner {
+    /// Accounts for a thread registering as a looper (`BC_REGISTER_LOOPER`).
+    ///
+    /// Returns whether the driver had asked for one.
+    pub(crate) fn take_thread_request(&mut self) -> bool {
+        if self.requested_threads == 0 {
+            return false;
+        }
+        self.requested_threads -= 1;
+        self.requested_threads_started = self.requested_threads_started.saturating_add(1);
+        true
+    }
 }
 
 impl Process {
@@ -80,7 +107,10 @@ impl Process {
                 inner <- new_spinlock!(
                     ProcessInner {
                         threads: RBTree::new(),
+                        refs: Refs::new(),
                         max_threads: 0,
+                        requested_threads: 0,
+                        requested_threads_started: 0,
                     },
                     "Process::inner"
                 ),
@@ -92,9 +122,17 @@ impl Process {
 
     /// Tears the process down when its file is released.
     pub(crate) fn release(self: Arc<Self>) {
-        // Both are dropped here, after the locks that guarded them are released.
+        // All of these are dropped here, after the locks that guarded them are released.
         let _manager = self.context.take_manager_of(&self);
-        let _threads = core::mem::take(&mut self.inner.lock().threads);
+        let mut inner = self.inner.lock();
+        let _threads = core::mem::take(&mut inner.threads);
+        let _refs = inner.refs.take_all();
+        drop(inner);
+    }
+
+    /// The lock that guards the process's threads, handles and settings.
+    pub(crate) fn inner_lock(&self) -> &SpinLock<ProcessInner> {
+        &self.inner
     }
 
     /// The credentials the device was opened with.
@@ -130,6 +168,37 @@ impl Process {
         self.inner.lock().max_threads = max;
     }
 
+    /// Changes the reference count behind `handle` (`BC_INCREFS`, `BC_ACQUIRE`, `BC_RELEASE`,
+    /// `BC_DECREFS`).
+    ///
+    /// Taking a reference through handle 0 creates the handle to the context manager. The
+    /// context manager itself may not do that (`EINVAL`, failing the ioctl); any other misuse
+    /// is logged and skipped, as in the C driver.
+    pub(crate) fn change_ref_from_user(&self, handle: u32, change: RefChange) -> Result {
+        if change.increment && handle == MANAGER_HANDLE {
+            if let Some(manager) = self.context.manager_node() {
+                if manager.is_owned_by(self) {
+                    pr_info!("context manager tried to take a reference to itself\n");
+                    return Err(EINVAL);
+                }
+                let reservation = RBTreeNodeReservation::new(GFP_KERNEL)?;
+                self.inner
+                    .lock()
+                    .refs
+                    .take_manager_ref(manager, change.strong, reservation);
+                return Ok(());
+            }
+        }
+        let mut inner = self.inner.lock();
+        let removed = inner.refs.change(handle, change);
+        drop(inner);
+        match removed {
+            Ok(node_ref) => drop(node_ref),
+            Err(InvalidRef) => pr_debug!("reference change on invalid handle {}\n", handle),
+        }
+        Ok(())
+    }
+
     /// Makes this process the context manager of its device.
     pub(crate) fn set_as_manager(self: &Arc<Self>, object: Option<&FlatBinderObject>) -> Result {
         self.context.set_manager(self, object)
@@ -137,11 +206,12 @@ impl Process {
 
     /// The `flush` file operation: one of the file's descriptors is being closed.
     ///
-    /// Every thread is told to return to userspace rather than wait for work. (No thread can
-    /// block in the driver yet, so there is nobody to wake.)
+    /// Every thread is told to return to userspace rather than wait for work, and the ones
+    /// waiting are woken.
     pub(crate) fn flush(&self) {
-        for thread in self.inner.lock().threads.values() {
-            thread.set_need_return();
+        let inner = self.inner.lock();
+        for thread in inner.threads.values() {
+            thread.set_need_return(&inner);
         }
     }
 

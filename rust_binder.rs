@@ -15,11 +15,15 @@
 //! - [`process`]: what one `open()` of a device creates (`binder_proc` in the C driver).
 //! - [`thread`]: a thread of a process that has called into the driver.
 //! - [`ioctl`]: decoding of the binder ioctls and their C-compatible errors.
+//! - [`write_read`]: `BINDER_WRITE_READ`, the ioctl all binder traffic goes through.
+//! - [`commands`]: the `BC_*` commands a thread writes.
 //! - [`allocation`]: the receive buffer a process maps, where transactions are delivered.
 //! - [`node`]: a binder object owned by a process (`binder_node`).
+//! - [`refs`]: a process's handles to other processes' nodes (`binder_ref`).
 //! - [`defs`]: the userspace ABI, from `include/uapi/linux/android/binder.h`.
 
 mod allocation;
+mod commands;
 mod context;
 mod defs;
 mod device;
@@ -27,7 +31,9 @@ mod devices_param;
 mod ioctl;
 mod node;
 mod process;
+mod refs;
 mod thread;
+mod write_read;
 
 use kernel::prelude::*;
 

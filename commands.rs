@@ -1,0 +1,91 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The commands a thread writes (`BC_*`), decoded and carried out one at a time.
+//!
+//! The C driver sorts misuse into two kinds, and so does this file: some commands fail the
+//! whole ioctl with `EINVAL` (an unknown command, the never-implemented `BC_ATTEMPT_ACQUIRE`
+//! and `BC_ACQUIRE_RESULT`, the context manager taking a reference to itself), while others
+//! are logged and skipped (reference counting on a handle that does not exist, freeing a
+//! buffer that was never delivered).
+
+use kernel::prelude::*;
+
+use crate::{
+    defs::*,
+    process::{
+        Process,
+        RefChange, //
+    },
+    thread::{
+        looper,
+        Thread, //
+    },
+    write_read::Commands,
+};
+
+impl Thread {
+    /// The write half of `BINDER_WRITE_READ`: carries out the commands in `commands`.
+    ///
+    /// Stops at the first command that fails; the ones before it stay consumed.
+    pub(crate) fn write(&self, process: &Process, commands: &mut Commands) -> Result {
+        while commands.has_more() {
+            let code: u32 = commands.read()?;
+            self.command(process, code, commands)?;
+            commands.commit();
+        }
+        Ok(())
+    }
+
+    /// Carries out the command `code`, reading its arguments from `commands`.
+    fn command(&self, process: &Process, code: u32, commands: &mut Commands) -> Result {
+        match code {
+            BC_INCREFS | BC_ACQUIRE | BC_RELEASE | BC_DECREFS => {
+                let handle: u32 = commands.read()?;
+                let change = RefChange {
+                    strong: code == BC_ACQUIRE || code == BC_RELEASE,
+                    increment: code == BC_INCREFS || code == BC_ACQUIRE,
+                };
+                process.change_ref_from_user(handle, change)
+            }
+            BC_FREE_BUFFER => {
+                let buffer: u64 = commands.read()?;
+                // No buffer has been delivered yet, so none can match; the C driver skips an
+                // unknown buffer too.
+                pr_debug!(
+                    "{}: BC_FREE_BUFFER of unknown buffer {:#x}\n",
+                    self.id,
+                    buffer
+                );
+                Ok(())
+            }
+            BC_REGISTER_LOOPER => {
+                self.looper_command(process, looper::REGISTERED);
+                Ok(())
+            }
+            BC_ENTER_LOOPER => {
+                self.looper_command(process, looper::ENTERED);
+                Ok(())
+            }
+            BC_EXIT_LOOPER => {
+                self.looper_command(process, looper::EXITED);
+                Ok(())
+            }
+            // Known, and still to be written here. They fail rather than pretend.
+            BC_TRANSACTION
+            | BC_REPLY
+            | BC_TRANSACTION_SG
+            | BC_REPLY_SG
+            | BC_INCREFS_DONE
+            | BC_ACQUIRE_DONE
+            | BC_REQUEST_DEATH_NOTIFICATION
+            | BC_CLEAR_DEATH_NOTIFICATION
+            | BC_DEAD_BINDER_DONE
+            | BC_REQUEST_FREEZE_NOTIFICATION
+            | BC_CLEAR_FREEZE_NOTIFICATION
+            | BC_FREEZE_NOTIFICATION_DONE => Err(EOPNOTSUPP),
+            // Unknown commands, and BC_ATTEMPT_ACQUIRE / BC_ACQUIRE_RESULT, which no binder
+            // driver ever implemented.
+            _ => Err(EINVAL),
+        }
+    }
+}

@@ -1,0 +1,166 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `BINDER_WRITE_READ`: the one ioctl binder traffic goes through.
+//!
+//! Its argument names two user buffers: commands to carry out (`BC_*`, the write half) and room
+//! for returns (`BR_*`, the read half). The write half runs first. Each half reports how far it
+//! got in its `*_consumed` field, which is copied back to userspace also when a half fails.
+
+use kernel::{
+    prelude::*,
+    transmute::{
+        AsBytes,
+        FromBytes, //
+    },
+    uaccess::{
+        UserPtr,
+        UserSlice,
+        UserSliceReader,
+        UserSliceWriter, //
+    },
+    uapi,
+};
+
+use crate::{
+    process::Process,
+    thread::Thread, //
+};
+
+/// `struct binder_write_read`, the argument of `BINDER_WRITE_READ`.
+#[repr(transparent)]
+#[derive(Clone, Copy, Default)]
+struct BinderWriteRead(uapi::binder_write_read);
+
+// SAFETY: The struct is six `u64`s; every byte pattern is a valid value.
+unsafe impl FromBytes for BinderWriteRead {}
+// SAFETY: The struct is six `u64`s, with no padding.
+unsafe impl AsBytes for BinderWriteRead {}
+
+/// Carries out `BINDER_WRITE_READ` for `thread`; `arg` is the user address of the argument.
+pub(crate) fn write_read(process: &Process, thread: &Thread, arg: usize, nonblock: bool) -> Result {
+    let user = UserSlice::new(UserPtr::from_addr(arg), size_of::<BinderWriteRead>());
+    let (mut reader, mut writer) = user.reader_writer();
+    let mut bwr: BinderWriteRead = reader.read()?;
+    let mut result = Ok(());
+
+    if bwr.0.write_size > 0 {
+        let mut commands = Commands::new(&bwr.0);
+        result = thread.write(process, &mut commands);
+        bwr.0.write_consumed = commands.consumed();
+        if result.is_err() {
+            // As in the C driver: a failed write half reads nothing.
+            bwr.0.read_consumed = 0;
+        }
+    }
+    if result.is_ok() && bwr.0.read_size > 0 {
+        let mut returns = Returns::new(&bwr.0);
+        result = thread.read(process, &mut returns, nonblock);
+        // As in the C driver, a failed read reports nothing read, not even its BR_NOOP.
+        if result.is_ok() {
+            bwr.0.read_consumed = returns.consumed();
+        }
+    }
+    writer.write(&bwr)?;
+    result
+}
+
+/// The write half: the commands userspace gave, read one at a time.
+pub(crate) struct Commands {
+    reader: UserSliceReader,
+    /// `write_consumed` before the first command.
+    start: u64,
+    /// The length of the buffer after `start`.
+    len: usize,
+    /// The bytes of the whole commands carried out so far.
+    done: usize,
+}
+
+impl Commands {
+    fn new(bwr: &uapi::binder_write_read) -> Self {
+        let start = bwr.write_consumed;
+        // A `write_consumed` at or past `write_size` leaves nothing to do.
+        let len = bwr.write_size.saturating_sub(start);
+        let addr = bwr.write_buffer.wrapping_add(start);
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        let reader = UserSlice::new(
+            UserPtr::from_addr(usize::try_from(addr).unwrap_or(usize::MAX)),
+            len,
+        )
+        .reader();
+        Self {
+            reader,
+            start,
+            len,
+            done: 0,
+        }
+    }
+
+    /// Whether there is another command to read.
+    pub(crate) fn has_more(&self) -> bool {
+        !self.reader.is_empty()
+    }
+
+    /// Reads the next value of a command (its code, then its arguments).
+    pub(crate) fn read<T: FromBytes>(&mut self) -> Result<T> {
+        self.reader.read()
+    }
+
+    /// Marks everything read so far as consumed: the current command is complete.
+    pub(crate) fn commit(&mut self) {
+        self.done = self.len - self.reader.len();
+    }
+
+    /// `write_consumed` to report.
+    fn consumed(&self) -> u64 {
+        self.start.saturating_add(self.done as u64)
+    }
+}
+
+/// The read half: room for the returns the thread delivers.
+pub(crate) struct Returns {
+    writer: UserSliceWriter,
+    /// `read_consumed` before this call.
+    start: u64,
+    /// The bytes written by this call.
+    written: usize,
+}
+
+impl Returns {
+    fn new(bwr: &uapi::binder_write_read) -> Self {
+        let start = bwr.read_consumed;
+        let len = bwr.read_size.saturating_sub(start);
+        let addr = bwr.read_buffer.wrapping_add(start);
+        let writer = UserSlice::new(
+            UserPtr::from_addr(usize::try_from(addr).unwrap_or(usize::MAX)),
+            usize::try_from(len).unwrap_or(usize::MAX),
+        )
+        .writer();
+        Self {
+            writer,
+            start,
+            written: 0,
+        }
+    }
+
+    /// Whether nothing was in the buffer before this call (so it starts with `BR_NOOP`).
+    pub(crate) fn is_fresh(&self) -> bool {
+        self.start == 0
+    }
+
+    /// Writes one return code.
+    pub(crate) fn put_code(&mut self, code: u32) -> Result {
+        self.put(&code)
+    }
+
+    /// Writes one value (a return code or its payload).
+    pub(crate) fn put<T: AsBytes>(&mut self, value: &T) -> Result {
+        self.writer.write(value)?;
+        self.written += size_of::<T>();
+        Ok(())
+    }
+
+    /// `read_consumed` to report.
+    fn consumed(&self) -> u64 {
+        self.start.saturating_add(self.written as u64)
+    }
+}
