@@ -10,7 +10,27 @@ use std::{
     path::Path,
 };
 
-use crate::{mapping::Mapping, uapi};
+use crate::{
+    mapping::Mapping,
+    protocol::{parse_returns, Commands, Return},
+    uapi,
+};
+
+/// What one `BINDER_WRITE_READ` did: how far each half got, and the ioctl's result.
+///
+/// The driver reports the consumed counts also when the ioctl fails.
+#[derive(Debug)]
+pub struct WriteRead {
+    /// The ioctl's result.
+    pub result: io::Result<()>,
+    /// `write_consumed` after the call.
+    pub write_consumed: u64,
+    /// `read_consumed` after the call.
+    pub read_consumed: u64,
+}
+
+/// The read buffer size the helpers use: room for many returns.
+const READ_BUFFER_SIZE: usize = 256;
 
 /// One open binder device: a binder "process" in the driver's terms.
 #[derive(Debug)]
@@ -101,6 +121,53 @@ impl Binder {
     pub fn thread_exit(&self) -> io::Result<()> {
         let mut unused = 0u32;
         self.ioctl(uapi::BINDER_THREAD_EXIT, &mut unused).map(drop)
+    }
+
+    /// `BINDER_WRITE_READ` with an explicit argument, for cases about the ioctl itself.
+    pub fn write_read_raw(&self, bwr: &mut uapi::binder_write_read) -> io::Result<()> {
+        self.ioctl(uapi::BINDER_WRITE_READ, bwr).map(drop)
+    }
+
+    /// `BINDER_WRITE_READ` writing `commands` (from offset `write_consumed`) and reading into
+    /// `read` (from offset `read_consumed`).
+    pub fn write_read_at(
+        &self,
+        commands: &[u8],
+        write_consumed: u64,
+        read: &mut [u8],
+        read_consumed: u64,
+    ) -> WriteRead {
+        let mut bwr = uapi::binder_write_read {
+            write_size: commands.len() as u64,
+            write_consumed,
+            write_buffer: commands.as_ptr() as u64,
+            read_size: read.len() as u64,
+            read_consumed,
+            read_buffer: read.as_mut_ptr() as u64,
+        };
+        let result = self.write_read_raw(&mut bwr);
+        WriteRead {
+            result,
+            write_consumed: bwr.write_consumed,
+            read_consumed: bwr.read_consumed,
+        }
+    }
+
+    /// Writes `commands`, reading nothing.
+    pub fn write(&self, commands: &Commands) -> WriteRead {
+        self.write_read_at(commands.as_bytes(), 0, &mut [], 0)
+    }
+
+    /// Reads returns (blocking unless the file is non-blocking) and decodes them.
+    pub fn read(&self) -> io::Result<Vec<Return>> {
+        let mut buffer = [0u8; READ_BUFFER_SIZE];
+        let done = self.write_read_at(&[], 0, &mut buffer, 0);
+        done.result?;
+        let len = usize::try_from(done.read_consumed).unwrap_or(usize::MAX);
+        let bytes = buffer
+            .get(..len)
+            .ok_or_else(|| io::Error::other(format!("read_consumed {len} is past the buffer")))?;
+        parse_returns(bytes).map_err(|_| io::Error::other("a return is cut short"))
     }
 
     /// Maps `len` bytes of the receive buffer with protection `prot`.

@@ -6,10 +6,12 @@
 
 mod device;
 mod mapping;
+pub mod protocol;
 pub mod uapi;
 
-pub use device::Binder;
+pub use device::{Binder, WriteRead};
 pub use mapping::Mapping;
+pub use protocol::{parse_returns, Commands, Return};
 
 /// The protocol version every current binder driver reports.
 pub const PROTOCOL_VERSION: i32 = uapi::BINDER_CURRENT_PROTOCOL_VERSION as i32;

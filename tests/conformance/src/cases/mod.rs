@@ -4,6 +4,7 @@ mod basics;
 mod context_mgr;
 mod mmap;
 mod module;
+mod write_read;
 
 use crate::harness::Case;
 
@@ -13,6 +14,7 @@ pub fn all() -> impl Iterator<Item = &'static Case> {
         basics::CASES,
         context_mgr::CASES,
         mmap::CASES,
+        write_read::CASES,
         module::CASES,
     ]
     .into_iter()

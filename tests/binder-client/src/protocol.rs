@@ -1,0 +1,200 @@
+//! The `BINDER_WRITE_READ` protocol: commands to write and the returns read back.
+
+use crate::uapi;
+
+/// A write buffer of `BC_*` commands, built one command at a time.
+#[derive(Clone, Debug, Default)]
+pub struct Commands {
+    bytes: Vec<u8>,
+}
+
+impl Commands {
+    /// An empty buffer.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends a raw 32-bit word (a command code or an argument).
+    pub fn word(mut self, value: u32) -> Self {
+        self.bytes.extend_from_slice(&value.to_ne_bytes());
+        self
+    }
+
+    /// Appends a raw 64-bit value (a pointer or cookie argument).
+    pub fn pointer(mut self, value: u64) -> Self {
+        self.bytes.extend_from_slice(&value.to_ne_bytes());
+        self
+    }
+
+    /// `BC_INCREFS handle`: take a weak reference.
+    pub fn increfs(self, handle: u32) -> Self {
+        self.word(uapi::BC_INCREFS).word(handle)
+    }
+
+    /// `BC_ACQUIRE handle`: take a strong reference.
+    pub fn acquire(self, handle: u32) -> Self {
+        self.word(uapi::BC_ACQUIRE).word(handle)
+    }
+
+    /// `BC_RELEASE handle`: drop a strong reference.
+    pub fn release(self, handle: u32) -> Self {
+        self.word(uapi::BC_RELEASE).word(handle)
+    }
+
+    /// `BC_DECREFS handle`: drop a weak reference.
+    pub fn decrefs(self, handle: u32) -> Self {
+        self.word(uapi::BC_DECREFS).word(handle)
+    }
+
+    /// `BC_FREE_BUFFER ptr`: give back a buffer the driver delivered.
+    pub fn free_buffer(self, data_ptr: u64) -> Self {
+        self.word(uapi::BC_FREE_BUFFER).pointer(data_ptr)
+    }
+
+    /// `BC_ENTER_LOOPER`: this thread serves the process's incoming work.
+    pub fn enter_looper(self) -> Self {
+        self.word(uapi::BC_ENTER_LOOPER)
+    }
+
+    /// `BC_REGISTER_LOOPER`: this thread was started because of `BR_SPAWN_LOOPER`.
+    pub fn register_looper(self) -> Self {
+        self.word(uapi::BC_REGISTER_LOOPER)
+    }
+
+    /// `BC_EXIT_LOOPER`: this thread leaves the loop.
+    pub fn exit_looper(self) -> Self {
+        self.word(uapi::BC_EXIT_LOOPER)
+    }
+
+    /// The encoded commands.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The length of the encoded commands.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Whether no command was added.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+}
+
+/// One `BR_*` return, decoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Return {
+    /// `BR_NOOP`.
+    Noop,
+    /// `BR_SPAWN_LOOPER`: start another looper thread.
+    SpawnLooper,
+    /// `BR_TRANSACTION_COMPLETE`.
+    TransactionComplete,
+    /// `BR_DEAD_REPLY`.
+    DeadReply,
+    /// `BR_FAILED_REPLY`.
+    FailedReply,
+    /// `BR_DEAD_BINDER cookie`.
+    DeadBinder(u64),
+    /// `BR_CLEAR_DEATH_NOTIFICATION_DONE cookie`.
+    ClearDeathNotificationDone(u64),
+    /// A return this decoder does not know, with its code.
+    Other(u32),
+}
+
+/// The returns could not be decoded: the buffer ends inside one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Truncated;
+
+/// Decodes the returns in `bytes`.
+pub fn parse_returns(bytes: &[u8]) -> Result<Vec<Return>, Truncated> {
+    let mut returns = Vec::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let code = take_u32(&mut rest)?;
+        let ret = match code {
+            uapi::BR_NOOP => Return::Noop,
+            uapi::BR_SPAWN_LOOPER => Return::SpawnLooper,
+            uapi::BR_TRANSACTION_COMPLETE => Return::TransactionComplete,
+            uapi::BR_DEAD_REPLY => Return::DeadReply,
+            uapi::BR_FAILED_REPLY => Return::FailedReply,
+            uapi::BR_DEAD_BINDER => Return::DeadBinder(take_u64(&mut rest)?),
+            uapi::BR_CLEAR_DEATH_NOTIFICATION_DONE => {
+                Return::ClearDeathNotificationDone(take_u64(&mut rest)?)
+            }
+            other => {
+                // The size of a return's payload is encoded in its code, like an ioctl's.
+                let size = ((other >> 16) & 0x3fff) as usize;
+                take(&mut rest, size)?;
+                Return::Other(other)
+            }
+        };
+        returns.push(ret);
+    }
+    Ok(returns)
+}
+
+fn take<'a>(rest: &mut &'a [u8], n: usize) -> Result<&'a [u8], Truncated> {
+    if rest.len() < n {
+        return Err(Truncated);
+    }
+    let (head, tail) = rest.split_at(n);
+    *rest = tail;
+    Ok(head)
+}
+
+fn take_u32(rest: &mut &[u8]) -> Result<u32, Truncated> {
+    let bytes = take(rest, 4)?;
+    Ok(u32::from_ne_bytes(bytes.try_into().map_err(|_| Truncated)?))
+}
+
+fn take_u64(rest: &mut &[u8]) -> Result<u64, Truncated> {
+    let bytes = take(rest, 8)?;
+    Ok(u64::from_ne_bytes(bytes.try_into().map_err(|_| Truncated)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_encode_code_then_arguments() {
+        let commands = Commands::new()
+            .acquire(3)
+            .free_buffer(0x1122_3344_5566_7788);
+        let mut expected = Vec::new();
+        expected.extend_from_slice(&uapi::BC_ACQUIRE.to_ne_bytes());
+        expected.extend_from_slice(&3u32.to_ne_bytes());
+        expected.extend_from_slice(&uapi::BC_FREE_BUFFER.to_ne_bytes());
+        expected.extend_from_slice(&0x1122_3344_5566_7788u64.to_ne_bytes());
+        assert_eq!(commands.as_bytes(), expected.as_slice());
+    }
+
+    #[test]
+    fn returns_decode_with_payloads() {
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(&uapi::BR_NOOP.to_ne_bytes());
+        bytes.extend_from_slice(&uapi::BR_DEAD_BINDER.to_ne_bytes());
+        bytes.extend_from_slice(&7u64.to_ne_bytes());
+        bytes.extend_from_slice(&uapi::BR_INCREFS.to_ne_bytes());
+        bytes.extend_from_slice(&[0; 16]);
+        bytes.extend_from_slice(&uapi::BR_TRANSACTION_COMPLETE.to_ne_bytes());
+        assert_eq!(
+            parse_returns(&bytes),
+            Ok(vec![
+                Return::Noop,
+                Return::DeadBinder(7),
+                Return::Other(uapi::BR_INCREFS),
+                Return::TransactionComplete
+            ])
+        );
+    }
+
+    #[test]
+    fn a_return_cut_short_is_an_error() {
+        let mut bytes = uapi::BR_DEAD_BINDER.to_ne_bytes().to_vec();
+        bytes.extend_from_slice(&[1, 2, 3]);
+        assert_eq!(parse_returns(&bytes), Err(Truncated));
+    }
+}
