@@ -8,7 +8,10 @@
 //! are logged and skipped (reference counting on a handle that does not exist, freeing a
 //! buffer that was never delivered).
 
-use kernel::prelude::*;
+use kernel::{
+    prelude::*,
+    sync::Arc, //
+};
 
 use crate::{
     defs::*,
@@ -27,7 +30,7 @@ impl Thread {
     /// The write half of `BINDER_WRITE_READ`: carries out the commands in `commands`.
     ///
     /// Stops at the first command that fails; the ones before it stay consumed.
-    pub(crate) fn write(&self, process: &Process, commands: &mut Commands) -> Result {
+    pub(crate) fn write(&self, process: &Arc<Process>, commands: &mut Commands) -> Result {
         while commands.has_more() {
             let code: u32 = commands.read()?;
             self.command(process, code, commands)?;
@@ -37,7 +40,7 @@ impl Thread {
     }
 
     /// Carries out the command `code`, reading its arguments from `commands`.
-    fn command(&self, process: &Process, code: u32, commands: &mut Commands) -> Result {
+    fn command(&self, process: &Arc<Process>, code: u32, commands: &mut Commands) -> Result {
         match code {
             BC_INCREFS | BC_ACQUIRE | BC_RELEASE | BC_DECREFS => {
                 let handle: u32 = commands.read()?;
@@ -56,6 +59,22 @@ impl Thread {
                     self.id,
                     buffer
                 );
+                Ok(())
+            }
+            BC_REQUEST_DEATH_NOTIFICATION | BC_CLEAR_DEATH_NOTIFICATION => {
+                // `struct binder_handle_cookie` is packed: a u32 handle, then a u64 cookie.
+                let handle: u32 = commands.read()?;
+                let cookie: u64 = commands.read()?;
+                if code == BC_REQUEST_DEATH_NOTIFICATION {
+                    process.request_death(handle, cookie)
+                } else {
+                    process.clear_death(self, handle, cookie);
+                    Ok(())
+                }
+            }
+            BC_DEAD_BINDER_DONE => {
+                let cookie: u64 = commands.read()?;
+                process.dead_binder_done(self, cookie);
                 Ok(())
             }
             BC_REGISTER_LOOPER => {
@@ -77,9 +96,6 @@ impl Thread {
             | BC_REPLY_SG
             | BC_INCREFS_DONE
             | BC_ACQUIRE_DONE
-            | BC_REQUEST_DEATH_NOTIFICATION
-            | BC_CLEAR_DEATH_NOTIFICATION
-            | BC_DEAD_BINDER_DONE
             | BC_REQUEST_FREEZE_NOTIFICATION
             | BC_CLEAR_FREEZE_NOTIFICATION
             | BC_FREEZE_NOTIFICATION_DONE => Err(EOPNOTSUPP),

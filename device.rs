@@ -19,7 +19,10 @@ use kernel::{
     mm::virt::VmaNew,
     prelude::*,
     str::CString,
-    sync::Arc,
+    sync::{
+        poll::PollTable,
+        Arc, //
+    },
     types::{
         ForeignOwnable,
         Opaque, //
@@ -272,15 +275,17 @@ unsafe extern "C" fn binder_mmap(
 /// Called by the VFS for an open binder file.
 unsafe extern "C" fn binder_poll(
     file: *mut bindings::file,
-    _wait: *mut bindings::poll_table_struct,
+    wait: *mut bindings::poll_table_struct,
 ) -> bindings::__poll_t {
     // SAFETY: The file is open for the duration of the call.
     let process = unsafe { process_of(file) };
-    // Polling makes the caller a binder thread, as an ioctl does. No transaction can be
-    // queued for it yet; the one thing to report is that it should return to userspace.
-    // Nothing wakes a poller yet either, so it is not added to a wait queue.
+    // SAFETY: The file is valid for this call, and is not in an `fdget_pos` region.
+    let file_ref = unsafe { File::from_raw_file(file) };
+    // SAFETY: The VFS passes a poll table that is valid for this call.
+    let table = unsafe { PollTable::from_raw(wait) };
+    // Polling makes the caller a binder thread, as an ioctl does.
     match process.current_thread() {
-        Ok(thread) if thread.has_work() => bindings::POLLIN,
+        Ok(thread) if thread.poll(&process, file_ref, table) => bindings::POLLIN,
         Ok(_) => 0,
         Err(_) => bindings::POLLERR,
     }

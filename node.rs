@@ -3,14 +3,20 @@
 //! Nodes: binder objects owned by a process.
 //!
 //! A node is what a process publishes; other processes refer to it by handle. So far the only
-//! node is the one a context manager gets from `BINDER_SET_CONTEXT_MGR[_EXT]`.
+//! node is the one a context manager gets from `BINDER_SET_CONTEXT_MGR[_EXT]`. A node dies
+//! with its owner, and then notifies the holders that asked ([`crate::death`]).
 
 use kernel::{
     prelude::*,
-    sync::Arc, //
+    sync::{
+        new_mutex,
+        Arc,
+        Mutex, //
+    },
 };
 
 use crate::{
+    death::Death,
     defs::{
         FlatBinderObject,
         FLAT_BINDER_FLAG_ACCEPTS_FDS,
@@ -18,30 +24,31 @@ use crate::{
         FLAT_BINDER_FLAG_TXN_SECURITY_CTX, //
     },
     process::Process,
+    work::Work,
 };
 
 /// A binder object of one process.
+#[pin_data]
 pub(crate) struct Node {
     /// The process that owns the object.
     owner: Arc<Process>,
     /// The owner's identity for the object, handed back to it in transactions.
-    #[expect(
-        dead_code,
-        reason = "delivered with transactions, which come with the IPC engine"
-    )]
     ptr: u64,
     /// The owner's second word for the object (usually the address of its implementation).
-    #[expect(
-        dead_code,
-        reason = "delivered with transactions, which come with the IPC engine"
-    )]
     cookie: u64,
     /// The `FLAT_BINDER_FLAG_*` bits fixed when the node was created.
-    #[expect(
-        dead_code,
-        reason = "consulted by transactions, which come with the IPC engine"
-    )]
     flags: u32,
+    /// Whether the node died, and who wants to hear about it.
+    #[pin]
+    deaths: Mutex<NodeDeaths>,
+}
+
+/// The death state of a [`Node`], guarded by [`Node::deaths`].
+struct NodeDeaths {
+    /// The owner is gone.
+    dead: bool,
+    /// The death notifications to send when the node dies.
+    listeners: KVec<Arc<Work<Death>>>,
 }
 
 impl Node {
@@ -62,15 +69,55 @@ impl Node {
             & (FLAT_BINDER_FLAG_PRIORITY_MASK
                 | FLAT_BINDER_FLAG_ACCEPTS_FDS
                 | FLAT_BINDER_FLAG_TXN_SECURITY_CTX);
-        Ok(Arc::new(
-            Self {
+        Arc::pin_init(
+            try_pin_init!(Self {
                 owner,
                 ptr,
                 cookie,
                 flags,
-            },
+                deaths <- new_mutex!(
+                    NodeDeaths {
+                        dead: false,
+                        listeners: KVec::new(),
+                    },
+                    "Node::deaths"
+                ),
+            }),
             GFP_KERNEL,
-        )?)
+        )
+    }
+
+    /// Sends `death` when this node dies, or right away if it is dead already.
+    pub(crate) fn add_death(&self, death: Arc<Work<Death>>) -> Result {
+        let mut deaths = self.deaths.lock();
+        if deaths.dead {
+            drop(deaths);
+            Death::node_died(&death);
+            return Ok(());
+        }
+        deaths.listeners.push(death, GFP_KERNEL)?;
+        Ok(())
+    }
+
+    /// Forgets `death`: it was withdrawn, or its holder is gone.
+    pub(crate) fn remove_death(&self, death: &Arc<Work<Death>>) {
+        let mut deaths = self.deaths.lock();
+        if let Some(index) = deaths.listeners.iter().position(|d| Arc::ptr_eq(d, death)) {
+            let removed = deaths.listeners.remove(index).ok();
+            drop(deaths);
+            drop(removed);
+        }
+    }
+
+    /// The owner is gone: the node dies and notifies every holder that asked.
+    pub(crate) fn release(&self) {
+        let mut deaths = self.deaths.lock();
+        deaths.dead = true;
+        let listeners = core::mem::take(&mut deaths.listeners);
+        drop(deaths);
+        for death in &listeners {
+            Death::node_died(death);
+        }
     }
 
     /// Whether `process` owns this node.

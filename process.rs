@@ -3,7 +3,11 @@
 //! Processes: what one `open()` of a binder device creates (`binder_proc` in the C driver).
 //!
 //! A process is owned by its open file. It remembers who opened the device (thread group,
-//! address space, credentials), keeps its threads, and owns its receive buffer.
+//! address space, credentials), keeps its threads, handles and todo list, and owns its receive
+//! buffer.
+//!
+//! Lock order, outermost first: `Context::manager`, `Node::deaths`, `Process::inner`,
+//! `Death::state`.
 
 use kernel::{
     cred::Credential,
@@ -33,13 +37,24 @@ use kernel::{
 use crate::{
     allocation::ReceiveBuffer,
     context::Context,
+    death::{
+        Death,
+        Recipient, //
+    },
     defs::FlatBinderObject,
     refs::{
         InvalidRef,
         Refs,
         MANAGER_HANDLE, //
     },
-    thread::Thread, //
+    thread::Thread,
+    work::{
+        self,
+        Deliver,
+        Todo,
+        Work,
+        WorkItem, //
+    },
 };
 
 pub(crate) use crate::refs::RefChange;
@@ -67,6 +82,10 @@ pub(crate) struct Process {
 pub(crate) struct ProcessInner {
     /// The threads that have called into the driver, by pid.
     threads: RBTree<Pid, Arc<Thread>>,
+    /// Work that any looper thread may take.
+    todo: Todo,
+    /// Set when the file is released: nothing is queued any more.
+    is_dead: bool,
     /// The handles of the process.
     refs: Refs,
     /// The most threads the driver may ask userspace to start (`BINDER_SET_MAX_THREADS`).
@@ -78,6 +97,39 @@ pub(crate) struct ProcessInner {
 }
 
 impl ProcessInner {
+    /// Whether the process's todo list has work.
+    pub(crate) fn has_process_work(&self) -> bool {
+        !self.todo.is_empty()
+    }
+
+    /// Takes the next item of the process's todo list.
+    pub(crate) fn pop_process_work(&mut self) -> Option<WorkItem> {
+        self.todo.pop_front()
+    }
+
+    /// Queues `work` for any looper thread, and wakes one: a thread waiting in a read if
+    /// there is one, else every thread that polls.
+    fn push_process_work(&mut self, work: WorkItem) {
+        self.todo.push_back(work);
+        // The threads' state is reached through `self` (it is guarded by this lock), so the
+        // tree is moved out while it is searched; moving an rbtree only moves its root.
+        let threads = core::mem::take(&mut self.threads);
+        let waiting = threads
+            .values()
+            .find(|thread| thread.waits_for_process_work(self));
+        match waiting {
+            Some(thread) => thread.notify(),
+            None => {
+                for thread in threads.values() {
+                    if thread.polls_for_process_work(self) {
+                        thread.notify();
+                    }
+                }
+            }
+        }
+        self.threads = threads;
+    }
+
     /// Accounts for a thread registering as a looper (`BC_REGISTER_LOOPER`).
     ///
     /// Returns whether the driver had asked for one.
@@ -107,6 +159,8 @@ impl Process {
                 inner <- new_spinlock!(
                     ProcessInner {
                         threads: RBTree::new(),
+                        todo: Todo::new(),
+                        is_dead: false,
                         refs: Refs::new(),
                         max_threads: 0,
                         requested_threads: 0,
@@ -122,12 +176,28 @@ impl Process {
 
     /// Tears the process down when its file is released.
     pub(crate) fn release(self: Arc<Self>) {
-        // All of these are dropped here, after the locks that guarded them are released.
-        let _manager = self.context.take_manager_of(&self);
+        // The context manager's node dies with its owner, and tells the holders that asked.
+        if let Some(manager) = self.context.take_manager_of(&self) {
+            manager.release();
+        }
+        // Everything taken out here is dropped after the lock is released.
         let mut inner = self.inner.lock();
-        let _threads = core::mem::take(&mut inner.threads);
-        let _refs = inner.refs.take_all();
+        inner.is_dead = true;
+        let threads = core::mem::take(&mut inner.threads);
+        let mut undelivered = core::mem::take(&mut inner.todo);
+        for thread in threads.values() {
+            let mut todo = thread.take_todo(&mut inner);
+            undelivered.push_all_back(&mut todo);
+        }
+        let refs = inner.refs.take_all();
         drop(inner);
+        work::cancel_all(undelivered);
+        // This process's death notifications are no longer wanted.
+        for node_ref in refs.values() {
+            if let Some(death) = &node_ref.death {
+                node_ref.node.remove_death(death);
+            }
+        }
     }
 
     /// The lock that guards the process's threads, handles and settings.
@@ -148,7 +218,7 @@ impl Process {
         }
         // Allocate outside the spinlock, then insert unless another call of the same task
         // (through a second file descriptor to this file) got there first.
-        let new_thread = Thread::new(id)?;
+        let new_thread = Thread::new(self, id)?;
         let reservation = RBTreeNodeReservation::new(GFP_KERNEL)?;
         let mut inner = self.inner.lock();
         match inner.threads.entry(id) {
@@ -157,10 +227,115 @@ impl Process {
         }
     }
 
-    /// Forgets `thread` (`BINDER_THREAD_EXIT`); its next ioctl creates a new one.
+    /// Forgets `thread` (`BINDER_THREAD_EXIT`); its next ioctl creates a new one. Work queued
+    /// for it is dropped.
     pub(crate) fn remove_thread(&self, thread: &Thread) {
-        let removed = self.inner.lock().threads.remove(&thread.id);
+        let mut inner = self.inner.lock();
+        let removed = inner.threads.remove(&thread.id);
+        let todo = thread.take_todo(&mut inner);
+        drop(inner);
+        work::cancel_all(todo);
         drop(removed);
+    }
+
+    /// Queues `work` for `recipient`, unless this process is gone or the item is queued
+    /// already.
+    pub(crate) fn queue<T: Deliver + 'static>(
+        &self,
+        work: &Arc<Work<T>>,
+        recipient: Recipient<'_>,
+    ) {
+        let Some(item) = Work::to_queue(work) else {
+            return;
+        };
+        let mut inner = self.inner.lock();
+        if inner.is_dead {
+            drop(inner);
+            item.item.cancel();
+            return;
+        }
+        match recipient {
+            Recipient::Thread(thread) => thread.push_work(&mut inner, item),
+            Recipient::Process => inner.push_process_work(item),
+        }
+    }
+
+    /// `BC_REQUEST_DEATH_NOTIFICATION`: asks to hear when the node behind `handle` dies.
+    pub(crate) fn request_death(self: &Arc<Self>, handle: u32, cookie: u64) -> Result {
+        let node = match self.inner.lock().refs.get_mut(handle) {
+            Some(node_ref) if node_ref.death.is_none() => node_ref.node.clone(),
+            Some(_) => {
+                pr_debug!(
+                    "death notification already requested on handle {}\n",
+                    handle
+                );
+                return Ok(());
+            }
+            None => {
+                pr_debug!("death notification on invalid handle {}\n", handle);
+                return Ok(());
+            }
+        };
+        let death = Death::new(self.clone(), cookie)?;
+        // Attach it unless another thread got there first or the handle went away.
+        match self.inner.lock().refs.get_mut(handle) {
+            Some(node_ref) if node_ref.death.is_none() && Arc::ptr_eq(&node_ref.node, &node) => {
+                node_ref.death = Some(death.clone());
+            }
+            _ => return Ok(()),
+        }
+        node.add_death(death)
+    }
+
+    /// `BC_CLEAR_DEATH_NOTIFICATION`: withdraws the request on `handle` made with `cookie`.
+    ///
+    /// A request whose `BR_DEAD_BINDER` awaits `BC_DEAD_BINDER_DONE` stays on the handle until
+    /// the done, which then confirms the clear.
+    pub(crate) fn clear_death(&self, thread: &Thread, handle: u32, cookie: u64) {
+        let mut inner = self.inner.lock();
+        let Some(node_ref) = inner.refs.get_mut(handle) else {
+            pr_debug!(
+                "clearing a death notification of invalid handle {}\n",
+                handle
+            );
+            return;
+        };
+        let death = match &node_ref.death {
+            Some(death) if death.item.cookie == cookie && !death.item.is_cleared() => death,
+            _ => {
+                pr_debug!("clearing a death notification that is not set\n");
+                return;
+            }
+        };
+        if death.item.clear_before_done() {
+            return;
+        }
+        let Some(death) = node_ref.death.take() else {
+            return;
+        };
+        let node = node_ref.node.clone();
+        drop(inner);
+        node.remove_death(&death);
+        Death::clear(&death, self.recipient_for(thread));
+    }
+
+    /// `BC_DEAD_BINDER_DONE`: the holder handled the `BR_DEAD_BINDER` with `cookie`.
+    pub(crate) fn dead_binder_done(&self, thread: &Thread, cookie: u64) {
+        let death = self.inner.lock().refs.take_death_awaiting_done(cookie);
+        match death {
+            Some(death) => Death::done(&death, self.recipient_for(thread)),
+            None => pr_debug!("BC_DEAD_BINDER_DONE for unknown cookie {:#x}\n", cookie),
+        }
+    }
+
+    /// Where a notification that `thread` caused goes: to it, if it is a looper, as in the C
+    /// driver; else to the process.
+    fn recipient_for<'a>(&self, thread: &'a Thread) -> Recipient<'a> {
+        if thread.is_looper() {
+            Recipient::Thread(thread)
+        } else {
+            Recipient::Process
+        }
     }
 
     /// Sets the most threads the driver may ask for (`BINDER_SET_MAX_THREADS`).

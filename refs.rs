@@ -15,7 +15,11 @@ use kernel::{
     sync::Arc,
 };
 
-use crate::node::Node;
+use crate::{
+    death::Death,
+    node::Node,
+    work::Work, //
+};
 
 /// The handle of the context manager.
 pub(crate) const MANAGER_HANDLE: u32 = 0;
@@ -23,15 +27,13 @@ pub(crate) const MANAGER_HANDLE: u32 = 0;
 /// One handle of a process, and the references it holds through it.
 pub(crate) struct NodeRef {
     /// The node the handle names.
-    #[expect(
-        dead_code,
-        reason = "transactions to the handle come with the IPC engine"
-    )]
     pub(crate) node: Arc<Node>,
     /// Strong references held through this handle.
     strong: u32,
     /// Weak references held through this handle.
     weak: u32,
+    /// The death notification requested through this handle, if any.
+    pub(crate) death: Option<Arc<Work<Death>>>,
 }
 
 /// A change of a reference count, as `BC_INCREFS`, `BC_ACQUIRE`, `BC_RELEASE` and
@@ -75,6 +77,7 @@ impl Refs {
                     node,
                     strong: 0,
                     weak: 0,
+                    death: None,
                 },
                 reservation,
             ),
@@ -111,6 +114,30 @@ impl Refs {
             return Ok(self.by_handle.remove(&handle));
         }
         Ok(None)
+    }
+
+    /// The reference behind `handle`.
+    pub(crate) fn get_mut(&mut self, handle: u32) -> Option<&mut NodeRef> {
+        self.by_handle.get_mut(&handle)
+    }
+
+    /// The death notification of this process with `cookie` whose `BR_DEAD_BINDER` awaits
+    /// its `BC_DEAD_BINDER_DONE`.
+    ///
+    /// A notification that was withdrawn meanwhile leaves its handle now.
+    pub(crate) fn take_death_awaiting_done(&mut self, cookie: u64) -> Option<Arc<Work<Death>>> {
+        let node_ref = self.by_handle.values_mut().find(|node_ref| {
+            node_ref
+                .death
+                .as_ref()
+                .is_some_and(|death| death.item.awaits_done(cookie))
+        })?;
+        let death = node_ref.death.as_ref()?;
+        if death.item.is_cleared() {
+            node_ref.death.take()
+        } else {
+            Some(death.clone())
+        }
     }
 
     /// Takes every reference out, for the caller to drop once its locks are released.

@@ -20,11 +20,14 @@
 //! - [`allocation`]: the receive buffer a process maps, where transactions are delivered.
 //! - [`node`]: a binder object owned by a process (`binder_node`).
 //! - [`refs`]: a process's handles to other processes' nodes (`binder_ref`).
+//! - [`work`]: the todo lists threads read their work from.
+//! - [`death`]: death notifications.
 //! - [`defs`]: the userspace ABI, from `include/uapi/linux/android/binder.h`.
 
 mod allocation;
 mod commands;
 mod context;
+mod death;
 mod defs;
 mod device;
 mod devices_param;
@@ -33,6 +36,7 @@ mod node;
 mod process;
 mod refs;
 mod thread;
+mod work;
 mod write_read;
 
 use kernel::prelude::*;

@@ -5,18 +5,23 @@
 //! As in the C driver, a thread comes into being the first time a task of the process makes
 //! an ioctl (or polls) on the device, and lives until `BINDER_THREAD_EXIT` or until the
 //! process closes the device. Its state changes under its process's `inner` lock, so that
-//! waking a thread and deciding that it has something to do happen under one lock.
+//! handing a thread work and waking it happen under one lock.
 
 use kernel::{
+    fs::File,
+    new_poll_condvar,
     prelude::*,
     sync::{
         atomic::{
             Atomic,
             Relaxed, //
         },
-        new_condvar,
+        poll::{
+            PollCondVar,
+            PollTable, //
+        },
         Arc,
-        CondVar, //
+        LockedBy, //
     },
     task::Pid,
 };
@@ -26,6 +31,11 @@ use crate::{
     process::{
         Process,
         ProcessInner, //
+    },
+    work::{
+        Flow,
+        Todo,
+        WorkItem, //
     },
     write_read::Returns,
 };
@@ -42,12 +52,14 @@ pub(crate) mod looper {
     pub(crate) const INVALID: u32 = 0x08;
     /// The thread is blocked in a read.
     pub(crate) const WAITING: u32 = 0x10;
+    /// The thread has polled the file.
+    pub(crate) const POLL: u32 = 0x20;
 }
 
 /// A thread of a binder process.
 ///
 /// `looper` and `need_return` change only under the process's `inner` lock; they are atomics
-/// so that they can live here, next to the condition variable the lock goes with.
+/// so that `poll` and the ioctl paths can read them next to the condition variable.
 #[pin_data]
 pub(crate) struct Thread {
     /// The task's pid (a thread id, in the init pid namespace).
@@ -60,28 +72,80 @@ pub(crate) struct Thread {
     /// cleared at the end of each of the thread's ioctls. `poll` reports it as readable, as
     /// the C driver does with its `looper_need_return`.
     need_return: Atomic<bool>,
+    /// Work for this thread only.
+    todo: LockedBy<Todo, ProcessInner>,
     /// Signalled, under the process's `inner` lock, when the thread has something to read.
+    /// Pollers of the file wait on it too.
     #[pin]
-    wake: CondVar,
+    wake: PollCondVar,
 }
 
 impl Thread {
-    /// Creates the thread for the task with pid `id`.
-    pub(crate) fn new(id: Pid) -> Result<Arc<Self>> {
+    /// Creates the thread for the task with pid `id` in `process`.
+    pub(crate) fn new(process: &Process, id: Pid) -> Result<Arc<Self>> {
         Arc::pin_init(
             try_pin_init!(Self {
                 id,
                 looper: Atomic::new(0),
                 need_return: Atomic::new(true),
-                wake <- new_condvar!("Thread::wake"),
+                todo: LockedBy::new(process.inner_lock(), Todo::new()),
+                wake <- new_poll_condvar!("Thread::wake"),
             }),
             GFP_KERNEL,
         )
     }
 
-    /// Whether a read by this thread would return at once.
-    pub(crate) fn has_work(&self) -> bool {
+    fn looper_bits(&self) -> u32 {
+        self.looper.load(Relaxed)
+    }
+
+    fn set_looper_bits(&self, bits: u32, on: bool) {
+        let state = self.looper_bits();
+        self.looper
+            .store(if on { state | bits } else { state & !bits }, Relaxed);
+    }
+
+    /// Whether the thread said it serves the process (`BC_ENTER_LOOPER`/`BC_REGISTER_LOOPER`).
+    pub(crate) fn is_looper(&self) -> bool {
+        self.looper_bits() & (looper::REGISTERED | looper::ENTERED) != 0
+    }
+
+    /// Whether the thread may take work from the process's todo list now.
+    fn takes_process_work(&self, inner: &mut ProcessInner) -> bool {
+        self.is_looper() && self.todo.access_mut(inner).is_empty()
+    }
+
+    /// Whether the thread waits in a read for work of the process (a candidate to wake).
+    pub(crate) fn waits_for_process_work(&self, inner: &mut ProcessInner) -> bool {
+        self.looper_bits() & looper::WAITING != 0 && self.takes_process_work(inner)
+    }
+
+    /// Whether the thread polls and could take work of the process (a poller to wake).
+    pub(crate) fn polls_for_process_work(&self, inner: &mut ProcessInner) -> bool {
+        self.looper_bits() & looper::POLL != 0 && self.takes_process_work(inner)
+    }
+
+    /// Whether a read would return without waiting.
+    fn has_work(&self, inner: &mut ProcessInner, process_work: bool) -> bool {
         self.need_return.load(Relaxed)
+            || !self.todo.access_mut(inner).is_empty()
+            || (process_work && inner.has_process_work())
+    }
+
+    /// Wakes the thread: its read, or its pollers.
+    pub(crate) fn notify(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Queues `work` for this thread and wakes it.
+    pub(crate) fn push_work(&self, inner: &mut ProcessInner, work: WorkItem) {
+        self.todo.access_mut(inner).push_back(work);
+        self.notify();
+    }
+
+    /// Takes the thread's own work out, for the caller to cancel after unlocking.
+    pub(crate) fn take_todo(&self, inner: &mut ProcessInner) -> Todo {
+        core::mem::take(self.todo.access_mut(inner))
     }
 
     /// Tells the thread to return to userspace (`flush`), waking it if it waits for work.
@@ -89,8 +153,8 @@ impl Thread {
     /// The caller holds the process's `inner` lock, as `_locked` says.
     pub(crate) fn set_need_return(&self, _locked: &ProcessInner) {
         self.need_return.store(true, Relaxed);
-        if self.looper.load(Relaxed) & looper::WAITING != 0 {
-            self.wake.notify_one();
+        if self.looper_bits() & looper::WAITING != 0 {
+            self.notify();
         }
     }
 
@@ -111,38 +175,83 @@ impl Thread {
             looper::ENTERED => looper::REGISTERED,
             _ => 0,
         };
-        let mut state = self.looper.load(Relaxed) | bit;
-        if state & conflicting != 0 || !requested {
-            state |= looper::INVALID;
+        if self.looper_bits() & conflicting != 0 || !requested {
+            self.set_looper_bits(looper::INVALID, true);
         }
-        self.looper.store(state, Relaxed);
+        self.set_looper_bits(bit, true);
+    }
+
+    /// The `poll` file operation for this thread: registers its wait queue and reports
+    /// whether a read would return at once.
+    pub(crate) fn poll(&self, process: &Process, file: &File, table: PollTable<'_>) -> bool {
+        let mut guard = process.inner_lock().lock();
+        self.set_looper_bits(looper::POLL, true);
+        let process_work = self.takes_process_work(&mut guard);
+        drop(guard);
+        table.register_wait(file, &self.wake);
+        let mut guard = process.inner_lock().lock();
+        self.has_work(&mut guard, process_work)
     }
 
     /// The read half of `BINDER_WRITE_READ`: waits for work and writes returns into `out`.
     ///
-    /// Nothing is queued for threads yet; the read returns when the thread is told to go
-    /// back to userspace, fails with `EAGAIN` when `nonblock` is set and there is nothing to
-    /// return, and with `EINTR` when a signal arrives while it waits.
+    /// Without `nonblock` it waits until there is work, the thread is told to return to
+    /// userspace, or a signal comes (`EINTR`); with `nonblock` it fails with `EAGAIN` instead
+    /// of waiting.
     pub(crate) fn read(&self, process: &Process, out: &mut Returns, nonblock: bool) -> Result {
         if out.is_fresh() {
             out.put_code(BR_NOOP)?;
         }
+        loop {
+            self.wait_for_work(process, nonblock)?;
+            loop {
+                if !out.has_room_for_return() {
+                    return Ok(());
+                }
+                let Some(work) = self.next_work(process) else {
+                    break;
+                };
+                if work.item.deliver(self, out)? == Flow::Return {
+                    return Ok(());
+                }
+            }
+            // Out of work. Go back to waiting if this read returned nothing but its BR_NOOP,
+            // unless the thread must return.
+            if !out.only_noop() || self.need_return.load(Relaxed) {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Blocks until a read has something to return.
+    fn wait_for_work(&self, process: &Process, nonblock: bool) -> Result {
         let mut guard = process.inner_lock().lock();
         loop {
-            if self.need_return.load(Relaxed) {
+            let process_work = self.takes_process_work(&mut guard);
+            if self.has_work(&mut guard, process_work) {
                 return Ok(());
             }
             if nonblock {
                 return Err(EAGAIN);
             }
-            self.looper
-                .store(self.looper.load(Relaxed) | looper::WAITING, Relaxed);
+            self.set_looper_bits(looper::WAITING, true);
             let interrupted = self.wake.wait_interruptible(&mut guard);
-            self.looper
-                .store(self.looper.load(Relaxed) & !looper::WAITING, Relaxed);
+            self.set_looper_bits(looper::WAITING, false);
             if interrupted {
                 return Err(EINTR);
             }
         }
+    }
+
+    /// Takes the next item to deliver: the thread's own work first, then the process's.
+    fn next_work(&self, process: &Process) -> Option<WorkItem> {
+        let mut guard = process.inner_lock().lock();
+        if let Some(work) = self.todo.access_mut(&mut guard).pop_front() {
+            return Some(work);
+        }
+        if self.takes_process_work(&mut guard) {
+            return guard.pop_process_work();
+        }
+        None
     }
 }

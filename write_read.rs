@@ -8,6 +8,7 @@
 
 use kernel::{
     prelude::*,
+    sync::Arc,
     transmute::{
         AsBytes,
         FromBytes, //
@@ -26,6 +27,9 @@ use crate::{
     thread::Thread, //
 };
 
+/// The room the largest return takes: a code and a `binder_transaction_data_secctx`.
+const MAX_RETURN_SIZE: usize = size_of::<u32>() + size_of::<uapi::binder_transaction_data_secctx>();
+
 /// `struct binder_write_read`, the argument of `BINDER_WRITE_READ`.
 #[repr(transparent)]
 #[derive(Clone, Copy, Default)]
@@ -37,7 +41,12 @@ unsafe impl FromBytes for BinderWriteRead {}
 unsafe impl AsBytes for BinderWriteRead {}
 
 /// Carries out `BINDER_WRITE_READ` for `thread`; `arg` is the user address of the argument.
-pub(crate) fn write_read(process: &Process, thread: &Thread, arg: usize, nonblock: bool) -> Result {
+pub(crate) fn write_read(
+    process: &Arc<Process>,
+    thread: &Thread,
+    arg: usize,
+    nonblock: bool,
+) -> Result {
     let user = UserSlice::new(UserPtr::from_addr(arg), size_of::<BinderWriteRead>());
     let (mut reader, mut writer) = user.reader_writer();
     let mut bwr: BinderWriteRead = reader.read()?;
@@ -145,6 +154,18 @@ impl Returns {
     /// Whether nothing was in the buffer before this call (so it starts with `BR_NOOP`).
     pub(crate) fn is_fresh(&self) -> bool {
         self.start == 0
+    }
+
+    /// Whether another return of any kind fits: the C driver stops delivering when less than
+    /// the largest return (`BR_TRANSACTION_SEC_CTX` and its payload) would fit.
+    pub(crate) fn has_room_for_return(&self) -> bool {
+        self.writer.len() >= MAX_RETURN_SIZE
+    }
+
+    /// Whether the buffer holds just one word, the `BR_NOOP` every fresh buffer starts with
+    /// (the C driver's test is the same: four bytes used in all).
+    pub(crate) fn only_noop(&self) -> bool {
+        self.consumed() == size_of::<u32>() as u64
     }
 
     /// Writes one return code.

@@ -1,0 +1,175 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Death notifications: telling the holders of a handle that the node behind it is gone.
+//!
+//! A process asks with `BC_REQUEST_DEATH_NOTIFICATION handle cookie`. When the node's owner
+//! dies (or at once, if it already has), the process reads `BR_DEAD_BINDER cookie` and
+//! answers `BC_DEAD_BINDER_DONE cookie`. `BC_CLEAR_DEATH_NOTIFICATION` withdraws the request;
+//! it is confirmed with `BR_CLEAR_DEATH_NOTIFICATION_DONE cookie`, after the `BR_DEAD_BINDER`
+//! if the node died first. Misuse (an unknown handle, a second request, a wrong cookie) is
+//! logged and skipped, as in the C driver.
+
+use kernel::{
+    prelude::*,
+    sync::{
+        new_spinlock,
+        Arc,
+        SpinLock, //
+    },
+};
+
+use crate::{
+    defs::{
+        BR_CLEAR_DEATH_NOTIFICATION_DONE,
+        BR_DEAD_BINDER, //
+    },
+    process::Process,
+    thread::Thread,
+    work::{
+        Deliver,
+        Flow,
+        Work, //
+    },
+    write_read::Returns,
+};
+
+/// One death notification: a handle's holder waiting to hear that its node died.
+#[pin_data]
+pub(crate) struct Death {
+    /// The process that asked, and whose todo list the notifications go to.
+    holder: Arc<Process>,
+    /// The holder's value for the notification.
+    pub(crate) cookie: u64,
+    /// Where the notification stands.
+    #[pin]
+    state: SpinLock<DeathState>,
+}
+
+/// The progress of a [`Death`], guarded by [`Death::state`].
+///
+/// It nests inside the holder's `inner` lock, so it is never held while that is taken: a
+/// notification is marked queued under it, and put on the todo list after it is released.
+#[derive(Default)]
+struct DeathState {
+    /// The node died.
+    dead: bool,
+    /// The holder withdrew the request.
+    cleared: bool,
+    /// `BR_DEAD_BINDER` was delivered.
+    dead_delivered: bool,
+    /// `BR_DEAD_BINDER` was delivered and `BC_DEAD_BINDER_DONE` has not come yet.
+    awaiting_done: bool,
+    /// The notification is on a todo list.
+    queued: bool,
+}
+
+/// Where to queue a notification of the holder's.
+pub(crate) enum Recipient<'a> {
+    /// Any looper thread of the holder.
+    Process,
+    /// This thread of the holder (a looper that withdrew the request itself).
+    Thread(&'a Thread),
+}
+
+impl Death {
+    /// Creates a death notification for `holder` with `cookie`.
+    pub(crate) fn new(holder: Arc<Process>, cookie: u64) -> Result<Arc<Work<Self>>> {
+        Work::new_pinned(try_pin_init!(Self {
+            holder,
+            cookie,
+            state <- new_spinlock!(DeathState::default(), "Death::state"),
+        }))
+    }
+
+    /// The node died: notify the holder, unless it withdrew the request first.
+    pub(crate) fn node_died(work: &Arc<Work<Self>>) {
+        let mut state = work.item.state.lock();
+        if state.cleared {
+            return;
+        }
+        state.dead = true;
+        let queue = state.mark_queued();
+        drop(state);
+        if queue {
+            work.item.holder.queue(work, Recipient::Process);
+        }
+    }
+
+    /// The holder withdrew the request (`BC_CLEAR_DEATH_NOTIFICATION`).
+    ///
+    /// The confirmation is queued now, unless a `BR_DEAD_BINDER` is still to be delivered or
+    /// answered: it then follows `BC_DEAD_BINDER_DONE`.
+    pub(crate) fn clear(work: &Arc<Work<Self>>, recipient: Recipient<'_>) {
+        let mut state = work.item.state.lock();
+        state.cleared = true;
+        let queue = !state.awaiting_done && state.mark_queued();
+        drop(state);
+        if queue {
+            work.item.holder.queue(work, recipient);
+        }
+    }
+
+    /// Whether this notification's `BR_DEAD_BINDER` with `cookie` awaits its
+    /// `BC_DEAD_BINDER_DONE`.
+    pub(crate) fn awaits_done(&self, cookie: u64) -> bool {
+        self.cookie == cookie && self.state.lock().awaiting_done
+    }
+
+    /// Withdraws a request whose `BR_DEAD_BINDER` awaits its `BC_DEAD_BINDER_DONE`: the
+    /// confirmation will follow the done. Returns `false`, changing nothing, for a request in
+    /// any other state.
+    pub(crate) fn clear_before_done(&self) -> bool {
+        let mut state = self.state.lock();
+        if !state.awaiting_done {
+            return false;
+        }
+        state.cleared = true;
+        true
+    }
+
+    /// Whether the request was withdrawn.
+    pub(crate) fn is_cleared(&self) -> bool {
+        self.state.lock().cleared
+    }
+
+    /// The holder answered `BR_DEAD_BINDER` (`BC_DEAD_BINDER_DONE`).
+    ///
+    /// If the request was withdrawn in the meantime, its confirmation is queued now.
+    pub(crate) fn done(work: &Arc<Work<Self>>, recipient: Recipient<'_>) {
+        let mut state = work.item.state.lock();
+        state.awaiting_done = false;
+        let queue = state.cleared && state.mark_queued();
+        drop(state);
+        if queue {
+            work.item.holder.queue(work, recipient);
+        }
+    }
+}
+
+impl Deliver for Death {
+    fn deliver(&self, _thread: &Thread, out: &mut Returns) -> Result<Flow> {
+        let mut state = self.state.lock();
+        state.queued = false;
+        let (code, flow) = if state.dead && !state.dead_delivered {
+            state.dead_delivered = true;
+            state.awaiting_done = true;
+            // The holder usually reacts to a death with transactions: let it.
+            (BR_DEAD_BINDER, Flow::Return)
+        } else if state.cleared {
+            (BR_CLEAR_DEATH_NOTIFICATION_DONE, Flow::Continue)
+        } else {
+            return Ok(Flow::Continue);
+        };
+        drop(state);
+        out.put_code(code)?;
+        out.put(&self.cookie)?;
+        Ok(flow)
+    }
+}
+
+impl DeathState {
+    /// Marks the notification as queued; returns `false` if it already was.
+    fn mark_queued(&mut self) -> bool {
+        !core::mem::replace(&mut self.queued, true)
+    }
+}

@@ -1,0 +1,105 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Work: what a thread finds on a todo list and turns into `BR_*` returns when it reads.
+//!
+//! Every process has a todo list that any of its looper threads may take work from, and every
+//! thread has one of its own. An item on either is a [`Work`] envelope around something that
+//! knows how to [`Deliver`] itself. Items are `ListArc`s, so putting one on a list needs no
+//! allocation, and an item that is queued again and again over its life (a death notification,
+//! say) is tracked so that it can be on at most one list at a time.
+
+use kernel::{
+    list::{
+        impl_list_arc_safe,
+        impl_list_item,
+        AtomicTracker,
+        List,
+        ListArc,
+        ListLinksSelfPtr,
+        TryNewListArc, //
+    },
+    prelude::*,
+    sync::Arc,
+};
+
+use crate::{
+    thread::Thread,
+    write_read::Returns, //
+};
+
+/// Something a reading thread can turn into returns.
+pub(crate) trait Deliver: Send + Sync {
+    /// Writes this item's returns into `out`, for `thread`, which took it off a todo list.
+    ///
+    /// Returns whether the thread should go back to userspace after it, as it does after each
+    /// transaction or reply and after `BR_DEAD_BINDER`.
+    fn deliver(&self, thread: &Thread, out: &mut Returns) -> Result<Flow>;
+
+    /// Called instead of [`Deliver::deliver`] when the item is dropped undelivered, because the
+    /// thread or process it was queued for is going away.
+    fn cancel(&self) {}
+}
+
+/// What a reading thread does after delivering an item.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flow {
+    /// Take the next item, if there is one and room for it.
+    Continue,
+    /// Return to userspace now.
+    Return,
+}
+
+/// The envelope that puts a [`Deliver`]-able value on a todo list.
+#[pin_data]
+pub(crate) struct Work<T: ?Sized> {
+    #[pin]
+    links: ListLinksSelfPtr<Work<dyn Deliver>>,
+    #[pin]
+    tracker: AtomicTracker,
+    /// The value to deliver.
+    #[pin]
+    pub(crate) item: T,
+}
+
+impl_list_arc_safe! {
+    impl{T: ?Sized} ListArcSafe<0> for Work<T> { tracked_by tracker: AtomicTracker; }
+}
+
+impl_list_item! {
+    impl ListItem<0> for Work<dyn Deliver> { using ListLinksSelfPtr { self.links }; }
+}
+
+/// A todo list.
+pub(crate) type Todo = List<Work<dyn Deliver>>;
+
+/// An item ready to be put on a todo list.
+pub(crate) type WorkItem = ListArc<Work<dyn Deliver>>;
+
+impl<T: Deliver + 'static> Work<T> {
+    /// Allocates an envelope for the item `init` creates, not on any list yet.
+    pub(crate) fn new_pinned(init: impl PinInit<T, Error>) -> Result<Arc<Self>> {
+        Arc::pin_init(
+            try_pin_init!(Self {
+                links <- ListLinksSelfPtr::new(),
+                tracker <- AtomicTracker::new(),
+                item <- init,
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// The item ready to be queued, unless it is on a list already.
+    pub(crate) fn to_queue(this: &Arc<Self>) -> Option<WorkItem> {
+        let work: ListArc<Self> = ListArc::try_from_arc(this.clone()).ok()?;
+        Some(work)
+    }
+}
+
+/// Drops every item of `todo`, cancelling each.
+///
+/// Call it after taking the list out from under its lock: `cancel` may take other locks.
+pub(crate) fn cancel_all(mut todo: Todo) {
+    while let Some(work) = todo.pop_front() {
+        work.item.cancel();
+    }
+}
