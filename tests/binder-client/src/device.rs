@@ -170,6 +170,39 @@ impl Binder {
         parse_returns(bytes).map_err(|_| io::Error::other("a return is cut short"))
     }
 
+    /// Writes `commands` and fails unless the driver took all of them.
+    pub fn send(&self, commands: &Commands) -> io::Result<()> {
+        let done = self.write(commands);
+        done.result?;
+        if done.write_consumed != commands.len() as u64 {
+            return Err(io::Error::other(format!(
+                "driver consumed {} of {} bytes",
+                done.write_consumed,
+                commands.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Switches the file between blocking and non-blocking reads.
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        // SAFETY: Plain fcntl calls on our own descriptor.
+        let flags = unsafe { libc::fcntl(self.fd.as_raw_fd(), libc::F_GETFL) };
+        if flags < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let flags = if nonblocking {
+            flags | libc::O_NONBLOCK
+        } else {
+            flags & !libc::O_NONBLOCK
+        };
+        // SAFETY: As above.
+        if unsafe { libc::fcntl(self.fd.as_raw_fd(), libc::F_SETFL, flags) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
     /// Maps `len` bytes of the receive buffer with protection `prot`.
     pub fn map(&self, len: usize, prot: i32) -> io::Result<Mapping> {
         Mapping::new(self, len, prot)

@@ -66,6 +66,26 @@ impl Commands {
         self.word(uapi::BC_EXIT_LOOPER)
     }
 
+    /// `BC_REQUEST_DEATH_NOTIFICATION handle cookie`: ask to hear when the node dies.
+    pub fn request_death_notification(self, handle: u32, cookie: u64) -> Self {
+        // `struct binder_handle_cookie` is packed: the cookie follows the handle directly.
+        self.word(uapi::BC_REQUEST_DEATH_NOTIFICATION)
+            .word(handle)
+            .pointer(cookie)
+    }
+
+    /// `BC_CLEAR_DEATH_NOTIFICATION handle cookie`: withdraw that request.
+    pub fn clear_death_notification(self, handle: u32, cookie: u64) -> Self {
+        self.word(uapi::BC_CLEAR_DEATH_NOTIFICATION)
+            .word(handle)
+            .pointer(cookie)
+    }
+
+    /// `BC_DEAD_BINDER_DONE cookie`: the `BR_DEAD_BINDER` with `cookie` was handled.
+    pub fn dead_binder_done(self, cookie: u64) -> Self {
+        self.word(uapi::BC_DEAD_BINDER_DONE).pointer(cookie)
+    }
+
     /// The encoded commands.
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes
@@ -169,6 +189,17 @@ mod tests {
         expected.extend_from_slice(&uapi::BC_FREE_BUFFER.to_ne_bytes());
         expected.extend_from_slice(&0x1122_3344_5566_7788u64.to_ne_bytes());
         assert_eq!(commands.as_bytes(), expected.as_slice());
+    }
+
+    #[test]
+    fn death_commands_use_the_packed_handle_cookie() {
+        let commands = Commands::new().request_death_notification(1, 2);
+        assert_eq!(commands.len(), 4 + 12);
+        assert_eq!(
+            uapi::BC_REQUEST_DEATH_NOTIFICATION >> 16 & 0x3fff,
+            12,
+            "the command's size field must say 12 bytes"
+        );
     }
 
     #[test]

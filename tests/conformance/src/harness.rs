@@ -201,6 +201,16 @@ impl Child {
         })
     }
 
+    /// Kills the child with SIGKILL and reaps it.
+    pub fn kill(self) -> Outcome {
+        // SAFETY: Plain syscall on our own child.
+        unsafe { libc::kill(self.pid, libc::SIGKILL) };
+        match self.wait()? {
+            Exit::Signal(libc::SIGKILL) => Ok(()),
+            other => Err(format!("child ended before it was killed: {other:?}")),
+        }
+    }
+
     /// Waits for the child to end.
     pub fn wait(mut self) -> Outcome<Exit> {
         let mut message = String::new();

@@ -2,6 +2,7 @@
 
 mod basics;
 mod context_mgr;
+mod death;
 mod mmap;
 mod module;
 mod write_read;
@@ -15,6 +16,7 @@ pub fn all() -> impl Iterator<Item = &'static Case> {
         context_mgr::CASES,
         mmap::CASES,
         write_read::CASES,
+        death::CASES,
         module::CASES,
     ]
     .into_iter()

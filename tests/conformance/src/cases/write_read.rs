@@ -133,7 +133,7 @@ fn read_interrupted_by_signal_eintr(_: &Env) -> Outcome {
     // SAFETY: Installs a handler that does nothing, for SIGUSR1 only.
     unsafe {
         let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = ignore_signal as usize;
+        action.sa_sigaction = ignore_signal as extern "C" fn(libc::c_int) as usize;
         ensure!(
             libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut()) == 0,
             "sigaction"
