@@ -29,9 +29,11 @@ use crate::{
 impl Thread {
     /// The write half of `BINDER_WRITE_READ`: carries out the commands in `commands`.
     ///
-    /// Stops at the first command that fails; the ones before it stay consumed.
+    /// Stops at the first command that fails; the ones before it stay consumed. Like the C
+    /// driver, it also stops (without an error) while a failed transaction's error return
+    /// waits to be read.
     pub(crate) fn write(&self, process: &Arc<Process>, commands: &mut Commands) -> Result {
-        while commands.has_more() {
+        while commands.has_more() && !self.has_pending_error() {
             let code: u32 = commands.read()?;
             self.command(process, code, commands)?;
             commands.commit();
@@ -60,6 +62,18 @@ impl Thread {
                     buffer
                 );
                 Ok(())
+            }
+            BC_TRANSACTION | BC_REPLY => {
+                let tr: TransactionData = commands.read()?;
+                self.transaction(process, &tr, code == BC_REPLY)
+            }
+            BC_TRANSACTION_SG | BC_REPLY_SG => {
+                let tr: TransactionDataSg = commands.read()?;
+                self.transaction(
+                    process,
+                    &TransactionData(tr.0.transaction_data),
+                    code == BC_REPLY_SG,
+                )
             }
             BC_REQUEST_DEATH_NOTIFICATION | BC_CLEAR_DEATH_NOTIFICATION => {
                 // `struct binder_handle_cookie` is packed: a u32 handle, then a u64 cookie.
@@ -90,11 +104,7 @@ impl Thread {
                 Ok(())
             }
             // Known, and still to be written here. They fail rather than pretend.
-            BC_TRANSACTION
-            | BC_REPLY
-            | BC_TRANSACTION_SG
-            | BC_REPLY_SG
-            | BC_INCREFS_DONE
+            BC_INCREFS_DONE
             | BC_ACQUIRE_DONE
             | BC_REQUEST_FREEZE_NOTIFICATION
             | BC_CLEAR_FREEZE_NOTIFICATION

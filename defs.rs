@@ -101,9 +101,33 @@ uapi_newtype!(
     FlatBinderObject => flat_binder_object
 );
 
+uapi_newtype!(
+    /// `struct binder_transaction_data`, the argument of `BC_TRANSACTION` and `BC_REPLY`.
+    TransactionData => binder_transaction_data
+);
+uapi_newtype!(
+    /// `struct binder_transaction_data_sg`, the argument of the `_SG` variants.
+    TransactionDataSg => binder_transaction_data_sg
+);
+uapi_newtype!(
+    /// `struct binder_extended_error`, the result of `BINDER_GET_EXTENDED_ERROR`.
+    ExtendedError => binder_extended_error
+);
+
 // The newtypes claim there is no padding; these sizes prove it.
 const _: () = assert!(core::mem::size_of::<BinderVersion>() == 4);
 const _: () = assert!(core::mem::size_of::<FlatBinderObject>() == 4 + 4 + 8 + 8);
+const _: () = assert!(core::mem::size_of::<TransactionData>() == 8 + 8 + 4 * 4 + 8 * 4);
+const _: () = assert!(core::mem::size_of::<TransactionDataSg>() == 64 + 8);
+const _: () = assert!(core::mem::size_of::<ExtendedError>() == 3 * 4);
+
+impl TransactionData {
+    /// The target handle (the `target` union, as a sender fills it in).
+    pub(crate) fn target_handle(&self) -> u32 {
+        // SAFETY: Both members of the union are integers, so reading either is always valid.
+        unsafe { self.0.target.handle }
+    }
+}
 
 impl FlatBinderObject {
     /// The `binder` member of the object's union: the owner's pointer for a local object.

@@ -76,13 +76,16 @@ fn handle(
             Arc::from(process).set_as_manager(Some(&object))?;
         }
         BINDER_THREAD_EXIT => process.remove_thread(thread),
+        BINDER_GET_EXTENDED_ERROR => {
+            let error = thread.take_extended_error(&process);
+            write_arg(arg, &error)?;
+        }
         // Known to the C driver, and still to be written here. They fail rather than pretend.
         BINDER_GET_NODE_DEBUG_INFO
         | BINDER_GET_NODE_INFO_FOR_REF
         | BINDER_FREEZE
         | BINDER_GET_FROZEN_INFO
-        | BINDER_ENABLE_ONEWAY_SPAM_DETECTION
-        | BINDER_GET_EXTENDED_ERROR => return Err(EOPNOTSUPP),
+        | BINDER_ENABLE_ONEWAY_SPAM_DETECTION => return Err(EOPNOTSUPP),
         // Unknown ioctls, and BINDER_SET_IDLE_TIMEOUT/_PRIORITY, which the uapi header defines
         // but no binder driver ever implemented.
         _ => return Err(EINVAL),

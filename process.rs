@@ -42,6 +42,7 @@ use crate::{
         Recipient, //
     },
     defs::FlatBinderObject,
+    node::Node,
     refs::{
         InvalidRef,
         Refs,
@@ -372,6 +373,11 @@ impl Process {
             Err(InvalidRef) => pr_debug!("reference change on invalid handle {}\n", handle),
         }
         Ok(())
+    }
+
+    /// The node behind `handle`, if the process holds a strong reference through it.
+    pub(crate) fn strong_ref_target(&self, handle: u32) -> Option<Arc<Node>> {
+        self.inner.lock().refs.strong_target(handle)
     }
 
     /// Makes this process the context manager of its device.

@@ -116,6 +116,14 @@ impl Refs {
         Ok(None)
     }
 
+    /// The node behind `handle`, if a strong reference is held through it.
+    pub(crate) fn strong_target(&self, handle: u32) -> Option<Arc<Node>> {
+        self.by_handle
+            .get(&handle)
+            .filter(|node_ref| node_ref.strong > 0)
+            .map(|node_ref| node_ref.node.clone())
+    }
+
     /// The reference behind `handle`.
     pub(crate) fn get_mut(&mut self, handle: u32) -> Option<&mut NodeRef> {
         self.by_handle.get_mut(&handle)

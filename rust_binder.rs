@@ -17,6 +17,7 @@
 //! - [`ioctl`]: decoding of the binder ioctls and their C-compatible errors.
 //! - [`write_read`]: `BINDER_WRITE_READ`, the ioctl all binder traffic goes through.
 //! - [`commands`]: the `BC_*` commands a thread writes.
+//! - [`transaction`]: `BC_TRANSACTION` and `BC_REPLY`.
 //! - [`allocation`]: the receive buffer a process maps, where transactions are delivered.
 //! - [`node`]: a binder object owned by a process (`binder_node`).
 //! - [`refs`]: a process's handles to other processes' nodes (`binder_ref`).
@@ -36,6 +37,7 @@ mod node;
 mod process;
 mod refs;
 mod thread;
+mod transaction;
 mod work;
 mod write_read;
 

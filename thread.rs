@@ -27,14 +27,20 @@ use kernel::{
 };
 
 use crate::{
-    defs::BR_NOOP,
+    defs::{
+        ExtendedError,
+        BR_NOOP,
+        BR_OK, //
+    },
     process::{
         Process,
         ProcessInner, //
     },
     work::{
+        Deliver,
         Flow,
         Todo,
+        Work,
         WorkItem, //
     },
     write_read::Returns,
@@ -74,6 +80,10 @@ pub(crate) struct Thread {
     need_return: Atomic<bool>,
     /// Work for this thread only.
     todo: LockedBy<Todo, ProcessInner>,
+    /// The error return of the thread's last failed transaction, until it is read.
+    return_error: Arc<Work<ReturnError>>,
+    /// What `BINDER_GET_EXTENDED_ERROR` reports: the last failed transaction's details.
+    extended_error: LockedBy<ExtendedError, ProcessInner>,
     /// Signalled, under the process's `inner` lock, when the thread has something to read.
     /// Pollers of the file wait on it too.
     #[pin]
@@ -83,12 +93,17 @@ pub(crate) struct Thread {
 impl Thread {
     /// Creates the thread for the task with pid `id` in `process`.
     pub(crate) fn new(process: &Process, id: Pid) -> Result<Arc<Self>> {
+        let return_error = Work::new_pinned(try_pin_init!(ReturnError {
+            code: Atomic::new(BR_OK),
+        }))?;
         Arc::pin_init(
             try_pin_init!(Self {
                 id,
                 looper: Atomic::new(0),
                 need_return: Atomic::new(true),
                 todo: LockedBy::new(process.inner_lock(), Todo::new()),
+                return_error,
+                extended_error: LockedBy::new(process.inner_lock(), no_extended_error()),
                 wake <- new_poll_condvar!("Thread::wake"),
             }),
             GFP_KERNEL,
@@ -146,6 +161,37 @@ impl Thread {
     /// Takes the thread's own work out, for the caller to cancel after unlocking.
     pub(crate) fn take_todo(&self, inner: &mut ProcessInner) -> Todo {
         core::mem::take(self.todo.access_mut(inner))
+    }
+
+    /// Whether an error return is waiting to be read. The C driver carries out no more of the
+    /// thread's commands until it is.
+    pub(crate) fn has_pending_error(&self) -> bool {
+        self.return_error.item.code.load(Relaxed) != BR_OK
+    }
+
+    /// Reports a failed transaction: `code` (`BR_FAILED_REPLY`, `BR_DEAD_REPLY`) is queued
+    /// for the thread, and `id` and `errno` are kept for `BINDER_GET_EXTENDED_ERROR`.
+    pub(crate) fn transaction_failed(&self, process: &Process, id: u32, code: u32, errno: Error) {
+        let mut inner = process.inner_lock().lock();
+        *self.extended_error.access_mut(&mut inner) =
+            ExtendedError(kernel::uapi::binder_extended_error {
+                id,
+                command: code,
+                param: errno.to_errno(),
+            });
+        self.return_error.item.code.store(code, Relaxed);
+        if let Some(item) = Work::to_queue(&self.return_error) {
+            self.push_work(&mut inner, item);
+        }
+    }
+
+    /// Takes the extended error (`BINDER_GET_EXTENDED_ERROR`), leaving "no error" behind.
+    pub(crate) fn take_extended_error(&self, process: &Process) -> ExtendedError {
+        let mut inner = process.inner_lock().lock();
+        core::mem::replace(
+            self.extended_error.access_mut(&mut inner),
+            no_extended_error(),
+        )
     }
 
     /// Tells the thread to return to userspace (`flush`), waking it if it waits for work.
@@ -253,5 +299,32 @@ impl Thread {
             return guard.pop_process_work();
         }
         None
+    }
+}
+
+/// The extended error of a thread whose transactions have not failed.
+fn no_extended_error() -> ExtendedError {
+    ExtendedError(kernel::uapi::binder_extended_error {
+        id: 0,
+        command: BR_OK,
+        param: 0,
+    })
+}
+
+/// A thread's pending error return.
+#[pin_data]
+struct ReturnError {
+    /// The `BR_*` code to deliver; `BR_OK` when there is none.
+    code: Atomic<u32>,
+}
+
+impl Deliver for ReturnError {
+    fn deliver(&self, _thread: &Thread, out: &mut Returns) -> Result<Flow> {
+        let code = self.code.load(Relaxed);
+        self.code.store(BR_OK, Relaxed);
+        if code != BR_OK {
+            out.put_code(code)?;
+        }
+        Ok(Flow::Continue)
     }
 }
