@@ -170,6 +170,14 @@ impl Binder {
         parse_returns(bytes).map_err(|_| io::Error::other("a return is cut short"))
     }
 
+    /// `BINDER_GET_EXTENDED_ERROR`: the details of this thread's last failed transaction,
+    /// reset by the call.
+    pub fn extended_error(&self) -> io::Result<uapi::binder_extended_error> {
+        let mut error = uapi::binder_extended_error::default();
+        self.ioctl(uapi::BINDER_GET_EXTENDED_ERROR, &mut error)?;
+        Ok(error)
+    }
+
     /// Writes `commands` and fails unless the driver took all of them.
     pub fn send(&self, commands: &Commands) -> io::Result<()> {
         let done = self.write(commands);

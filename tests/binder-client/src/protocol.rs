@@ -66,6 +66,50 @@ impl Commands {
         self.word(uapi::BC_EXIT_LOOPER)
     }
 
+    /// `BC_TRANSACTION` (or `BC_REPLY` with `reply`) of `data` with `code` to `handle`.
+    ///
+    /// The command holds the address of `data`, which must stay alive until it is written.
+    pub fn transaction(self, reply: bool, handle: u32, code: u32, flags: u32, data: &[u8]) -> Self {
+        let tr = transaction_data(handle, code, flags, data);
+        self.word(if reply {
+            uapi::BC_REPLY
+        } else {
+            uapi::BC_TRANSACTION
+        })
+        .raw(&tr)
+    }
+
+    /// `BC_TRANSACTION_SG` (or `BC_REPLY_SG`): a transaction with `buffers_size` bytes of room
+    /// for scatter-gather buffers.
+    pub fn transaction_sg(
+        self,
+        reply: bool,
+        handle: u32,
+        code: u32,
+        data: &[u8],
+        buffers_size: u64,
+    ) -> Self {
+        let tr = uapi::binder_transaction_data_sg {
+            transaction_data: transaction_data(handle, code, 0, data),
+            buffers_size,
+        };
+        self.word(if reply {
+            uapi::BC_REPLY_SG
+        } else {
+            uapi::BC_TRANSACTION_SG
+        })
+        .raw(&tr)
+    }
+
+    /// Appends the bytes of a plain-data uapi struct.
+    fn raw<T: Copy>(mut self, value: &T) -> Self {
+        // SAFETY: `T` is a uapi struct of integers; its bytes are initialised and readable.
+        let bytes =
+            unsafe { std::slice::from_raw_parts((value as *const T).cast::<u8>(), size_of::<T>()) };
+        self.bytes.extend_from_slice(bytes);
+        self
+    }
+
     /// `BC_REQUEST_DEATH_NOTIFICATION handle cookie`: ask to hear when the node dies.
     pub fn request_death_notification(self, handle: u32, cookie: u64) -> Self {
         // `struct binder_handle_cookie` is packed: the cookie follows the handle directly.
@@ -100,6 +144,24 @@ impl Commands {
     pub fn is_empty(&self) -> bool {
         self.bytes.is_empty()
     }
+}
+
+/// A `binder_transaction_data` for `data` without objects.
+fn transaction_data(
+    handle: u32,
+    code: u32,
+    flags: u32,
+    data: &[u8],
+) -> uapi::binder_transaction_data {
+    let mut tr = uapi::binder_transaction_data {
+        code,
+        flags,
+        data_size: data.len() as u64,
+        ..Default::default()
+    };
+    tr.target.handle = handle;
+    tr.data.ptr.buffer = data.as_ptr() as u64;
+    tr
 }
 
 /// One `BR_*` return, decoded.
@@ -189,6 +251,22 @@ mod tests {
         expected.extend_from_slice(&uapi::BC_FREE_BUFFER.to_ne_bytes());
         expected.extend_from_slice(&0x1122_3344_5566_7788u64.to_ne_bytes());
         assert_eq!(commands.as_bytes(), expected.as_slice());
+    }
+
+    #[test]
+    fn transaction_command_carries_the_data_address() {
+        let data = [1u8, 2, 3];
+        let commands = Commands::new().transaction(false, 5, 9, 0, &data);
+        let bytes = commands.as_bytes();
+        assert_eq!(bytes.len(), 4 + 64);
+        assert_eq!(&bytes[..4], &uapi::BC_TRANSACTION.to_ne_bytes());
+        // target.handle is the first field, data_size the sixth word pair, buffer the seventh.
+        assert_eq!(&bytes[4..8], &5u32.to_ne_bytes());
+        assert_eq!(&bytes[4 + 32..4 + 40], &3u64.to_ne_bytes());
+        assert_eq!(
+            &bytes[4 + 48..4 + 56],
+            &(data.as_ptr() as u64).to_ne_bytes()
+        );
     }
 
     #[test]

@@ -124,6 +124,8 @@ pub fn errno_name(errno: i32) -> String {
         libc::EAGAIN => "EAGAIN",
         libc::ENOENT => "ENOENT",
         libc::ENOMEM => "ENOMEM",
+        libc::EINTR => "EINTR",
+        libc::EPROTO => "EPROTO",
         _ => return format!("errno {errno}"),
     };
     name.to_string()

@@ -5,6 +5,7 @@ mod context_mgr;
 mod death;
 mod mmap;
 mod module;
+mod transaction_errors;
 mod write_read;
 
 use crate::harness::Case;
@@ -17,6 +18,7 @@ pub fn all() -> impl Iterator<Item = &'static Case> {
         mmap::CASES,
         write_read::CASES,
         death::CASES,
+        transaction_errors::CASES,
         module::CASES,
     ]
     .into_iter()
