@@ -12,8 +12,15 @@ use kernel::{
     bindings,
     ffi::c_void,
     mm::{
-        virt::VmaNew,
+        virt::{
+            VmaNew,
+            VmaRef, //
+        },
         Mm, //
+    },
+    page::{
+        Page,
+        PAGE_SIZE, //
     },
     prelude::*,
     sync::{
@@ -23,8 +30,10 @@ use kernel::{
             Release, //
         },
         new_mutex,
+        Arc,
         Mutex, //
     },
+    uaccess::UserSliceReader,
 };
 
 /// The most of a mapping that binder uses; the C driver's `SZ_4M`.
@@ -33,25 +42,52 @@ pub(crate) const MAX_MAPPED_SIZE: usize = bindings::SZ_4M as usize;
 /// The receive buffer of one process.
 #[pin_data]
 pub(crate) struct ReceiveBuffer {
-    /// The mapped area, set by the first successful `mmap` and kept from then on.
+    /// The mapped area and what is allocated in it; see [`BufferState`].
     #[pin]
-    area: Mutex<Option<MappedArea>>,
+    state: Mutex<BufferState>,
     /// Whether the area is still mapped.
     ///
     /// `vm_ops->close` clears it with the `mmap_lock` held for writing. It is an atomic rather
-    /// than part of `area` because inserting pages takes `area`'s lock first and the
-    /// `mmap_lock` second; taking `area`'s lock in `close` would invert that order.
+    /// than part of `state` because inserting pages takes `state`'s lock first and the
+    /// `mmap_lock` second; taking `state`'s lock in `close` would invert that order.
     mapped: Atomic<bool>,
+}
+
+/// The allocation state of a [`ReceiveBuffer`], guarded by [`ReceiveBuffer::state`].
+struct BufferState {
+    /// The mapped area, set by the first successful `mmap` and kept from then on.
+    area: Option<MappedArea>,
+    /// The pages put in so far, one slot per page of the area. A page stays until the process
+    /// closes the device; a sender copying into it holds a reference of its own meanwhile.
+    pages: KVec<Option<Arc<Page>>>,
+    /// The allocated ranges, sorted by offset.
+    ranges: KVec<Range>,
 }
 
 /// Where the receive buffer lives in the owner's address space.
 #[derive(Clone, Copy)]
 struct MappedArea {
     /// The user address of the first byte.
-    #[expect(dead_code, reason = "buffers are placed here by the IPC engine")]
     start: usize,
     /// How many bytes of the mapping binder uses (at most [`MAX_MAPPED_SIZE`]).
-    #[expect(dead_code, reason = "buffers are placed here by the IPC engine")]
+    size: usize,
+}
+
+/// An allocated range of the area.
+#[derive(Clone, Copy)]
+struct Range {
+    offset: usize,
+    size: usize,
+    /// Delivered to userspace, which gives it back with `BC_FREE_BUFFER`.
+    delivered: bool,
+}
+
+/// A range reserved for one transaction, not yet delivered.
+///
+/// It must be given back to the buffer it came from, with [`ReceiveBuffer::deliver`] or
+/// [`ReceiveBuffer::release`].
+pub(crate) struct BufferRange {
+    offset: usize,
     size: usize,
 }
 
@@ -73,7 +109,14 @@ impl ReceiveBuffer {
     /// Creates the receive buffer of a process that has not mapped anything yet.
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Self {
-            area <- new_mutex!(None, "ReceiveBuffer::area"),
+            state <- new_mutex!(
+                BufferState {
+                    area: None,
+                    pages: KVec::new(),
+                    ranges: KVec::new(),
+                },
+                "ReceiveBuffer::state"
+            ),
             mapped: Atomic::new(false),
         })
     }
@@ -96,13 +139,18 @@ impl ReceiveBuffer {
             _ => return Err(EINVAL),
         }
 
-        let mut area = self.area.lock();
-        if area.is_some() {
+        let mut state = self.state.lock();
+        if state.area.is_some() {
             return Err(EBUSY);
         }
         let start = vma.start();
         let size = (vma.end() - start).min(MAX_MAPPED_SIZE);
-        *area = Some(MappedArea { start, size });
+        let mut pages = KVec::with_capacity(size.div_ceil(PAGE_SIZE), GFP_KERNEL)?;
+        for _ in 0..size.div_ceil(PAGE_SIZE) {
+            pages.push(None, GFP_KERNEL)?;
+        }
+        state.pages = pages;
+        state.area = Some(MappedArea { start, size });
         self.mapped.store(true, Release);
 
         // SAFETY: The vma is being set up by this `mmap` call, so nothing else accesses it yet.
@@ -117,12 +165,201 @@ impl ReceiveBuffer {
     }
 
     /// Whether the receive buffer is mapped right now.
-    #[expect(
-        dead_code,
-        reason = "checked before delivering, which comes with the IPC engine"
-    )]
     pub(crate) fn is_mapped(&self) -> bool {
         self.mapped.load(Acquire)
+    }
+
+    /// Reserves `size` bytes for a transaction and copies `data` (`data_size` bytes from the
+    /// sender's memory) to its start; `mm` is the owner's address space.
+    ///
+    /// Fails with `ESRCH` when the buffer is not (or no longer) mapped, `ENOSPC` when no free
+    /// range is large enough, and `EFAULT` when the sender's memory cannot be read.
+    ///
+    /// Locking: the range is reserved under `state` alone; pages are put in under the owner's
+    /// `mmap_lock` and then `state`, the order `mmap` has too; the copy holds no lock, since it
+    /// may fault on the sender's memory.
+    pub(crate) fn reserve(
+        &self,
+        mm: &Mm,
+        size: usize,
+        data: &mut UserSliceReader,
+        data_size: usize,
+    ) -> Result<BufferRange> {
+        let size = size.max(size_of::<usize>());
+        let (area, range) = self.reserve_range(size)?;
+        let filled = self
+            .pages_for(mm, area, &range)
+            .and_then(|pages| copy_into(&pages, range.offset % PAGE_SIZE, data, data_size));
+        if let Err(err) = filled {
+            self.release(range);
+            return Err(err);
+        }
+        Ok(range)
+    }
+
+    /// Reserves a free range of `size` bytes.
+    fn reserve_range(&self, size: usize) -> Result<(MappedArea, BufferRange)> {
+        let mut state = self.state.lock();
+        let area = match state.area {
+            Some(area) if self.is_mapped() => area,
+            _ => return Err(ESRCH),
+        };
+        let offset = state.best_fit(area.size, size).ok_or(ENOSPC)?;
+        let index = state
+            .ranges
+            .iter()
+            .take_while(|range| range.offset < offset)
+            .count();
+        state.ranges.reserve(1, GFP_KERNEL)?;
+        let new_range = Range {
+            offset,
+            size,
+            delivered: false,
+        };
+        state
+            .ranges
+            .insert_within_capacity(index, new_range)
+            .map_err(|_| ENOMEM)?;
+        Ok((area, BufferRange { offset, size }))
+    }
+
+    /// The pages under `range`, putting in and mapping the ones that are missing.
+    fn pages_for(&self, mm: &Mm, area: MappedArea, range: &BufferRange) -> Result<KVec<Arc<Page>>> {
+        let first = range.offset / PAGE_SIZE;
+        let last = (range.offset + range.size - 1) / PAGE_SIZE;
+        let mut pages = KVec::with_capacity(last - first + 1, GFP_KERNEL)?;
+        {
+            let state = self.state.lock();
+            let present = state.pages.get(first..=last).ok_or(EINVAL)?;
+            if present.iter().all(Option::is_some) {
+                for page in present.iter().flatten() {
+                    pages.push(page.clone(), GFP_KERNEL)?;
+                }
+                return Ok(pages);
+            }
+        }
+        let mm = mm.mmget_not_zero().ok_or(ESRCH)?;
+        let mmap = mm.mmap_read_lock();
+        let vma = mmap.vma_lookup(area.start).ok_or(ESRCH)?;
+        if !self.owns(vma) {
+            return Err(ESRCH);
+        }
+        let vma = vma.as_mixedmap_vma().ok_or(ESRCH)?;
+        let mut state = self.state.lock();
+        for index in first..=last {
+            let slot = state.pages.get_mut(index).ok_or(EINVAL)?;
+            let page = match slot {
+                Some(page) => page.clone(),
+                None => {
+                    let page = Arc::new(Page::alloc_page(GFP_KERNEL | __GFP_ZERO)?, GFP_KERNEL)?;
+                    vma.vm_insert_page(area.start + index * PAGE_SIZE, &page)?;
+                    slot.insert(page).clone()
+                }
+            };
+            pages.push(page, GFP_KERNEL)?;
+        }
+        Ok(pages)
+    }
+
+    /// Hands `range` to userspace; returns its user address. Userspace gives it back with
+    /// `BC_FREE_BUFFER`.
+    pub(crate) fn deliver(&self, range: BufferRange) -> u64 {
+        let mut state = self.state.lock();
+        let start = state.area.map_or(0, |area| area.start);
+        if let Some(found) = state.ranges.iter_mut().find(|r| r.offset == range.offset) {
+            found.delivered = true;
+        }
+        (start + range.offset) as u64
+    }
+
+    /// Gives back a range that was never delivered.
+    pub(crate) fn release(&self, range: BufferRange) {
+        self.state.lock().remove_range(range.offset);
+    }
+
+    /// `BC_FREE_BUFFER`: frees the delivered buffer that starts at user address `addr`.
+    ///
+    /// Returns `false`, changing nothing, for any other address: as in the C driver, freeing
+    /// something that is not a delivered buffer is skipped.
+    pub(crate) fn free_by_user(&self, addr: u64) -> bool {
+        let mut state = self.state.lock();
+        let Some(area) = state.area else {
+            return false;
+        };
+        let Some(offset) = usize::try_from(addr)
+            .ok()
+            .and_then(|a| a.checked_sub(area.start))
+        else {
+            return false;
+        };
+        match state
+            .ranges
+            .iter()
+            .position(|r| r.offset == offset && r.delivered)
+        {
+            Some(_) => {
+                state.remove_range(offset);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl BufferState {
+    /// The offset of the smallest gap of at least `size` bytes in an area of `area_size`.
+    fn best_fit(&self, area_size: usize, size: usize) -> Option<usize> {
+        let mut best: Option<(usize, usize)> = None;
+        let mut gap_start = 0;
+        let ends = self.ranges.iter().map(|r| (r.offset, r.offset + r.size));
+        let area_end = core::iter::once((area_size, area_size));
+        for (gap_end, next_start) in Iterator::chain(ends, area_end) {
+            let gap = gap_end.saturating_sub(gap_start);
+            if gap >= size && best.is_none_or(|(_, best_gap)| gap < best_gap) {
+                best = Some((gap_start, gap));
+            }
+            gap_start = next_start;
+        }
+        best.map(|(offset, _)| offset)
+    }
+
+    /// Forgets the range at `offset`.
+    fn remove_range(&mut self, offset: usize) {
+        if let Some(index) = self.ranges.iter().position(|r| r.offset == offset) {
+            let _ = self.ranges.remove(index);
+        }
+    }
+}
+
+/// Copies `len` bytes from `reader` into `pages`, starting `offset` bytes into the first.
+fn copy_into(
+    pages: &[Arc<Page>],
+    offset: usize,
+    reader: &mut UserSliceReader,
+    len: usize,
+) -> Result {
+    let mut done = 0;
+    while done < len {
+        let at = offset + done;
+        let in_page = at % PAGE_SIZE;
+        let chunk = (PAGE_SIZE - in_page).min(len - done);
+        let page = pages.get(at / PAGE_SIZE).ok_or(EINVAL)?;
+        // SAFETY: The bytes written belong to a range reserved for this copy and not yet
+        // delivered: nothing else in the kernel reads or writes them meanwhile. (Userspace can
+        // only read the page, through its read-only mapping.)
+        unsafe { page.copy_from_user_slice_raw(reader, in_page, chunk)? };
+        done += chunk;
+    }
+    Ok(())
+}
+
+impl ReceiveBuffer {
+    /// Whether `vma` is this buffer's mapping (and not another mapping at its address).
+    fn owns(&self, vma: &VmaRef) -> bool {
+        // SAFETY: The mmap lock is held for reading, so the vma's fields are stable.
+        let (ops, private) = unsafe { ((*vma.as_ptr()).vm_ops, (*vma.as_ptr()).vm_private_data) };
+        core::ptr::eq(ops, &RECEIVE_BUFFER_VM_OPS.0)
+            && core::ptr::eq(private.cast_const(), core::ptr::from_ref(self).cast())
     }
 }
 

@@ -32,7 +32,11 @@ impl Thread {
     /// Stops at the first command that fails; the ones before it stay consumed. Like the C
     /// driver, it also stops (without an error) while a failed transaction's error return
     /// waits to be read.
-    pub(crate) fn write(&self, process: &Arc<Process>, commands: &mut Commands) -> Result {
+    pub(crate) fn write(
+        self: &Arc<Self>,
+        process: &Arc<Process>,
+        commands: &mut Commands,
+    ) -> Result {
         while commands.has_more() && !self.has_pending_error() {
             let code: u32 = commands.read()?;
             self.command(process, code, commands)?;
@@ -42,7 +46,12 @@ impl Thread {
     }
 
     /// Carries out the command `code`, reading its arguments from `commands`.
-    fn command(&self, process: &Arc<Process>, code: u32, commands: &mut Commands) -> Result {
+    fn command(
+        self: &Arc<Self>,
+        process: &Arc<Process>,
+        code: u32,
+        commands: &mut Commands,
+    ) -> Result {
         match code {
             BC_INCREFS | BC_ACQUIRE | BC_RELEASE | BC_DECREFS => {
                 let handle: u32 = commands.read()?;
@@ -54,13 +63,7 @@ impl Thread {
             }
             BC_FREE_BUFFER => {
                 let buffer: u64 = commands.read()?;
-                // No buffer has been delivered yet, so none can match; the C driver skips an
-                // unknown buffer too.
-                pr_debug!(
-                    "{}: BC_FREE_BUFFER of unknown buffer {:#x}\n",
-                    self.id,
-                    buffer
-                );
+                process.free_buffer(buffer);
                 Ok(())
             }
             BC_TRANSACTION | BC_REPLY => {

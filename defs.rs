@@ -64,6 +64,9 @@ uapi_consts!(binder_driver_return_protocol_:
     BR_CLEAR_FREEZE_NOTIFICATION_DONE,
 );
 
+/// Transaction flag: one-way, no reply expected.
+pub(crate) const TF_ONE_WAY: u32 = uapi::transaction_flags_TF_ONE_WAY;
+
 // Flags of `flat_binder_object.flags` that a node keeps from its creation.
 pub(crate) const FLAT_BINDER_FLAG_PRIORITY_MASK: u32 =
     uapi::flat_binder_object_flags_FLAT_BINDER_FLAG_PRIORITY_MASK;

@@ -50,7 +50,7 @@ pub(crate) fn dispatch(
 /// Carries out one ioctl for `thread` of `process`.
 fn handle(
     process: ArcBorrow<'_, Process>,
-    thread: &Thread,
+    thread: &Arc<Thread>,
     file: &File,
     cmd: u32,
     arg: usize,

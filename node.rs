@@ -120,6 +120,21 @@ impl Node {
         }
     }
 
+    /// The owning process.
+    pub(crate) fn owner(&self) -> &Arc<Process> {
+        &self.owner
+    }
+
+    /// The owner's pointer for the node.
+    pub(crate) fn ptr(&self) -> u64 {
+        self.ptr
+    }
+
+    /// The owner's cookie for the node.
+    pub(crate) fn cookie(&self) -> u64 {
+        self.cookie
+    }
+
     /// Whether `process` owns this node.
     pub(crate) fn is_owned_by(&self, process: &Process) -> bool {
         core::ptr::eq(&*self.owner, process)

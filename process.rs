@@ -32,10 +32,14 @@ use kernel::{
         Pid,
         Task, //
     },
+    uaccess::UserSliceReader,
 };
 
 use crate::{
-    allocation::ReceiveBuffer,
+    allocation::{
+        BufferRange,
+        ReceiveBuffer, //
+    },
     context::Context,
     death::{
         Death,
@@ -98,6 +102,11 @@ pub(crate) struct ProcessInner {
 }
 
 impl ProcessInner {
+    /// Whether the process's file was released.
+    pub(crate) fn is_dead(&self) -> bool {
+        self.is_dead
+    }
+
     /// Whether the process's todo list has work.
     pub(crate) fn has_process_work(&self) -> bool {
         !self.todo.is_empty()
@@ -182,6 +191,8 @@ impl Process {
             manager.release();
         }
         // Everything taken out here is dropped after the lock is released.
+        let thread_count = self.inner.lock().threads.iter().count();
+        let mut unanswered = KVec::with_capacity(thread_count, GFP_KERNEL).unwrap_or_default();
         let mut inner = self.inner.lock();
         inner.is_dead = true;
         let threads = core::mem::take(&mut inner.threads);
@@ -189,10 +200,19 @@ impl Process {
         for thread in threads.values() {
             let mut todo = thread.take_todo(&mut inner);
             undelivered.push_all_back(&mut todo);
+            thread.mark_dead(&inner);
+            if let Some(call) = thread.take_received_call_locked(&mut inner) {
+                // Room was reserved for one call per thread before the lock was taken.
+                let _ = unanswered.push_within_capacity(call);
+            }
         }
         let refs = inner.refs.take_all();
         drop(inner);
         work::cancel_all(undelivered);
+        // The callers of calls this process received and never answered get BR_DEAD_REPLY.
+        for call in unanswered {
+            call.fail_caller();
+        }
         // This process's death notifications are no longer wanted.
         for node_ref in refs.values() {
             if let Some(death) = &node_ref.death {
@@ -234,8 +254,13 @@ impl Process {
         let mut inner = self.inner.lock();
         let removed = inner.threads.remove(&thread.id);
         let todo = thread.take_todo(&mut inner);
+        thread.mark_dead(&inner);
+        let call = thread.take_received_call_locked(&mut inner);
         drop(inner);
         work::cancel_all(todo);
+        if let Some(call) = call {
+            call.fail_caller();
+        }
         drop(removed);
     }
 
@@ -378,6 +403,49 @@ impl Process {
     /// The node behind `handle`, if the process holds a strong reference through it.
     pub(crate) fn strong_ref_target(&self, handle: u32) -> Option<Arc<Node>> {
         self.inner.lock().refs.strong_target(handle)
+    }
+
+    /// Queues an incoming transaction for any looper thread; `false` if the process is gone.
+    pub(crate) fn queue_transaction(&self, item: WorkItem) -> bool {
+        let mut inner = self.inner.lock();
+        if inner.is_dead {
+            return false;
+        }
+        inner.push_process_work(item);
+        true
+    }
+
+    /// Reserves `size` bytes of the receive buffer and copies a payload into it.
+    pub(crate) fn reserve_buffer(
+        &self,
+        size: usize,
+        data: &mut UserSliceReader,
+        data_size: usize,
+    ) -> Result<BufferRange> {
+        let mm = self.mm.as_deref().ok_or(ESRCH)?;
+        self.buffer.reserve(mm, size, data, data_size)
+    }
+
+    /// Gives back a range that was never delivered.
+    pub(crate) fn release_buffer(&self, range: BufferRange) {
+        self.buffer.release(range);
+    }
+
+    /// Hands a range to userspace; returns its user address.
+    pub(crate) fn deliver_buffer(&self, range: BufferRange) -> u64 {
+        self.buffer.deliver(range)
+    }
+
+    /// `BC_FREE_BUFFER`: frees the delivered buffer at `addr`; anything else is skipped.
+    pub(crate) fn free_buffer(&self, addr: u64) {
+        if !self.buffer.free_by_user(addr) {
+            pr_debug!("BC_FREE_BUFFER of unknown buffer {:#x}\n", addr);
+        }
+    }
+
+    /// The pid of the process, as the calling task's pid namespace sees it.
+    pub(crate) fn pid_in_current_ns(&self) -> Pid {
+        self.task.tgid_nr_ns(kernel::current!().active_pid_ns())
     }
 
     /// Makes this process the context manager of its device.

@@ -36,6 +36,7 @@ use crate::{
         Process,
         ProcessInner, //
     },
+    transaction::Transaction,
     work::{
         Deliver,
         Flow,
@@ -84,6 +85,13 @@ pub(crate) struct Thread {
     return_error: Arc<Work<ReturnError>>,
     /// What `BINDER_GET_EXTENDED_ERROR` reports: the last failed transaction's details.
     extended_error: LockedBy<ExtendedError, ProcessInner>,
+    /// The failure of a call this thread made, reported by the side that was to answer it
+    /// (`BR_DEAD_REPLY`). Unlike `return_error`, it does not hold back the thread's commands.
+    reply_error: Arc<Work<ReturnError>>,
+    /// The call this thread received and has not answered yet.
+    received: LockedBy<Option<Arc<Transaction>>, ProcessInner>,
+    /// Set when the thread leaves the driver: replies to it fail from then on.
+    dead: Atomic<bool>,
     /// Signalled, under the process's `inner` lock, when the thread has something to read.
     /// Pollers of the file wait on it too.
     #[pin]
@@ -96,6 +104,9 @@ impl Thread {
         let return_error = Work::new_pinned(try_pin_init!(ReturnError {
             code: Atomic::new(BR_OK),
         }))?;
+        let reply_error = Work::new_pinned(try_pin_init!(ReturnError {
+            code: Atomic::new(BR_OK),
+        }))?;
         Arc::pin_init(
             try_pin_init!(Self {
                 id,
@@ -104,6 +115,9 @@ impl Thread {
                 todo: LockedBy::new(process.inner_lock(), Todo::new()),
                 return_error,
                 extended_error: LockedBy::new(process.inner_lock(), no_extended_error()),
+                reply_error,
+                received: LockedBy::new(process.inner_lock(), None),
+                dead: Atomic::new(false),
                 wake <- new_poll_condvar!("Thread::wake"),
             }),
             GFP_KERNEL,
@@ -125,9 +139,12 @@ impl Thread {
         self.looper_bits() & (looper::REGISTERED | looper::ENTERED) != 0
     }
 
-    /// Whether the thread may take work from the process's todo list now.
+    /// Whether the thread may take work from the process's todo list now: a looper with no
+    /// work of its own and no call to answer.
     fn takes_process_work(&self, inner: &mut ProcessInner) -> bool {
-        self.is_looper() && self.todo.access_mut(inner).is_empty()
+        self.is_looper()
+            && self.received.access_mut(inner).is_none()
+            && self.todo.access_mut(inner).is_empty()
     }
 
     /// Whether the thread waits in a read for work of the process (a candidate to wake).
@@ -192,6 +209,75 @@ impl Thread {
             self.extended_error.access_mut(&mut inner),
             no_extended_error(),
         )
+    }
+
+    /// Marks the thread as gone from the driver (`BINDER_THREAD_EXIT`, or its process closed).
+    pub(crate) fn mark_dead(&self, _locked: &ProcessInner) {
+        self.dead.store(true, Relaxed);
+    }
+
+    /// Remembers `call` as the call this thread must answer next.
+    pub(crate) fn push_received_call(&self, process: &Process, call: Arc<Transaction>) {
+        let mut inner = process.inner_lock().lock();
+        let previous = self.received.access_mut(&mut inner).replace(call);
+        drop(inner);
+        // A thread that must answer a call takes no other; anything here would be a bug.
+        if let Some(previous) = previous {
+            previous.fail_caller();
+        }
+    }
+
+    /// Takes the call this thread must answer, if any.
+    pub(crate) fn take_received_call(&self, process: &Process) -> Option<Arc<Transaction>> {
+        let mut inner = process.inner_lock().lock();
+        self.take_received_call_locked(&mut inner)
+    }
+
+    /// [`Thread::take_received_call`], with the process's lock held.
+    pub(crate) fn take_received_call_locked(
+        &self,
+        inner: &mut ProcessInner,
+    ) -> Option<Arc<Transaction>> {
+        self.received.access_mut(inner).take()
+    }
+
+    /// Queues `complete` and `reply` for this thread, which waits for the reply to its call.
+    /// Returns `false` if the thread or its process is gone.
+    pub(crate) fn deliver_reply(
+        &self,
+        process: &Process,
+        complete: WorkItem,
+        reply: WorkItem,
+    ) -> bool {
+        let mut inner = process.inner_lock().lock();
+        if inner.is_dead() || self.dead.load(Relaxed) {
+            return false;
+        }
+        self.push_work(&mut inner, complete);
+        self.push_work(&mut inner, reply);
+        true
+    }
+
+    /// Queues `BR_TRANSACTION_COMPLETE` for this thread.
+    pub(crate) fn complete(&self, process: &Process, complete: WorkItem) {
+        let mut inner = process.inner_lock().lock();
+        self.push_work(&mut inner, complete);
+    }
+
+    /// Tells this thread that its call failed on the other side: it reads
+    /// `BR_TRANSACTION_COMPLETE` (if `complete` could be allocated) and `code`.
+    pub(crate) fn deliver_failure(&self, process: &Process, code: u32, complete: Option<WorkItem>) {
+        let mut inner = process.inner_lock().lock();
+        if inner.is_dead() || self.dead.load(Relaxed) {
+            return;
+        }
+        if let Some(complete) = complete {
+            self.push_work(&mut inner, complete);
+        }
+        self.reply_error.item.code.store(code, Relaxed);
+        if let Some(item) = Work::to_queue(&self.reply_error) {
+            self.push_work(&mut inner, item);
+        }
     }
 
     /// Tells the thread to return to userspace (`flush`), waking it if it waits for work.

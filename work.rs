@@ -88,6 +88,19 @@ impl<T: Deliver + 'static> Work<T> {
         )
     }
 
+    /// Allocates an envelope for `item`, ready to be queued once.
+    pub(crate) fn new_item(item: T) -> Result<WorkItem> {
+        let work = Arc::pin_init(
+            try_pin_init!(Self {
+                links <- ListLinksSelfPtr::new(),
+                tracker <- AtomicTracker::new(),
+                item: item,
+            }),
+            GFP_KERNEL,
+        )?;
+        Self::to_queue(&work).ok_or(EINVAL)
+    }
+
     /// The item ready to be queued, unless it is on a list already.
     pub(crate) fn to_queue(this: &Arc<Self>) -> Option<WorkItem> {
         let work: ListArc<Self> = ListArc::try_from_arc(this.clone()).ok()?;

@@ -43,7 +43,7 @@ unsafe impl AsBytes for BinderWriteRead {}
 /// Carries out `BINDER_WRITE_READ` for `thread`; `arg` is the user address of the argument.
 pub(crate) fn write_read(
     process: &Arc<Process>,
-    thread: &Thread,
+    thread: &Arc<Thread>,
     arg: usize,
     nonblock: bool,
 ) -> Result {
