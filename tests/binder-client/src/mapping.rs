@@ -46,6 +46,21 @@ impl Mapping {
         self.len == 0
     }
 
+    /// The `len` bytes at user address `addr`, if they lie inside the mapping.
+    ///
+    /// The driver only writes a buffer before delivering it, so a delivered buffer's bytes stay
+    /// put until userspace frees it with `BC_FREE_BUFFER`.
+    pub fn bytes_at(&self, addr: u64, len: u64) -> Option<&[u8]> {
+        let start = (addr as usize).checked_sub(self.addr.as_ptr() as usize)?;
+        let len = usize::try_from(len).ok()?;
+        if start.checked_add(len)? > self.len {
+            return None;
+        }
+        // SAFETY: The range was checked to lie inside this mapping, which lives as long as
+        // the returned borrow; a delivered buffer is not written by the kernel any more.
+        Some(unsafe { std::slice::from_raw_parts(self.addr.as_ptr().add(start), len) })
+    }
+
     /// Changes the protection of the whole mapping (`mprotect`).
     pub fn protect(&self, prot: i32) -> io::Result<()> {
         // SAFETY: The range is exactly this mapping, which we own.

@@ -164,9 +164,58 @@ fn transaction_data(
     tr
 }
 
+/// A delivered transaction or reply (`BR_TRANSACTION`, `BR_REPLY`), decoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Txn {
+    /// The target node's pointer, as its owner gave it (0 for a reply).
+    pub target_ptr: u64,
+    /// The target node's cookie (0 for a reply).
+    pub cookie: u64,
+    /// The transaction code.
+    pub code: u32,
+    /// The `TF_*` flags.
+    pub flags: u32,
+    /// The sender's pid (0 for one-way transactions and replies).
+    pub sender_pid: i32,
+    /// The sender's effective uid.
+    pub sender_euid: u32,
+    /// The payload's user address in the receiver's mapping.
+    pub buffer: u64,
+    /// The payload's length.
+    pub data_size: u64,
+    /// The user address of the object offsets.
+    pub offsets: u64,
+    /// The length of the object offsets.
+    pub offsets_size: u64,
+}
+
+impl Txn {
+    fn from_raw(tr: &uapi::binder_transaction_data) -> Self {
+        // SAFETY: Both union members are plain integers.
+        let (target_ptr, buffer, offsets) =
+            unsafe { (tr.target.ptr, tr.data.ptr.buffer, tr.data.ptr.offsets) };
+        Self {
+            target_ptr,
+            cookie: tr.cookie,
+            code: tr.code,
+            flags: tr.flags,
+            sender_pid: tr.sender_pid,
+            sender_euid: tr.sender_euid,
+            buffer,
+            data_size: tr.data_size,
+            offsets,
+            offsets_size: tr.offsets_size,
+        }
+    }
+}
+
 /// One `BR_*` return, decoded.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Return {
+    /// `BR_TRANSACTION`.
+    Transaction(Txn),
+    /// `BR_REPLY`.
+    Reply(Txn),
     /// `BR_NOOP`.
     Noop,
     /// `BR_SPAWN_LOOPER`: start another looper thread.
@@ -204,6 +253,23 @@ pub fn parse_returns(bytes: &[u8]) -> Result<Vec<Return>, Truncated> {
             uapi::BR_DEAD_BINDER => Return::DeadBinder(take_u64(&mut rest)?),
             uapi::BR_CLEAR_DEATH_NOTIFICATION_DONE => {
                 Return::ClearDeathNotificationDone(take_u64(&mut rest)?)
+            }
+            uapi::BR_TRANSACTION | uapi::BR_REPLY => {
+                let bytes = take(&mut rest, size_of::<uapi::binder_transaction_data>())?;
+                // SAFETY: `bytes` holds exactly one `binder_transaction_data`, a struct of
+                // integers; the read does not need alignment.
+                let tr = unsafe {
+                    bytes
+                        .as_ptr()
+                        .cast::<uapi::binder_transaction_data>()
+                        .read_unaligned()
+                };
+                let txn = Txn::from_raw(&tr);
+                if code == uapi::BR_TRANSACTION {
+                    Return::Transaction(txn)
+                } else {
+                    Return::Reply(txn)
+                }
             }
             other => {
                 // The size of a return's payload is encoded in its code, like an ioctl's.

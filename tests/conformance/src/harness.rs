@@ -213,6 +213,15 @@ impl Child {
         }
     }
 
+    /// Waits for the child and turns anything but success into an error.
+    pub fn join(self) -> Outcome {
+        match self.wait()? {
+            Exit::Ok => Ok(()),
+            Exit::Failed(why) => Err(why),
+            Exit::Signal(sig) => Err(format!("child killed by signal {sig}")),
+        }
+    }
+
     /// Waits for the child to end.
     pub fn wait(mut self) -> Outcome<Exit> {
         let mut message = String::new();
@@ -239,6 +248,39 @@ impl Child {
             Exit::Failed(message)
         })
     }
+}
+
+/// Forks a child that runs `body` and returns once the child called the `ready` callback it
+/// is given (after setting itself up), or failed before that.
+pub fn spawn_ready(body: impl FnOnce(&dyn Fn()) -> Outcome) -> Outcome<Child> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(format!("pipe: {}", io::Error::last_os_error()));
+    }
+    let [read_fd, write_fd] = fds;
+    let child = Child::spawn(|| {
+        // SAFETY: The child's copies of the pipe: it only writes.
+        unsafe { libc::close(read_fd) };
+        let ready = || {
+            // SAFETY: Writes one byte from a valid buffer to the child's write end.
+            unsafe { libc::write(write_fd, [1u8].as_ptr().cast(), 1) };
+        };
+        body(&ready)
+    })?;
+    // SAFETY: The parent's copies of the pipe: it only reads, and owns the read end now.
+    let mut read_end = unsafe {
+        libc::close(write_fd);
+        File::from(OwnedFd::from_raw_fd(read_fd))
+    };
+    let mut byte = [0u8];
+    if read_end.read_exact(&mut byte).is_err() {
+        return match child.wait()? {
+            Exit::Failed(why) => Err(format!("child failed while setting up: {why}")),
+            other => Err(format!("child ended while setting up: {other:?}")),
+        };
+    }
+    Ok(child)
 }
 
 /// Runs `body` in a child process and waits for it.

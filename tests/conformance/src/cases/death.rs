@@ -1,13 +1,13 @@
 //! Death notifications on handle 0: request, clear, BR_DEAD_BINDER when the context manager
 //! dies, BC_DEAD_BINDER_DONE, and the misuse the C driver skips.
 
-use std::{io::Read, os::fd::AsRawFd, thread};
+use std::{os::fd::AsRawFd, thread};
 
 use binder_client::{Binder, Commands, Return};
 
 use crate::{
     ensure,
-    harness::{expect_errno, Case, Child, Env, Outcome, Step, BINDER},
+    harness::{expect_errno, spawn_ready, Case, Child, Env, Outcome, Step, BINDER},
 };
 
 use super::context_mgr::become_manager;
@@ -38,30 +38,16 @@ struct Manager(Child);
 impl Manager {
     /// Starts a child that becomes the manager of BINDER and then waits to be killed.
     fn start() -> Outcome<Self> {
-        let mut fds = [0; 2];
-        // SAFETY: `fds` has room for two descriptors.
-        ensure!(unsafe { libc::pipe(fds.as_mut_ptr()) } == 0, "pipe failed");
-        let child = Child::spawn(|| {
-            // SAFETY: Closing our copy of the read end, which we do not use.
-            unsafe { libc::close(fds[0]) };
+        spawn_ready(|ready| {
             let binder = Binder::open(BINDER).step("open in manager")?;
             become_manager(&binder)?;
-            // SAFETY: Writes one byte from a valid buffer to the pipe.
-            unsafe { libc::write(fds[1], [1u8].as_ptr().cast(), 1) };
+            ready();
             loop {
                 // SAFETY: Plain syscall; the child sleeps until killed.
                 unsafe { libc::pause() };
             }
-        })?;
-        // SAFETY: The parent only reads; the descriptors are ours.
-        unsafe { libc::close(fds[1]) };
-        // SAFETY: `fds[0]` is an open descriptor that nothing else owns.
-        let mut ready = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fds[0]) };
-        let mut byte = [0u8];
-        ready
-            .read_exact(&mut byte)
-            .map_err(|_| "the manager never got ready".to_string())?;
-        Ok(Self(child))
+        })
+        .map(Self)
     }
 
     /// Kills the manager's process, which makes its node die.

@@ -6,6 +6,7 @@ mod death;
 mod mmap;
 mod module;
 mod transaction_errors;
+mod transactions;
 mod write_read;
 
 use crate::harness::Case;
@@ -19,6 +20,7 @@ pub fn all() -> impl Iterator<Item = &'static Case> {
         write_read::CASES,
         death::CASES,
         transaction_errors::CASES,
+        transactions::CASES,
         module::CASES,
     ]
     .into_iter()
