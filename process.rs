@@ -121,23 +121,52 @@ impl ProcessInner {
     /// there is one, else every thread that polls.
     fn push_process_work(&mut self, work: WorkItem) {
         self.todo.push_back(work);
-        // The threads' state is reached through `self` (it is guarded by this lock), so the
-        // tree is moved out while it is searched; moving an rbtree only moves its root.
-        let threads = core::mem::take(&mut self.threads);
-        let waiting = threads
-            .values()
-            .find(|thread| thread.waits_for_process_work(self));
-        match waiting {
-            Some(thread) => thread.notify(),
-            None => {
-                for thread in threads.values() {
-                    if thread.polls_for_process_work(self) {
-                        thread.notify();
-                    }
-                }
+        self.with_threads(|threads, inner| {
+            match threads
+                .values()
+                .find(|thread| thread.waits_for_process_work(inner))
+            {
+                Some(thread) => thread.notify(),
+                None => threads
+                    .values()
+                    .filter(|thread| thread.polls_for_process_work(inner))
+                    .for_each(|thread| thread.notify()),
             }
-        }
+        });
+    }
+
+    /// Runs `f` over the threads, with the rest of the state at hand.
+    ///
+    /// The threads' own state is guarded by this lock and reached through `self`, so the tree
+    /// is moved out while `f` runs; moving an rbtree only moves its root.
+    fn with_threads<R>(&mut self, f: impl FnOnce(&RBTree<Pid, Arc<Thread>>, &mut Self) -> R) -> R {
+        let threads = core::mem::take(&mut self.threads);
+        let result = f(&threads, self);
         self.threads = threads;
+        result
+    }
+
+    /// Decides, at the end of a read by `reader`, whether to ask userspace for one more looper
+    /// thread (`BR_SPAWN_LOOPER`), as the C driver does: when `reader` is a looper, no thread
+    /// waits for the process's work, no request is outstanding, and fewer threads than
+    /// `max_threads` registered so far. Counts the request if so.
+    pub(crate) fn request_thread(&mut self, reader: &Thread) -> bool {
+        if self.requested_threads != 0
+            || self.requested_threads_started >= self.max_threads
+            || !reader.is_looper()
+        {
+            return false;
+        }
+        let threads = core::mem::take(&mut self.threads);
+        let someone_waits = threads
+            .values()
+            .any(|thread| thread.waits_for_process_work(self));
+        self.threads = threads;
+        if someone_waits {
+            return false;
+        }
+        self.requested_threads += 1;
+        true
     }
 
     /// Accounts for a thread registering as a looper (`BC_REGISTER_LOOPER`).

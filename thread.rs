@@ -30,7 +30,8 @@ use crate::{
     defs::{
         ExtendedError,
         BR_NOOP,
-        BR_OK, //
+        BR_OK,
+        BR_SPAWN_LOOPER, //
     },
     process::{
         Process,
@@ -334,6 +335,16 @@ impl Thread {
         if out.is_fresh() {
             out.put_code(BR_NOOP)?;
         }
+        self.deliver_work(process, out, nonblock)?;
+        if process.inner_lock().lock().request_thread(self) {
+            out.overwrite_first_word(BR_SPAWN_LOOPER)?;
+        }
+        Ok(())
+    }
+
+    /// Waits for work and delivers it into `out` until there is no more, no more room, or an
+    /// item sends the thread back to userspace.
+    fn deliver_work(&self, process: &Process, out: &mut Returns, nonblock: bool) -> Result {
         loop {
             self.wait_for_work(process, nonblock)?;
             loop {

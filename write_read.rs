@@ -127,6 +127,8 @@ impl Commands {
 
 /// The read half: room for the returns the thread delivers.
 pub(crate) struct Returns {
+    /// The start of the whole read buffer (not of the room after `read_consumed`).
+    base: usize,
     writer: UserSliceWriter,
     /// `read_consumed` before this call.
     start: u64,
@@ -138,6 +140,7 @@ impl Returns {
     fn new(bwr: &uapi::binder_write_read) -> Self {
         let start = bwr.read_consumed;
         let len = bwr.read_size.saturating_sub(start);
+        let base = usize::try_from(bwr.read_buffer).unwrap_or(usize::MAX);
         let addr = bwr.read_buffer.wrapping_add(start);
         let writer = UserSlice::new(
             UserPtr::from_addr(usize::try_from(addr).unwrap_or(usize::MAX)),
@@ -145,6 +148,7 @@ impl Returns {
         )
         .writer();
         Self {
+            base,
             writer,
             start,
             written: 0,
@@ -183,5 +187,13 @@ impl Returns {
     /// `read_consumed` to report.
     fn consumed(&self) -> u64 {
         self.start.saturating_add(self.written as u64)
+    }
+
+    /// Replaces the first word of the whole read buffer with `code`; it is where the C driver
+    /// puts `BR_SPAWN_LOOPER`, over the leading `BR_NOOP`.
+    pub(crate) fn overwrite_first_word(&mut self, code: u32) -> Result {
+        UserSlice::new(UserPtr::from_addr(self.base), size_of::<u32>())
+            .writer()
+            .write(&code)
     }
 }
