@@ -160,8 +160,13 @@ impl Binder {
 
     /// Reads returns (blocking unless the file is non-blocking) and decodes them.
     pub fn read(&self) -> io::Result<Vec<Return>> {
+        self.write_then_read(&Commands::new())
+    }
+
+    /// Writes `commands` and reads returns in one `BINDER_WRITE_READ`.
+    pub fn write_then_read(&self, commands: &Commands) -> io::Result<Vec<Return>> {
         let mut buffer = [0u8; READ_BUFFER_SIZE];
-        let done = self.write_read_at(&[], 0, &mut buffer, 0);
+        let done = self.write_read_at(commands.as_bytes(), 0, &mut buffer, 0);
         done.result?;
         let len = usize::try_from(done.read_consumed).unwrap_or(usize::MAX);
         let bytes = buffer

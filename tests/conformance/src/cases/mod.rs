@@ -5,6 +5,7 @@ mod context_mgr;
 mod death;
 mod mmap;
 mod module;
+mod thread_pool;
 mod transaction_errors;
 mod transactions;
 mod write_read;
@@ -18,6 +19,7 @@ pub fn all() -> impl Iterator<Item = &'static Case> {
         context_mgr::CASES,
         mmap::CASES,
         write_read::CASES,
+        thread_pool::CASES,
         death::CASES,
         transaction_errors::CASES,
         transactions::CASES,
