@@ -36,6 +36,8 @@ use kernel::{
     uaccess::UserSliceReader,
 };
 
+use crate::node::Node;
+
 /// The most of a mapping that binder uses; the C driver's `SZ_4M`.
 pub(crate) const MAX_MAPPED_SIZE: usize = bindings::SZ_4M as usize;
 
@@ -62,6 +64,8 @@ struct BufferState {
     pages: KVec<Option<Arc<Page>>>,
     /// The allocated ranges, sorted by offset.
     ranges: KVec<Range>,
+    /// Room left for one-way transactions: half the area, as in the C driver.
+    free_async: usize,
 }
 
 /// Where the receive buffer lives in the owner's address space.
@@ -74,12 +78,14 @@ struct MappedArea {
 }
 
 /// An allocated range of the area.
-#[derive(Clone, Copy)]
 struct Range {
     offset: usize,
     size: usize,
     /// Delivered to userspace, which gives it back with `BC_FREE_BUFFER`.
     delivered: bool,
+    /// For a one-way transaction, its target node: freeing the range lets the node's next
+    /// one-way transaction through.
+    async_node: Option<Arc<Node>>,
 }
 
 /// A range reserved for one transaction, not yet delivered.
@@ -114,6 +120,7 @@ impl ReceiveBuffer {
                     area: None,
                     pages: KVec::new(),
                     ranges: KVec::new(),
+                    free_async: 0,
                 },
                 "ReceiveBuffer::state"
             ),
@@ -150,6 +157,7 @@ impl ReceiveBuffer {
             pages.push(None, GFP_KERNEL)?;
         }
         state.pages = pages;
+        state.free_async = size / 2;
         state.area = Some(MappedArea { start, size });
         self.mapped.store(true, Release);
 
@@ -172,8 +180,10 @@ impl ReceiveBuffer {
     /// Reserves `size` bytes for a transaction and copies `data` (`data_size` bytes from the
     /// sender's memory) to its start; `mm` is the owner's address space.
     ///
-    /// Fails with `ESRCH` when the buffer is not (or no longer) mapped, `ENOSPC` when no free
-    /// range is large enough, and `EFAULT` when the sender's memory cannot be read.
+    /// `async_node` is the target node of a one-way transaction, which may only use half the
+    /// area in all. Fails with `ESRCH` when the buffer is not (or no longer) mapped, `ENOSPC`
+    /// when no free range is large enough (or the one-way half is full), and `EFAULT` when the
+    /// sender's memory cannot be read.
     ///
     /// Locking: the range is reserved under `state` alone; pages are put in under the owner's
     /// `mmap_lock` and then `state`, the order `mmap` has too; the copy holds no lock, since it
@@ -184,9 +194,10 @@ impl ReceiveBuffer {
         size: usize,
         data: &mut UserSliceReader,
         data_size: usize,
+        async_node: Option<Arc<Node>>,
     ) -> Result<BufferRange> {
         let size = size.max(size_of::<usize>());
-        let (area, range) = self.reserve_range(size)?;
+        let (area, range) = self.reserve_range(size, async_node)?;
         let filled = self
             .pages_for(mm, area, &range)
             .and_then(|pages| copy_into(&pages, range.offset % PAGE_SIZE, data, data_size));
@@ -198,12 +209,19 @@ impl ReceiveBuffer {
     }
 
     /// Reserves a free range of `size` bytes.
-    fn reserve_range(&self, size: usize) -> Result<(MappedArea, BufferRange)> {
+    fn reserve_range(
+        &self,
+        size: usize,
+        async_node: Option<Arc<Node>>,
+    ) -> Result<(MappedArea, BufferRange)> {
         let mut state = self.state.lock();
         let area = match state.area {
             Some(area) if self.is_mapped() => area,
             _ => return Err(ESRCH),
         };
+        if async_node.is_some() && size > state.free_async {
+            return Err(ENOSPC);
+        }
         let offset = state.best_fit(area.size, size).ok_or(ENOSPC)?;
         let index = state
             .ranges
@@ -211,15 +229,20 @@ impl ReceiveBuffer {
             .take_while(|range| range.offset < offset)
             .count();
         state.ranges.reserve(1, GFP_KERNEL)?;
+        let is_async = async_node.is_some();
         let new_range = Range {
             offset,
             size,
             delivered: false,
+            async_node,
         };
         state
             .ranges
             .insert_within_capacity(index, new_range)
             .map_err(|_| ENOMEM)?;
+        if is_async {
+            state.free_async -= size;
+        }
         Ok((area, BufferRange { offset, size }))
     }
 
@@ -274,35 +297,26 @@ impl ReceiveBuffer {
 
     /// Gives back a range that was never delivered.
     pub(crate) fn release(&self, range: BufferRange) {
-        self.state.lock().remove_range(range.offset);
+        let removed = self.state.lock().remove_range(range.offset);
+        drop(removed);
     }
 
     /// `BC_FREE_BUFFER`: frees the delivered buffer that starts at user address `addr`.
     ///
-    /// Returns `false`, changing nothing, for any other address: as in the C driver, freeing
-    /// something that is not a delivered buffer is skipped.
-    pub(crate) fn free_by_user(&self, addr: u64) -> bool {
+    /// Returns `None`, changing nothing, for any other address: as in the C driver, freeing
+    /// something that is not a delivered buffer is skipped. A freed one-way buffer returns its
+    /// target node, whose next one-way transaction may go now.
+    pub(crate) fn free_by_user(&self, addr: u64) -> Option<Option<Arc<Node>>> {
         let mut state = self.state.lock();
-        let Some(area) = state.area else {
-            return false;
-        };
-        let Some(offset) = usize::try_from(addr)
-            .ok()
-            .and_then(|a| a.checked_sub(area.start))
-        else {
-            return false;
-        };
-        match state
+        let area = state.area?;
+        let offset = usize::try_from(addr).ok()?.checked_sub(area.start)?;
+        state
             .ranges
             .iter()
-            .position(|r| r.offset == offset && r.delivered)
-        {
-            Some(_) => {
-                state.remove_range(offset);
-                true
-            }
-            None => false,
-        }
+            .find(|r| r.offset == offset && r.delivered)?;
+        let removed = state.remove_range(offset);
+        drop(state);
+        removed.map(|range| range.async_node)
     }
 }
 
@@ -323,11 +337,15 @@ impl BufferState {
         best.map(|(offset, _)| offset)
     }
 
-    /// Forgets the range at `offset`.
-    fn remove_range(&mut self, offset: usize) {
-        if let Some(index) = self.ranges.iter().position(|r| r.offset == offset) {
-            let _ = self.ranges.remove(index);
+    /// Forgets the range at `offset`, giving back its one-way room; returns it for the caller
+    /// to drop once the lock is released.
+    fn remove_range(&mut self, offset: usize) -> Option<Range> {
+        let index = self.ranges.iter().position(|r| r.offset == offset)?;
+        let range = self.ranges.remove(index).ok()?;
+        if range.async_node.is_some() {
+            self.free_async += range.size;
         }
+        Some(range)
     }
 }
 

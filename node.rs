@@ -11,6 +11,7 @@ use kernel::{
     sync::{
         new_mutex,
         Arc,
+        LockedBy,
         Mutex, //
     },
 };
@@ -23,8 +24,15 @@ use crate::{
         FLAT_BINDER_FLAG_PRIORITY_MASK,
         FLAT_BINDER_FLAG_TXN_SECURITY_CTX, //
     },
-    process::Process,
-    work::Work,
+    process::{
+        Process,
+        ProcessInner, //
+    },
+    work::{
+        Todo,
+        Work,
+        WorkItem, //
+    },
 };
 
 /// A binder object of one process.
@@ -41,6 +49,17 @@ pub(crate) struct Node {
     /// Whether the node died, and who wants to hear about it.
     #[pin]
     deaths: Mutex<NodeDeaths>,
+    /// One-way transactions to the node, guarded by the owner's `inner` lock.
+    oneway: LockedBy<OnewayQueue, ProcessInner>,
+}
+
+/// The one-way transactions of a [`Node`]: one at a time is delivered, and the next waits
+/// until userspace frees the buffer of the one before, as in the C driver.
+struct OnewayQueue {
+    /// A one-way transaction is queued or delivered and its buffer not yet freed.
+    busy: bool,
+    /// The transactions waiting their turn, oldest first.
+    waiting: Todo,
 }
 
 /// The death state of a [`Node`], guarded by [`Node::deaths`].
@@ -69,8 +88,16 @@ impl Node {
             & (FLAT_BINDER_FLAG_PRIORITY_MASK
                 | FLAT_BINDER_FLAG_ACCEPTS_FDS
                 | FLAT_BINDER_FLAG_TXN_SECURITY_CTX);
+        let oneway = LockedBy::new(
+            owner.inner_lock(),
+            OnewayQueue {
+                busy: false,
+                waiting: Todo::new(),
+            },
+        );
         Arc::pin_init(
             try_pin_init!(Self {
+                oneway,
                 owner,
                 ptr,
                 cookie,
@@ -118,6 +145,32 @@ impl Node {
         for death in &listeners {
             Death::node_died(death);
         }
+    }
+
+    /// Queues a one-way transaction to this node: on the owner's todo list if the node has
+    /// none outstanding, else behind the outstanding one. `inner` is the owner's state.
+    pub(crate) fn queue_oneway(&self, inner: &mut ProcessInner, item: WorkItem) {
+        let queue = self.oneway.access_mut(inner);
+        if queue.busy {
+            queue.waiting.push_back(item);
+        } else {
+            queue.busy = true;
+            inner.push_process_work(item);
+        }
+    }
+
+    /// The buffer of the node's outstanding one-way transaction was freed: the next may go.
+    pub(crate) fn oneway_done(&self, inner: &mut ProcessInner) {
+        let queue = self.oneway.access_mut(inner);
+        match queue.waiting.pop_front() {
+            Some(next) => inner.push_process_work(next),
+            None => queue.busy = false,
+        }
+    }
+
+    /// Takes the waiting one-way transactions out, for the owner's release to cancel.
+    pub(crate) fn take_oneway_queue(&self, inner: &mut ProcessInner) -> Todo {
+        core::mem::take(&mut self.oneway.access_mut(inner).waiting)
     }
 
     /// The owning process.

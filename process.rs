@@ -119,7 +119,7 @@ impl ProcessInner {
 
     /// Queues `work` for any looper thread, and wakes one: a thread waiting in a read if
     /// there is one, else every thread that polls.
-    fn push_process_work(&mut self, work: WorkItem) {
+    pub(crate) fn push_process_work(&mut self, work: WorkItem) {
         self.todo.push_back(work);
         self.with_threads(|threads, inner| {
             match threads
@@ -218,6 +218,8 @@ impl Process {
         // The context manager's node dies with its owner, and tells the holders that asked.
         if let Some(manager) = self.context.take_manager_of(&self) {
             manager.release();
+            let waiting = manager.take_oneway_queue(&mut self.inner.lock());
+            work::cancel_all(waiting);
         }
         // Everything taken out here is dropped after the lock is released.
         let thread_count = self.inner.lock().threads.iter().count();
@@ -444,15 +446,27 @@ impl Process {
         true
     }
 
-    /// Reserves `size` bytes of the receive buffer and copies a payload into it.
+    /// Queues a one-way transaction to `node` of this process; `false` if it is gone.
+    pub(crate) fn queue_oneway(&self, node: &Node, item: WorkItem) -> bool {
+        let mut inner = self.inner.lock();
+        if inner.is_dead {
+            return false;
+        }
+        node.queue_oneway(&mut inner, item);
+        true
+    }
+
+    /// Reserves `size` bytes of the receive buffer and copies a payload into it; see
+    /// [`ReceiveBuffer::reserve`].
     pub(crate) fn reserve_buffer(
         &self,
         size: usize,
         data: &mut UserSliceReader,
         data_size: usize,
+        async_node: Option<Arc<Node>>,
     ) -> Result<BufferRange> {
         let mm = self.mm.as_deref().ok_or(ESRCH)?;
-        self.buffer.reserve(mm, size, data, data_size)
+        self.buffer.reserve(mm, size, data, data_size, async_node)
     }
 
     /// Gives back a range that was never delivered.
@@ -467,8 +481,10 @@ impl Process {
 
     /// `BC_FREE_BUFFER`: frees the delivered buffer at `addr`; anything else is skipped.
     pub(crate) fn free_buffer(&self, addr: u64) {
-        if !self.buffer.free_by_user(addr) {
-            pr_debug!("BC_FREE_BUFFER of unknown buffer {:#x}\n", addr);
+        match self.buffer.free_by_user(addr) {
+            Some(Some(node)) => node.oneway_done(&mut self.inner.lock()),
+            Some(None) => {}
+            None => pr_debug!("BC_FREE_BUFFER of unknown buffer {:#x}\n", addr),
         }
     }
 

@@ -11,8 +11,12 @@
 //! A failed transaction is not an ioctl error: the sender reads `BR_FAILED_REPLY` or
 //! `BR_DEAD_REPLY` instead of the reply, and `BINDER_GET_EXTENDED_ERROR` tells it more.
 //!
+//! A one-way transaction (`TF_ONE_WAY`) gets `BR_TRANSACTION_COMPLETE` at once and no reply.
+//! Its target node takes one at a time: the next is delivered after userspace frees the
+//! buffer of the one before. One-way payloads may use only half of the receive buffer.
+//!
 //! Not yet here: objects in the payload (a transaction with `offsets_size` other than 0 gets
-//! `BR_FAILED_REPLY`), one-way transactions (`EOPNOTSUPP`), and nested calls.
+//! `BR_FAILED_REPLY`), and nested calls.
 
 use kernel::{
     prelude::*,
@@ -127,7 +131,7 @@ impl Thread {
         let outcome = if reply {
             self.reply(process, tr)
         } else if tr.0.flags & TF_ONE_WAY != 0 {
-            return Err(EOPNOTSUPP);
+            self.oneway(process, tr)
         } else {
             self.call(process, tr)
         };
@@ -149,6 +153,21 @@ impl Thread {
             t.release_buffer();
             return Err(Failure::dead(ESRCH));
         }
+        Ok(())
+    }
+
+    /// A one-way transaction: delivered in turn with the target node's others, no reply.
+    fn oneway(&self, process: &Arc<Process>, tr: &TransactionData) -> Result<(), Failure> {
+        let node = self.find_target(process, tr.target_handle())?;
+        let to = node.owner().clone();
+        let t = Transaction::new(None, process, to, Some(&node), tr, false)?;
+        let item = Work::new_item(Delivery(t.clone())).map_err(Failure::failed)?;
+        let complete = Work::new_item(Complete).map_err(Failure::failed)?;
+        if !t.to.queue_oneway(&node, item) {
+            t.release_buffer();
+            return Err(Failure::dead(ESRCH));
+        }
+        self.complete(process, complete);
         Ok(())
     }
 
@@ -215,7 +234,7 @@ impl Transaction {
         from: Option<Arc<Thread>>,
         from_process: &Arc<Process>,
         to: Arc<Process>,
-        node: Option<&Node>,
+        node: Option<&Arc<Node>>,
         tr: &TransactionData,
         is_reply: bool,
     ) -> Result<Arc<Self>, Failure> {
@@ -233,8 +252,12 @@ impl Transaction {
         let data_ptr = unsafe { tr.data.ptr.buffer };
         let data_addr = usize::try_from(data_ptr).map_err(|_| Failure::failed(EFAULT))?;
         let mut reader = UserSlice::new(UserPtr::from_addr(data_addr), data_size).reader();
+        let async_node = match (is_reply, tr.flags & TF_ONE_WAY != 0, node) {
+            (false, true, Some(node)) => Some(node.clone()),
+            _ => None,
+        };
         let range = to
-            .reserve_buffer(size, &mut reader, data_size)
+            .reserve_buffer(size, &mut reader, data_size, async_node)
             .map_err(|err| match err {
                 e if e == ESRCH => Failure::dead(ESRCH),
                 e => Failure::failed(e),
@@ -306,7 +329,8 @@ impl Deliver for Delivery {
         }
         tr.data.ptr.buffer = buffer;
         tr.data.ptr.offsets = buffer.saturating_add(align8(t.data_size).unwrap_or(0));
-        if !t.is_reply {
+        // A call (not a reply, not one-way) waits for this thread's reply.
+        if t.from.is_some() {
             thread.push_received_call(&t.to, t.clone());
         }
         out.put_code(if t.is_reply { BR_REPLY } else { BR_TRANSACTION })?;
