@@ -5,6 +5,7 @@ mod context_mgr;
 mod death;
 mod mmap;
 mod module;
+mod oneway;
 mod thread_pool;
 mod transaction_errors;
 mod transactions;
@@ -23,6 +24,7 @@ pub fn all() -> impl Iterator<Item = &'static Case> {
         death::CASES,
         transaction_errors::CASES,
         transactions::CASES,
+        oneway::CASES,
         module::CASES,
     ]
     .into_iter()
