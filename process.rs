@@ -7,7 +7,8 @@
 //! buffer.
 //!
 //! Lock order, outermost first: `Context::manager`, `Node::deaths`, `Process::inner`,
-//! `Death::state`.
+//! `Death::state`. The receive buffer's lock nests inside the owner's `mmap_lock` and is never
+//! held while any of the others, or a user copy, is taken (see [`ReceiveBuffer::reserve`]).
 
 use kernel::{
     cred::Credential,
