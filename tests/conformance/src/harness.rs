@@ -4,7 +4,7 @@ use std::{
     fmt::Debug,
     fs::File,
     io::{self, Read, Write},
-    os::fd::{FromRawFd, OwnedFd},
+    os::fd::{AsRawFd, FromRawFd, OwnedFd},
     path::PathBuf,
     thread,
     time::Duration,
@@ -143,6 +143,66 @@ pub fn eventually<T>(what: &str, mut attempt: impl FnMut() -> Outcome<Option<T>>
         thread::sleep(Duration::from_millis(10));
     }
     Err(format!("{what}: never happened"))
+}
+
+/// An epoll instance watching one descriptor for input, closed when dropped.
+pub struct Epoll {
+    epoll: OwnedFd,
+    watched: i32,
+}
+
+impl Epoll {
+    /// Watches `fd` for EPOLLIN.
+    pub fn watch(fd: i32) -> Outcome<Self> {
+        // SAFETY: Plain syscall.
+        let epoll = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if epoll < 0 {
+            return Err(format!("epoll_create1: {}", io::Error::last_os_error()));
+        }
+        // SAFETY: `epoll_create1` just returned this descriptor, and nothing else owns it.
+        let epoll = unsafe { OwnedFd::from_raw_fd(epoll) };
+        let mut event = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: 0,
+        };
+        // SAFETY: Both descriptors are open and `event` is valid for the call.
+        let added =
+            unsafe { libc::epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut event) };
+        if added != 0 {
+            return Err(format!("epoll_ctl: {}", io::Error::last_os_error()));
+        }
+        Ok(Self { epoll, watched: fd })
+    }
+
+    /// Waits, without a timeout, until the descriptor is readable (the case watchdog ends a
+    /// hang).
+    pub fn wait(&self) -> Outcome {
+        let mut event = libc::epoll_event { events: 0, u64: 0 };
+        // SAFETY: `event` has room for the one event asked for.
+        let ready = unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), &mut event, 1, -1) };
+        if ready == 1 {
+            Ok(())
+        } else {
+            Err(format!(
+                "epoll_wait returned {ready}: {}",
+                io::Error::last_os_error()
+            ))
+        }
+    }
+
+    /// Stops watching (EPOLL_CTL_DEL).
+    pub fn unwatch(&self) {
+        let mut event = libc::epoll_event { events: 0, u64: 0 };
+        // SAFETY: Plain syscall on open descriptors; `event` is valid for the call.
+        unsafe {
+            libc::epoll_ctl(
+                self.epoll.as_raw_fd(),
+                libc::EPOLL_CTL_DEL,
+                self.watched,
+                &mut event,
+            )
+        };
+    }
 }
 
 /// How a child process ended.

@@ -7,7 +7,7 @@ use binder_client::{Binder, Commands, Return};
 
 use crate::{
     ensure,
-    harness::{expect_errno, spawn_ready, Case, Child, Env, Outcome, Step, BINDER},
+    harness::{expect_errno, spawn_ready, Case, Child, Env, Epoll, Outcome, Step, BINDER},
 };
 
 use super::context_mgr::become_manager;
@@ -224,23 +224,10 @@ fn death_wakes_poll(_: &Env) -> Outcome {
     binder
         .send(&Commands::new().request_death_notification(0, 13))
         .step("request")?;
-    // SAFETY: Plain syscalls on descriptors this case owns.
-    let epoll = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-    ensure!(epoll >= 0, "epoll_create1 failed");
-    let mut event = libc::epoll_event {
-        events: libc::EPOLLIN as u32,
-        u64: 0,
-    };
-    // SAFETY: As above; `event` is valid for the call.
-    let added =
-        unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, binder.as_raw_fd(), &mut event) };
-    ensure!(added == 0, "epoll_ctl: {}", std::io::Error::last_os_error());
+    let epoll = Epoll::watch(binder.as_raw_fd())?;
     manager.kill()?;
-    // SAFETY: As above; waits without a timeout (the case watchdog ends a hang).
-    let ready = unsafe { libc::epoll_wait(epoll, &mut event, 1, -1) };
-    ensure!(ready == 1, "epoll_wait returned {ready}");
-    // SAFETY: Our descriptor.
-    unsafe { libc::close(epoll) };
+    epoll.wait()?;
+    drop(epoll);
     expect_read(&binder, &[Return::Noop, Return::DeadBinder(13)], "read")
 }
 
@@ -248,22 +235,10 @@ fn death_wakes_poll(_: &Env) -> Outcome {
 /// CVE-2019-2215 pattern. The kernel log check catches a use-after-free.
 fn thread_exit_with_epoll(_: &Env) -> Outcome {
     let binder = Binder::open(BINDER).step("open")?;
-    // SAFETY: Plain syscalls on descriptors this case owns.
-    let epoll = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-    ensure!(epoll >= 0, "epoll_create1 failed");
-    let mut event = libc::epoll_event {
-        events: libc::EPOLLIN as u32,
-        u64: 0,
-    };
-    // SAFETY: As above.
-    let added =
-        unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, binder.as_raw_fd(), &mut event) };
-    ensure!(added == 0, "epoll_ctl: {}", std::io::Error::last_os_error());
+    let epoll = Epoll::watch(binder.as_raw_fd())?;
     binder.thread_exit().step("BINDER_THREAD_EXIT")?;
-    // SAFETY: As above.
-    unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_DEL, binder.as_raw_fd(), &mut event) };
-    // SAFETY: Our descriptor.
-    unsafe { libc::close(epoll) };
+    epoll.unwatch();
+    drop(epoll);
     binder
         .version()
         .step("BINDER_VERSION after all that")

@@ -2,14 +2,14 @@
 //! (the next delivered after BC_FREE_BUFFER, oldest first), and half the receive buffer for
 //! one-way payloads while synchronous calls still get through.
 
-use binder_client::{uapi, Binder, Commands, Mapping, Return, Txn};
+use binder_client::{uapi, Binder, Commands, Return, Txn};
 
 use crate::{
     ensure,
     harness::{expect_errno, spawn_ready, Case, Env, Outcome, Step, BINDER},
 };
 
-use super::context_mgr::become_manager;
+use super::transactions::serving_manager;
 
 pub const CASES: &[Case] = &[
     Case::new("oneway_completes_at_once", oneway_completes_at_once),
@@ -49,20 +49,9 @@ fn try_next(binder: &Binder) -> Outcome<Option<Txn>> {
     }
 }
 
-/// The server side: a mapped manager on a looper thread.
-fn server() -> Outcome<(Binder, Mapping)> {
-    let binder = Binder::open(BINDER).step("open")?;
-    let mapping = binder.map(MAP_SIZE, libc::PROT_READ).step("mmap")?;
-    become_manager(&binder)?;
-    binder
-        .send(&Commands::new().enter_looper())
-        .step("enter looper")?;
-    Ok((binder, mapping))
-}
-
 fn oneway_completes_at_once(_: &Env) -> Outcome {
     let child = spawn_ready(|ready| {
-        let (binder, mapping) = server()?;
+        let (binder, mapping) = serving_manager()?;
         ready();
         let returns = binder.read().step("server read")?;
         let [Return::Noop, Return::Transaction(txn)] = returns.as_slice() else {
@@ -88,7 +77,7 @@ fn oneway_completes_at_once(_: &Env) -> Outcome {
 /// Three one-way transactions: the second is delivered only after the first's buffer is
 /// freed, and so on, oldest first.
 fn oneway_one_at_a_time_in_order(_: &Env) -> Outcome {
-    let (binder, _mapping) = server()?;
+    let (binder, _mapping) = serving_manager()?;
     let child = spawn_ready(|ready| {
         let client = Binder::open(BINDER).step("open in client")?;
         for code in 1..=3 {
@@ -124,7 +113,7 @@ fn oneway_one_at_a_time_in_order(_: &Env) -> Outcome {
 /// Unfreed one-way payloads fill half the buffer, then fail; a call still gets through.
 fn oneway_space_is_half_the_buffer(_: &Env) -> Outcome {
     let child = spawn_ready(|ready| {
-        let (binder, _mapping) = server()?;
+        let (binder, _mapping) = serving_manager()?;
         ready();
         // Hold the first one-way; the rest wait behind it with their buffers allocated.
         let first = loop {

@@ -61,6 +61,17 @@ fn payload<'a>(mapping: &'a Mapping, txn: &Txn) -> Outcome<&'a [u8]> {
         .ok_or_else(|| format!("payload at {:#x} is outside the mapping", txn.buffer))
 }
 
+/// Opens BINDER, maps it and becomes its context manager on a looper thread.
+pub fn serving_manager() -> Outcome<(Binder, Mapping)> {
+    let binder = Binder::open(BINDER).step("open")?;
+    let mapping = binder.map(MAP_SIZE, libc::PROT_READ).step("mmap")?;
+    become_manager(&binder)?;
+    binder
+        .send(&Commands::new().enter_looper())
+        .step("enter looper")?;
+    Ok((binder, mapping))
+}
+
 /// A context manager that answers `calls` calls with "re:" and the payload, checking that each
 /// comes from its parent as root, then exits.
 fn echo_server(calls: usize) -> Outcome<Child> {
