@@ -295,6 +295,22 @@ impl ReceiveBuffer {
         (start + range.offset) as u64
     }
 
+    /// Forgets every range and page, for the release of the owning process.
+    ///
+    /// A one-way range holds its target node, which holds the owning process: without this,
+    /// a process that never freed such a buffer would keep itself alive.
+    pub(crate) fn clear(&self) {
+        let mut state = self.state.lock();
+        let ranges = core::mem::take(&mut state.ranges);
+        let pages = core::mem::take(&mut state.pages);
+        state.free_async = 0;
+        // A sender racing with the release now finds the buffer unmapped (BR_DEAD_REPLY).
+        state.area = None;
+        drop(state);
+        drop(ranges);
+        drop(pages);
+    }
+
     /// Gives back a range that was never delivered.
     pub(crate) fn release(&self, range: BufferRange) {
         let removed = self.state.lock().remove_range(range.offset);

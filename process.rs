@@ -245,6 +245,8 @@ impl Process {
         for call in unanswered {
             call.fail_caller();
         }
+        // Ranges of one-way buffers refer back to this process through their node.
+        self.buffer.clear();
         // This process's death notifications are no longer wanted.
         for node_ref in refs.values() {
             if let Some(death) = &node_ref.death {
