@@ -5,6 +5,7 @@
 # checks the guest's kernel log.
 #
 #   scripts/vm.sh --driver c|rust --out DIR [--kernel DIR] [--selftest leak] [--timeout SECONDS]
+#                 [--filter NAME[,NAME...]]   (run only the cases whose names contain one of these)
 #
 # The guest's console (the kernel log) goes to DIR/console.log and what the suite prints to
 # DIR/guest.log. DIR/results gets one line per case, "ok NAME" or "FAIL NAME: why", plus the
@@ -20,6 +21,7 @@ driver=
 out=
 kernel=$(kernel_out debug)
 selftest=
+filter=
 timeout=900
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -28,6 +30,7 @@ while [ $# -gt 0 ]; do
     --kernel) kernel=$2; shift 2 ;;
     --selftest) selftest=$2; shift 2 ;;
     --timeout) timeout=$2; shift 2 ;;
+    --filter) filter=$2; shift 2 ;;
     *) echo "vm.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -60,6 +63,7 @@ install -m 0755 "$here/vm/init.sh" "$root/init"
 
 cmdline="console=ttyS0 panic=-1 rb.driver=$driver"
 [ -z "$selftest" ] || cmdline="$cmdline rb.selftest=$selftest"
+[ -z "$filter" ] || cmdline="$cmdline rb.filter=$filter"
 
 qemu_status=0
 timeout --kill-after=10 "$timeout" qemu-system-x86_64 \
