@@ -6,6 +6,7 @@ mod death;
 mod mmap;
 mod module;
 mod oneway;
+mod teardown;
 mod thread_pool;
 mod transaction_errors;
 mod transactions;
@@ -25,6 +26,7 @@ pub fn all() -> impl Iterator<Item = &'static Case> {
         transaction_errors::CASES,
         transactions::CASES,
         oneway::CASES,
+        teardown::CASES,
         module::CASES,
     ]
     .into_iter()
