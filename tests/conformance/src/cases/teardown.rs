@@ -36,6 +36,16 @@ fn endless_echo() -> Outcome<crate::harness::Child> {
     })
 }
 
+/// A client that calls the manager in a loop until a call gets BR_DEAD_REPLY.
+fn calling_client() -> Outcome<crate::harness::Child> {
+    spawn_ready(|ready| {
+        let binder = Binder::open(BINDER).step("open")?;
+        let _mapping = binder.map(1 << 20, libc::PROT_READ).step("mmap")?;
+        ready();
+        call_until_dead(&binder).map(drop)
+    })
+}
+
 /// Calls the manager until a call fails because it died; returns how many succeeded.
 fn call_until_dead(binder: &Binder) -> Outcome<usize> {
     let mut answered = 0;
@@ -61,12 +71,7 @@ fn call_until_dead(binder: &Binder) -> Outcome<usize> {
 fn kill_server_during_calls(_: &Env) -> Outcome {
     for round in 0..ROUNDS {
         let server = endless_echo()?;
-        let client = spawn_ready(|ready| {
-            let binder = Binder::open(BINDER).step("open")?;
-            let _mapping = binder.map(1 << 20, libc::PROT_READ).step("mmap")?;
-            ready();
-            call_until_dead(&binder).map(drop)
-        })?;
+        let client = calling_client()?;
         // Let some calls through, a different number each round.
         std::thread::sleep(std::time::Duration::from_millis(3 * round as u64));
         server.kill()?;
@@ -79,12 +84,7 @@ fn kill_server_during_calls(_: &Env) -> Outcome {
 fn kill_client_during_calls(_: &Env) -> Outcome {
     let server = endless_echo()?;
     for round in 0..ROUNDS {
-        let client = spawn_ready(|ready| {
-            let binder = Binder::open(BINDER).step("open")?;
-            let _mapping = binder.map(1 << 20, libc::PROT_READ).step("mmap")?;
-            ready();
-            call_until_dead(&binder).map(drop)
-        })?;
+        let client = calling_client()?;
         std::thread::sleep(std::time::Duration::from_millis(3 * round as u64));
         client.kill()?;
     }

@@ -76,12 +76,7 @@ pub fn serving_manager() -> Outcome<(Binder, Mapping)> {
 /// comes from its parent as root, then exits.
 fn echo_server(calls: usize) -> Outcome<Child> {
     spawn_ready(move |ready| {
-        let binder = Binder::open(BINDER).step("open")?;
-        let mapping = binder.map(MAP_SIZE, libc::PROT_READ).step("mmap")?;
-        become_manager(&binder)?;
-        binder
-            .send(&Commands::new().enter_looper())
-            .step("enter looper")?;
+        let (binder, mapping) = serving_manager()?;
         ready();
         // SAFETY: Plain syscall.
         let parent = unsafe { libc::getppid() };
@@ -237,12 +232,7 @@ fn call_with_bad_data_pointer_failed_reply(_: &Env) -> Outcome {
 /// A receiver that exits with the call unanswered: the caller reads BR_DEAD_REPLY.
 fn receiver_exits_without_reply_dead_reply(_: &Env) -> Outcome {
     let server = spawn_ready(|ready| {
-        let binder = Binder::open(BINDER).step("open")?;
-        let _mapping = binder.map(MAP_SIZE, libc::PROT_READ).step("mmap")?;
-        become_manager(&binder)?;
-        binder
-            .send(&Commands::new().enter_looper())
-            .step("enter looper")?;
+        let (binder, _mapping) = serving_manager()?;
         ready();
         next_call(&binder).map(drop)
     })?;
