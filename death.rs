@@ -23,7 +23,10 @@ use crate::{
         BR_CLEAR_DEATH_NOTIFICATION_DONE,
         BR_DEAD_BINDER, //
     },
-    process::Process,
+    process::{
+        Process,
+        Recipient, //
+    },
     thread::Thread,
     work::{
         Deliver,
@@ -61,14 +64,6 @@ struct DeathState {
     awaiting_done: bool,
     /// The notification is on a todo list.
     queued: bool,
-}
-
-/// Where to queue a notification of the holder's.
-pub(crate) enum Recipient<'a> {
-    /// Any looper thread of the holder.
-    Process,
-    /// This thread of the holder (a looper that withdrew the request itself).
-    Thread(&'a Thread),
 }
 
 impl Death {

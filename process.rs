@@ -42,10 +42,7 @@ use crate::{
         ReceiveBuffer, //
     },
     context::Context,
-    death::{
-        Death,
-        Recipient, //
-    },
+    death::Death,
     defs::FlatBinderObject,
     node::Node,
     refs::{
@@ -64,6 +61,16 @@ use crate::{
 };
 
 pub(crate) use crate::refs::RefChange;
+
+/// Where queued work goes.
+pub(crate) enum Recipient<'a> {
+    /// Any looper thread of the process.
+    Process,
+    /// One thread of the process.
+    Thread(&'a Thread),
+    /// The process, in turn with the other one-way transactions to this node of it.
+    Oneway(&'a Node),
+}
 
 /// A process's connection to one binder device.
 #[pin_data]
@@ -222,28 +229,17 @@ impl Process {
             let waiting = manager.take_oneway_queue(&mut self.inner.lock());
             work::cancel_all(waiting);
         }
-        // Everything taken out here is dropped after the lock is released.
-        let thread_count = self.inner.lock().threads.iter().count();
-        let mut unanswered = KVec::with_capacity(thread_count, GFP_KERNEL).unwrap_or_default();
+        // Everything taken out here is dropped after the lock is released. Once `is_dead` is
+        // set, nothing new is queued for the process or its threads.
         let mut inner = self.inner.lock();
         inner.is_dead = true;
         let threads = core::mem::take(&mut inner.threads);
-        let mut undelivered = core::mem::take(&mut inner.todo);
-        for thread in threads.values() {
-            let mut todo = thread.take_todo(&mut inner);
-            undelivered.push_all_back(&mut todo);
-            thread.mark_dead(&inner);
-            if let Some(call) = thread.take_received_call_locked(&mut inner) {
-                // Room was reserved for one call per thread before the lock was taken.
-                let _ = unanswered.push_within_capacity(call);
-            }
-        }
+        let undelivered = core::mem::take(&mut inner.todo);
         let refs = inner.refs.take_all();
         drop(inner);
         work::cancel_all(undelivered);
-        // The callers of calls this process received and never answered get BR_DEAD_REPLY.
-        for call in unanswered {
-            call.fail_caller();
+        for thread in threads.values() {
+            thread.leave(&self);
         }
         // Ranges of one-way buffers refer back to this process through their node.
         self.buffer.clear();
@@ -285,38 +281,40 @@ impl Process {
     /// Forgets `thread` (`BINDER_THREAD_EXIT`); its next ioctl creates a new one. Work queued
     /// for it is dropped.
     pub(crate) fn remove_thread(&self, thread: &Thread) {
-        let mut inner = self.inner.lock();
-        let removed = inner.threads.remove(&thread.id);
-        let todo = thread.take_todo(&mut inner);
-        thread.mark_dead(&inner);
-        let call = thread.take_received_call_locked(&mut inner);
-        drop(inner);
-        work::cancel_all(todo);
-        if let Some(call) = call {
-            call.fail_caller();
-        }
+        let removed = self.inner.lock().threads.remove(&thread.id);
+        thread.leave(self);
         drop(removed);
     }
 
-    /// Queues `work` for `recipient`, unless this process is gone or the item is queued
-    /// already.
+    /// Queues `item` for `recipient`, waking whom it concerns. Gives the item back if this
+    /// process (or the recipient thread) is gone.
+    pub(crate) fn push_work(
+        &self,
+        item: WorkItem,
+        recipient: Recipient<'_>,
+    ) -> Result<(), WorkItem> {
+        let mut inner = self.inner.lock();
+        match recipient {
+            _ if inner.is_dead => return Err(item),
+            Recipient::Process => inner.push_process_work(item),
+            Recipient::Thread(thread) if thread.is_dead() => return Err(item),
+            Recipient::Thread(thread) => thread.push_work(&mut inner, item),
+            Recipient::Oneway(node) => node.queue_oneway(&mut inner, item),
+        }
+        Ok(())
+    }
+
+    /// Queues the reusable `work` for `recipient`, unless it is queued already; cancels it if
+    /// the recipient is gone.
     pub(crate) fn queue<T: Deliver + 'static>(
         &self,
         work: &Arc<Work<T>>,
         recipient: Recipient<'_>,
     ) {
-        let Some(item) = Work::to_queue(work) else {
-            return;
-        };
-        let mut inner = self.inner.lock();
-        if inner.is_dead {
-            drop(inner);
-            item.item.cancel();
-            return;
-        }
-        match recipient {
-            Recipient::Thread(thread) => thread.push_work(&mut inner, item),
-            Recipient::Process => inner.push_process_work(item),
+        if let Some(item) = Work::to_queue(work) {
+            if let Err(item) = self.push_work(item, recipient) {
+                item.item.cancel();
+            }
         }
     }
 
@@ -437,26 +435,6 @@ impl Process {
     /// The node behind `handle`, if the process holds a strong reference through it.
     pub(crate) fn strong_ref_target(&self, handle: u32) -> Option<Arc<Node>> {
         self.inner.lock().refs.strong_target(handle)
-    }
-
-    /// Queues an incoming transaction for any looper thread; `false` if the process is gone.
-    pub(crate) fn queue_transaction(&self, item: WorkItem) -> bool {
-        let mut inner = self.inner.lock();
-        if inner.is_dead {
-            return false;
-        }
-        inner.push_process_work(item);
-        true
-    }
-
-    /// Queues a one-way transaction to `node` of this process; `false` if it is gone.
-    pub(crate) fn queue_oneway(&self, node: &Node, item: WorkItem) -> bool {
-        let mut inner = self.inner.lock();
-        if inner.is_dead {
-            return false;
-        }
-        node.queue_oneway(&mut inner, item);
-        true
     }
 
     /// Reserves `size` bytes of the receive buffer and copies a payload into it; see

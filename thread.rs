@@ -39,6 +39,7 @@ use crate::{
     },
     transaction::Transaction,
     work::{
+        self,
         Deliver,
         Flow,
         Todo,
@@ -176,11 +177,6 @@ impl Thread {
         self.notify();
     }
 
-    /// Takes the thread's own work out, for the caller to cancel after unlocking.
-    pub(crate) fn take_todo(&self, inner: &mut ProcessInner) -> Todo {
-        core::mem::take(self.todo.access_mut(inner))
-    }
-
     /// Whether an error return is waiting to be read. The C driver carries out no more of the
     /// thread's commands until it is.
     pub(crate) fn has_pending_error(&self) -> bool {
@@ -212,9 +208,9 @@ impl Thread {
         )
     }
 
-    /// Marks the thread as gone from the driver (`BINDER_THREAD_EXIT`, or its process closed).
-    pub(crate) fn mark_dead(&self, _locked: &ProcessInner) {
-        self.dead.store(true, Relaxed);
+    /// Whether the thread left the driver.
+    pub(crate) fn is_dead(&self) -> bool {
+        self.dead.load(Relaxed)
     }
 
     /// Remembers `call` as the call this thread must answer next.
@@ -231,15 +227,22 @@ impl Thread {
     /// Takes the call this thread must answer, if any.
     pub(crate) fn take_received_call(&self, process: &Process) -> Option<Arc<Transaction>> {
         let mut inner = process.inner_lock().lock();
-        self.take_received_call_locked(&mut inner)
+        self.received.access_mut(&mut inner).take()
     }
 
-    /// [`Thread::take_received_call`], with the process's lock held.
-    pub(crate) fn take_received_call_locked(
-        &self,
-        inner: &mut ProcessInner,
-    ) -> Option<Arc<Transaction>> {
-        self.received.access_mut(inner).take()
+    /// The thread leaves the driver (`BINDER_THREAD_EXIT`, or its process is released): its
+    /// queued work is cancelled, and the caller of a call it never answered reads
+    /// `BR_DEAD_REPLY`.
+    pub(crate) fn leave(&self, process: &Process) {
+        let mut inner = process.inner_lock().lock();
+        self.dead.store(true, Relaxed);
+        let todo = core::mem::take(self.todo.access_mut(&mut inner));
+        let call = self.received.access_mut(&mut inner).take();
+        drop(inner);
+        work::cancel_all(todo);
+        if let Some(call) = call {
+            call.fail_caller();
+        }
     }
 
     /// Queues `complete` and `reply` for this thread, which waits for the reply to its call.
@@ -251,7 +254,7 @@ impl Thread {
         reply: WorkItem,
     ) -> bool {
         let mut inner = process.inner_lock().lock();
-        if inner.is_dead() || self.dead.load(Relaxed) {
+        if inner.is_dead() || self.is_dead() {
             return false;
         }
         self.push_work(&mut inner, complete);
@@ -259,17 +262,11 @@ impl Thread {
         true
     }
 
-    /// Queues `BR_TRANSACTION_COMPLETE` for this thread.
-    pub(crate) fn complete(&self, process: &Process, complete: WorkItem) {
-        let mut inner = process.inner_lock().lock();
-        self.push_work(&mut inner, complete);
-    }
-
     /// Tells this thread that its call failed on the other side: it reads
     /// `BR_TRANSACTION_COMPLETE` (if `complete` could be allocated) and `code`.
     pub(crate) fn deliver_failure(&self, process: &Process, code: u32, complete: Option<WorkItem>) {
         let mut inner = process.inner_lock().lock();
-        if inner.is_dead() || self.dead.load(Relaxed) {
+        if inner.is_dead() || self.is_dead() {
             return;
         }
         if let Some(complete) = complete {

@@ -48,7 +48,10 @@ use crate::{
         TF_ONE_WAY, //
     },
     node::Node,
-    process::Process,
+    process::{
+        Process,
+        Recipient, //
+    },
     refs::MANAGER_HANDLE,
     thread::Thread,
     work::{
@@ -130,10 +133,8 @@ impl Thread {
         let id = next_debug_id();
         let outcome = if reply {
             self.reply(process, tr)
-        } else if tr.0.flags & TF_ONE_WAY != 0 {
-            self.oneway(process, tr)
         } else {
-            self.call(process, tr)
+            self.send(process, tr)
         };
         if let Err(failure) = outcome {
             pr_debug!("transaction {} failed: {}\n", id, failure.errno.to_errno());
@@ -142,32 +143,27 @@ impl Thread {
         Ok(())
     }
 
-    /// A synchronous call: delivers to the target process and waits for the reply.
-    fn call(self: &Arc<Self>, process: &Arc<Process>, tr: &TransactionData) -> Result<(), Failure> {
+    /// A transaction to a node: a call, which the thread then waits to have answered, or
+    /// with `TF_ONE_WAY` a one-way transaction, delivered in turn with the node's others.
+    fn send(self: &Arc<Self>, process: &Arc<Process>, tr: &TransactionData) -> Result<(), Failure> {
+        let oneway = tr.0.flags & TF_ONE_WAY != 0;
         let node = self.find_target(process, tr.target_handle())?;
-        let to = node.owner().clone();
-        let t = Transaction::new(Some(self.clone()), process, to, Some(&node), tr, false)?;
+        let from = (!oneway).then(|| self.clone());
+        let t = Transaction::new(from, process, node.owner().clone(), Some(&node), tr, false)?;
         let item = Work::new_item(Delivery(t.clone())).map_err(Failure::failed)?;
-        // The sender reads BR_TRANSACTION_COMPLETE with the reply.
-        if !t.to.queue_transaction(item) {
-            t.release_buffer();
-            return Err(Failure::dead(ESRCH));
+        // A call's BR_TRANSACTION_COMPLETE comes with its reply; a one-way's comes now.
+        let (complete, recipient) = if oneway {
+            let complete = Work::new_item(Complete).map_err(Failure::failed)?;
+            (Some(complete), Recipient::Oneway(&node))
+        } else {
+            (None, Recipient::Process)
+        };
+        // On failure, dropping `t` gives its buffer back.
+        t.to.push_work(item, recipient)
+            .map_err(|_| Failure::dead(ESRCH))?;
+        if let Some(complete) = complete {
+            let _ = process.push_work(complete, Recipient::Thread(self));
         }
-        Ok(())
-    }
-
-    /// A one-way transaction: delivered in turn with the target node's others, no reply.
-    fn oneway(&self, process: &Arc<Process>, tr: &TransactionData) -> Result<(), Failure> {
-        let node = self.find_target(process, tr.target_handle())?;
-        let to = node.owner().clone();
-        let t = Transaction::new(None, process, to, Some(&node), tr, false)?;
-        let item = Work::new_item(Delivery(t.clone())).map_err(Failure::failed)?;
-        let complete = Work::new_item(Complete).map_err(Failure::failed)?;
-        if !t.to.queue_oneway(&node, item) {
-            t.release_buffer();
-            return Err(Failure::dead(ESRCH));
-        }
-        self.complete(process, complete);
         Ok(())
     }
 
@@ -188,11 +184,11 @@ impl Thread {
         let item = Work::new_item(Delivery(reply.clone())).map_err(Failure::failed)?;
         let caller_complete = Work::new_item(Complete).map_err(Failure::failed)?;
         let own_complete = Work::new_item(Complete).map_err(Failure::failed)?;
+        // On failure, dropping `reply` gives its buffer back.
         if !caller.deliver_reply(&call.from_process, caller_complete, item) {
-            reply.release_buffer();
             return Err(Failure::dead(ESRCH));
         }
-        self.complete(process, own_complete);
+        let _ = process.push_work(own_complete, Recipient::Thread(self));
         Ok(())
     }
 
@@ -201,22 +197,18 @@ impl Thread {
     /// reference (`BR_FAILED_REPLY` without).
     fn find_target(&self, process: &Arc<Process>, handle: u32) -> Result<Arc<Node>, Failure> {
         let node = if handle == MANAGER_HANDLE {
-            let node = process.context.manager_node().ok_or(Failure {
-                code: BR_DEAD_REPLY,
-                errno: EINVAL,
-            })?;
+            let node = process
+                .context
+                .manager_node()
+                .ok_or(Failure::dead(EINVAL))?;
             if node.is_owned_by(process) {
-                return Err(Failure {
-                    code: BR_FAILED_REPLY,
-                    errno: EINVAL,
-                });
+                return Err(Failure::failed(EINVAL));
             }
             node
         } else {
-            process.strong_ref_target(handle).ok_or(Failure {
-                code: BR_FAILED_REPLY,
-                errno: EINVAL,
-            })?
+            process
+                .strong_ref_target(handle)
+                .ok_or(Failure::failed(EINVAL))?
         };
         Ok(node)
     }
@@ -324,13 +316,11 @@ impl Deliver for Delivery {
         tr.offsets_size = t.offsets_size;
         tr.target.ptr = t.target.0;
         tr.cookie = t.target.1;
-        if t.from.is_some() {
-            tr.sender_pid = t.from_process.pid_in_current_ns();
-        }
         tr.data.ptr.buffer = buffer;
         tr.data.ptr.offsets = buffer.saturating_add(align8(t.data_size).unwrap_or(0));
-        // A call (not a reply, not one-way) waits for this thread's reply.
+        // A call (not a reply, not one-way) names its sender and waits for this thread's reply.
         if t.from.is_some() {
+            tr.sender_pid = t.from_process.pid_in_current_ns();
             thread.push_received_call(&t.to, t.clone());
         }
         out.put_code(if t.is_reply { BR_REPLY } else { BR_TRANSACTION })?;
