@@ -6,6 +6,12 @@
 #
 #   scripts/vm.sh --driver c|rust --out DIR [--kernel DIR] [--selftest leak] [--timeout SECONDS]
 #                 [--filter NAME[,NAME...]]   (run only the cases whose names contain one of these)
+#                 [--bin FILE]... [--run SCRIPT]
+#
+# --bin copies a program into the guest's /bin (repeatable). --run runs SCRIPT (a busybox sh
+# script, copied to /etc/rb-run) in place of the conformance suite; what it prints lands in
+# DIR/guest.log between the "=== results" and "=== end" markers, and its "ok"/"FAIL" lines
+# count as results like the suite's.
 #
 # The guest's console (the kernel log) goes to DIR/console.log and what the suite prints to
 # DIR/guest.log. DIR/results gets one line per case, "ok NAME" or "FAIL NAME: why", plus the
@@ -23,6 +29,8 @@ kernel=$(kernel_out debug)
 selftest=
 filter=
 timeout=900
+bins=()
+run=
 while [ $# -gt 0 ]; do
     case "$1" in
     --driver) driver=$2; shift 2 ;;
@@ -31,6 +39,8 @@ while [ $# -gt 0 ]; do
     --selftest) selftest=$2; shift 2 ;;
     --timeout) timeout=$2; shift 2 ;;
     --filter) filter=$2; shift 2 ;;
+    --bin) bins+=("$2"); shift 2 ;;
+    --run) run=$2; shift 2 ;;
     *) echo "vm.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -49,10 +59,18 @@ done
 
 rm -rf "$out"
 mkdir -p "$out/root/bin" "$out/root/lib/modules" "$out/root/dev" "$out/root/proc" \
-    "$out/root/sys" "$out/root/tmp"
+    "$out/root/sys" "$out/root/tmp" "$out/root/etc"
 root=$out/root
 cp "$busybox" "$root/bin/busybox"
 cp "$conformance" "$root/bin/conformance"
+for f in "${bins[@]}"; do
+    [ -f "$f" ] || { echo "vm.sh: missing $f" >&2; exit 2; }
+    cp "$f" "$root/bin/"
+done
+if [ -n "$run" ]; then
+    [ -f "$run" ] || { echo "vm.sh: missing $run" >&2; exit 2; }
+    install -m 0755 "$run" "$root/etc/rb-run"
+fi
 cp "$c_module" "$rust_module" "$root/lib/modules/"
 if [ "$selftest" = leak ]; then
     [ -f "$leak_module" ] || { echo "vm.sh: missing $leak_module" >&2; exit 2; }
@@ -81,7 +99,7 @@ if [ "$qemu_status" = 124 ] || [ "$qemu_status" = 137 ]; then
     echo "FAIL guest_finished ($driver): no result within ${timeout}s (see $out/console.log)" >>"$results"
 elif [ -z "$exit_line" ]; then
     echo "FAIL guest_finished ($driver): guest stopped without a result (qemu status $qemu_status)" >>"$results"
-elif [ "$selftest" != leak ] && ! grep -q . "$results"; then
+elif [ "$selftest" != leak ] && [ -z "$run" ] && ! grep -q . "$results"; then
     echo "FAIL guest_finished ($driver): the suite ran no case (${exit_line})" >>"$results"
 else
     echo "ok   guest_finished ($driver)" >>"$results"

@@ -5,6 +5,7 @@
 # and hands the results to the host on the second serial port (ttyS1), then powers off.
 #
 # Kernel command line: rb.driver=c|rust [rb.selftest=leak] [rb.filter=NAME[,NAME...]]
+# With /etc/rb-run present (vm.sh --run), that script runs instead of the suite.
 
 /bin/busybox --install -s /bin
 mount -t proc proc /proc
@@ -65,6 +66,10 @@ rc=0
 if [ "$selftest" = leak ]; then
     # Proves that the leak check can fail: this module leaks on purpose.
     insmod /lib/modules/rb_leak_selftest.ko || rc=94
+elif [ -x /etc/rb-run ]; then
+    # A program of the host's choosing (vm.sh --run): the demo, interop checks, the benchmark.
+    say "=== results"
+    RB_DRIVER=$driver /etc/rb-run "$driver" >"$out" 2>&1 || rc=$?
 else
     say "=== results"
     # shellcheck disable=SC2086 # $filter is a list of case name filters.
