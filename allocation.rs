@@ -36,7 +36,10 @@ use kernel::{
     uaccess::UserSliceReader,
 };
 
-use crate::node::Node;
+use crate::{
+    node::NodeArc,
+    objects::Held, //
+};
 
 /// The most of a mapping that binder uses; the C driver's `SZ_4M`.
 pub(crate) const MAX_MAPPED_SIZE: usize = bindings::SZ_4M as usize;
@@ -85,7 +88,28 @@ struct Range {
     delivered: bool,
     /// For a one-way transaction, its target node: freeing the range lets the node's next
     /// one-way transaction through.
-    async_node: Option<Arc<Node>>,
+    async_node: Option<NodeArc>,
+    /// The references the transaction's objects (and its target) hold until the range goes.
+    held: KVec<Held>,
+}
+
+/// What a range that went away leaves for its owner to settle, without the buffer's lock.
+pub(crate) struct Freed {
+    /// The target node of a one-way transaction; see [`Range::async_node`].
+    pub(crate) async_node: Option<NodeArc>,
+    /// The references to release; see [`Range::held`].
+    pub(crate) held: KVec<Held>,
+}
+
+/// The pages under a reserved range, for the transaction to fill the range in.
+///
+/// Offsets are from the start of the range.
+pub(crate) struct RangeView {
+    pages: KVec<Arc<Page>>,
+    /// Where the range starts in its first page.
+    start: usize,
+    /// The size of the range.
+    size: usize,
 }
 
 /// A range reserved for one transaction, not yet delivered.
@@ -177,42 +201,45 @@ impl ReceiveBuffer {
         self.mapped.load(Acquire)
     }
 
-    /// Reserves `size` bytes for a transaction and copies `data` (`data_size` bytes from the
-    /// sender's memory) to its start; `mm` is the owner's address space.
+    /// Reserves `size` bytes for a transaction, with the pages under them put in; `mm` is
+    /// the owner's address space. The caller fills the range in through the returned view.
     ///
     /// `async_node` is the target node of a one-way transaction, which may only use half the
-    /// area in all. Fails with `ESRCH` when the buffer is not (or no longer) mapped, `ENOSPC`
-    /// when no free range is large enough (or the one-way half is full), and `EFAULT` when the
-    /// sender's memory cannot be read.
+    /// area in all. Fails with `ESRCH` when the buffer is not (or no longer) mapped and with
+    /// `ENOSPC` when no free range is large enough (or the one-way half is full).
     ///
     /// Locking: the range is reserved under `state` alone; pages are put in under the owner's
-    /// `mmap_lock` and then `state`, the order `mmap` has too; the copy holds no lock, since it
-    /// may fault on the sender's memory.
+    /// `mmap_lock` and then `state`, the order `mmap` has too. Filling the range in holds no
+    /// lock, since it may fault on the sender's memory.
     pub(crate) fn reserve(
         &self,
         mm: &Mm,
         size: usize,
-        data: &mut UserSliceReader,
-        data_size: usize,
-        async_node: Option<Arc<Node>>,
-    ) -> Result<BufferRange> {
+        async_node: Option<NodeArc>,
+    ) -> Result<(BufferRange, RangeView)> {
         let size = size.max(size_of::<usize>());
         let (area, range) = self.reserve_range(size, async_node)?;
-        let filled = self
-            .pages_for(mm, area, &range)
-            .and_then(|pages| copy_into(&pages, range.offset % PAGE_SIZE, data, data_size));
-        if let Err(err) = filled {
-            self.release(range);
-            return Err(err);
+        match self.pages_for(mm, area, &range) {
+            Ok(pages) => {
+                let view = RangeView {
+                    pages,
+                    start: range.offset % PAGE_SIZE,
+                    size,
+                };
+                Ok((range, view))
+            }
+            Err(err) => {
+                drop(self.release(range));
+                Err(err)
+            }
         }
-        Ok(range)
     }
 
     /// Reserves a free range of `size` bytes.
     fn reserve_range(
         &self,
         size: usize,
-        async_node: Option<Arc<Node>>,
+        async_node: Option<NodeArc>,
     ) -> Result<(MappedArea, BufferRange)> {
         let mut state = self.state.lock();
         let area = match state.area {
@@ -235,6 +262,7 @@ impl ReceiveBuffer {
             size,
             delivered: false,
             async_node,
+            held: KVec::new(),
         };
         state
             .ranges
@@ -311,18 +339,30 @@ impl ReceiveBuffer {
         drop(pages);
     }
 
-    /// Gives back a range that was never delivered.
-    pub(crate) fn release(&self, range: BufferRange) {
+    /// Gives the references in `held` to the range, to be released when the range goes.
+    /// Gives them back if the range is gone already (its process was released).
+    pub(crate) fn hold(&self, range: &BufferRange, held: KVec<Held>) -> Result<(), KVec<Held>> {
+        let mut state = self.state.lock();
+        match state.ranges.iter_mut().find(|r| r.offset == range.offset) {
+            Some(found) => {
+                found.held = held;
+                Ok(())
+            }
+            None => Err(held),
+        }
+    }
+
+    /// Gives back a range that was never delivered; returns what it leaves to settle.
+    pub(crate) fn release(&self, range: BufferRange) -> Option<Freed> {
         let removed = self.state.lock().remove_range(range.offset);
-        drop(removed);
+        removed.map(Range::into_freed)
     }
 
     /// `BC_FREE_BUFFER`: frees the delivered buffer that starts at user address `addr`.
     ///
     /// Returns `None`, changing nothing, for any other address: as in the C driver, freeing
-    /// something that is not a delivered buffer is skipped. A freed one-way buffer returns its
-    /// target node, whose next one-way transaction may go now.
-    pub(crate) fn free_by_user(&self, addr: u64) -> Option<Option<Arc<Node>>> {
+    /// something that is not a delivered buffer is skipped.
+    pub(crate) fn free_by_user(&self, addr: u64) -> Option<Freed> {
         let mut state = self.state.lock();
         let area = state.area?;
         let offset = usize::try_from(addr).ok()?.checked_sub(area.start)?;
@@ -332,7 +372,16 @@ impl ReceiveBuffer {
             .find(|r| r.offset == offset && r.delivered)?;
         let removed = state.remove_range(offset);
         drop(state);
-        removed.map(|range| range.async_node)
+        removed.map(Range::into_freed)
+    }
+}
+
+impl Range {
+    fn into_freed(self) -> Freed {
+        Freed {
+            async_node: self.async_node,
+            held: self.held,
+        }
     }
 }
 
@@ -365,26 +414,67 @@ impl BufferState {
     }
 }
 
-/// Copies `len` bytes from `reader` into `pages`, starting `offset` bytes into the first.
-fn copy_into(
-    pages: &[Arc<Page>],
-    offset: usize,
-    reader: &mut UserSliceReader,
-    len: usize,
-) -> Result {
-    let mut done = 0;
-    while done < len {
-        let at = offset + done;
-        let in_page = at % PAGE_SIZE;
-        let chunk = (PAGE_SIZE - in_page).min(len - done);
-        let page = pages.get(at / PAGE_SIZE).ok_or(EINVAL)?;
-        // SAFETY: The bytes written belong to a range reserved for this copy and not yet
-        // delivered: nothing else in the kernel reads or writes them meanwhile. (Userspace can
-        // only read the page, through its read-only mapping.)
-        unsafe { page.copy_from_user_slice_raw(reader, in_page, chunk)? };
-        done += chunk;
+impl RangeView {
+    /// Runs `f` over the pieces of `offset..offset + len` of the range, page by page: `f`
+    /// gets the page, the offset in it, the offset in the piece sequence, and the length.
+    fn for_each_piece(
+        &self,
+        offset: usize,
+        len: usize,
+        mut f: impl FnMut(&Page, usize, usize, usize) -> Result,
+    ) -> Result {
+        let end = offset.checked_add(len).ok_or(EINVAL)?;
+        if end > self.size {
+            return Err(EINVAL);
+        }
+        let mut done = 0;
+        while done < len {
+            let at = self.start + offset + done;
+            let in_page = at % PAGE_SIZE;
+            let chunk = (PAGE_SIZE - in_page).min(len - done);
+            let page = self.pages.get(at / PAGE_SIZE).ok_or(EINVAL)?;
+            f(page, in_page, done, chunk)?;
+            done += chunk;
+        }
+        Ok(())
     }
-    Ok(())
+
+    /// Copies `len` bytes from `reader` (the sender's memory) to `offset` in the range.
+    pub(crate) fn copy_from_user(
+        &self,
+        offset: usize,
+        reader: &mut UserSliceReader,
+        len: usize,
+    ) -> Result {
+        self.for_each_piece(offset, len, |page, in_page, _, chunk| {
+            // SAFETY: The bytes written belong to a range reserved for this transaction and
+            // not yet delivered: nothing else in the kernel reads or writes them meanwhile.
+            // (Userspace can only read the page, through its read-only mapping.)
+            unsafe { page.copy_from_user_slice_raw(reader, in_page, chunk) }
+        })
+    }
+
+    /// Reads `out.len()` bytes at `offset` in the range.
+    pub(crate) fn read(&self, offset: usize, out: &mut [u8]) -> Result {
+        let dst = out.as_mut_ptr();
+        self.for_each_piece(offset, out.len(), |page, in_page, done, chunk| {
+            // SAFETY: `done + chunk <= out.len()`, so the destination is valid for `chunk`
+            // bytes. The range is this transaction's alone (see `copy_from_user`), so nothing
+            // writes the bytes read.
+            unsafe { page.read_raw(dst.add(done), in_page, chunk) }
+        })
+    }
+
+    /// Writes `bytes` at `offset` in the range.
+    pub(crate) fn write(&self, offset: usize, bytes: &[u8]) -> Result {
+        let src = bytes.as_ptr();
+        self.for_each_piece(offset, bytes.len(), |page, in_page, done, chunk| {
+            // SAFETY: `done + chunk <= bytes.len()`, so the source is valid for `chunk`
+            // bytes. The range is this transaction's alone (see `copy_from_user`), so nothing
+            // else reads or writes the bytes written.
+            unsafe { page.write_raw(src.add(done), in_page, chunk) }
+        })
+    }
 }
 
 impl ReceiveBuffer {

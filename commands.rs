@@ -106,10 +106,14 @@ impl Thread {
                 self.looper_command(process, looper::EXITED);
                 Ok(())
             }
+            BC_INCREFS_DONE | BC_ACQUIRE_DONE => {
+                let ptr: u64 = commands.read()?;
+                let cookie: u64 = commands.read()?;
+                process.confirm_node_ref(ptr, cookie, code == BC_ACQUIRE_DONE);
+                Ok(())
+            }
             // Known, and still to be written here. They fail rather than pretend.
-            BC_INCREFS_DONE
-            | BC_ACQUIRE_DONE
-            | BC_REQUEST_FREEZE_NOTIFICATION
+            BC_REQUEST_FREEZE_NOTIFICATION
             | BC_CLEAR_FREEZE_NOTIFICATION
             | BC_FREEZE_NOTIFICATION_DONE => Err(EOPNOTSUPP),
             // Unknown commands, and BC_ATTEMPT_ACQUIRE / BC_ACQUIRE_RESULT, which no binder

@@ -21,7 +21,7 @@ use kernel::{
 
 use crate::{
     defs::FlatBinderObject,
-    node::Node,
+    node::NodeArc,
     process::Process, //
 };
 
@@ -38,7 +38,7 @@ pub(crate) struct Context {
 /// The context manager of a context, guarded by [`Context::manager`].
 struct Manager {
     /// The node that handle 0 names, while a process is the context manager.
-    node: Option<Arc<Node>>,
+    node: Option<NodeArc>,
     /// The effective uid of the first context manager. From then on only this euid may become
     /// context manager of this context, also after that process is gone (as in the C driver).
     uid: Option<Kuid>,
@@ -91,19 +91,23 @@ impl Context {
             Some(_) => {}
             None => manager.uid = Some(euid),
         }
-        manager.node = Some(Node::new_manager(process.clone(), object)?);
+        let (ptr, cookie, flags) = match object {
+            Some(obj) => (obj.binder_ptr(), obj.0.cookie, obj.0.flags),
+            None => (0, 0, 0),
+        };
+        manager.node = Some(process.make_manager_node(ptr, cookie, flags)?);
         Ok(())
     }
 
     /// The context manager's node, if there is a manager.
-    pub(crate) fn manager_node(&self) -> Option<Arc<Node>> {
+    pub(crate) fn manager_node(&self) -> Option<NodeArc> {
         self.manager.lock().node.clone()
     }
 
     /// Clears the context manager slot if `process` holds it; called when `process` goes away.
     ///
     /// The node is returned so that the caller drops it after this lock is released.
-    pub(crate) fn take_manager_of(&self, process: &Process) -> Option<Arc<Node>> {
+    pub(crate) fn take_manager_of(&self, process: &Process) -> Option<NodeArc> {
         let mut manager = self.manager.lock();
         match &manager.node {
             Some(node) if node.is_owned_by(process) => manager.node.take(),

@@ -116,6 +116,14 @@ uapi_newtype!(
     /// `struct binder_extended_error`, the result of `BINDER_GET_EXTENDED_ERROR`.
     ExtendedError => binder_extended_error
 );
+uapi_newtype!(
+    /// `struct binder_node_debug_info`, the argument of `BINDER_GET_NODE_DEBUG_INFO`.
+    NodeDebugInfo => binder_node_debug_info
+);
+uapi_newtype!(
+    /// `struct binder_node_info_for_ref`, the argument of `BINDER_GET_NODE_INFO_FOR_REF`.
+    NodeInfoForRef => binder_node_info_for_ref
+);
 
 // The newtypes claim there is no padding; these sizes prove it.
 const _: () = assert!(core::mem::size_of::<BinderVersion>() == 4);
@@ -123,6 +131,8 @@ const _: () = assert!(core::mem::size_of::<FlatBinderObject>() == 4 + 4 + 8 + 8)
 const _: () = assert!(core::mem::size_of::<TransactionData>() == 8 + 8 + 4 * 4 + 8 * 4);
 const _: () = assert!(core::mem::size_of::<TransactionDataSg>() == 64 + 8);
 const _: () = assert!(core::mem::size_of::<ExtendedError>() == 3 * 4);
+const _: () = assert!(core::mem::size_of::<NodeDebugInfo>() == 8 + 8 + 4 + 4);
+const _: () = assert!(core::mem::size_of::<NodeInfoForRef>() == 6 * 4);
 
 impl TransactionData {
     /// The target handle (the `target` union, as a sender fills it in).
@@ -137,5 +147,24 @@ impl FlatBinderObject {
     pub(crate) fn binder_ptr(&self) -> u64 {
         // SAFETY: Both members of the union are integers, so reading either is always valid.
         unsafe { self.0.__bindgen_anon_1.binder }
+    }
+}
+
+impl FlatBinderObject {
+    /// Makes this a handle object of `kind` (`HANDLE` or `WEAK_HANDLE`), as a receiver sees
+    /// it: the C driver zeroes the whole `binder` word and the cookie.
+    pub(crate) fn set_handle(&mut self, kind: u32, handle: u32) {
+        self.0.hdr.type_ = kind;
+        self.0.__bindgen_anon_1.binder = 0;
+        self.0.__bindgen_anon_1.handle = handle;
+        self.0.cookie = 0;
+    }
+
+    /// Makes this a local object of `kind` (`BINDER` or `WEAK_BINDER`) with the owner's
+    /// `ptr` and `cookie`.
+    pub(crate) fn set_binder(&mut self, kind: u32, ptr: u64, cookie: u64) {
+        self.0.hdr.type_ = kind;
+        self.0.__bindgen_anon_1.binder = ptr;
+        self.0.cookie = cookie;
     }
 }

@@ -1,14 +1,31 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Nodes: binder objects owned by a process.
+//! Nodes: binder objects owned by a process (`binder_node`).
 //!
-//! A node is what a process publishes; other processes refer to it by handle. So far the only
-//! node is the one a context manager gets from `BINDER_SET_CONTEXT_MGR[_EXT]`. A node dies
-//! with its owner, and then notifies the holders that asked ([`crate::death`]).
+//! A process gets a node for one of its objects the first time it sends the object in a
+//! transaction (`BINDER_TYPE_BINDER` or `WEAK_BINDER`), or when it becomes the context
+//! manager. The owner knows a node by its pointer and cookie; everyone else by a handle
+//! ([`crate::refs`]).
+//!
+//! Reference counting follows the C driver. A node counts the handles other processes hold
+//! to it (and how many of those are strong), and the references the driver holds itself, its
+//! "local" ones: a transaction to the node until its buffer is freed, the node coming back to
+//! its owner inside a buffer, an acquire the owner has not confirmed yet. When the first
+//! reference of a kind appears, the owner reads `BR_INCREFS` or `BR_ACQUIRE` and answers
+//! `BC_INCREFS_DONE` or `BC_ACQUIRE_DONE`; when the last one goes, it reads `BR_RELEASE` or
+//! `BR_DECREFS`. The node is its own work item for these: it is queued when its counts cross
+//! zero and works out what to tell the owner when a thread reads it. A node nobody refers to
+//! and whose owner holds nothing for it any more leaves the owner's tree.
+//!
+//! A node dies with its owner and then notifies the holders that asked ([`crate::death`]).
 
 use kernel::{
     prelude::*,
     sync::{
+        atomic::{
+            Atomic,
+            Relaxed, //
+        },
         new_mutex,
         Arc,
         LockedBy,
@@ -19,7 +36,10 @@ use kernel::{
 use crate::{
     death::Death,
     defs::{
-        FlatBinderObject,
+        BR_ACQUIRE,
+        BR_DECREFS,
+        BR_INCREFS,
+        BR_RELEASE,
         FLAT_BINDER_FLAG_ACCEPTS_FDS,
         FLAT_BINDER_FLAG_PRIORITY_MASK,
         FLAT_BINDER_FLAG_TXN_SECURITY_CTX, //
@@ -28,12 +48,19 @@ use crate::{
         Process,
         ProcessInner, //
     },
+    thread::Thread,
     work::{
+        Deliver,
+        Flow,
         Todo,
         Work,
         WorkItem, //
     },
+    write_read::Returns,
 };
+
+/// A shared node: the node inside the work envelope that queues its refcount returns.
+pub(crate) type NodeArc = Arc<Work<Node>>;
 
 /// A binder object of one process.
 #[pin_data]
@@ -46,11 +73,63 @@ pub(crate) struct Node {
     cookie: u64,
     /// The `FLAT_BINDER_FLAG_*` bits fixed when the node was created.
     flags: u32,
+    /// The node is (or was) its context's manager: holders get it as handle 0.
+    manager: Atomic<bool>,
     /// Whether the node died, and who wants to hear about it.
     #[pin]
     deaths: Mutex<NodeDeaths>,
+    /// The reference counts, guarded by the owner's `inner` lock.
+    counts: LockedBy<Counts, ProcessInner>,
     /// One-way transactions to the node, guarded by the owner's `inner` lock.
     oneway: LockedBy<OnewayQueue, ProcessInner>,
+}
+
+/// The reference counts of a [`Node`] and what its owner was told about them.
+#[derive(Default)]
+struct Counts {
+    /// Handles of other processes to the node; each is a weak reference.
+    handles: u32,
+    /// Those of the handles that hold strong references.
+    strong_handles: u32,
+    /// Strong references the driver holds itself.
+    local_strong: u32,
+    /// Weak references the driver holds itself.
+    local_weak: u32,
+    /// The owner read `BR_ACQUIRE` and no `BR_RELEASE` since: it keeps the object alive.
+    told_strong: bool,
+    /// The owner read `BR_INCREFS` and no `BR_DECREFS` since.
+    told_weak: bool,
+    /// `BC_ACQUIRE_DONE` is awaited (it drops the local strong reference `BR_ACQUIRE` took).
+    acquire_pending: bool,
+    /// `BC_INCREFS_DONE` is awaited (it drops the local weak reference `BR_INCREFS` took).
+    increfs_pending: bool,
+}
+
+impl Counts {
+    fn strong(&self) -> bool {
+        self.strong_handles > 0 || self.local_strong > 0
+    }
+
+    fn weak(&self) -> bool {
+        self.strong() || self.handles > 0 || self.local_weak > 0
+    }
+}
+
+/// One reference to a node, as it is counted.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Count {
+    /// A handle of another process exists (a weak reference).
+    Handle,
+    /// A handle of another process holds a strong reference.
+    StrongHandle,
+    /// The driver holds a reference itself, strong or weak.
+    Local { strong: bool },
+}
+
+impl Count {
+    fn is_strong(self) -> bool {
+        matches!(self, Count::StrongHandle | Count::Local { strong: true })
+    }
 }
 
 /// The one-way transactions of a [`Node`]: one at a time is delivered, and the next waits
@@ -71,23 +150,14 @@ struct NodeDeaths {
 }
 
 impl Node {
-    /// Creates the context manager's node for `owner`.
-    ///
-    /// `object` is the argument of `BINDER_SET_CONTEXT_MGR_EXT`; the plain ioctl has none and
-    /// gets pointer, cookie and flags of zero. The node holds a strong and a weak reference on
-    /// behalf of the context for as long as it is the manager.
-    pub(crate) fn new_manager(
-        owner: Arc<Process>,
-        object: Option<&FlatBinderObject>,
-    ) -> Result<Arc<Self>> {
-        let (ptr, cookie, flags) = match object {
-            Some(obj) => (obj.binder_ptr(), obj.0.cookie, obj.0.flags),
-            None => (0, 0, 0),
-        };
+    /// Creates a node of `owner` for the object `ptr`/`cookie`, keeping the
+    /// `FLAT_BINDER_FLAG_*` bits of `flags` that a node remembers.
+    pub(crate) fn new(owner: Arc<Process>, ptr: u64, cookie: u64, flags: u32) -> Result<NodeArc> {
         let flags = flags
             & (FLAT_BINDER_FLAG_PRIORITY_MASK
                 | FLAT_BINDER_FLAG_ACCEPTS_FDS
                 | FLAT_BINDER_FLAG_TXN_SECURITY_CTX);
+        let counts = LockedBy::new(owner.inner_lock(), Counts::default());
         let oneway = LockedBy::new(
             owner.inner_lock(),
             OnewayQueue {
@@ -95,22 +165,157 @@ impl Node {
                 waiting: Todo::new(),
             },
         );
-        Arc::pin_init(
-            try_pin_init!(Self {
-                oneway,
-                owner,
-                ptr,
-                cookie,
-                flags,
-                deaths <- new_mutex!(
-                    NodeDeaths {
-                        dead: false,
-                        listeners: KVec::new(),
-                    },
-                    "Node::deaths"
-                ),
-            }),
-            GFP_KERNEL,
+        Work::new_pinned(try_pin_init!(Self {
+            counts,
+            oneway,
+            owner,
+            ptr,
+            cookie,
+            flags,
+            manager: Atomic::new(false),
+            deaths <- new_mutex!(
+                NodeDeaths {
+                    dead: false,
+                    listeners: KVec::new(),
+                },
+                "Node::deaths"
+            ),
+        }))
+    }
+
+    /// Makes the node its context's manager. As in the C driver, the context then holds a
+    /// strong and a weak reference that the owner is considered told about, so the owner
+    /// never reads `BR_*` refcount returns for it. `inner` is the owner's state.
+    pub(crate) fn make_manager(&self, inner: &mut ProcessInner) {
+        let counts = self.counts.access_mut(inner);
+        counts.local_strong = counts.local_strong.saturating_add(1);
+        counts.local_weak = counts.local_weak.saturating_add(1);
+        counts.told_strong = true;
+        counts.told_weak = true;
+        self.manager.store(true, Relaxed);
+    }
+
+    /// Whether the node is (or was) its context's manager.
+    pub(crate) fn is_manager(&self) -> bool {
+        self.manager.load(Relaxed)
+    }
+
+    /// Counts one more reference. `inner` is the owner's state.
+    ///
+    /// A handle's reference counted on behalf of `notify`, the thread sending the object,
+    /// queues the node for that thread if the owner has yet to hear of a reference of its
+    /// kind: the thread reads `BR_INCREFS`/`BR_ACQUIRE` with its other returns, as in the C
+    /// driver.
+    pub(crate) fn count(
+        this: &NodeArc,
+        inner: &mut ProcessInner,
+        what: Count,
+        notify: Option<&Thread>,
+    ) {
+        let counts = this.counts.access_mut(inner);
+        let slot = match what {
+            Count::Handle => &mut counts.handles,
+            Count::StrongHandle => &mut counts.strong_handles,
+            Count::Local { strong: true } => &mut counts.local_strong,
+            Count::Local { strong: false } => &mut counts.local_weak,
+        };
+        *slot = slot.saturating_add(1);
+        let told = if what.is_strong() {
+            counts.told_strong
+        } else {
+            counts.told_weak
+        };
+        if let Some(thread) = notify {
+            if !told && !inner.is_dead() {
+                if let Some(item) = Work::to_queue(this) {
+                    thread.push_deferred_work(inner, item);
+                }
+            }
+        }
+    }
+
+    /// Counts one reference less. `inner` is the owner's state.
+    ///
+    /// When the last reference of a kind goes and the owner was told of one, the node is
+    /// queued for the owner's threads to read `BR_RELEASE`/`BR_DECREFS`. A node left with no
+    /// reference and nothing told leaves the owner's tree, and is returned for the caller to
+    /// drop after releasing the lock.
+    pub(crate) fn uncount(
+        this: &NodeArc,
+        inner: &mut ProcessInner,
+        what: Count,
+    ) -> Option<NodeArc> {
+        let counts = this.counts.access_mut(inner);
+        let slot = match what {
+            Count::Handle => &mut counts.handles,
+            Count::StrongHandle => &mut counts.strong_handles,
+            Count::Local { strong: true } => &mut counts.local_strong,
+            Count::Local { strong: false } => &mut counts.local_weak,
+        };
+        match slot.checked_sub(1) {
+            Some(value) => *slot = value,
+            None => {
+                pr_warn!("node {:#x}: reference count underflow\n", this.ptr);
+                return None;
+            }
+        }
+        let still_held = if what.is_strong() {
+            counts.strong()
+        } else {
+            counts.weak()
+        };
+        if still_held {
+            return None;
+        }
+        if counts.told_strong || counts.told_weak {
+            if !inner.is_dead() {
+                if let Some(item) = Work::to_queue(this) {
+                    inner.push_process_work(item);
+                }
+            }
+            return None;
+        }
+        if counts.weak() {
+            return None;
+        }
+        inner.forget_node(this)
+    }
+
+    /// `BC_INCREFS_DONE` (`strong` false) or `BC_ACQUIRE_DONE`: the owner took the
+    /// reference it was told of. Returns `false` if no such confirmation was awaited; else
+    /// the node, if it leaves the owner's tree, for the caller to drop after the lock.
+    pub(crate) fn confirm(
+        this: &NodeArc,
+        inner: &mut ProcessInner,
+        strong: bool,
+    ) -> Result<Option<NodeArc>, ()> {
+        let counts = this.counts.access_mut(inner);
+        let pending = if strong {
+            &mut counts.acquire_pending
+        } else {
+            &mut counts.increfs_pending
+        };
+        if !core::mem::replace(pending, false) {
+            return Err(());
+        }
+        Ok(Self::uncount(this, inner, Count::Local { strong }))
+    }
+
+    /// Whether the owner was told of a strong and of a weak reference (and told of no release
+    /// since). `inner` is the owner's state.
+    pub(crate) fn told(&self, inner: &mut ProcessInner) -> (bool, bool) {
+        let counts = self.counts.access_mut(inner);
+        (counts.told_strong, counts.told_weak)
+    }
+
+    /// The counts `BINDER_GET_NODE_INFO_FOR_REF` reports, as the C driver computes them:
+    /// strong handles plus the driver's strong references, and the driver's weak ones.
+    /// `inner` is the owner's state.
+    pub(crate) fn reported_counts(&self, inner: &mut ProcessInner) -> (u32, u32) {
+        let counts = self.counts.access_mut(inner);
+        (
+            counts.strong_handles.saturating_add(counts.local_strong),
+            counts.local_weak,
         )
     }
 
@@ -191,5 +396,55 @@ impl Node {
     /// Whether `process` owns this node.
     pub(crate) fn is_owned_by(&self, process: &Process) -> bool {
         core::ptr::eq(&*self.owner, process)
+    }
+}
+
+impl Deliver for Node {
+    /// Tells the owner what changed since it was last told: the reference kinds that appeared
+    /// (`BR_INCREFS`, `BR_ACQUIRE`, each taking a local reference until its `*_DONE`) and
+    /// those that went (`BR_RELEASE`, `BR_DECREFS`).
+    fn deliver(&self, _thread: &Thread, out: &mut Returns) -> Result<Flow> {
+        let mut inner = self.owner.inner_lock().lock();
+        let counts = self.counts.access_mut(&mut inner);
+        let (strong, weak) = (counts.strong(), counts.weak());
+        let increfs = weak && !counts.told_weak;
+        let acquire = strong && !counts.told_strong;
+        let release = !strong && counts.told_strong;
+        let decrefs = !weak && counts.told_weak;
+        if increfs {
+            counts.told_weak = true;
+            counts.increfs_pending = true;
+            counts.local_weak = counts.local_weak.saturating_add(1);
+        }
+        if acquire {
+            counts.told_strong = true;
+            counts.acquire_pending = true;
+            counts.local_strong = counts.local_strong.saturating_add(1);
+        }
+        if release {
+            counts.told_strong = false;
+        }
+        if decrefs {
+            counts.told_weak = false;
+        }
+        let forgotten = if weak {
+            None
+        } else {
+            inner.forget_node(self)
+        };
+        drop(inner);
+        drop(forgotten);
+        let returns = [
+            (increfs, BR_INCREFS),
+            (acquire, BR_ACQUIRE),
+            (release, BR_RELEASE),
+            (decrefs, BR_DECREFS),
+        ];
+        for (_, code) in returns.iter().filter(|(due, _)| *due) {
+            out.put_code(*code)?;
+            out.put(&self.ptr)?;
+            out.put(&self.cookie)?;
+        }
+        Ok(Flow::Continue)
     }
 }

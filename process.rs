@@ -7,7 +7,8 @@
 //! buffer.
 //!
 //! Lock order, outermost first: `Context::manager`, `Node::deaths`, `Process::inner`,
-//! `Death::state`. The receive buffer's lock nests inside the owner's `mmap_lock` and is never
+//! `Death::state`. Two processes' `inner` locks are never held together: what concerns a
+//! node and a handle to it in another process is done in two steps (see [`crate::refs`]). The receive buffer's lock nests inside the owner's `mmap_lock` and is never
 //! held while any of the others, or a user copy, is taken (see [`ReceiveBuffer::reserve`]).
 
 use kernel::{
@@ -33,20 +34,32 @@ use kernel::{
         Pid,
         Task, //
     },
-    uaccess::UserSliceReader,
 };
 
 use crate::{
     allocation::{
         BufferRange,
+        RangeView,
         ReceiveBuffer, //
     },
     context::Context,
     death::Death,
-    defs::FlatBinderObject,
-    node::Node,
+    defs::{
+        FlatBinderObject,
+        NodeDebugInfo,
+        NodeInfoForRef, //
+    },
+    node::{
+        Count,
+        Node,
+        NodeArc, //
+    },
+    objects::Held,
     refs::{
+        HandleSlot,
         InvalidRef,
+        Loss,
+        NodeRef,
         Refs,
         MANAGER_HANDLE, //
     },
@@ -101,6 +114,8 @@ pub(crate) struct ProcessInner {
     is_dead: bool,
     /// The handles of the process.
     refs: Refs,
+    /// The process's nodes, by the pointer it knows each by.
+    nodes: RBTree<u64, NodeArc>,
     /// The most threads the driver may ask userspace to start (`BINDER_SET_MAX_THREADS`).
     max_threads: u32,
     /// Threads asked for with `BR_SPAWN_LOOPER` that have not registered yet.
@@ -113,6 +128,15 @@ impl ProcessInner {
     /// Whether the process's file was released.
     pub(crate) fn is_dead(&self) -> bool {
         self.is_dead
+    }
+
+    /// Takes `node` out of the process's tree of nodes, if it is there; returns it for the
+    /// caller to drop once the lock is released.
+    pub(crate) fn forget_node(&mut self, node: &Node) -> Option<NodeArc> {
+        match self.nodes.get(&node.ptr()) {
+            Some(found) if core::ptr::eq::<Node>(&found.item, node) => self.nodes.remove(&node.ptr()),
+            _ => None,
+        }
     }
 
     /// Whether the process's todo list has work.
@@ -209,6 +233,7 @@ impl Process {
                         todo: Todo::new(),
                         is_dead: false,
                         refs: Refs::new(),
+                        nodes: RBTree::new(),
                         max_threads: 0,
                         requested_threads: 0,
                         requested_threads_started: 0,
@@ -222,33 +247,41 @@ impl Process {
     }
 
     /// Tears the process down when its file is released.
+    ///
+    /// Its nodes die (telling the holders that asked), its handles go (telling the owners of
+    /// their nodes), and everything queued for it is cancelled: callers waiting on it read
+    /// `BR_DEAD_REPLY`.
     pub(crate) fn release(self: Arc<Self>) {
-        // The context manager's node dies with its owner, and tells the holders that asked.
-        if let Some(manager) = self.context.take_manager_of(&self) {
-            manager.release();
-            let waiting = manager.take_oneway_queue(&mut self.inner.lock());
-            work::cancel_all(waiting);
-        }
+        let manager = self.context.take_manager_of(&self);
         // Everything taken out here is dropped after the lock is released. Once `is_dead` is
         // set, nothing new is queued for the process or its threads.
         let mut inner = self.inner.lock();
         inner.is_dead = true;
         let threads = core::mem::take(&mut inner.threads);
-        let undelivered = core::mem::take(&mut inner.todo);
+        let mut undelivered = core::mem::take(&mut inner.todo);
         let refs = inner.refs.take_all();
+        let nodes = core::mem::take(&mut inner.nodes);
+        for node in nodes.values() {
+            undelivered.push_all_back(&mut node.take_oneway_queue(&mut inner));
+        }
         drop(inner);
         work::cancel_all(undelivered);
+        for node in nodes.values() {
+            node.release();
+        }
         for thread in threads.values() {
             thread.leave(&self);
         }
-        // Ranges of one-way buffers refer back to this process through their node.
+        // Ranges refer back to this process through the nodes they hold.
         self.buffer.clear();
-        // This process's death notifications are no longer wanted.
         for node_ref in refs.values() {
+            self.uncount_handle(&node_ref.node, node_ref.is_strong(), true);
             if let Some(death) = &node_ref.death {
                 node_ref.node.remove_death(death);
             }
         }
+        drop(refs);
+        drop(manager);
     }
 
     /// The lock that guards the process's threads, handles and settings.
@@ -414,45 +447,272 @@ impl Process {
                     pr_info!("context manager tried to take a reference to itself\n");
                     return Err(EINVAL);
                 }
-                let reservation = RBTreeNodeReservation::new(GFP_KERNEL)?;
-                self.inner
-                    .lock()
-                    .refs
-                    .take_manager_ref(manager, change.strong, reservation);
+                self.take_ref(&manager, change.strong, None)?;
                 return Ok(());
             }
         }
         let mut inner = self.inner.lock();
-        let removed = inner.refs.change(handle, change);
+        let outcome = if change.increment {
+            inner.refs.gain_on_handle(handle, change.strong).map(|()| None)
+        } else {
+            inner.refs.lose(handle, change.strong).map(Some)
+        };
         drop(inner);
-        match removed {
-            Ok(node_ref) => drop(node_ref),
+        match outcome {
+            Ok(Some(loss)) => self.settle_loss(loss),
+            Ok(None) => {}
             Err(InvalidRef) => pr_debug!("reference change on invalid handle {}\n", handle),
         }
         Ok(())
     }
 
-    /// The node behind `handle`, if the process holds a strong reference through it.
-    pub(crate) fn strong_ref_target(&self, handle: u32) -> Option<Arc<Node>> {
-        self.inner.lock().refs.strong_target(handle)
+    /// Takes a reference to `node` through this process's handle to it, creating the handle
+    /// if needed; returns the handle.
+    ///
+    /// The node counts the handle (and its strength) before the handle shows it, so its
+    /// counts never fall short of its handles'. A handle counted on behalf of `notify`, the
+    /// thread sending its own object, lets that thread read the node's `BR_INCREFS` and
+    /// `BR_ACQUIRE`. Fails with `ESRCH` if this process is being released.
+    pub(crate) fn take_ref(&self, node: &NodeArc, strong: bool, notify: Option<&Thread>) -> Result<u32> {
+        let mut inner = self.inner.lock();
+        if inner.is_dead {
+            return Err(ESRCH);
+        }
+        if let Some(handle) = inner.refs.gain_existing(node, strong) {
+            return Ok(handle);
+        }
+        drop(inner);
+        let slot = HandleSlot::new()?;
+        {
+            let mut owner = node.owner().inner.lock();
+            Node::count(node, &mut owner, Count::Handle, notify);
+            if strong {
+                Node::count(node, &mut owner, Count::StrongHandle, notify);
+            }
+        }
+        let mut inner = self.inner.lock();
+        let outcome = if inner.is_dead {
+            None
+        } else {
+            Some(inner.refs.gain(node, strong, slot))
+        };
+        drop(inner);
+        // Give back what the node counted and the handle turned out not to need: it existed
+        // already (another thread made it meanwhile), or this process is gone.
+        let (result, surplus_handle, surplus_strong) = match outcome {
+            Some((handle, gain, _unused_slot)) => {
+                (Ok(handle), !gain.created, strong && !gain.became_strong)
+            }
+            None => (Err(ESRCH), true, strong),
+        };
+        let mut owner = node.owner().inner.lock();
+        let forgotten_strong = if surplus_strong {
+            Node::uncount(node, &mut owner, Count::StrongHandle)
+        } else {
+            None
+        };
+        let forgotten = if surplus_handle {
+            Node::uncount(node, &mut owner, Count::Handle)
+        } else {
+            None
+        };
+        drop(owner);
+        drop(forgotten_strong);
+        drop(forgotten);
+        result
     }
 
-    /// Reserves `size` bytes of the receive buffer and copies a payload into it; see
-    /// [`ReceiveBuffer::reserve`].
+    /// Tells the node of a handle that lost references what it lost, after this process's
+    /// lock is released; drops a removed handle (and its death notification).
+    fn settle_loss(&self, loss: Loss) {
+        self.uncount_handle(&loss.node, loss.lost_strong, loss.removed.is_some());
+        if let Some(NodeRef {
+            death: Some(death), ..
+        }) = &loss.removed
+        {
+            loss.node.remove_death(death);
+        }
+    }
+
+    /// Uncounts on `node` a handle's strong reference (`lost_strong`) and the handle itself
+    /// (`lost_handle`).
+    fn uncount_handle(&self, node: &NodeArc, lost_strong: bool, lost_handle: bool) {
+        let mut owner = node.owner().inner.lock();
+        let forgotten_strong = if lost_strong {
+            Node::uncount(node, &mut owner, Count::StrongHandle)
+        } else {
+            None
+        };
+        let forgotten = if lost_handle {
+            Node::uncount(node, &mut owner, Count::Handle)
+        } else {
+            None
+        };
+        drop(owner);
+        drop(forgotten_strong);
+        drop(forgotten);
+    }
+
+    /// Takes a local reference on `node`, one of this process's nodes, for a buffer.
+    pub(crate) fn count_local(&self, node: &NodeArc, strong: bool) {
+        let mut inner = self.inner.lock();
+        Node::count(node, &mut inner, Count::Local { strong }, None);
+    }
+
+    /// Releases a reference that one of this process's buffers held.
+    pub(crate) fn release_held(&self, held: Held) {
+        match held {
+            Held::Handle { node, strong } => {
+                let loss = self.inner.lock().refs.lose_for_node(&node, strong);
+                match loss {
+                    Ok(loss) => self.settle_loss(loss),
+                    // The handle went with the process's release, or userspace dropped more
+                    // references than it had.
+                    Err(InvalidRef) => {}
+                }
+            }
+            Held::Local { node, strong } => {
+                let mut owner = node.owner().inner.lock();
+                let forgotten = Node::uncount(&node, &mut owner, Count::Local { strong });
+                drop(owner);
+                drop(forgotten);
+            }
+        }
+    }
+
+    /// Releases every reference in `held`.
+    pub(crate) fn release_all_held(&self, held: KVec<Held>) {
+        for reference in held {
+            self.release_held(reference);
+        }
+    }
+
+    /// The node of this process for its object `ptr`, created with `cookie` and `flags` if
+    /// there is none yet. An existing node keeps the cookie and flags it was created with.
+    pub(crate) fn node_for_object(self: &Arc<Self>, ptr: u64, cookie: u64, flags: u32) -> Result<NodeArc> {
+        if let Some(node) = self.inner.lock().nodes.get(&ptr) {
+            return Ok(node.clone());
+        }
+        let node = Node::new(self.clone(), ptr, cookie, flags)?;
+        let reservation = RBTreeNodeReservation::new(GFP_KERNEL)?;
+        let mut inner = self.inner.lock();
+        if inner.is_dead {
+            return Err(ESRCH);
+        }
+        match inner.nodes.entry(ptr) {
+            rbtree::Entry::Occupied(entry) => Ok(entry.get().clone()),
+            rbtree::Entry::Vacant(entry) => Ok(entry.insert(node, reservation).clone()),
+        }
+    }
+
+    /// Makes this process's node for `ptr` the context manager's node (creating it with
+    /// `cookie` and `flags` if needed); called with the context's manager lock held.
+    pub(crate) fn make_manager_node(self: &Arc<Self>, ptr: u64, cookie: u64, flags: u32) -> Result<NodeArc> {
+        let node = self.node_for_object(ptr, cookie, flags)?;
+        node.make_manager(&mut self.inner.lock());
+        Ok(node)
+    }
+
+    /// `BC_INCREFS_DONE` (`strong` false) and `BC_ACQUIRE_DONE`: the owner took the reference
+    /// to its object `ptr`/`cookie` that `BR_INCREFS`/`BR_ACQUIRE` told it of. A confirmation
+    /// that matches nothing is logged and skipped, as in the C driver.
+    pub(crate) fn confirm_node_ref(&self, ptr: u64, cookie: u64, strong: bool) {
+        let mut inner = self.inner.lock();
+        let node = match inner.nodes.get(&ptr) {
+            Some(node) if node.cookie() == cookie => node.clone(),
+            _ => {
+                drop(inner);
+                pr_debug!("refcount confirmation for unknown node {:#x}\n", ptr);
+                return;
+            }
+        };
+        let outcome = Node::confirm(&node, &mut inner, strong);
+        drop(inner);
+        match outcome {
+            Ok(forgotten) => drop(forgotten),
+            Err(()) => pr_debug!("refcount confirmation for node {:#x} not awaited\n", ptr),
+        }
+        drop(node);
+    }
+
+    /// `BINDER_GET_NODE_DEBUG_INFO`: describes the process's node with the lowest pointer
+    /// above `info.ptr`, or zeroes `info` if there is none.
+    pub(crate) fn node_debug_info(&self, info: &mut NodeDebugInfo) {
+        let after = info.0.ptr;
+        *info = NodeDebugInfo(pin_init::zeroed());
+        let mut inner = self.inner.lock();
+        let Some(node) = inner.nodes.values().find(|node| node.ptr() > after).cloned() else {
+            return;
+        };
+        let (has_strong, has_weak) = node.told(&mut inner);
+        drop(inner);
+        info.0.ptr = node.ptr();
+        info.0.cookie = node.cookie();
+        info.0.has_strong_ref = has_strong.into();
+        info.0.has_weak_ref = has_weak.into();
+    }
+
+    /// `BINDER_GET_NODE_INFO_FOR_REF`: the reference counts of the node behind a handle of
+    /// the context manager (only it may ask: `EPERM`). `EINVAL` for anything but the handle
+    /// set in `info`, and for a handle without a strong reference.
+    pub(crate) fn node_info_for_ref(&self, info: &mut NodeInfoForRef) -> Result {
+        let i = &info.0;
+        if i.strong_count != 0
+            || i.weak_count != 0
+            || i.reserved1 != 0
+            || i.reserved2 != 0
+            || i.reserved3 != 0
+        {
+            return Err(EINVAL);
+        }
+        if !self
+            .context
+            .manager_node()
+            .is_some_and(|manager| manager.is_owned_by(self))
+        {
+            return Err(EPERM);
+        }
+        let node = self.ref_target(info.0.handle, true).ok_or(EINVAL)?;
+        let (strong, weak) = node.owner().with_inner(|inner| node.reported_counts(inner));
+        info.0.strong_count = strong;
+        info.0.weak_count = weak;
+        Ok(())
+    }
+
+    /// Runs `f` with the process's state locked.
+    pub(crate) fn with_inner<R>(&self, f: impl FnOnce(&mut ProcessInner) -> R) -> R {
+        f(&mut self.inner.lock())
+    }
+
+    /// The node behind `handle`, if the process holds a strong reference through it (or any
+    /// reference, without `strong`).
+    pub(crate) fn ref_target(&self, handle: u32, strong: bool) -> Option<NodeArc> {
+        self.inner.lock().refs.target(handle, strong)
+    }
+
+    /// Reserves `size` bytes of the receive buffer; see [`ReceiveBuffer::reserve`].
     pub(crate) fn reserve_buffer(
         &self,
         size: usize,
-        data: &mut UserSliceReader,
-        data_size: usize,
-        async_node: Option<Arc<Node>>,
-    ) -> Result<BufferRange> {
+        async_node: Option<NodeArc>,
+    ) -> Result<(BufferRange, RangeView)> {
         let mm = self.mm.as_deref().ok_or(ESRCH)?;
-        self.buffer.reserve(mm, size, data, data_size, async_node)
+        self.buffer.reserve(mm, size, async_node)
     }
 
-    /// Gives back a range that was never delivered.
+    /// Gives back a range that was never delivered, with the references it held.
     pub(crate) fn release_buffer(&self, range: BufferRange) {
-        self.buffer.release(range);
+        if let Some(freed) = self.buffer.release(range) {
+            self.release_all_held(freed.held);
+        }
+    }
+
+    /// Gives `held` to `range`, to be released with it; releases them now if the range is
+    /// gone.
+    pub(crate) fn hold_in_buffer(&self, range: &BufferRange, held: KVec<Held>) {
+        if let Err(held) = self.buffer.hold(range, held) {
+            self.release_all_held(held);
+        }
     }
 
     /// Hands a range to userspace; returns its user address.
@@ -462,11 +722,14 @@ impl Process {
 
     /// `BC_FREE_BUFFER`: frees the delivered buffer at `addr`; anything else is skipped.
     pub(crate) fn free_buffer(&self, addr: u64) {
-        match self.buffer.free_by_user(addr) {
-            Some(Some(node)) => node.oneway_done(&mut self.inner.lock()),
-            Some(None) => {}
-            None => pr_debug!("BC_FREE_BUFFER of unknown buffer {:#x}\n", addr),
+        let Some(freed) = self.buffer.free_by_user(addr) else {
+            pr_debug!("BC_FREE_BUFFER of unknown buffer {:#x}\n", addr);
+            return;
+        };
+        if let Some(node) = &freed.async_node {
+            node.oneway_done(&mut self.inner.lock());
         }
+        self.release_all_held(freed.held);
     }
 
     /// The pid of the process, as the calling task's pid namespace sees it.

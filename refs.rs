@@ -2,13 +2,19 @@
 
 //! References: a process's handles to nodes of other processes (`binder_ref`).
 //!
-//! Handle 0 always names the context manager's node. A reference counts the strong and weak
-//! references its process holds through the handle, and goes away when both reach zero.
+//! A handle counts the strong and weak references its process holds through it, and goes
+//! away when both reach zero. New handles take the lowest free number from 1 up; 0 is kept
+//! for the context manager's node, as in the C driver.
+//!
+//! The node's side of the counting (is there a handle, does it hold a strong reference) is
+//! kept by the node under its owner's lock, which is never held together with this
+//! process's. [`Process`](crate::process::Process) orders the two steps so that a node never
+//! counts fewer references than its handles hold: it counts on the node before a handle
+//! gains, and uncounts after a handle loses.
 
 use kernel::{
     prelude::*,
     rbtree::{
-        self,
         RBTree,
         RBTreeNodeReservation, //
     },
@@ -17,7 +23,7 @@ use kernel::{
 
 use crate::{
     death::Death,
-    node::Node,
+    node::NodeArc,
     work::Work, //
 };
 
@@ -27,7 +33,7 @@ pub(crate) const MANAGER_HANDLE: u32 = 0;
 /// One handle of a process, and the references it holds through it.
 pub(crate) struct NodeRef {
     /// The node the handle names.
-    pub(crate) node: Arc<Node>,
+    pub(crate) node: NodeArc,
     /// Strong references held through this handle.
     strong: u32,
     /// Weak references held through this handle.
@@ -49,9 +55,50 @@ pub(crate) struct RefChange {
 /// The handle does not name a reference the change can apply to.
 pub(crate) struct InvalidRef;
 
+/// What a handle's gain means for its node.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Gain {
+    /// The handle was created.
+    pub(crate) created: bool,
+    /// The handle went from no strong reference to one.
+    pub(crate) became_strong: bool,
+}
+
+/// What a handle's loss means for its node.
+pub(crate) struct Loss {
+    /// The node the handle names.
+    pub(crate) node: NodeArc,
+    /// The handle's last strong reference went.
+    pub(crate) lost_strong: bool,
+    /// The handle's last reference went and it was removed; drop it after the lock.
+    pub(crate) removed: Option<NodeRef>,
+}
+
+/// The memory a new handle needs, allocated before the lock is taken.
+pub(crate) struct HandleSlot {
+    by_handle: RBTreeNodeReservation<u32, NodeRef>,
+    by_node: RBTreeNodeReservation<usize, u32>,
+}
+
+impl HandleSlot {
+    pub(crate) fn new() -> Result<Self> {
+        Ok(Self {
+            by_handle: RBTreeNodeReservation::new(GFP_KERNEL)?,
+            by_node: RBTreeNodeReservation::new(GFP_KERNEL)?,
+        })
+    }
+}
+
 /// The handles of one process.
 pub(crate) struct Refs {
     by_handle: RBTree<u32, NodeRef>,
+    /// The handle of each node, by the node's address.
+    by_node: RBTree<usize, u32>,
+}
+
+/// The key of `node` in [`Refs::by_node`].
+fn node_key(node: &NodeArc) -> usize {
+    core::ptr::from_ref(&**node) as usize
 }
 
 impl Refs {
@@ -59,68 +106,125 @@ impl Refs {
     pub(crate) fn new() -> Self {
         Self {
             by_handle: RBTree::new(),
+            by_node: RBTree::new(),
         }
     }
 
-    /// Takes a reference on the context manager's `node` through handle 0, creating the
-    /// handle with `reservation` if the process has none yet.
-    pub(crate) fn take_manager_ref(
+    /// Counts one more reference through the handle of `node`, if the process has one and
+    /// the node need not hear of it: a weak reference, or a strong one through a handle that
+    /// already holds one. Returns the handle.
+    pub(crate) fn gain_existing(&mut self, node: &NodeArc, strong: bool) -> Option<u32> {
+        let handle = *self.by_node.get(&node_key(node))?;
+        let node_ref = self.by_handle.get_mut(&handle)?;
+        if strong && node_ref.strong == 0 {
+            return None;
+        }
+        node_ref.count(strong);
+        Some(handle)
+    }
+
+    /// Counts one more reference through the handle of `node`, creating the handle in `slot`
+    /// if there is none. Returns the handle, what changed for the node, and the slot if it
+    /// was not needed.
+    pub(crate) fn gain(
         &mut self,
-        node: Arc<Node>,
+        node: &NodeArc,
         strong: bool,
-        reservation: RBTreeNodeReservation<u32, NodeRef>,
-    ) {
-        let node_ref = match self.by_handle.entry(MANAGER_HANDLE) {
-            rbtree::Entry::Occupied(entry) => entry.into_mut(),
-            rbtree::Entry::Vacant(entry) => entry.insert(
-                NodeRef {
-                    node,
-                    strong: 0,
-                    weak: 0,
-                    death: None,
-                },
-                reservation,
-            ),
+        slot: HandleSlot,
+    ) -> (u32, Gain, Option<HandleSlot>) {
+        let key = node_key(node);
+        if let Some(handle) = self.by_node.get(&key).copied() {
+            if let Some(node_ref) = self.by_handle.get_mut(&handle) {
+                let became_strong = strong && node_ref.strong == 0;
+                node_ref.count(strong);
+                let gain = Gain {
+                    created: false,
+                    became_strong,
+                };
+                return (handle, gain, Some(slot));
+            }
+        }
+        let handle = self.lowest_free_handle(node.is_manager());
+        let mut node_ref = NodeRef {
+            node: node.clone(),
+            strong: 0,
+            weak: 0,
+            death: None,
         };
         node_ref.count(strong);
+        self.by_handle.insert(slot.by_handle.into_node(handle, node_ref));
+        self.by_node.insert(slot.by_node.into_node(key, handle));
+        let gain = Gain {
+            created: true,
+            became_strong: strong,
+        };
+        (handle, gain, None)
     }
 
-    /// Applies `change` to the reference behind `handle`.
+    /// The lowest handle not in use: from 0 for the context manager's node, else from 1.
+    fn lowest_free_handle(&self, manager: bool) -> u32 {
+        let mut candidate = if manager { MANAGER_HANDLE } else { 1 };
+        for &handle in self.by_handle.keys() {
+            if handle > candidate {
+                break;
+            }
+            if handle == candidate {
+                candidate = candidate.saturating_add(1);
+            }
+        }
+        candidate
+    }
+
+    /// Applies a decrement to the reference behind `handle` (`BC_RELEASE`, `BC_DECREFS`).
     ///
-    /// A strong change needs a handle that holds a strong reference, as in the C driver.
-    /// Returns the reference when its counts reach zero and it is removed, for the caller to
-    /// drop once its locks are released.
-    pub(crate) fn change(
-        &mut self,
-        handle: u32,
-        change: RefChange,
-    ) -> Result<Option<NodeRef>, InvalidRef> {
+    /// A strong decrement needs a handle that holds a strong reference, as in the C driver.
+    pub(crate) fn lose(&mut self, handle: u32, strong: bool) -> Result<Loss, InvalidRef> {
         let node_ref = self.by_handle.get_mut(&handle).ok_or(InvalidRef)?;
-        if change.strong && node_ref.strong == 0 {
-            return Err(InvalidRef);
-        }
-        if change.increment {
-            node_ref.count(change.strong);
-            return Ok(None);
-        }
-        let count = if change.strong {
+        let count = if strong {
             &mut node_ref.strong
         } else {
             &mut node_ref.weak
         };
-        // Decrementing a weak count of zero is logged and skipped by the C driver.
+        // Decrementing a count of zero is logged and skipped by the C driver.
         *count = count.checked_sub(1).ok_or(InvalidRef)?;
-        if node_ref.strong == 0 && node_ref.weak == 0 {
-            return Ok(self.by_handle.remove(&handle));
-        }
-        Ok(None)
+        let lost_strong = strong && node_ref.strong == 0;
+        let node = node_ref.node.clone();
+        let removed = if node_ref.strong == 0 && node_ref.weak == 0 {
+            self.by_node.remove(&node_key(&node));
+            self.by_handle.remove(&handle)
+        } else {
+            None
+        };
+        Ok(Loss {
+            node,
+            lost_strong,
+            removed,
+        })
     }
 
-    /// The node behind `handle`, if a strong reference is held through it.
-    pub(crate) fn strong_target(&self, handle: u32) -> Option<Arc<Node>> {
+    /// Like [`Refs::lose`], for the handle of `node`.
+    pub(crate) fn lose_for_node(&mut self, node: &NodeArc, strong: bool) -> Result<Loss, InvalidRef> {
+        let handle = *self.by_node.get(&node_key(node)).ok_or(InvalidRef)?;
+        self.lose(handle, strong)
+    }
+
+    /// Whether `handle` exists and, for `strong`, holds a strong reference: an increment
+    /// (`BC_INCREFS`, `BC_ACQUIRE`) applies to it. Counts the increment if so.
+    pub(crate) fn gain_on_handle(&mut self, handle: u32, strong: bool) -> Result<(), InvalidRef> {
+        let node_ref = self.by_handle.get_mut(&handle).ok_or(InvalidRef)?;
+        if strong && node_ref.strong == 0 {
+            return Err(InvalidRef);
+        }
+        node_ref.count(strong);
+        Ok(())
+    }
+
+    /// The node behind `handle`, if the handle holds a strong reference or `strong` is not
+    /// asked for.
+    pub(crate) fn target(&self, handle: u32, strong: bool) -> Option<NodeArc> {
         self.by_handle
             .get(&handle)
-            .filter(|node_ref| node_ref.strong > 0)
+            .filter(|node_ref| !strong || node_ref.strong > 0)
             .map(|node_ref| node_ref.node.clone())
     }
 
@@ -138,10 +242,10 @@ impl Refs {
             node_ref
                 .death
                 .as_ref()
-                .is_some_and(|death| death.item.awaits_done(cookie))
+                .is_some_and(|death| death.awaits_done(cookie))
         })?;
         let death = node_ref.death.as_ref()?;
-        if death.item.is_cleared() {
+        if death.is_cleared() {
             node_ref.death.take()
         } else {
             Some(death.clone())
@@ -150,6 +254,7 @@ impl Refs {
 
     /// Takes every reference out, for the caller to drop once its locks are released.
     pub(crate) fn take_all(&mut self) -> RBTree<u32, NodeRef> {
+        self.by_node = RBTree::new();
         core::mem::take(&mut self.by_handle)
     }
 }
@@ -162,5 +267,10 @@ impl NodeRef {
         } else {
             self.weak = self.weak.saturating_add(1);
         }
+    }
+
+    /// Whether the handle holds a strong reference.
+    pub(crate) fn is_strong(&self) -> bool {
+        self.strong > 0
     }
 }

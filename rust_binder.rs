@@ -19,6 +19,7 @@
 //! - [`commands`]: the `BC_*` commands a thread writes.
 //! - [`transaction`]: `BC_TRANSACTION` and `BC_REPLY`.
 //! - [`allocation`]: the receive buffer a process maps, where transactions are delivered.
+//! - [`objects`]: binder objects inside transactions, translated for the receiver.
 //! - [`node`]: a binder object owned by a process (`binder_node`).
 //! - [`refs`]: a process's handles to other processes' nodes (`binder_ref`).
 //! - [`work`]: the todo lists threads read their work from.
@@ -34,6 +35,7 @@ mod device;
 mod devices_param;
 mod ioctl;
 mod node;
+mod objects;
 mod process;
 mod refs;
 mod thread;

@@ -29,9 +29,11 @@ use kernel::{
 use crate::{
     defs::{
         ExtendedError,
+        BR_DEAD_REPLY,
         BR_NOOP,
         BR_OK,
-        BR_SPAWN_LOOPER, //
+        BR_SPAWN_LOOPER,
+        BR_TRANSACTION_COMPLETE, //
     },
     process::{
         Process,
@@ -83,6 +85,10 @@ pub(crate) struct Thread {
     need_return: Atomic<bool>,
     /// Work for this thread only.
     todo: LockedBy<Todo, ProcessInner>,
+    /// Whether `todo` holds work that makes a read return (the C driver's `process_todo`).
+    /// Deferred work (the refcount returns of objects the thread sent) waits in `todo`
+    /// without it, for whatever wakes the thread next.
+    todo_ready: LockedBy<bool, ProcessInner>,
     /// The error return of the thread's last failed transaction, until it is read.
     return_error: Arc<Work<ReturnError>>,
     /// What `BINDER_GET_EXTENDED_ERROR` reports: the last failed transaction's details.
@@ -90,8 +96,10 @@ pub(crate) struct Thread {
     /// The failure of a call this thread made, reported by the side that was to answer it
     /// (`BR_DEAD_REPLY`). Unlike `return_error`, it does not hold back the thread's commands.
     reply_error: Arc<Work<ReturnError>>,
-    /// The call this thread received and has not answered yet.
-    received: LockedBy<Option<Arc<Transaction>>, ProcessInner>,
+    /// The top of the thread's transaction stack: the last call it sent and waits on, or
+    /// the last call it received and must answer. Each links to the one below it (a sent
+    /// call through `from_parent`, a received one through `to_parent`), as in the C driver.
+    stack: LockedBy<Option<Arc<Transaction>>, ProcessInner>,
     /// Set when the thread leaves the driver: replies to it fail from then on.
     dead: Atomic<bool>,
     /// Signalled, under the process's `inner` lock, when the thread has something to read.
@@ -115,10 +123,11 @@ impl Thread {
                 looper: Atomic::new(0),
                 need_return: Atomic::new(true),
                 todo: LockedBy::new(process.inner_lock(), Todo::new()),
+                todo_ready: LockedBy::new(process.inner_lock(), false),
                 return_error,
                 extended_error: LockedBy::new(process.inner_lock(), no_extended_error()),
                 reply_error,
-                received: LockedBy::new(process.inner_lock(), None),
+                stack: LockedBy::new(process.inner_lock(), None),
                 dead: Atomic::new(false),
                 wake <- new_poll_condvar!("Thread::wake"),
             }),
@@ -145,7 +154,7 @@ impl Thread {
     /// work of its own and no call to answer.
     fn takes_process_work(&self, inner: &mut ProcessInner) -> bool {
         self.is_looper()
-            && self.received.access_mut(inner).is_none()
+            && self.stack.access_mut(inner).is_none()
             && self.todo.access_mut(inner).is_empty()
     }
 
@@ -162,7 +171,7 @@ impl Thread {
     /// Whether a read would return without waiting.
     fn has_work(&self, inner: &mut ProcessInner, process_work: bool) -> bool {
         self.need_return.load(Relaxed)
-            || !self.todo.access_mut(inner).is_empty()
+            || *self.todo_ready.access_mut(inner)
             || (process_work && inner.has_process_work())
     }
 
@@ -174,7 +183,14 @@ impl Thread {
     /// Queues `work` for this thread and wakes it.
     pub(crate) fn push_work(&self, inner: &mut ProcessInner, work: WorkItem) {
         self.todo.access_mut(inner).push_back(work);
+        *self.todo_ready.access_mut(inner) = true;
         self.notify();
+    }
+
+    /// Queues `work` for this thread without waking it: the thread reads it with whatever
+    /// it reads next.
+    pub(crate) fn push_deferred_work(&self, inner: &mut ProcessInner, work: WorkItem) {
+        self.todo.access_mut(inner).push_back(work);
     }
 
     /// Whether an error return is waiting to be read. The C driver carries out no more of the
@@ -187,13 +203,27 @@ impl Thread {
     /// for the thread, and `id` and `errno` are kept for `BINDER_GET_EXTENDED_ERROR`.
     pub(crate) fn transaction_failed(&self, process: &Process, id: u32, code: u32, errno: Error) {
         let mut inner = process.inner_lock().lock();
-        *self.extended_error.access_mut(&mut inner) =
-            ExtendedError(kernel::uapi::binder_extended_error {
-                id,
-                command: code,
-                param: errno.to_errno(),
-            });
+        *self.extended_error.access_mut(&mut inner) = extended_error(id, code, errno.to_errno());
         self.return_error.item.code.store(code, Relaxed);
+        if let Some(item) = Work::to_queue(&self.return_error) {
+            self.push_work(&mut inner, item);
+        }
+    }
+
+    /// Sets the extended error, as each transaction does when it starts.
+    pub(crate) fn set_extended_error(&self, process: &Process, id: u32, code: u32, param: i32) {
+        let mut inner = process.inner_lock().lock();
+        *self.extended_error.access_mut(&mut inner) = extended_error(id, code, param);
+    }
+
+    /// A reply of this thread failed for its caller: like the C driver, the thread itself
+    /// reads only `BR_TRANSACTION_COMPLETE`, and its commands wait until it has.
+    pub(crate) fn reply_failed(&self, process: &Process) {
+        let mut inner = process.inner_lock().lock();
+        self.return_error
+            .item
+            .code
+            .store(BR_TRANSACTION_COMPLETE, Relaxed);
         if let Some(item) = Work::to_queue(&self.return_error) {
             self.push_work(&mut inner, item);
         }
@@ -213,21 +243,95 @@ impl Thread {
         self.dead.load(Relaxed)
     }
 
-    /// Remembers `call` as the call this thread must answer next.
-    pub(crate) fn push_received_call(&self, process: &Process, call: Arc<Transaction>) {
+    /// Puts the call it received on the thread's stack: the thread must answer it next.
+    pub(crate) fn push_received(&self, process: &Process, call: Arc<Transaction>) {
         let mut inner = process.inner_lock().lock();
-        let previous = self.received.access_mut(&mut inner).replace(call);
-        drop(inner);
-        // A thread that must answer a call takes no other; anything here would be a bug.
-        if let Some(previous) = previous {
-            previous.fail_caller();
-        }
+        let below = self.stack.access_mut(&mut inner).take();
+        *call.to_parent.access_mut(&mut inner) = below;
+        *self.stack.access_mut(&mut inner) = Some(call);
     }
 
-    /// Takes the call this thread must answer, if any.
-    pub(crate) fn take_received_call(&self, process: &Process) -> Option<Arc<Transaction>> {
+    /// Takes the call this thread must answer off its stack. `None` if the top of the stack
+    /// is not a call the thread received (no call, or its own call awaiting a reply).
+    pub(crate) fn pop_received(&self, process: &Process) -> Option<Arc<Transaction>> {
         let mut inner = process.inner_lock().lock();
-        self.received.access_mut(&mut inner).take()
+        let top = self.stack.access_mut(&mut inner).take()?;
+        if top.is_sent_by(self) {
+            *self.stack.access_mut(&mut inner) = Some(top);
+            return None;
+        }
+        *self.stack.access_mut(&mut inner) = top.to_parent.access_mut(&mut inner).take();
+        Some(top)
+    }
+
+    /// Puts the call the thread is sending on its stack (the call's `from_parent` is the
+    /// previous top) and queues its `BR_TRANSACTION_COMPLETE`, deferred to come with the
+    /// reply.
+    pub(crate) fn begin_call(&self, process: &Process, call: Arc<Transaction>, complete: WorkItem) {
+        let mut inner = process.inner_lock().lock();
+        self.push_deferred_work(&mut inner, complete);
+        // The previous top lives on as the call's `from_parent`.
+        let previous = self.stack.access_mut(&mut inner).replace(call);
+        drop(inner);
+        drop(previous);
+    }
+
+    /// Takes `call`, which could not be sent after all, off the top of the stack.
+    pub(crate) fn pop_sent_call(&self, process: &Process, call: &Transaction) {
+        let mut inner = process.inner_lock().lock();
+        let popped = self.pop_sent(&mut inner, call);
+        drop(inner);
+        drop(popped);
+    }
+
+    /// The call is answered (or failed): takes it off the top of the stack, if it is there,
+    /// and returns it for the caller to drop once the lock is released.
+    fn pop_sent(&self, inner: &mut ProcessInner, call: &Transaction) -> Option<Arc<Transaction>> {
+        let stack = self.stack.access_mut(inner);
+        if stack.as_deref().is_some_and(|top| core::ptr::eq(top, call)) {
+            return core::mem::replace(stack, call.parent_of_sent());
+        }
+        None
+    }
+
+    /// Checks that the thread may send a new call to `target`, and picks the thread there
+    /// that must take it, as the C driver does.
+    ///
+    /// A thread answering a call whose chain of callers includes a thread of `target` gets
+    /// that thread (which waits for the chain to come back): this is how A calls B and B
+    /// calls back into the same thread of A. Fails with `EPROTO` when the thread's stack top
+    /// is its own unanswered call, or when a transaction waits at the head of its todo list.
+    /// Returns the thread's current stack top, the new call's `from_parent`.
+    pub(crate) fn check_new_call(
+        &self,
+        process: &Process,
+        target: &Process,
+    ) -> Result<(Option<Arc<Transaction>>, Option<Arc<Thread>>)> {
+        let mut inner = process.inner_lock().lock();
+        let head_is_call = self
+            .todo
+            .access_mut(&mut inner)
+            .iter()
+            .next()
+            .is_some_and(|work| work.item.is_transaction());
+        if head_is_call {
+            return Err(EPROTO);
+        }
+        let top = self.stack.access_mut(&mut inner).clone();
+        let Some(top) = top else {
+            return Ok((None, None));
+        };
+        if top.is_sent_by(self) {
+            return Err(EPROTO);
+        }
+        let mut frame = Some(top.clone());
+        while let Some(call) = frame {
+            if let Some(waiting) = call.caller_in(target) {
+                return Ok((Some(top), Some(waiting)));
+            }
+            frame = call.parent_of_sent();
+        }
+        Ok((Some(top), None))
     }
 
     /// The thread leaves the driver (`BINDER_THREAD_EXIT`, or its process is released): its
@@ -237,45 +341,70 @@ impl Thread {
         let mut inner = process.inner_lock().lock();
         self.dead.store(true, Relaxed);
         let todo = core::mem::take(self.todo.access_mut(&mut inner));
-        let call = self.received.access_mut(&mut inner).take();
+        *self.todo_ready.access_mut(&mut inner) = false;
         drop(inner);
         work::cancel_all(todo);
-        if let Some(call) = call {
-            call.fail_caller();
+        // Unwind the stack, a frame at a time: the callers of the calls the thread received
+        // will get no answer.
+        loop {
+            let mut inner = process.inner_lock().lock();
+            let Some(call) = self.stack.access_mut(&mut inner).take() else {
+                break;
+            };
+            let received = !call.is_sent_by(self);
+            *self.stack.access_mut(&mut inner) = if received {
+                call.to_parent.access_mut(&mut inner).take()
+            } else {
+                call.parent_of_sent()
+            };
+            drop(inner);
+            if received {
+                call.fail_caller(BR_DEAD_REPLY, None);
+            }
         }
     }
 
-    /// Queues `complete` and `reply` for this thread, which waits for the reply to its call.
-    /// Returns `false` if the thread or its process is gone.
-    pub(crate) fn deliver_reply(
-        &self,
-        process: &Process,
-        complete: WorkItem,
-        reply: WorkItem,
-    ) -> bool {
+    /// Queues `reply` for this thread, which waits for the reply to `call`. Returns `false`
+    /// if the thread or its process is gone.
+    pub(crate) fn deliver_reply(&self, process: &Process, call: &Transaction, reply: WorkItem) -> bool {
         let mut inner = process.inner_lock().lock();
         if inner.is_dead() || self.is_dead() {
             return false;
         }
-        self.push_work(&mut inner, complete);
+        let popped = self.pop_sent(&mut inner, call);
         self.push_work(&mut inner, reply);
+        drop(inner);
+        drop(popped);
         true
     }
 
-    /// Tells this thread that its call failed on the other side: it reads
-    /// `BR_TRANSACTION_COMPLETE` (if `complete` could be allocated) and `code`.
-    pub(crate) fn deliver_failure(&self, process: &Process, code: u32, complete: Option<WorkItem>) {
+    /// Tells this thread that its `call` failed on the other side: it reads `code` (after the
+    /// call's `BR_TRANSACTION_COMPLETE`). `error`, the debug id and errno of a failed reply,
+    /// becomes the thread's extended error unless it holds one already.
+    pub(crate) fn deliver_failure(
+        &self,
+        process: &Process,
+        call: &Transaction,
+        code: u32,
+        error: Option<(u32, Error)>,
+    ) {
         let mut inner = process.inner_lock().lock();
         if inner.is_dead() || self.is_dead() {
             return;
         }
-        if let Some(complete) = complete {
-            self.push_work(&mut inner, complete);
+        let popped = self.pop_sent(&mut inner, call);
+        if let Some((id, errno)) = error {
+            let extended = self.extended_error.access_mut(&mut inner);
+            if extended.0.command == BR_OK {
+                *extended = extended_error(id, code, errno.to_errno());
+            }
         }
         self.reply_error.item.code.store(code, Relaxed);
         if let Some(item) = Work::to_queue(&self.reply_error) {
             self.push_work(&mut inner, item);
         }
+        drop(inner);
+        drop(popped);
     }
 
     /// Tells the thread to return to userspace (`flush`), waking it if it waits for work.
@@ -387,6 +516,9 @@ impl Thread {
     fn next_work(&self, process: &Process) -> Option<WorkItem> {
         let mut guard = process.inner_lock().lock();
         if let Some(work) = self.todo.access_mut(&mut guard).pop_front() {
+            if self.todo.access_mut(&mut guard).is_empty() {
+                *self.todo_ready.access_mut(&mut guard) = false;
+            }
             return Some(work);
         }
         if self.takes_process_work(&mut guard) {
@@ -398,11 +530,12 @@ impl Thread {
 
 /// The extended error of a thread whose transactions have not failed.
 fn no_extended_error() -> ExtendedError {
-    ExtendedError(kernel::uapi::binder_extended_error {
-        id: 0,
-        command: BR_OK,
-        param: 0,
-    })
+    extended_error(0, BR_OK, 0)
+}
+
+/// An extended error: transaction `id` ended with `command` and errno `param`.
+fn extended_error(id: u32, command: u32, param: i32) -> ExtendedError {
+    ExtendedError(kernel::uapi::binder_extended_error { id, command, param })
 }
 
 /// A thread's pending error return.

@@ -15,8 +15,12 @@
 //! Its target node takes one at a time: the next is delivered after userspace frees the
 //! buffer of the one before. One-way payloads may use only half of the receive buffer.
 //!
-//! Not yet here: objects in the payload (a transaction with `offsets_size` other than 0 gets
-//! `BR_FAILED_REPLY`), and nested calls.
+//! Objects in the payload are translated for the receiver on the way ([`crate::objects`]).
+//!
+//! Calls nest: each thread keeps a stack of the calls it sent and received
+//! ([`Thread::check_new_call`]). A thread answering a call may call back into a process
+//! waiting further down the chain, and the call then goes to the very thread that waits there,
+//! so that A calling B calling A runs on A's waiting thread, as with the C driver.
 
 use kernel::{
     prelude::*,
@@ -27,29 +31,40 @@ use kernel::{
         },
         new_spinlock,
         Arc,
+        LockedBy,
         SpinLock, //
     },
     task::Kuid,
     uaccess::{
         UserPtr,
-        UserSlice, //
+        UserSlice,
+        UserSliceReader, //
     },
     uapi,
 };
 
 use crate::{
-    allocation::BufferRange,
+    allocation::{
+        BufferRange,
+        RangeView, //
+    },
     defs::{
         TransactionData,
         BR_DEAD_REPLY,
         BR_FAILED_REPLY,
+        BR_OK,
         BR_REPLY,
         BR_TRANSACTION,
         TF_ONE_WAY, //
     },
-    node::Node,
+    node::NodeArc,
+    objects::{
+        Held,
+        Translation, //
+    },
     process::{
         Process,
+        ProcessInner,
         Recipient, //
     },
     refs::MANAGER_HANDLE,
@@ -98,6 +113,11 @@ impl Failure {
 pub(crate) struct Transaction {
     /// The sending thread of a synchronous call: the reply goes back to it.
     from: Option<Arc<Thread>>,
+    /// The top of the sender's stack when it sent the call (a call it was answering).
+    from_parent: Option<Arc<Transaction>>,
+    /// The top of the receiving thread's stack below this call, once a thread took it;
+    /// guarded by the receiver's `inner` lock.
+    pub(crate) to_parent: LockedBy<Option<Arc<Transaction>>, ProcessInner>,
     /// The sending process.
     from_process: Arc<Process>,
     /// The receiving process; the payload is in its receive buffer.
@@ -120,7 +140,21 @@ pub(crate) struct Transaction {
 struct Delivery(Arc<Transaction>);
 
 /// `BR_TRANSACTION_COMPLETE`: the sender's transaction was accepted.
-pub(crate) struct Complete;
+///
+/// A call's is queued, deferred, when the call is sent, and read together with the reply (or
+/// the failure) that ends the wait, as in the C driver. If the call cannot be sent after all
+/// it is withdrawn, and then delivers nothing.
+pub(crate) struct Complete {
+    withdrawn: Atomic<bool>,
+}
+
+impl Complete {
+    fn new() -> Self {
+        Self {
+            withdrawn: Atomic::new(false),
+        }
+    }
+}
 
 impl Thread {
     /// Carries out `BC_TRANSACTION` (or, with `reply`, `BC_REPLY`) described by `tr`.
@@ -131,8 +165,10 @@ impl Thread {
         reply: bool,
     ) -> Result {
         let id = next_debug_id();
+        // Like the C driver, each transaction starts with a clean extended error.
+        self.set_extended_error(process, id, BR_OK, 0);
         let outcome = if reply {
-            self.reply(process, tr)
+            self.reply(process, tr, id)
         } else {
             self.send(process, tr)
         };
@@ -148,44 +184,78 @@ impl Thread {
     fn send(self: &Arc<Self>, process: &Arc<Process>, tr: &TransactionData) -> Result<(), Failure> {
         let oneway = tr.0.flags & TF_ONE_WAY != 0;
         let node = self.find_target(process, tr.target_handle())?;
-        let from = (!oneway).then(|| self.clone());
-        let t = Transaction::new(from, process, node.owner().clone(), Some(&node), tr, false)?;
-        let item = Work::new_item(Delivery(t.clone())).map_err(Failure::failed)?;
-        // A call's BR_TRANSACTION_COMPLETE comes with its reply; a one-way's comes now.
-        let (complete, recipient) = if oneway {
-            let complete = Work::new_item(Complete).map_err(Failure::failed)?;
-            (Some(complete), Recipient::Oneway(&node))
+        let (from_parent, waiting_thread) = if oneway {
+            (None, None)
         } else {
-            (None, Recipient::Process)
+            self.check_new_call(process, node.owner())
+                .map_err(Failure::failed)?
         };
-        // On failure, dropping `t` gives its buffer back.
-        t.to.push_work(item, recipient)
-            .map_err(|_| Failure::dead(ESRCH))?;
-        if let Some(complete) = complete {
-            let _ = process.push_work(complete, Recipient::Thread(self));
+        let from = (!oneway).then(|| self.clone());
+        let to = node.owner().clone();
+        let t = Transaction::new(self, from, from_parent, process, to, Some(&node), tr, false)?;
+        let item = Work::new_item(Delivery(t.clone())).map_err(Failure::failed)?;
+        let complete = Work::new_arc(Complete::new()).map_err(Failure::failed)?;
+        let complete_item = Work::to_queue(&complete).ok_or(Failure::failed(EINVAL))?;
+        if oneway {
+            // On failure, dropping `t` gives its buffer back.
+            t.to.push_work(item, Recipient::Oneway(&node))
+                .map_err(|_| Failure::dead(ESRCH))?;
+            let _ = process.push_work(complete_item, Recipient::Thread(self));
+            return Ok(());
+        }
+        // The call goes on the stack, and its BR_TRANSACTION_COMPLETE on the todo list, before
+        // it can be answered; both are undone if it cannot be sent.
+        self.begin_call(process, t.clone(), complete_item);
+        let recipient = match &waiting_thread {
+            Some(thread) => Recipient::Thread(thread),
+            None => Recipient::Process,
+        };
+        if t.to.push_work(item, recipient).is_err() {
+            complete.withdrawn.store(true, Relaxed);
+            self.pop_sent_call(process, &t);
+            return Err(Failure::dead(ESRCH));
         }
         Ok(())
     }
 
     /// A reply to the call this thread received last.
+    ///
+    /// Without a call to answer the reply fails (`BR_FAILED_REPLY`). A reply that fails
+    /// otherwise fails for the caller, as in the C driver: the caller reads the error (and
+    /// has it in its extended error), while this thread reads `BR_TRANSACTION_COMPLETE`.
     fn reply(
         self: &Arc<Self>,
         process: &Arc<Process>,
         tr: &TransactionData,
+        id: u32,
     ) -> Result<(), Failure> {
         let call = self
-            .take_received_call(process)
+            .pop_received(process)
             .ok_or(Failure::failed(EPROTO))?;
+        if let Err(failure) = self.reply_to(process, &call, tr) {
+            pr_debug!("reply {} failed: {}\n", id, failure.errno.to_errno());
+            call.fail_caller(failure.code, Some((id, failure.errno)));
+            self.reply_failed(process);
+        }
+        Ok(())
+    }
+
+    /// Sends the reply to `call`.
+    fn reply_to(
+        self: &Arc<Self>,
+        process: &Arc<Process>,
+        call: &Transaction,
+        tr: &TransactionData,
+    ) -> Result<(), Failure> {
         let Some(caller) = call.from.clone() else {
             return Err(Failure::failed(EPROTO));
         };
         let to = call.from_process.clone();
-        let reply = Transaction::new(None, process, to, None, tr, true)?;
+        let reply = Transaction::new(self, None, None, process, to, None, tr, true)?;
         let item = Work::new_item(Delivery(reply.clone())).map_err(Failure::failed)?;
-        let caller_complete = Work::new_item(Complete).map_err(Failure::failed)?;
-        let own_complete = Work::new_item(Complete).map_err(Failure::failed)?;
+        let own_complete = Work::new_item(Complete::new()).map_err(Failure::failed)?;
         // On failure, dropping `reply` gives its buffer back.
-        if !caller.deliver_reply(&call.from_process, caller_complete, item) {
+        if !caller.deliver_reply(&call.from_process, call, item) {
             return Err(Failure::dead(ESRCH));
         }
         let _ = process.push_work(own_complete, Recipient::Thread(self));
@@ -195,7 +265,7 @@ impl Thread {
     /// Finds the node that `handle` names for `process`, as the C driver does: handle 0 is
     /// the context manager (`BR_DEAD_REPLY` without one), any other handle needs a strong
     /// reference (`BR_FAILED_REPLY` without).
-    fn find_target(&self, process: &Arc<Process>, handle: u32) -> Result<Arc<Node>, Failure> {
+    fn find_target(&self, process: &Arc<Process>, handle: u32) -> Result<NodeArc, Failure> {
         let node = if handle == MANAGER_HANDLE {
             let node = process
                 .context
@@ -207,7 +277,7 @@ impl Thread {
             node
         } else {
             process
-                .strong_ref_target(handle)
+                .ref_target(handle, true)
                 .ok_or(Failure::failed(EINVAL))?
         };
         Ok(node)
@@ -220,44 +290,60 @@ fn align8(n: u64) -> Option<u64> {
 }
 
 impl Transaction {
-    /// Creates a transaction from `from_process` to `to` and copies its payload into `to`'s
-    /// receive buffer.
+    /// Creates a transaction from `from_process` (its thread `sender`) to `to`: copies the
+    /// payload into `to`'s receive buffer and translates the objects in it.
+    #[allow(clippy::too_many_arguments)]
     fn new(
+        sender: &Thread,
         from: Option<Arc<Thread>>,
+        from_parent: Option<Arc<Transaction>>,
         from_process: &Arc<Process>,
         to: Arc<Process>,
-        node: Option<&Arc<Node>>,
+        node: Option<&NodeArc>,
         tr: &TransactionData,
         is_reply: bool,
     ) -> Result<Arc<Self>, Failure> {
         let tr = &tr.0;
-        if tr.offsets_size != 0 {
-            // Objects come with the next step of the IPC engine.
-            return Err(Failure::failed(EINVAL));
-        }
+        let data_size = usize::try_from(tr.data_size).map_err(|_| Failure::failed(EINVAL))?;
+        let offsets_size =
+            usize::try_from(tr.offsets_size).map_err(|_| Failure::failed(EINVAL))?;
         let size = align8(tr.data_size)
             .and_then(|data| data.checked_add(align8(tr.offsets_size)?))
             .and_then(|size| usize::try_from(size).ok())
             .ok_or(Failure::failed(EINVAL))?;
-        let data_size = usize::try_from(tr.data_size).map_err(|_| Failure::failed(EINVAL))?;
-        // SAFETY: Both members of the union are integers, so reading either is always valid.
-        let data_ptr = unsafe { tr.data.ptr.buffer };
-        let data_addr = usize::try_from(data_ptr).map_err(|_| Failure::failed(EFAULT))?;
-        let mut reader = UserSlice::new(UserPtr::from_addr(data_addr), data_size).reader();
         let async_node = match (is_reply, tr.flags & TF_ONE_WAY != 0, node) {
             (false, true, Some(node)) => Some(node.clone()),
             _ => None,
         };
-        let range = to
-            .reserve_buffer(size, &mut reader, data_size, async_node)
+        let (range, view) = to
+            .reserve_buffer(size, async_node)
             .map_err(|err| match err {
                 e if e == ESRCH => Failure::dead(ESRCH),
                 e => Failure::failed(e),
             })?;
+        let mut translation = Translation {
+            from: from_process,
+            thread: sender,
+            to: &to,
+            held: KVec::new(),
+        };
+        if let Err(err) = translation.fill(&view, tr, node, data_size, offsets_size) {
+            to.release_all_held(translation.held);
+            to.release_buffer(range);
+            return Err(if err == ESRCH {
+                Failure::dead(err)
+            } else {
+                Failure::failed(err)
+            });
+        }
+        to.hold_in_buffer(&range, translation.held);
         let target = node.map_or((0, 0), |node| (node.ptr(), node.cookie()));
+        let to_parent = LockedBy::new(to.inner_lock(), None);
         Arc::pin_init(
             try_pin_init!(Self {
                 from,
+                from_parent,
+                to_parent,
                 from_process: from_process.clone(),
                 to,
                 target,
@@ -274,7 +360,8 @@ impl Transaction {
         .map_err(Failure::failed)
     }
 
-    /// Gives the payload's range back, if the transaction was never delivered.
+    /// Gives the payload's range back, with the references it holds, if the transaction was
+    /// never delivered.
     fn release_buffer(&self) {
         // The spinlock guard must be gone before the buffer's mutex is taken.
         let range = self.buffer.lock().take();
@@ -283,11 +370,30 @@ impl Transaction {
         }
     }
 
-    /// The call will get no reply: the caller reads BR_DEAD_REPLY.
-    pub(crate) fn fail_caller(&self) {
+    /// Whether `thread` sent this transaction.
+    pub(crate) fn is_sent_by(&self, thread: &Thread) -> bool {
+        self.from
+            .as_deref()
+            .is_some_and(|from| core::ptr::eq(from, thread))
+    }
+
+    /// The frame below this call on its sender's stack.
+    pub(crate) fn parent_of_sent(&self) -> Option<Arc<Transaction>> {
+        self.from_parent.clone()
+    }
+
+    /// The calling thread, if it belongs to `process`.
+    pub(crate) fn caller_in(&self, process: &Process) -> Option<Arc<Thread>> {
+        let from = self.from.as_ref()?;
+        core::ptr::eq(&*self.from_process, process).then(|| from.clone())
+    }
+
+    /// The call will get no reply: the caller reads `code` (`BR_DEAD_REPLY` when the
+    /// receiving side went away). `error` (the failed reply's debug id and errno) goes into
+    /// the caller's extended error, unless that holds an error already.
+    pub(crate) fn fail_caller(&self, code: u32, error: Option<(u32, Error)>) {
         if let Some(caller) = &self.from {
-            let complete = Work::new_item(Complete).ok();
-            caller.deliver_failure(&self.from_process, BR_DEAD_REPLY, complete);
+            caller.deliver_failure(&self.from_process, self, code, error);
         }
     }
 }
@@ -321,22 +427,66 @@ impl Deliver for Delivery {
         // A call (not a reply, not one-way) names its sender and waits for this thread's reply.
         if t.from.is_some() {
             tr.sender_pid = t.from_process.pid_in_current_ns();
-            thread.push_received_call(&t.to, t.clone());
+            thread.push_received(&t.to, t.clone());
         }
         out.put_code(if t.is_reply { BR_REPLY } else { BR_TRANSACTION })?;
         out.put(&TransactionData(tr))?;
         Ok(Flow::Return)
     }
 
+    fn is_transaction(&self) -> bool {
+        true
+    }
+
     fn cancel(&self) {
         self.0.release_buffer();
-        self.0.fail_caller();
+        self.0.fail_caller(BR_DEAD_REPLY, None);
     }
 }
 
 impl Deliver for Complete {
     fn deliver(&self, _thread: &Thread, out: &mut Returns) -> Result<Flow> {
+        if self.withdrawn.load(Relaxed) {
+            return Ok(Flow::Continue);
+        }
         out.put_code(crate::defs::BR_TRANSACTION_COMPLETE)?;
         Ok(Flow::Continue)
     }
+}
+
+impl Translation<'_> {
+    /// Fills the range in `view`: the payload's data and offsets copied from the sender's
+    /// memory, a local reference on the target `node` (held until the buffer is freed, as
+    /// in the C driver), and the objects translated.
+    fn fill(
+        &mut self,
+        view: &RangeView,
+        tr: &uapi::binder_transaction_data,
+        node: Option<&NodeArc>,
+        data_size: usize,
+        offsets_size: usize,
+    ) -> Result {
+        // SAFETY: Both members of the union are integers, so reading either is always valid.
+        let (data_ptr, offsets_ptr) = unsafe { (tr.data.ptr.buffer, tr.data.ptr.offsets) };
+        let mut data = user_reader(data_ptr, data_size)?;
+        view.copy_from_user(0, &mut data, data_size)?;
+        let offsets_start = data_size.checked_next_multiple_of(8).ok_or(EINVAL)?;
+        let mut offsets = user_reader(offsets_ptr, offsets_size)?;
+        view.copy_from_user(offsets_start, &mut offsets, offsets_size)?;
+        if let Some(node) = node {
+            self.held.reserve(1, GFP_KERNEL)?;
+            self.to.count_local(node, true);
+            self.keep(Held::Local {
+                node: node.clone(),
+                strong: true,
+            });
+        }
+        self.translate_all(view, data_size, offsets_size)
+    }
+}
+
+/// A reader of `len` bytes of the current task's memory at `addr`.
+fn user_reader(addr: u64, len: usize) -> Result<UserSliceReader> {
+    let addr = usize::try_from(addr).map_err(|_| EFAULT)?;
+    Ok(UserSlice::new(UserPtr::from_addr(addr), len).reader())
 }

@@ -38,6 +38,12 @@ pub(crate) trait Deliver: Send + Sync {
     /// Called instead of [`Deliver::deliver`] when the item is dropped undelivered, because the
     /// thread or process it was queued for is going away.
     fn cancel(&self) {}
+
+    /// Whether the item is a transaction or reply. A thread with one at the head of its
+    /// todo list may not send a new call, as in the C driver.
+    fn is_transaction(&self) -> bool {
+        false
+    }
 }
 
 /// What a reading thread does after delivering an item.
@@ -75,6 +81,14 @@ pub(crate) type Todo = List<Work<dyn Deliver>>;
 /// An item ready to be put on a todo list.
 pub(crate) type WorkItem = ListArc<Work<dyn Deliver>>;
 
+impl<T: ?Sized> core::ops::Deref for Work<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.item
+    }
+}
+
 impl<T: Deliver + 'static> Work<T> {
     /// Allocates an envelope for the item `init` creates, not on any list yet.
     pub(crate) fn new_pinned(init: impl PinInit<T, Error>) -> Result<Arc<Self>> {
@@ -88,17 +102,21 @@ impl<T: Deliver + 'static> Work<T> {
         )
     }
 
-    /// Allocates an envelope for `item`, ready to be queued once.
-    pub(crate) fn new_item(item: T) -> Result<WorkItem> {
-        let work = Arc::pin_init(
+    /// Allocates an envelope for `item`, not on any list yet.
+    pub(crate) fn new_arc(item: T) -> Result<Arc<Self>> {
+        Arc::pin_init(
             try_pin_init!(Self {
                 links <- ListLinksSelfPtr::new(),
                 tracker <- AtomicTracker::new(),
                 item: item,
             }),
             GFP_KERNEL,
-        )?;
-        Self::to_queue(&work).ok_or(EINVAL)
+        )
+    }
+
+    /// Allocates an envelope for `item`, ready to be queued once.
+    pub(crate) fn new_item(item: T) -> Result<WorkItem> {
+        Self::to_queue(&Self::new_arc(item)?).ok_or(EINVAL)
     }
 
     /// The item ready to be queued, unless it is on a list already.

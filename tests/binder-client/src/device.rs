@@ -59,6 +59,13 @@ impl Binder {
         })
     }
 
+    /// A second descriptor for the same open device (`dup`), e.g. for another thread.
+    pub fn try_clone(&self) -> io::Result<Self> {
+        Ok(Self {
+            fd: self.fd.try_clone()?,
+        })
+    }
+
     /// Makes an ioctl with a pointer argument, as the driver sees it: any pointer at all.
     ///
     /// # Safety

@@ -6,11 +6,13 @@
 
 mod device;
 mod mapping;
+pub mod object;
 pub mod protocol;
 pub mod uapi;
 
 pub use device::{Binder, WriteRead};
 pub use mapping::Mapping;
+pub use object::{FlatObject, ObjectKind, Payload};
 pub use protocol::{parse_returns, Commands, Return, Txn};
 
 /// The protocol version every current binder driver reports.

@@ -79,6 +79,46 @@ impl Commands {
         .raw(&tr)
     }
 
+    /// `BC_TRANSACTION` (or `BC_REPLY`) of raw `data` and `offsets` bytes: the object offsets
+    /// as the driver reads them, right or (on purpose) wrong.
+    ///
+    /// Both slices must stay alive until the command is written.
+    pub fn transaction_raw(
+        self,
+        reply: bool,
+        handle: u32,
+        code: u32,
+        flags: u32,
+        data: &[u8],
+        offsets: &[u8],
+    ) -> Self {
+        let mut tr = transaction_data(handle, code, flags, data);
+        tr.offsets_size = offsets.len() as u64;
+        tr.data.ptr.offsets = offsets.as_ptr() as u64;
+        self.word(if reply {
+            uapi::BC_REPLY
+        } else {
+            uapi::BC_TRANSACTION
+        })
+        .raw(&tr)
+    }
+
+    /// `BC_INCREFS_DONE ptr cookie`: the object took the weak reference `BR_INCREFS` asked
+    /// for.
+    pub fn increfs_done(self, ptr: u64, cookie: u64) -> Self {
+        self.word(uapi::BC_INCREFS_DONE)
+            .pointer(ptr)
+            .pointer(cookie)
+    }
+
+    /// `BC_ACQUIRE_DONE ptr cookie`: the object took the strong reference `BR_ACQUIRE` asked
+    /// for.
+    pub fn acquire_done(self, ptr: u64, cookie: u64) -> Self {
+        self.word(uapi::BC_ACQUIRE_DONE)
+            .pointer(ptr)
+            .pointer(cookie)
+    }
+
     /// `BC_TRANSACTION_SG` (or `BC_REPLY_SG`): a transaction with `buffers_size` bytes of room
     /// for scatter-gather buffers.
     pub fn transaction_sg(
@@ -228,6 +268,14 @@ pub enum Return {
     FailedReply,
     /// `BR_DEAD_BINDER cookie`.
     DeadBinder(u64),
+    /// `BR_INCREFS ptr cookie`: the driver holds a weak reference to the object.
+    Increfs(u64, u64),
+    /// `BR_ACQUIRE ptr cookie`: the driver holds a strong reference to the object.
+    Acquire(u64, u64),
+    /// `BR_RELEASE ptr cookie`: the last strong reference went.
+    Release(u64, u64),
+    /// `BR_DECREFS ptr cookie`: the last weak reference went.
+    Decrefs(u64, u64),
     /// `BR_CLEAR_DEATH_NOTIFICATION_DONE cookie`.
     ClearDeathNotificationDone(u64),
     /// A return this decoder does not know, with its code.
@@ -251,6 +299,15 @@ pub fn parse_returns(bytes: &[u8]) -> Result<Vec<Return>, Truncated> {
             uapi::BR_DEAD_REPLY => Return::DeadReply,
             uapi::BR_FAILED_REPLY => Return::FailedReply,
             uapi::BR_DEAD_BINDER => Return::DeadBinder(take_u64(&mut rest)?),
+            uapi::BR_INCREFS | uapi::BR_ACQUIRE | uapi::BR_RELEASE | uapi::BR_DECREFS => {
+                let (ptr, cookie) = (take_u64(&mut rest)?, take_u64(&mut rest)?);
+                match code {
+                    uapi::BR_INCREFS => Return::Increfs(ptr, cookie),
+                    uapi::BR_ACQUIRE => Return::Acquire(ptr, cookie),
+                    uapi::BR_RELEASE => Return::Release(ptr, cookie),
+                    _ => Return::Decrefs(ptr, cookie),
+                }
+            }
             uapi::BR_CLEAR_DEATH_NOTIFICATION_DONE => {
                 Return::ClearDeathNotificationDone(take_u64(&mut rest)?)
             }

@@ -5,7 +5,10 @@ mod context_mgr;
 mod death;
 mod mmap;
 mod module;
+mod nested;
+mod objects;
 mod oneway;
+mod peer;
 mod teardown;
 mod thread_pool;
 mod transaction_errors;
@@ -26,6 +29,8 @@ pub fn all() -> impl Iterator<Item = &'static Case> {
         transaction_errors::CASES,
         transactions::CASES,
         oneway::CASES,
+        objects::CASES,
+        nested::CASES,
         teardown::CASES,
         module::CASES,
     ]

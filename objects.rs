@@ -1,0 +1,210 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Objects in transactions: binder objects translated from the sender's view to the
+//! receiver's, and the references a buffer holds for them.
+//!
+//! A transaction's `offsets` array lists where in its data the objects are. Each is checked
+//! and rewritten in the receiver's copy, as in the C driver:
+//!
+//! - `BINDER_TYPE_BINDER`/`WEAK_BINDER`, an object of the sender: the sender's node for it is
+//!   found or created, and the receiver gets a `HANDLE`/`WEAK_HANDLE` to it.
+//! - `BINDER_TYPE_HANDLE`/`WEAK_HANDLE`, a handle of the sender: the receiver gets its own
+//!   handle to the same node, or, if it owns the node, the `BINDER` object with the node's
+//!   pointer and cookie.
+//!
+//! The references taken for the receiver belong to its buffer until the buffer is freed
+//! ([`Held`]). File descriptors and scatter-gather buffers (`FD`, `FDA`, `PTR`) are not
+//! carried yet: a transaction with one fails with `BR_FAILED_REPLY` (`EOPNOTSUPP` in
+//! `BINDER_GET_EXTENDED_ERROR`), where the C driver would carry it.
+
+use kernel::{
+    prelude::*,
+    sync::Arc,
+    transmute::AsBytes,
+    uapi,
+};
+
+use crate::{
+    allocation::RangeView,
+    defs::FlatBinderObject,
+    node::NodeArc,
+    process::Process,
+    thread::Thread, //
+};
+
+/// A reference that a buffer holds until it is freed.
+pub(crate) enum Held {
+    /// One count of the buffer owner's handle to `node`.
+    Handle { node: NodeArc, strong: bool },
+    /// A local reference on `node`, a node of the buffer's owner: a transaction's target, or
+    /// one of the owner's own objects coming back to it.
+    Local { node: NodeArc, strong: bool },
+}
+
+/// The object types a transaction may contain.
+const TYPE_BINDER: u32 = uapi::BINDER_TYPE_BINDER;
+const TYPE_WEAK_BINDER: u32 = uapi::BINDER_TYPE_WEAK_BINDER;
+const TYPE_HANDLE: u32 = uapi::BINDER_TYPE_HANDLE;
+const TYPE_WEAK_HANDLE: u32 = uapi::BINDER_TYPE_WEAK_HANDLE;
+const TYPE_FD: u32 = uapi::BINDER_TYPE_FD;
+const TYPE_FDA: u32 = uapi::BINDER_TYPE_FDA;
+const TYPE_PTR: u32 = uapi::BINDER_TYPE_PTR;
+
+/// The largest object: what the C driver reads before it knows the type.
+const MAX_OBJECT_SIZE: usize = size_of::<uapi::binder_buffer_object>();
+
+/// The size of an object of `kind`, or `None` for an unknown type.
+fn object_size(kind: u32) -> Option<usize> {
+    match kind {
+        TYPE_BINDER | TYPE_WEAK_BINDER | TYPE_HANDLE | TYPE_WEAK_HANDLE => {
+            Some(size_of::<uapi::flat_binder_object>())
+        }
+        TYPE_FD => Some(size_of::<uapi::binder_fd_object>()),
+        TYPE_FDA => Some(size_of::<uapi::binder_fd_array_object>()),
+        TYPE_PTR => Some(size_of::<uapi::binder_buffer_object>()),
+        _ => None,
+    }
+}
+
+/// Translates the objects of one transaction, from `from` to `to`.
+pub(crate) struct Translation<'a> {
+    /// The sending process.
+    pub(crate) from: &'a Arc<Process>,
+    /// The sending thread; it reads the refcount returns its objects cause.
+    pub(crate) thread: &'a Thread,
+    /// The receiving process.
+    pub(crate) to: &'a Arc<Process>,
+    /// The references taken so far for the receiver's buffer.
+    pub(crate) held: KVec<Held>,
+}
+
+impl Translation<'_> {
+    /// Checks and translates every object that the offsets in `view` point at.
+    ///
+    /// `view` holds the copied data (`data_size` bytes) and, from the next multiple of 8,
+    /// the `offsets_size` bytes of offsets. The errors are the C driver's: `EINVAL` for an
+    /// offsets size that is not a multiple of 8 and for a misplaced or unknown object, and
+    /// `EFAULT` for an object that does not lie after the one before within the data.
+    pub(crate) fn translate_all(
+        &mut self,
+        view: &RangeView,
+        data_size: usize,
+        offsets_size: usize,
+    ) -> Result {
+        if offsets_size % size_of::<u64>() != 0 {
+            return Err(EINVAL);
+        }
+        let offsets_start = data_size.checked_next_multiple_of(8).ok_or(EINVAL)?;
+        // Where the previous object ended.
+        let mut end_of_last = 0usize;
+        for index in 0..offsets_size / size_of::<u64>() {
+            let mut raw = [0u8; 8];
+            view.read(offsets_start + index * size_of::<u64>(), &mut raw)?;
+            let offset = usize::try_from(u64::from_ne_bytes(raw)).map_err(|_| EFAULT)?;
+            if offset != end_of_last && (offset < end_of_last || offset > data_size) {
+                return Err(EFAULT);
+            }
+            let size = self.translate_one(view, data_size, offset)?;
+            end_of_last = offset + size;
+        }
+        Ok(())
+    }
+
+    /// Translates the object at `offset`; returns its size.
+    fn translate_one(&mut self, view: &RangeView, data_size: usize, offset: usize) -> Result<usize> {
+        let available = data_size.saturating_sub(offset).min(MAX_OBJECT_SIZE);
+        if offset > data_size || available < size_of::<u32>() || offset % size_of::<u32>() != 0
+        {
+            return Err(EINVAL);
+        }
+        let mut kind = [0u8; 4];
+        view.read(offset, &mut kind)?;
+        let kind = u32::from_ne_bytes(kind);
+        let size = object_size(kind).ok_or(EINVAL)?;
+        if size > data_size - offset {
+            return Err(EINVAL);
+        }
+        match kind {
+            TYPE_BINDER | TYPE_WEAK_BINDER | TYPE_HANDLE | TYPE_WEAK_HANDLE => {
+                let mut object = read_flat_object(view, offset)?;
+                if kind == TYPE_BINDER || kind == TYPE_WEAK_BINDER {
+                    self.translate_binder(&mut object)?;
+                } else {
+                    self.translate_handle(&mut object)?;
+                }
+                view.write(offset, object.as_bytes())?;
+                Ok(size)
+            }
+            // Carried in a later step of the driver; see the module documentation.
+            _ => Err(EOPNOTSUPP),
+        }
+    }
+
+    /// An object of the sender: the receiver gets a handle to the sender's node for it.
+    fn translate_binder(&mut self, object: &mut FlatBinderObject) -> Result {
+        let strong = object.0.hdr.type_ == TYPE_BINDER;
+        let node = self
+            .from
+            .node_for_object(object.binder_ptr(), object.0.cookie, object.0.flags)?;
+        if node.cookie() != object.0.cookie {
+            pr_debug!(
+                "object {:#x} sent with cookie {:#x}, its node has {:#x}\n",
+                node.ptr(),
+                object.0.cookie,
+                node.cookie()
+            );
+            return Err(EINVAL);
+        }
+        self.held.reserve(1, GFP_KERNEL)?;
+        let handle = self.to.take_ref(&node, strong, Some(self.thread))?;
+        self.keep(Held::Handle { node, strong });
+        object.set_handle(
+            if strong { TYPE_HANDLE } else { TYPE_WEAK_HANDLE },
+            handle,
+        );
+        Ok(())
+    }
+
+    /// A handle of the sender: the receiver gets its own handle to the node, or the node's
+    /// object if the node is its own.
+    fn translate_handle(&mut self, object: &mut FlatBinderObject) -> Result {
+        let strong = object.0.hdr.type_ == TYPE_HANDLE;
+        // SAFETY: Both members of the union are integers, so reading either is always valid.
+        let handle = unsafe { object.0.__bindgen_anon_1.handle };
+        let node = self.from.ref_target(handle, strong).ok_or(EINVAL)?;
+        self.held.reserve(1, GFP_KERNEL)?;
+        if node.is_owned_by(self.to) {
+            self.to.count_local(&node, strong);
+            object.set_binder(
+                if strong { TYPE_BINDER } else { TYPE_WEAK_BINDER },
+                node.ptr(),
+                node.cookie(),
+            );
+            self.keep(Held::Local { node, strong });
+        } else {
+            let handle = self.to.take_ref(&node, strong, None)?;
+            object.set_handle(
+                if strong { TYPE_HANDLE } else { TYPE_WEAK_HANDLE },
+                handle,
+            );
+            self.keep(Held::Handle { node, strong });
+        }
+        Ok(())
+    }
+
+    /// Records a reference taken for the receiver; room for it was reserved before it was
+    /// taken, so this cannot fail.
+    pub(crate) fn keep(&mut self, held: Held) {
+        if let Err(err) = self.held.push_within_capacity(held) {
+            // Unreachable: the caller reserved the room. Give the reference back regardless.
+            self.to.release_held(err.0);
+        }
+    }
+}
+
+/// Reads the `flat_binder_object` at `offset` in `view`.
+fn read_flat_object(view: &RangeView, offset: usize) -> Result<FlatBinderObject> {
+    let mut object = FlatBinderObject(pin_init::zeroed());
+    view.read(offset, object.as_bytes_mut())?;
+    Ok(object)
+}

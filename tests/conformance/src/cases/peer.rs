@@ -1,0 +1,182 @@
+//! A process on the binder device as the object cases see it: it calls, serves, and keeps
+//! the refcount handshakes the driver asks of the owner of objects.
+
+use binder_client::{Binder, Commands, FlatObject, Mapping, Payload, Return, Txn};
+
+use crate::{
+    ensure,
+    harness::{Outcome, Step, BINDER},
+};
+
+use super::context_mgr::become_manager;
+
+const MAP_SIZE: usize = 1 << 20;
+
+/// One open, mapped binder device.
+pub struct Peer {
+    pub binder: Binder,
+    pub mapping: Mapping,
+}
+
+/// What one call brought back: every return read on the way, and the reply if one came.
+pub struct Exchange {
+    pub returns: Vec<Return>,
+    pub reply: Option<Txn>,
+}
+
+impl Peer {
+    /// Opens and maps BINDER.
+    pub fn open() -> Outcome<Self> {
+        let binder = Binder::open(BINDER).step("open")?;
+        let mapping = binder.map(MAP_SIZE, libc::PROT_READ).step("mmap")?;
+        Ok(Self { binder, mapping })
+    }
+
+    /// Opens and maps BINDER, becomes its context manager and enters the looper.
+    pub fn manager() -> Outcome<Self> {
+        let peer = Self::open()?;
+        become_manager(&peer.binder)?;
+        peer.send(Commands::new().enter_looper(), "enter looper")?;
+        Ok(peer)
+    }
+
+    /// Writes `commands`, which must all be taken.
+    pub fn send(&self, commands: Commands, what: &str) -> Outcome {
+        self.binder.send(&commands).step(what)
+    }
+
+    /// Reads once, answering `BR_INCREFS`/`BR_ACQUIRE` with their `*_DONE` right away.
+    pub fn read(&self) -> Outcome<Vec<Return>> {
+        let returns = self.binder.read().step("read")?;
+        self.confirm(&returns)?;
+        Ok(returns)
+    }
+
+    /// Answers the `BR_INCREFS`/`BR_ACQUIRE` in `returns`.
+    fn confirm(&self, returns: &[Return]) -> Outcome {
+        let mut dones = Commands::new();
+        for ret in returns {
+            dones = match *ret {
+                Return::Increfs(ptr, cookie) => dones.increfs_done(ptr, cookie),
+                Return::Acquire(ptr, cookie) => dones.acquire_done(ptr, cookie),
+                _ => dones,
+            };
+        }
+        if !dones.is_empty() {
+            self.send(dones, "refcount dones")?;
+        }
+        Ok(())
+    }
+
+    /// Calls `handle` with `payload` and reads until the reply or a failure comes.
+    pub fn call(&self, handle: u32, code: u32, payload: &Payload) -> Outcome<Exchange> {
+        let offsets = payload.offsets_bytes();
+        self.send(
+            Commands::new().transaction_raw(false, handle, code, 0, &payload.data, &offsets),
+            "call",
+        )?;
+        let mut returns = Vec::new();
+        loop {
+            let batch = self.read()?;
+            let done = batch.iter().find_map(|ret| match ret {
+                Return::Reply(txn) => Some(Some(txn.clone())),
+                Return::FailedReply | Return::DeadReply => Some(None),
+                _ => None,
+            });
+            returns.extend(batch);
+            if let Some(reply) = done {
+                return Ok(Exchange { returns, reply });
+            }
+        }
+    }
+
+    /// Reads until a `BR_TRANSACTION` comes; returns it and everything read before it.
+    pub fn next_call(&self) -> Outcome<(Txn, Vec<Return>)> {
+        let mut seen = Vec::new();
+        loop {
+            for ret in self.read()? {
+                match ret {
+                    Return::Transaction(txn) => return Ok((txn, seen)),
+                    other => seen.push(other),
+                }
+            }
+        }
+    }
+
+    /// Replies `payload` to `call` and then frees the call's buffer, in one write: the
+    /// buffer's references stay until the reply has taken its own.
+    pub fn reply_and_free(&self, call: &Txn, payload: &Payload) -> Outcome {
+        let offsets = payload.offsets_bytes();
+        self.send(
+            Commands::new()
+                .transaction_raw(true, 0, call.code, 0, &payload.data, &offsets)
+                .free_buffer(call.buffer),
+            "reply and free",
+        )?;
+        let returns = self.read()?;
+        ensure!(
+            returns.contains(&Return::TransactionComplete),
+            "after replying: {returns:?}"
+        );
+        Ok(())
+    }
+
+    /// Replies `payload` to `call`, keeping the call's buffer.
+    pub fn reply(&self, call: &Txn, payload: &Payload) -> Outcome {
+        let offsets = payload.offsets_bytes();
+        self.send(
+            Commands::new().transaction_raw(true, 0, call.code, 0, &payload.data, &offsets),
+            "reply",
+        )?;
+        let returns = self.read()?;
+        ensure!(
+            returns.contains(&Return::TransactionComplete),
+            "after replying: {returns:?}"
+        );
+        Ok(())
+    }
+
+    /// Frees a delivered buffer.
+    pub fn free(&self, txn: &Txn) -> Outcome {
+        self.send(Commands::new().free_buffer(txn.buffer), "free buffer")
+    }
+
+    /// The binder objects in `txn`, in the order of its offsets.
+    pub fn objects(&self, txn: &Txn) -> Outcome<Vec<FlatObject>> {
+        let offsets = self
+            .mapping
+            .bytes_at(txn.offsets, txn.offsets_size)
+            .ok_or("offsets outside the mapping")?;
+        offsets
+            .chunks(8)
+            .map(|raw| {
+                let offset = u64::from_ne_bytes(raw.try_into().map_err(|_| "short offset")?);
+                let bytes = self
+                    .mapping
+                    .bytes_at(
+                        txn.buffer + offset,
+                        binder_client::object::FLAT_OBJECT_SIZE as u64,
+                    )
+                    .ok_or("object outside the mapping")?;
+                FlatObject::from_bytes(bytes).ok_or_else(|| format!("no object at {offset}"))
+            })
+            .collect()
+    }
+}
+
+/// The refcount returns among `returns`, in order.
+pub fn refcount_returns(returns: &[Return]) -> Vec<Return> {
+    returns
+        .iter()
+        .filter(|ret| {
+            matches!(
+                ret,
+                Return::Increfs(..)
+                    | Return::Acquire(..)
+                    | Return::Release(..)
+                    | Return::Decrefs(..)
+            )
+        })
+        .cloned()
+        .collect()
+}
