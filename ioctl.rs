@@ -80,10 +80,18 @@ fn handle(
             let error = thread.take_extended_error(&process);
             write_arg(arg, &error)?;
         }
+        BINDER_GET_NODE_DEBUG_INFO => {
+            let mut info = read_arg::<NodeDebugInfo>(arg)?;
+            process.node_debug_info(&mut info);
+            write_arg(arg, &info)?;
+        }
+        BINDER_GET_NODE_INFO_FOR_REF => {
+            let mut info = read_arg::<NodeInfoForRef>(arg)?;
+            process.node_info_for_ref(&mut info)?;
+            write_arg(arg, &info)?;
+        }
         // Known to the C driver, and still to be written here. They fail rather than pretend.
-        BINDER_GET_NODE_DEBUG_INFO
-        | BINDER_GET_NODE_INFO_FOR_REF
-        | BINDER_FREEZE
+        BINDER_FREEZE
         | BINDER_GET_FROZEN_INFO
         | BINDER_ENABLE_ONEWAY_SPAM_DETECTION => return Err(EOPNOTSUPP),
         // Unknown ioctls, and BINDER_SET_IDLE_TIMEOUT/_PRIORITY, which the uapi header defines

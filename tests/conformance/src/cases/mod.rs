@@ -3,6 +3,7 @@
 mod basics;
 mod context_mgr;
 mod death;
+mod introspection;
 mod mmap;
 mod module;
 mod nested;
@@ -31,6 +32,7 @@ pub fn all() -> impl Iterator<Item = &'static Case> {
         oneway::CASES,
         objects::CASES,
         nested::CASES,
+        introspection::CASES,
         teardown::CASES,
         module::CASES,
     ]
