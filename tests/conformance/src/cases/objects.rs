@@ -48,6 +48,10 @@ pub const CASES: &[Case] = &[
     Case::new("object_offsets_pointer_bad_efault", offsets_pointer_bad),
     Case::new("object_unknown_handle_einval", unknown_handle),
     Case::new("object_cookie_mismatch_einval", cookie_mismatch),
+    Case::new(
+        "object_failed_translation_releases_earlier_objects",
+        failed_translation_releases,
+    ),
     Case::only(
         Driver::Rust,
         "object_fd_not_carried_yet",
@@ -533,6 +537,39 @@ fn cookie_mismatch(_: &Env) -> Outcome {
     let mut data = object_bytes();
     data.extend(FlatObject::binder(OWNER_PTR, OWNER_COOKIE + 1).to_bytes());
     expect_bad_objects(&data, &offsets(&[0, 24]), libc::EINVAL)
+}
+
+/// A transaction whose second object is bad gives back what its first one took: the
+/// receiver's handle for it is free again for the next object.
+fn failed_translation_releases(_: &Env) -> Outcome {
+    let manager = spawn_ready(|ready| {
+        let m = Peer::manager()?;
+        ready();
+        let (call, _) = m.next_call()?;
+        let handles: Vec<u32> = m.objects(&call)?.iter().map(|o| o.handle_value()).collect();
+        ensure!(
+            handles == [1],
+            "after a failed transaction, a new object got {handles:?}"
+        );
+        m.reply_and_free(&call, &Payload::new())
+    })?;
+    let c = Peer::open()?;
+    let bad = Payload::new()
+        .object(FlatObject::binder(1, 1))
+        .object(FlatObject::handle(42))
+        .object(FlatObject::binder(2, 2));
+    let failed = c.call(0, 1, &bad)?;
+    ensure!(
+        failed.reply.is_none() && failed.returns.contains(&Return::FailedReply),
+        "a bad second object: {:?}",
+        failed.returns
+    );
+    let reply = c
+        .call(0, 2, &Payload::new().object(FlatObject::binder(3, 3)))?
+        .reply
+        .ok_or("no reply")?;
+    c.free(&reply)?;
+    manager.join()
 }
 
 /// File descriptors in transactions come with a later issue; until then rust_binder fails

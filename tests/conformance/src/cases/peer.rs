@@ -1,6 +1,8 @@
 //! A process on the binder device as the object cases see it: it calls, serves, and keeps
 //! the refcount handshakes the driver asks of the owner of objects.
 
+use std::{cell::RefCell, collections::VecDeque};
+
 use binder_client::{Binder, Commands, FlatObject, Mapping, Payload, Return, Txn};
 
 use crate::{
@@ -13,9 +15,13 @@ use super::context_mgr::become_manager;
 const MAP_SIZE: usize = 1 << 20;
 
 /// One open, mapped binder device.
+///
+/// Returns read but not yet asked for wait in a backlog, so that waiting for one return
+/// (the BR_TRANSACTION_COMPLETE of a reply, say) never swallows another that came with it.
 pub struct Peer {
     pub binder: Binder,
     pub mapping: Mapping,
+    backlog: RefCell<VecDeque<Return>>,
 }
 
 /// What one call brought back: every return read on the way, and the reply if one came.
@@ -29,7 +35,11 @@ impl Peer {
     pub fn open() -> Outcome<Self> {
         let binder = Binder::open(BINDER).step("open")?;
         let mapping = binder.map(MAP_SIZE, libc::PROT_READ).step("mmap")?;
-        Ok(Self { binder, mapping })
+        Ok(Self {
+            binder,
+            mapping,
+            backlog: RefCell::default(),
+        })
     }
 
     /// Opens and maps BINDER, becomes its context manager and enters the looper.
@@ -45,11 +55,47 @@ impl Peer {
         self.binder.send(&commands).step(what)
     }
 
-    /// Reads once, answering `BR_INCREFS`/`BR_ACQUIRE` with their `*_DONE` right away.
+    /// The backlog if there is one, else the returns of one read; `BR_INCREFS`/`BR_ACQUIRE`
+    /// are answered with their `*_DONE` as soon as they are read.
     pub fn read(&self) -> Outcome<Vec<Return>> {
+        let backlog: Vec<Return> = self.backlog.borrow_mut().drain(..).collect();
+        if !backlog.is_empty() {
+            return Ok(backlog);
+        }
         let returns = self.binder.read().step("read")?;
         self.confirm(&returns)?;
         Ok(returns)
+    }
+
+    /// The next return, from the backlog or a new read.
+    fn next_return(&self) -> Outcome<Return> {
+        loop {
+            if let Some(ret) = self.backlog.borrow_mut().pop_front() {
+                return Ok(ret);
+            }
+            let returns = self.read()?;
+            self.backlog.borrow_mut().extend(returns);
+        }
+    }
+
+    /// Reads until `wanted` accepts a return; the others read meanwhile stay in the backlog
+    /// (before anything read later), and come back in the second part of the result too.
+    fn read_until<T>(
+        &self,
+        mut wanted: impl FnMut(&Return) -> Option<T>,
+    ) -> Outcome<(T, Vec<Return>)> {
+        let mut passed = Vec::new();
+        loop {
+            let ret = self.next_return()?;
+            if let Some(found) = wanted(&ret) {
+                let mut backlog = self.backlog.borrow_mut();
+                for other in passed.iter().rev() {
+                    backlog.push_front(Return::clone(other));
+                }
+                return Ok((found, passed));
+            }
+            passed.push(ret);
+        }
     }
 
     /// Answers the `BR_INCREFS`/`BR_ACQUIRE` in `returns`.
@@ -77,13 +123,13 @@ impl Peer {
         )?;
         let mut returns = Vec::new();
         loop {
-            let batch = self.read()?;
-            let done = batch.iter().find_map(|ret| match ret {
+            let ret = self.next_return()?;
+            let done = match &ret {
                 Return::Reply(txn) => Some(Some(txn.clone())),
                 Return::FailedReply | Return::DeadReply => Some(None),
                 _ => None,
-            });
-            returns.extend(batch);
+            };
+            returns.push(ret);
             if let Some(reply) = done {
                 return Ok(Exchange { returns, reply });
             }
@@ -94,31 +140,32 @@ impl Peer {
     pub fn next_call(&self) -> Outcome<(Txn, Vec<Return>)> {
         let mut seen = Vec::new();
         loop {
-            for ret in self.read()? {
-                match ret {
-                    Return::Transaction(txn) => return Ok((txn, seen)),
-                    other => seen.push(other),
-                }
+            match self.next_return()? {
+                Return::Transaction(txn) => return Ok((txn, seen)),
+                other => seen.push(other),
             }
         }
     }
 
-    /// Replies `payload` to `call` and then frees the call's buffer, in one write: the
-    /// buffer's references stay until the reply has taken its own.
-    pub fn reply_and_free(&self, call: &Txn, payload: &Payload) -> Outcome {
-        let offsets = payload.offsets_bytes();
-        self.send(
-            Commands::new()
-                .transaction_raw(true, 0, call.code, 0, &payload.data, &offsets)
-                .free_buffer(call.buffer),
-            "reply and free",
-        )?;
-        let returns = self.read()?;
+    /// Reads until the BR_TRANSACTION_COMPLETE of what was just sent.
+    fn await_complete(&self, what: &str) -> Outcome {
+        let (_, passed) =
+            self.read_until(|ret| (*ret == Return::TransactionComplete).then_some(()))?;
         ensure!(
-            returns.contains(&Return::TransactionComplete),
-            "after replying: {returns:?}"
+            !passed
+                .iter()
+                .any(|ret| matches!(ret, Return::FailedReply | Return::DeadReply)),
+            "{what} failed: {passed:?}"
         );
         Ok(())
+    }
+
+    /// Replies `payload` to `call` and then frees the call's buffer: the buffer's references
+    /// stay until the reply has taken its own. (Not in one write: a reply that fails, because
+    /// the caller is gone, holds back the rest of the write until it is read.)
+    pub fn reply_and_free(&self, call: &Txn, payload: &Payload) -> Outcome {
+        self.reply(call, payload)?;
+        self.free(call)
     }
 
     /// Replies `payload` to `call`, keeping the call's buffer.
@@ -128,12 +175,7 @@ impl Peer {
             Commands::new().transaction_raw(true, 0, call.code, 0, &payload.data, &offsets),
             "reply",
         )?;
-        let returns = self.read()?;
-        ensure!(
-            returns.contains(&Return::TransactionComplete),
-            "after replying: {returns:?}"
-        );
-        Ok(())
+        self.await_complete("the reply")
     }
 
     /// Frees a delivered buffer.

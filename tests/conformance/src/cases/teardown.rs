@@ -2,18 +2,22 @@
 //! The calls must end (a reply or BR_DEAD_REPLY, never a hang), and the kernel log check
 //! after the suite catches any use-after-free, leak or lock problem this shakes out.
 
-use binder_client::{Binder, Commands, Return};
+use binder_client::{Binder, Commands, FlatObject, ObjectKind, Payload, Return};
 
 use crate::{
     ensure,
     harness::{spawn_ready, Case, Env, Outcome, Step, BINDER},
 };
 
-use super::transactions::serving_manager;
+use super::{peer::Peer, transactions::serving_manager};
 
 pub const CASES: &[Case] = &[
     Case::new("kill_server_during_calls", kill_server_during_calls),
     Case::new("kill_client_during_calls", kill_client_during_calls),
+    Case::new(
+        "kill_object_holders_during_transfers",
+        kill_object_holders_during_transfers,
+    ),
 ];
 
 const ROUNDS: usize = 12;
@@ -103,4 +107,108 @@ fn kill_client_during_calls(_: &Env) -> Outcome {
         "last call read {returns:?}"
     );
     server.kill()
+}
+
+/// A manager that keeps (and watches) every handle it is sent, hands one of them back with
+/// each reply, and lets some go again, until it is killed.
+fn hoarding_manager() -> Outcome<crate::harness::Child> {
+    spawn_ready(|ready| {
+        let m = Peer::manager()?;
+        ready();
+        let mut held: Vec<u32> = Vec::new();
+        for round in 0u64.. {
+            let (call, _) = m.next_call().inspect_err(|e| eprintln!("manager: {e}"))?;
+            let mut keep = Commands::new();
+            for object in m.objects(&call)? {
+                let handle = object.handle_value();
+                if !held.contains(&handle) {
+                    keep = keep
+                        .acquire(handle)
+                        .request_death_notification(handle, handle.into());
+                    held.push(handle);
+                }
+            }
+            m.send(keep, "keep")?;
+            let forward = match held.get(round as usize % held.len().max(1)) {
+                Some(&handle) => Payload::new().object(FlatObject::handle(handle)),
+                None => Payload::new(),
+            };
+            m.reply_and_free(&call, &forward)
+                .inspect_err(|e| eprintln!("manager: {e}"))?;
+            if round % 4 == 3 {
+                if let Some(handle) = held.pop() {
+                    m.send(
+                        Commands::new()
+                            .clear_death_notification(handle, handle.into())
+                            .release(handle),
+                        "let go",
+                    )?;
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+/// A client that sends its objects to the manager, keeps the handles it gets back, and now
+/// and then leaves the driver (BINDER_THREAD_EXIT) with refcount work still queued; after
+/// five calls it reports ready. Ends when a call fails.
+fn object_client(id: u64) -> Outcome<crate::harness::Child> {
+    spawn_ready(move |ready| {
+        let c = Peer::open()?;
+        for call in 0u64.. {
+            let payload = Payload::new()
+                .object(FlatObject::binder(id << 16 | call % 3, id))
+                .object(FlatObject::binder(id << 16 | (call + 1) % 3, id));
+            if call % 7 == 6 {
+                // Leave with the new object's BR_INCREFS/BR_ACQUIRE still queued.
+                let offsets = payload.offsets_bytes();
+                c.send(
+                    Commands::new().transaction_raw(false, 0, 1, 0, &payload.data, &offsets),
+                    "call",
+                )?;
+                c.binder.thread_exit().step("BINDER_THREAD_EXIT")?;
+                continue;
+            }
+            let exchange = c.call(0, 1, &payload)?;
+            let Some(reply) = exchange.reply else {
+                // The manager is gone; before the client was ready, that is a failure.
+                ensure!(
+                    call > 5,
+                    "call {call} failed: {:?}, {:?}",
+                    exchange.returns,
+                    c.binder.extended_error()
+                );
+                return Ok(());
+            };
+            let mut keep = Commands::new();
+            for object in c.objects(&reply)? {
+                if object.kind == ObjectKind::Handle {
+                    keep = keep.acquire(object.handle_value());
+                }
+            }
+            c.send(keep.free_buffer(reply.buffer), "keep")?;
+            if call == 5 {
+                ready();
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Handles and nodes change hands between four processes while they are killed: the
+/// manager in even rounds, a client in odd ones. Nothing may hang, crash or leak.
+fn kill_object_holders_during_transfers(_: &Env) -> Outcome {
+    for round in 0..ROUNDS / 2 {
+        let manager = hoarding_manager()?;
+        let mut clients = (1..=3).map(object_client).collect::<Outcome<Vec<_>>>()?;
+        if round % 2 == 1 {
+            clients.remove(0).kill()?;
+        }
+        manager.kill()?;
+        for client in clients {
+            client.join()?;
+        }
+    }
+    Ok(())
 }
