@@ -91,9 +91,9 @@ fn handle(
             write_arg(arg, &info)?;
         }
         // Known to the C driver, and still to be written here. They fail rather than pretend.
-        BINDER_FREEZE
-        | BINDER_GET_FROZEN_INFO
-        | BINDER_ENABLE_ONEWAY_SPAM_DETECTION => return Err(EOPNOTSUPP),
+        BINDER_FREEZE | BINDER_GET_FROZEN_INFO | BINDER_ENABLE_ONEWAY_SPAM_DETECTION => {
+            return Err(EOPNOTSUPP)
+        }
         // Unknown ioctls, and BINDER_SET_IDLE_TIMEOUT/_PRIORITY, which the uapi header defines
         // but no binder driver ever implemented.
         _ => return Err(EINVAL),

@@ -427,11 +427,7 @@ impl Deliver for Node {
         if decrefs {
             counts.told_weak = false;
         }
-        let forgotten = if weak {
-            None
-        } else {
-            inner.forget_node(self)
-        };
+        let forgotten = if weak { None } else { inner.forget_node(self) };
         drop(inner);
         drop(forgotten);
         let returns = [

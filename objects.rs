@@ -17,12 +17,7 @@
 //! carried yet: a transaction with one fails with `BR_FAILED_REPLY` (`EOPNOTSUPP` in
 //! `BINDER_GET_EXTENDED_ERROR`), where the C driver would carry it.
 
-use kernel::{
-    prelude::*,
-    sync::Arc,
-    transmute::AsBytes,
-    uapi,
-};
+use kernel::{prelude::*, sync::Arc, transmute::AsBytes, uapi};
 
 use crate::{
     allocation::RangeView,
@@ -111,10 +106,14 @@ impl Translation<'_> {
     }
 
     /// Translates the object at `offset`; returns its size.
-    fn translate_one(&mut self, view: &RangeView, data_size: usize, offset: usize) -> Result<usize> {
+    fn translate_one(
+        &mut self,
+        view: &RangeView,
+        data_size: usize,
+        offset: usize,
+    ) -> Result<usize> {
         let available = data_size.saturating_sub(offset).min(MAX_OBJECT_SIZE);
-        if offset > data_size || available < size_of::<u32>() || offset % size_of::<u32>() != 0
-        {
+        if offset > data_size || available < size_of::<u32>() || offset % size_of::<u32>() != 0 {
             return Err(EINVAL);
         }
         let mut kind = [0u8; 4];
@@ -143,9 +142,9 @@ impl Translation<'_> {
     /// An object of the sender: the receiver gets a handle to the sender's node for it.
     fn translate_binder(&mut self, object: &mut FlatBinderObject) -> Result {
         let strong = object.0.hdr.type_ == TYPE_BINDER;
-        let node = self
-            .from
-            .node_for_object(object.binder_ptr(), object.0.cookie, object.0.flags)?;
+        let node =
+            self.from
+                .node_for_object(object.binder_ptr(), object.0.cookie, object.0.flags)?;
         if node.cookie() != object.0.cookie {
             pr_debug!(
                 "object {:#x} sent with cookie {:#x}, its node has {:#x}\n",
@@ -159,7 +158,11 @@ impl Translation<'_> {
         let handle = self.to.take_ref(&node, strong, Some(self.thread))?;
         self.keep(Held::Handle { node, strong });
         object.set_handle(
-            if strong { TYPE_HANDLE } else { TYPE_WEAK_HANDLE },
+            if strong {
+                TYPE_HANDLE
+            } else {
+                TYPE_WEAK_HANDLE
+            },
             handle,
         );
         Ok(())
@@ -176,7 +179,11 @@ impl Translation<'_> {
         if node.is_owned_by(self.to) {
             self.to.count_local(&node, strong);
             object.set_binder(
-                if strong { TYPE_BINDER } else { TYPE_WEAK_BINDER },
+                if strong {
+                    TYPE_BINDER
+                } else {
+                    TYPE_WEAK_BINDER
+                },
                 node.ptr(),
                 node.cookie(),
             );
@@ -184,7 +191,11 @@ impl Translation<'_> {
         } else {
             let handle = self.to.take_ref(&node, strong, None)?;
             object.set_handle(
-                if strong { TYPE_HANDLE } else { TYPE_WEAK_HANDLE },
+                if strong {
+                    TYPE_HANDLE
+                } else {
+                    TYPE_WEAK_HANDLE
+                },
                 handle,
             );
             self.keep(Held::Handle { node, strong });

@@ -134,7 +134,9 @@ impl ProcessInner {
     /// caller to drop once the lock is released.
     pub(crate) fn forget_node(&mut self, node: &Node) -> Option<NodeArc> {
         match self.nodes.get(&node.ptr()) {
-            Some(found) if core::ptr::eq::<Node>(&found.item, node) => self.nodes.remove(&node.ptr()),
+            Some(found) if core::ptr::eq::<Node>(&found.item, node) => {
+                self.nodes.remove(&node.ptr())
+            }
             _ => None,
         }
     }
@@ -453,7 +455,10 @@ impl Process {
         }
         let mut inner = self.inner.lock();
         let outcome = if change.increment {
-            inner.refs.gain_on_handle(handle, change.strong).map(|()| None)
+            inner
+                .refs
+                .gain_on_handle(handle, change.strong)
+                .map(|()| None)
         } else {
             inner.refs.lose(handle, change.strong).map(Some)
         };
@@ -473,7 +478,12 @@ impl Process {
     /// counts never fall short of its handles'. A handle counted on behalf of `notify`, the
     /// thread sending its own object, lets that thread read the node's `BR_INCREFS` and
     /// `BR_ACQUIRE`. Fails with `ESRCH` if this process is being released.
-    pub(crate) fn take_ref(&self, node: &NodeArc, strong: bool, notify: Option<&Thread>) -> Result<u32> {
+    pub(crate) fn take_ref(
+        &self,
+        node: &NodeArc,
+        strong: bool,
+        notify: Option<&Thread>,
+    ) -> Result<u32> {
         let mut inner = self.inner.lock();
         if inner.is_dead {
             return Err(ESRCH);
@@ -564,11 +574,10 @@ impl Process {
         match held {
             Held::Handle { node, strong } => {
                 let loss = self.inner.lock().refs.lose_for_node(&node, strong);
-                match loss {
-                    Ok(loss) => self.settle_loss(loss),
-                    // The handle went with the process's release, or userspace dropped more
-                    // references than it had.
-                    Err(InvalidRef) => {}
+                // No handle means it went with the process's release, or userspace dropped
+                // more references than it had.
+                if let Ok(loss) = loss {
+                    self.settle_loss(loss);
                 }
             }
             Held::Local { node, strong } => {
@@ -589,7 +598,12 @@ impl Process {
 
     /// The node of this process for its object `ptr`, created with `cookie` and `flags` if
     /// there is none yet. An existing node keeps the cookie and flags it was created with.
-    pub(crate) fn node_for_object(self: &Arc<Self>, ptr: u64, cookie: u64, flags: u32) -> Result<NodeArc> {
+    pub(crate) fn node_for_object(
+        self: &Arc<Self>,
+        ptr: u64,
+        cookie: u64,
+        flags: u32,
+    ) -> Result<NodeArc> {
         if let Some(node) = self.inner.lock().nodes.get(&ptr) {
             return Ok(node.clone());
         }
@@ -607,7 +621,12 @@ impl Process {
 
     /// Makes this process's node for `ptr` the context manager's node (creating it with
     /// `cookie` and `flags` if needed); called with the context's manager lock held.
-    pub(crate) fn make_manager_node(self: &Arc<Self>, ptr: u64, cookie: u64, flags: u32) -> Result<NodeArc> {
+    pub(crate) fn make_manager_node(
+        self: &Arc<Self>,
+        ptr: u64,
+        cookie: u64,
+        flags: u32,
+    ) -> Result<NodeArc> {
         let node = self.node_for_object(ptr, cookie, flags)?;
         node.make_manager(&mut self.inner.lock());
         Ok(node)
@@ -641,7 +660,12 @@ impl Process {
         let after = info.0.ptr;
         *info = NodeDebugInfo(pin_init::zeroed());
         let mut inner = self.inner.lock();
-        let Some(node) = inner.nodes.values().find(|node| node.ptr() > after).cloned() else {
+        let Some(node) = inner
+            .nodes
+            .values()
+            .find(|node| node.ptr() > after)
+            .cloned()
+        else {
             return;
         };
         let (has_strong, has_weak) = node.told(&mut inner);

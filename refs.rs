@@ -152,7 +152,8 @@ impl Refs {
             death: None,
         };
         node_ref.count(strong);
-        self.by_handle.insert(slot.by_handle.into_node(handle, node_ref));
+        self.by_handle
+            .insert(slot.by_handle.into_node(handle, node_ref));
         self.by_node.insert(slot.by_node.into_node(key, handle));
         let gain = Gain {
             created: true,
@@ -203,7 +204,11 @@ impl Refs {
     }
 
     /// Like [`Refs::lose`], for the handle of `node`.
-    pub(crate) fn lose_for_node(&mut self, node: &NodeArc, strong: bool) -> Result<Loss, InvalidRef> {
+    pub(crate) fn lose_for_node(
+        &mut self,
+        node: &NodeArc,
+        strong: bool,
+    ) -> Result<Loss, InvalidRef> {
         let handle = *self.by_node.get(&node_key(node)).ok_or(InvalidRef)?;
         self.lose(handle, strong)
     }

@@ -301,12 +301,9 @@ impl Thread {
     /// that thread (which waits for the chain to come back): this is how A calls B and B
     /// calls back into the same thread of A. Fails with `EPROTO` when the thread's stack top
     /// is its own unanswered call, or when a transaction waits at the head of its todo list.
-    /// Returns the thread's current stack top, the new call's `from_parent`.
-    pub(crate) fn check_new_call(
-        &self,
-        process: &Process,
-        target: &Process,
-    ) -> Result<(Option<Arc<Transaction>>, Option<Arc<Thread>>)> {
+    /// Returns the thread's current stack top, the new call's `from_parent`, and the waiting
+    /// thread if there is one.
+    pub(crate) fn check_new_call(&self, process: &Process, target: &Process) -> Result<NewCall> {
         let mut inner = process.inner_lock().lock();
         let head_is_call = self
             .todo
@@ -319,19 +316,24 @@ impl Thread {
         }
         let top = self.stack.access_mut(&mut inner).clone();
         let Some(top) = top else {
-            return Ok((None, None));
+            return Ok(NewCall::default());
         };
         if top.is_sent_by(self) {
             return Err(EPROTO);
         }
         let mut frame = Some(top.clone());
+        let mut waiting = None;
         while let Some(call) = frame {
-            if let Some(waiting) = call.caller_in(target) {
-                return Ok((Some(top), Some(waiting)));
+            waiting = call.caller_in(target);
+            if waiting.is_some() {
+                break;
             }
             frame = call.parent_of_sent();
         }
-        Ok((Some(top), None))
+        Ok(NewCall {
+            parent: Some(top),
+            waiting,
+        })
     }
 
     /// The thread leaves the driver (`BINDER_THREAD_EXIT`, or its process is released): its
@@ -366,7 +368,12 @@ impl Thread {
 
     /// Queues `reply` for this thread, which waits for the reply to `call`. Returns `false`
     /// if the thread or its process is gone.
-    pub(crate) fn deliver_reply(&self, process: &Process, call: &Transaction, reply: WorkItem) -> bool {
+    pub(crate) fn deliver_reply(
+        &self,
+        process: &Process,
+        call: &Transaction,
+        reply: WorkItem,
+    ) -> bool {
         let mut inner = process.inner_lock().lock();
         if inner.is_dead() || self.is_dead() {
             return false;
@@ -526,6 +533,15 @@ impl Thread {
         }
         None
     }
+}
+
+/// Where a new call stands on its sender's stack; see [`Thread::check_new_call`].
+#[derive(Default)]
+pub(crate) struct NewCall {
+    /// The sender's stack top: the call it is answering, if any.
+    pub(crate) parent: Option<Arc<Transaction>>,
+    /// The thread of the target process that waits further down the chain, if any.
+    pub(crate) waiting: Option<Arc<Thread>>,
 }
 
 /// The extended error of a thread whose transactions have not failed.

@@ -68,7 +68,10 @@ use crate::{
         Recipient, //
     },
     refs::MANAGER_HANDLE,
-    thread::Thread,
+    thread::{
+        NewCall,
+        Thread, //
+    },
     work::{
         Deliver,
         Flow,
@@ -184,8 +187,11 @@ impl Thread {
     fn send(self: &Arc<Self>, process: &Arc<Process>, tr: &TransactionData) -> Result<(), Failure> {
         let oneway = tr.0.flags & TF_ONE_WAY != 0;
         let node = self.find_target(process, tr.target_handle())?;
-        let (from_parent, waiting_thread) = if oneway {
-            (None, None)
+        let NewCall {
+            parent: from_parent,
+            waiting: waiting_thread,
+        } = if oneway {
+            NewCall::default()
         } else {
             self.check_new_call(process, node.owner())
                 .map_err(Failure::failed)?
@@ -229,9 +235,7 @@ impl Thread {
         tr: &TransactionData,
         id: u32,
     ) -> Result<(), Failure> {
-        let call = self
-            .pop_received(process)
-            .ok_or(Failure::failed(EPROTO))?;
+        let call = self.pop_received(process).ok_or(Failure::failed(EPROTO))?;
         if let Err(failure) = self.reply_to(process, &call, tr) {
             pr_debug!("reply {} failed: {}\n", id, failure.errno.to_errno());
             call.fail_caller(failure.code, Some((id, failure.errno)));
@@ -305,8 +309,7 @@ impl Transaction {
     ) -> Result<Arc<Self>, Failure> {
         let tr = &tr.0;
         let data_size = usize::try_from(tr.data_size).map_err(|_| Failure::failed(EINVAL))?;
-        let offsets_size =
-            usize::try_from(tr.offsets_size).map_err(|_| Failure::failed(EINVAL))?;
+        let offsets_size = usize::try_from(tr.offsets_size).map_err(|_| Failure::failed(EINVAL))?;
         let size = align8(tr.data_size)
             .and_then(|data| data.checked_add(align8(tr.offsets_size)?))
             .and_then(|size| usize::try_from(size).ok())
