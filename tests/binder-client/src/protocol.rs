@@ -410,6 +410,9 @@ mod tests {
         bytes.extend_from_slice(&uapi::BR_DEAD_BINDER.to_ne_bytes());
         bytes.extend_from_slice(&7u64.to_ne_bytes());
         bytes.extend_from_slice(&uapi::BR_INCREFS.to_ne_bytes());
+        bytes.extend_from_slice(&5u64.to_ne_bytes());
+        bytes.extend_from_slice(&6u64.to_ne_bytes());
+        bytes.extend_from_slice(&uapi::BR_FROZEN_BINDER.to_ne_bytes());
         bytes.extend_from_slice(&[0; 16]);
         bytes.extend_from_slice(&uapi::BR_TRANSACTION_COMPLETE.to_ne_bytes());
         assert_eq!(
@@ -417,7 +420,8 @@ mod tests {
             Ok(vec![
                 Return::Noop,
                 Return::DeadBinder(7),
-                Return::Other(uapi::BR_INCREFS),
+                Return::Increfs(5, 6),
+                Return::Other(uapi::BR_FROZEN_BINDER),
                 Return::TransactionComplete
             ])
         );
