@@ -19,6 +19,10 @@ use kernel::{
 };
 
 use crate::{
+    census::{
+        Counted,
+        Kind, //
+    },
     defs::{
         BR_CLEAR_DEATH_NOTIFICATION_DONE,
         BR_DEAD_BINDER, //
@@ -39,6 +43,8 @@ use crate::{
 /// One death notification: a handle's holder waiting to hear that its node died.
 #[pin_data]
 pub(crate) struct Death {
+    /// Counts the object in the module's census.
+    _census: Counted,
     /// The process that asked, and whose todo list the notifications go to.
     holder: Arc<Process>,
     /// The holder's value for the notification.
@@ -70,6 +76,7 @@ impl Death {
     /// Creates a death notification for `holder` with `cookie`.
     pub(crate) fn new(holder: Arc<Process>, cookie: u64) -> Result<Arc<Work<Self>>> {
         Work::new_pinned(try_pin_init!(Self {
+            _census: Counted::new(Kind::Death),
             holder,
             cookie,
             state <- new_spinlock!(DeathState::default(), "Death::state"),

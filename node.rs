@@ -34,6 +34,10 @@ use kernel::{
 };
 
 use crate::{
+    census::{
+        Counted,
+        Kind, //
+    },
     death::Death,
     defs::{
         BR_ACQUIRE,
@@ -65,6 +69,8 @@ pub(crate) type NodeArc = Arc<Work<Node>>;
 /// A binder object of one process.
 #[pin_data]
 pub(crate) struct Node {
+    /// Counts the object in the module's census.
+    _census: Counted,
     /// The process that owns the object.
     owner: Arc<Process>,
     /// The owner's identity for the object, handed back to it in transactions.
@@ -166,6 +172,7 @@ impl Node {
             },
         );
         Work::new_pinned(try_pin_init!(Self {
+            _census: Counted::new(Kind::Node),
             counts,
             oneway,
             owner,

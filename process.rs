@@ -42,6 +42,10 @@ use crate::{
         RangeView,
         ReceiveBuffer, //
     },
+    census::{
+        Counted,
+        Kind, //
+    },
     context::Context,
     death::Death,
     defs::{
@@ -88,6 +92,8 @@ pub(crate) enum Recipient<'a> {
 /// A process's connection to one binder device.
 #[pin_data]
 pub(crate) struct Process {
+    /// Counts the object in the module's census.
+    _census: Counted,
     /// The device's context.
     pub(crate) context: Arc<Context>,
     /// The leader of the thread group that opened the device.
@@ -225,6 +231,7 @@ impl Process {
         let cred = ARef::from(file.cred());
         Arc::pin_init(
             try_pin_init!(Self {
+                _census: Counted::new(Kind::Process),
                 context,
                 task,
                 mm,

@@ -25,8 +25,10 @@
 //! - [`work`]: the todo lists threads read their work from.
 //! - [`death`]: death notifications.
 //! - [`defs`]: the userspace ABI, from `include/uapi/linux/android/binder.h`.
+//! - [`census`]: counts of live objects, checked for leaks at unload.
 
 mod allocation;
+mod census;
 mod commands;
 mod context;
 mod death;
@@ -59,6 +61,12 @@ module! {
 /// `file_operations.owner`, so no file of ours is open by then.
 struct RustBinderModule {
     _devices: device::Devices,
+}
+
+impl Drop for RustBinderModule {
+    fn drop(&mut self) {
+        census::report_leaks();
+    }
 }
 
 impl kernel::Module for RustBinderModule {

@@ -27,6 +27,10 @@ use kernel::{
 };
 
 use crate::{
+    census::{
+        Counted,
+        Kind, //
+    },
     defs::{
         ExtendedError,
         BR_DEAD_REPLY,
@@ -73,6 +77,8 @@ pub(crate) mod looper {
 /// so that `poll` and the ioctl paths can read them next to the condition variable.
 #[pin_data]
 pub(crate) struct Thread {
+    /// Counts the object in the module's census.
+    _census: Counted,
     /// The task's pid (a thread id, in the init pid namespace).
     pub(crate) id: Pid,
     /// The `looper` bits.
@@ -119,6 +125,7 @@ impl Thread {
         }))?;
         Arc::pin_init(
             try_pin_init!(Self {
+                _census: Counted::new(Kind::Thread),
                 id,
                 looper: Atomic::new(0),
                 need_return: Atomic::new(true),

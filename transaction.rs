@@ -48,6 +48,10 @@ use crate::{
         BufferRange,
         RangeView, //
     },
+    census::{
+        Counted,
+        Kind, //
+    },
     defs::{
         TransactionData,
         BR_DEAD_REPLY,
@@ -114,6 +118,8 @@ impl Failure {
 /// A transaction or reply on its way, or a call delivered and awaiting its reply.
 #[pin_data(PinnedDrop)]
 pub(crate) struct Transaction {
+    /// Counts the object in the module's census.
+    _census: Counted,
     /// The sending thread of a synchronous call: the reply goes back to it.
     from: Option<Arc<Thread>>,
     /// The top of the sender's stack when it sent the call (a call it was answering).
@@ -344,6 +350,7 @@ impl Transaction {
         let to_parent = LockedBy::new(to.inner_lock(), None);
         Arc::pin_init(
             try_pin_init!(Self {
+                _census: Counted::new(Kind::Transaction),
                 from,
                 from_parent,
                 to_parent,

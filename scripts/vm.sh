@@ -110,7 +110,7 @@ fi
 bad='BUG:|WARNING:|Oops|KASAN:|UBSAN:|general protection fault|Kernel panic|INFO: task .* blocked'
 bad+='|detected stall|possible circular locking|possible recursive locking|inconsistent lock state'
 bad+='|suspicious RCU usage|bad unlock balance|held lock freed|DEBUG_LOCKS_WARN_ON|Call Trace:'
-bad+='|unreferenced object|suspected memory leak'
+bad+='|unreferenced object|suspected memory leak|rust_binder: leaked'
 excerpt=$( (
     tr -d '\r' <"$out/console.log"
     sed -n '/^=== kmemleak/,/^=== end/p' "$out/guest.log" | tr -d '\r'
