@@ -68,15 +68,16 @@ impl Thread {
             }
             BC_TRANSACTION | BC_REPLY => {
                 let tr: TransactionData = commands.read()?;
-                self.transaction(process, &tr, code == BC_REPLY)
+                // The plain variants are the `_SG` ones without room for buffers.
+                let sg = TransactionDataSg(kernel::uapi::binder_transaction_data_sg {
+                    transaction_data: tr.0,
+                    buffers_size: 0,
+                });
+                self.transaction(process, &sg, code == BC_REPLY)
             }
             BC_TRANSACTION_SG | BC_REPLY_SG => {
                 let tr: TransactionDataSg = commands.read()?;
-                self.transaction(
-                    process,
-                    &TransactionData(tr.0.transaction_data),
-                    code == BC_REPLY_SG,
-                )
+                self.transaction(process, &tr, code == BC_REPLY_SG)
             }
             BC_REQUEST_DEATH_NOTIFICATION | BC_CLEAR_DEATH_NOTIFICATION => {
                 // `struct binder_handle_cookie` is packed: a u32 handle, then a u64 cookie.

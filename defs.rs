@@ -134,11 +134,16 @@ const _: () = assert!(core::mem::size_of::<ExtendedError>() == 3 * 4);
 const _: () = assert!(core::mem::size_of::<NodeDebugInfo>() == 8 + 8 + 4 + 4);
 const _: () = assert!(core::mem::size_of::<NodeInfoForRef>() == 6 * 4);
 
-impl TransactionData {
+impl TransactionDataSg {
     /// The target handle (the `target` union, as a sender fills it in).
     pub(crate) fn target_handle(&self) -> u32 {
         // SAFETY: Both members of the union are integers, so reading either is always valid.
-        unsafe { self.0.target.handle }
+        unsafe { self.0.transaction_data.target.handle }
+    }
+
+    /// The transaction flags (`TF_*`).
+    pub(crate) fn flags(&self) -> u32 {
+        self.0.transaction_data.flags
     }
 }
 

@@ -77,8 +77,8 @@ impl Translation<'_> {
     /// Checks and translates every object that the offsets in `view` point at.
     ///
     /// `view` holds the copied data (`data_size` bytes) and, from the next multiple of 8,
-    /// the `offsets_size` bytes of offsets. The errors are the C driver's: `EINVAL` for an
-    /// offsets size that is not a multiple of 8 and for a misplaced or unknown object, and
+    /// the `offsets_size` bytes of offsets (a multiple of 8, which the caller checked). The
+    /// errors are the C driver's: `EINVAL` for a misplaced or unknown object, and
     /// `EFAULT` for an object that does not lie after the one before within the data.
     pub(crate) fn translate_all(
         &mut self,
@@ -86,9 +86,6 @@ impl Translation<'_> {
         data_size: usize,
         offsets_size: usize,
     ) -> Result {
-        if offsets_size % size_of::<u64>() != 0 {
-            return Err(EINVAL);
-        }
         let offsets_start = data_size.checked_next_multiple_of(8).ok_or(EINVAL)?;
         // Where the previous object ended.
         let mut end_of_last = 0usize;

@@ -54,6 +54,7 @@ use crate::{
     },
     defs::{
         TransactionData,
+        TransactionDataSg,
         BR_DEAD_REPLY,
         BR_FAILED_REPLY,
         BR_OK,
@@ -170,7 +171,7 @@ impl Thread {
     pub(crate) fn transaction(
         self: &Arc<Self>,
         process: &Arc<Process>,
-        tr: &TransactionData,
+        tr: &TransactionDataSg,
         reply: bool,
     ) -> Result {
         let id = next_debug_id();
@@ -190,8 +191,12 @@ impl Thread {
 
     /// A transaction to a node: a call, which the thread then waits to have answered, or
     /// with `TF_ONE_WAY` a one-way transaction, delivered in turn with the node's others.
-    fn send(self: &Arc<Self>, process: &Arc<Process>, tr: &TransactionData) -> Result<(), Failure> {
-        let oneway = tr.0.flags & TF_ONE_WAY != 0;
+    fn send(
+        self: &Arc<Self>,
+        process: &Arc<Process>,
+        tr: &TransactionDataSg,
+    ) -> Result<(), Failure> {
+        let oneway = tr.flags() & TF_ONE_WAY != 0;
         let node = self.find_target(process, tr.target_handle())?;
         let NewCall {
             parent: from_parent,
@@ -238,7 +243,7 @@ impl Thread {
     fn reply(
         self: &Arc<Self>,
         process: &Arc<Process>,
-        tr: &TransactionData,
+        tr: &TransactionDataSg,
         id: u32,
     ) -> Result<(), Failure> {
         let call = self.pop_received(process).ok_or(Failure::failed(EPROTO))?;
@@ -255,7 +260,7 @@ impl Thread {
         self: &Arc<Self>,
         process: &Arc<Process>,
         call: &Transaction,
-        tr: &TransactionData,
+        tr: &TransactionDataSg,
     ) -> Result<(), Failure> {
         let Some(caller) = call.from.clone() else {
             return Err(Failure::failed(EPROTO));
@@ -310,14 +315,18 @@ impl Transaction {
         from_process: &Arc<Process>,
         to: Arc<Process>,
         node: Option<&NodeArc>,
-        tr: &TransactionData,
+        tr: &TransactionDataSg,
         is_reply: bool,
     ) -> Result<Arc<Self>, Failure> {
-        let tr = &tr.0;
+        let extra = tr.0.buffers_size;
+        let tr = &tr.0.transaction_data;
         let data_size = usize::try_from(tr.data_size).map_err(|_| Failure::failed(EINVAL))?;
         let offsets_size = usize::try_from(tr.offsets_size).map_err(|_| Failure::failed(EINVAL))?;
+        // As in C, room for scatter-gather buffers is allocated even though no `PTR` object
+        // can use it yet.
         let size = align8(tr.data_size)
             .and_then(|data| data.checked_add(align8(tr.offsets_size)?))
+            .and_then(|size| size.checked_add(align8(extra)?))
             .and_then(|size| usize::try_from(size).ok())
             .ok_or(Failure::failed(EINVAL))?;
         let async_node = match (is_reply, tr.flags & TF_ONE_WAY != 0, node) {
@@ -336,7 +345,7 @@ impl Transaction {
             to: &to,
             held: KVec::new(),
         };
-        if let Err(err) = translation.fill(&view, tr, node, data_size, offsets_size) {
+        if let Err(err) = translation.fill(&view, tr, node, data_size, offsets_size, extra) {
             to.release_all_held(translation.held);
             to.release_buffer(range);
             return Err(if err == ESRCH {
@@ -475,6 +484,7 @@ impl Translation<'_> {
         node: Option<&NodeArc>,
         data_size: usize,
         offsets_size: usize,
+        extra: u64,
     ) -> Result {
         // SAFETY: Both members of the union are integers, so reading either is always valid.
         let (data_ptr, offsets_ptr) = unsafe { (tr.data.ptr.buffer, tr.data.ptr.offsets) };
@@ -483,6 +493,10 @@ impl Translation<'_> {
         let offsets_start = data_size.checked_next_multiple_of(8).ok_or(EINVAL)?;
         let mut offsets = user_reader(offsets_ptr, offsets_size)?;
         view.copy_from_user(offsets_start, &mut offsets, offsets_size)?;
+        // The C driver checks the sizes in this order, after copying the offsets.
+        if offsets_size % size_of::<u64>() != 0 || extra % 8 != 0 {
+            return Err(EINVAL);
+        }
         if let Some(node) = node {
             self.held.reserve(1, GFP_KERNEL)?;
             self.to.count_local(node, true);

@@ -57,6 +57,8 @@ pub const CASES: &[Case] = &[
         "object_fd_not_carried_yet",
         fd_not_carried_yet,
     ),
+    Case::new("transaction_sg_buffers_size_unaligned_einval", sg_unaligned),
+    Case::new("transaction_sg_without_buffers_delivered", sg_delivered),
 ];
 
 const PING: &[u8] = b"ping";
@@ -569,6 +571,58 @@ fn failed_translation_releases(_: &Env) -> Outcome {
         .reply
         .ok_or("no reply")?;
     c.free(&reply)?;
+    manager.join()
+}
+
+fn sg_unaligned(_: &Env) -> Outcome {
+    let manager = idle_manager()?;
+    let c = Peer::open()?;
+    c.send(
+        Commands::new().transaction_sg(false, 0, 1, b"data", 4),
+        "call with 4 bytes of buffers",
+    )?;
+    let returns = c.read()?;
+    ensure!(
+        returns.contains(&Return::FailedReply),
+        "the caller read {returns:?}"
+    );
+    let error = c.binder.extended_error().step("extended error")?;
+    ensure!(error.param == -libc::EINVAL, "extended error {error:?}");
+    manager.kill()
+}
+
+/// BC_TRANSACTION_SG with room for buffers that no object uses is an ordinary call.
+fn sg_delivered(_: &Env) -> Outcome {
+    let manager = spawn_ready(|ready| {
+        let m = Peer::manager()?;
+        ready();
+        let (call, _) = m.next_call()?;
+        let data = m
+            .mapping
+            .bytes_at(call.buffer, call.data_size)
+            .unwrap_or(&[]);
+        ensure!(data == b"data", "the manager got {data:?}");
+        m.reply_and_free(&call, &Payload::new())
+    })?;
+    let c = Peer::open()?;
+    c.send(
+        Commands::new().transaction_sg(false, 0, 1, b"data", 64),
+        "call with 64 bytes of buffers",
+    )?;
+    loop {
+        let returns = c.read()?;
+        if let Some(reply) = returns.iter().find_map(|ret| match ret {
+            Return::Reply(txn) => Some(txn.clone()),
+            _ => None,
+        }) {
+            c.free(&reply)?;
+            break;
+        }
+        ensure!(
+            !returns.contains(&Return::FailedReply),
+            "the caller read {returns:?}"
+        );
+    }
     manager.join()
 }
 
