@@ -9,7 +9,8 @@
 #   it; our rb-calc-client calls rsbinder's service
 #
 #   with our rb-servicemanager: rsbinder's service registers, rsb_service lists it, and
-#   rsbinder's client and ours call it
+#   rsbinder's client and ours call it; rsbinder's blocking lookup, which registers for
+#   notifications, gets a service registered after it started waiting
 #
 #   the demo's story (scripts/vm/demo.sh, in /bin as demo.sh)
 #
@@ -63,13 +64,12 @@ stop_all() {
     pids=
 }
 
-# until_ok COMMAND...: retries COMMAND until it succeeds (watchdog 30 s, never reached by a
-# working driver; not a timing assertion).
+# until_ok COMMAND...: retries COMMAND until it succeeds (a watchdog of 30 s in all, and of
+# 10 s for each try, never reached by a working driver; not a timing assertion).
 until_ok() {
-    i=0
+    deadline=$(($(date +%s) + 30))
     while ! timeout 10 "$@" >/dev/null 2>&1; do
-        i=$((i + 1))
-        [ "$i" -le 60 ] || return 1
+        [ "$(date +%s)" -lt "$deadline" ] || return 1
         sleep 0.5
     done
 }
@@ -78,7 +78,7 @@ until_ok() {
 run() {
     name=$1
     shift
-    timeout 30 "$@" >"$logs/$name" 2>&1
+    timeout 20 "$@" >"$logs/$name" 2>&1
 }
 
 lists() { timeout 10 rsb_service list 2>/dev/null | grep -qx "$1"; }
@@ -132,6 +132,18 @@ check interop_rsb_client_via_our_servicemanager "rsbinder's add(2, 3) was not 5"
 run rb-client rb-calc-client --name rsb.calculator 4 5
 check interop_our_client_calls_rsb_service "our add(4, 5) on rsbinder's was not 9" \
     has rb-client "reply 9$"
+# rsbinder's blocking lookup registers a callback (registerForNotifications) and is told of the
+# service when it registers (onRegistration), in addition to polling once a second.
+start rsb-waiter rsb-calc-client --wait rsb.later 20 22
+until_ok sh -c "grep -q registerForNotifications $logs/rb-servicemanager"
+start rsb-later rsb-calc-service rsb.later
+i=0
+while ! has rsb-waiter "= 42" && [ "$i" -lt 300 ]; do
+    i=$((i + 1))
+    sleep 0.1
+done
+check interop_rsb_wait_for_service_on_our_servicemanager "rsbinder's wait_for_interface never got rsb.later" \
+    has rsb-waiter "add(20, 22) = 42"
 stop_all
 rm -f "$logs"/*
 

@@ -8,7 +8,9 @@
 //! driver when dropped), holds references with [`Process::acquire`] and hears of deaths with
 //! [`Process::request_death`] and [`Process::wait_for_death`]. As a server it answers calls to
 //! its nodes with [`Process::serve`]: the calling thread becomes a looper, and when the driver
-//! asks for more threads (`BR_SPAWN_LOOPER`) the loop starts them.
+//! asks for more threads (`BR_SPAWN_LOOPER`) the loop starts them. A process that hands one of
+//! its nodes to another sets its service first ([`Process::set_service`]), so a call back to
+//! the node while the handing-over call is still going on is answered too.
 //!
 //! The driver's reference-count handshake on this process's nodes (`BR_INCREFS`,
 //! `BR_ACQUIRE`) is answered wherever it shows up. The nodes of the programs built on this are
@@ -566,9 +568,8 @@ impl Process {
         let (data, offsets) = self.payload(txn)?;
         let call = Call { txn, data, offsets };
         let response = service.on_transact(&call);
-        let free = Commands::new().free_buffer(txn.buffer);
         if call.is_oneway() {
-            return self.send(&free);
+            return self.send(&Commands::new().free_buffer(txn.buffer));
         }
         let status;
         let commands = match &response {
@@ -585,10 +586,9 @@ impl Process {
                 Commands::new().transaction(true, 0, 0, uapi::TF_STATUS_CODE, &status)
             }
         };
-        let mut bytes = commands.as_bytes().to_vec();
-        bytes.extend_from_slice(free.as_bytes());
-        let done = self.binder.write_read_at(&bytes, 0, &mut [], 0);
-        done.result.map_err(|e| context(e, "BC_REPLY failed"))?;
+        // The reply first: libbinder frees the call's buffer after replying, too.
+        self.send(&commands.free_buffer(txn.buffer))
+            .map_err(|e| context(e, "BC_REPLY failed"))?;
         Ok(())
     }
 }

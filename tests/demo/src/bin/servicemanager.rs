@@ -4,9 +4,10 @@
 //!
 //! It speaks `android.os.IServiceManager` (Android 16 numbering) as Android's service manager
 //! and rsbinder's `rsb_hub` do, so their clients and tools work with it: getService(2),
-//! checkService(2), addService, listServices, tryUnregisterService, getServiceDebugInfo and
-//! isDeclared (always false). It holds a reference on each registered service and asks for its death, so a dead
-//! service leaves the table. Methods about notifications, declarations and debug information
+//! checkService(2), addService, listServices, registerForNotifications and its undoing,
+//! tryUnregisterService, getServiceDebugInfo, and isDeclared (always false: nothing is
+//! declared). It holds a reference on each registered service and asks for its death, so a
+//! dead service leaves the table. The other methods (lazy services, APEX, connection info)
 //! answer `EX_UNSUPPORTED_OPERATION`. There is no access control: anyone may register.
 //!
 //! Usage: rb-servicemanager [--device PATH]
@@ -43,7 +44,13 @@ struct Manager {
 struct Table {
     services: BTreeMap<String, Entry>,
     next_cookie: u64,
+    /// `IServiceCallback` handles to tell when a name is registered, by name.
+    callbacks: Vec<(String, u32)>,
 }
+
+/// `android.os.IServiceCallback`: `oneway void onRegistration(String name, IBinder binder)`.
+const CALLBACK_DESCRIPTOR: &str = "android.os.IServiceCallback";
+const ON_REGISTRATION: u32 = binder_client::parcel::FIRST_CALL_TRANSACTION;
 
 impl Manager {
     fn table(&self) -> std::sync::MutexGuard<'_, Table> {
@@ -170,6 +177,20 @@ impl Manager {
                     }
                 }
             }
+            sm::code::REGISTER_FOR_NOTIFICATIONS | sm::code::UNREGISTER_FOR_NOTIFICATIONS => {
+                let name = args.read_string()?;
+                let Object::Handle(callback) = args.read_object()? else {
+                    reply.write_exception(exception::ILLEGAL_ARGUMENT, "no callback binder");
+                    return Ok(reply);
+                };
+                if call.code() == sm::code::REGISTER_FOR_NOTIFICATIONS {
+                    self.register_callback(name, callback, pid)
+                        .map_err(|e| ParcelError::Invalid(e.to_string()))?;
+                } else {
+                    self.unregister_callback(&name, callback, pid);
+                }
+                reply.write_ok_status();
+            }
             sm::code::IS_DECLARED => {
                 let _name = args.read_string()?;
                 reply.write_ok_status().write_bool(false);
@@ -217,11 +238,68 @@ impl Manager {
             dump_priority,
             pid,
         };
-        if let Some(old) = table.services.insert(name.clone(), entry) {
-            drop(table);
+        let waiting: Vec<u32> = table
+            .callbacks
+            .iter()
+            .filter(|(n, _)| *n == name)
+            .map(|(_, c)| *c)
+            .collect();
+        let old = table.services.insert(name.clone(), entry);
+        drop(table);
+        if let Some(old) = old {
             self.forget(&name, &old, "replaced");
         }
+        for callback in waiting {
+            self.notify(&name, handle, callback);
+        }
         Ok(())
+    }
+
+    /// Remembers `callback` (an `IServiceCallback`) to tell when `name` is registered, and
+    /// tells it at once if it is.
+    fn register_callback(&self, name: String, callback: u32, pid: i32) -> std::io::Result<()> {
+        self.process.acquire(callback)?;
+        let mut table = self.table();
+        say!(
+            "registerForNotifications({name:?}) from pid {pid} (code {}): callback handle {callback}",
+            sm::code::REGISTER_FOR_NOTIFICATIONS
+        );
+        let now = table.services.get(&name).map(|e| e.handle);
+        table.callbacks.push((name.clone(), callback));
+        drop(table);
+        if let Some(handle) = now {
+            self.notify(&name, handle, callback);
+        }
+        Ok(())
+    }
+
+    fn unregister_callback(&self, name: &str, callback: u32, pid: i32) {
+        let mut table = self.table();
+        let before = table.callbacks.len();
+        table
+            .callbacks
+            .retain(|(n, c)| !(n == name && *c == callback));
+        let removed = before - table.callbacks.len();
+        drop(table);
+        say!("unregisterForNotifications({name:?}) from pid {pid}: {removed} removed");
+        for _ in 0..removed {
+            let _ = self.process.release(callback);
+        }
+    }
+
+    /// Tells `callback` that `name` is now `handle` (a one-way `onRegistration`).
+    fn notify(&self, name: &str, handle: u32, callback: u32) {
+        let mut data = Parcel::new();
+        data.write_interface_token(CALLBACK_DESCRIPTOR)
+            .write_str(Some(name))
+            .write_object(Object::Handle(handle));
+        match self
+            .process
+            .transact_oneway(callback, ON_REGISTRATION, &data)
+        {
+            Ok(()) => say!("onRegistration({name:?}) to callback handle {callback}"),
+            Err(e) => say!("onRegistration({name:?}) to callback handle {callback}: {e}"),
+        }
     }
 
     /// Lets go of a service that left the table.

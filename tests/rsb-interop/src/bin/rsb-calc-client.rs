@@ -3,18 +3,28 @@
 //! rsb-calc-client: calls `add` on a calculator, found through the service manager, with
 //! rsbinder.
 //!
-//! Usage: rsb-calc-client NAME A B
+//! Usage: rsb-calc-client [--wait] NAME A B
 //!
-//! Polls `getService` (rather than rsbinder's `wait_for_service`, which needs the service
-//! manager's registerForNotifications) for up to 30 seconds.
+//! Polls `getService` for up to 30 seconds; with `--wait` it uses rsbinder's own
+//! `wait_for_interface` instead, which registers an `IServiceCallback` with the service
+//! manager (registerForNotifications) and waits for its `onRegistration`.
 
 use std::{process::ExitCode, thread, time::Duration};
 
 use rsb_interop::ICalculator;
 use rsbinder::{hub, ProcessState, Strong};
 
-fn run(name: &str, a: i32, b: i32) -> Result<i32, String> {
+fn run(wait: bool, name: &str, a: i32, b: i32) -> Result<i32, String> {
     ProcessState::init_default().map_err(|e| format!("cannot open the binder device: {e}"))?;
+    if wait {
+        // The callback is a local binder: the service manager's onRegistration needs a thread.
+        ProcessState::start_thread_pool();
+        let calculator: Strong<dyn ICalculator> = hub::wait_for_interface(name)
+            .map_err(|e| format!("waiting for {name:?} failed: {e}"))?;
+        return calculator
+            .add(a, b)
+            .map_err(|e| format!("add({a}, {b}) failed: {e}"));
+    }
     let mut tries = 0;
     let calculator: Strong<dyn ICalculator> = loop {
         match hub::try_get_interface::<dyn ICalculator>(name) {
@@ -32,7 +42,11 @@ fn run(name: &str, a: i32, b: i32) -> Result<i32, String> {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let wait = args.first().is_some_and(|a| a == "--wait");
+    if wait {
+        args.remove(0);
+    }
     let parsed = match args.as_slice() {
         [name, a, b] => a
             .parse::<i32>()
@@ -42,10 +56,10 @@ fn main() -> ExitCode {
         _ => None,
     };
     let Some((name, a, b)) = parsed else {
-        eprintln!("usage: rsb-calc-client NAME A B");
+        eprintln!("usage: rsb-calc-client [--wait] NAME A B");
         return ExitCode::from(2);
     };
-    match run(&name, a, b) {
+    match run(wait, &name, a, b) {
         Ok(sum) => {
             println!(
                 "[rsb-calc-client {}] {name}: add({a}, {b}) = {sum}",
