@@ -43,10 +43,31 @@ fail() { # fail NAME WHY: the result line, then every program's log
         tail -n 15 "$f" | sed 's/^/#   /'
     done
 }
+failed=
 check() { # check NAME WHY COMMAND...: ok when COMMAND succeeds
-    name=$1 why=$2
+    # Names of their own: the command may be one of the functions below.
+    check_name=$1 check_why=$2
     shift 2
-    if "$@"; then ok "$name"; else fail "$name" "$why"; fi
+    if "$@"; then
+        ok "$check_name"
+    else
+        fail "$check_name" "$check_why"
+        failed="$failed $check_name "
+    fi
+}
+# after PREREQ check NAME WHY COMMAND...: the check, unless PREREQ failed (then it fails at
+# once, saying so, rather than waiting out its watchdog for nothing).
+after() {
+    case "$failed" in
+    *" $1 "*)
+        echo "FAIL $3: skipped, as $1 failed"
+        failed="$failed $3 "
+        ;;
+    *)
+        shift
+        "$@"
+        ;;
+    esac
 }
 
 # start NAME COMMAND...: runs COMMAND in the background, its output in $logs/NAME.
@@ -83,67 +104,74 @@ run() {
 
 lists() { timeout 10 rsb_service list 2>/dev/null | grep -qx "$1"; }
 has() { grep -q "$2" "$logs/$1"; }
+# answers LOG PATTERN COMMAND...: runs COMMAND (a call) and looks for PATTERN in its output.
+answers() {
+    log=$1 pattern=$2
+    shift 2
+    run "$log" "$@"
+    has "$log" "$pattern"
+}
+
+# rsbinder's blocking lookup registers a callback (registerForNotifications) and is told of
+# the service when it registers (onRegistration), besides polling once a second.
+waits_for_later_service() {
+    start rsb-waiter rsb-calc-client --wait rsb.later 20 22
+    until_ok sh -c "grep -q registerForNotifications $logs/rb-servicemanager" || return 1
+    start rsb-later rsb-calc-service rsb.later
+    deadline=$(($(date +%s) + 30))
+    while ! has rsb-waiter "add(20, 22) = 42"; do
+        [ "$(date +%s)" -lt "$deadline" ] || return 1
+        sleep 0.1
+    done
+}
 
 # ---- rsb_hub as the service manager
+hub=interop_rsb_hub_serves
+rsb=interop_rsb_service_registers_with_rsb_hub
+ours=interop_our_service_registers_with_rsb_hub
 start rsb_hub rsb_hub --insecure-allow-all
-check interop_rsb_hub_serves "rsb_hub did not become the service manager" \
+check $hub "rsb_hub did not become the service manager" \
     until_ok rsb_service check manager
-
 start rsb-calc-service rsb-calc-service rsb.calculator
-check interop_rsb_service_registers_with_rsb_hub "rsb_service check never found rsb.calculator" \
+after $hub check $rsb "rsb_service check never found rsb.calculator" \
     until_ok rsb_service check rsb.calculator
-check interop_rsb_service_list_on_rsb_hub "rsb_service list does not show rsb.calculator" \
+after $rsb check interop_rsb_service_list_on_rsb_hub "rsb_service list misses rsb.calculator" \
     lists rsb.calculator
-run rsb-client rsb-calc-client rsb.calculator 2 3
-check interop_rsb_client_calls_rsb_service_via_rsb_hub "rsbinder's add(2, 3) was not 5" \
-    has rsb-client "add(2, 3) = 5"
-
+after $rsb check interop_rsb_client_calls_rsb_service_via_rsb_hub "rsbinder's add(2, 3) not 5" \
+    answers rsb-client "add(2, 3) = 5" rsb-calc-client rsb.calculator 2 3
 start rb-calculator rb-calculator --name calculator
-check interop_our_service_registers_with_rsb_hub "rsb_service list never showed calculator" \
+after $hub check $ours "rsb_service list never showed calculator" \
     until_ok sh -c "rsb_service list | grep -qx calculator"
-run rsb-client-ours rsb-calc-client calculator 6 7
-check interop_rsb_client_calls_our_service_via_rsb_hub "rsbinder's add(6, 7) on ours was not 13" \
-    has rsb-client-ours "add(6, 7) = 13"
-run rb-client rb-calc-client --name rsb.calculator 4 5
-check interop_our_client_calls_rsb_service_via_rsb_hub "our add(4, 5) on rsbinder's was not 9" \
-    has rb-client "reply 9$"
-run rb-list rb-calc-client --list
-check interop_our_client_lists_rsb_hub "our listServices on rsb_hub misses a service" \
-    sh -c "grep -qx manager $logs/rb-list && grep -qx calculator $logs/rb-list &&
+after $ours check interop_rsb_client_calls_our_service_via_rsb_hub "rsbinder's add(6, 7) not 13" \
+    answers rsb-client-ours "add(6, 7) = 13" rsb-calc-client calculator 6 7
+after $rsb check interop_our_client_calls_rsb_service_via_rsb_hub "our add(4, 5) not 9" \
+    answers rb-client "reply 9$" rb-calc-client --name rsb.calculator 4 5
+after $hub check interop_our_client_lists_rsb_hub "our listServices misses a service" \
+    sh -c "timeout 20 rb-calc-client --list >$logs/rb-list 2>&1 &&
+        grep -qx manager $logs/rb-list && grep -qx calculator $logs/rb-list &&
         grep -qx rsb.calculator $logs/rb-list"
 stop_all
 rm -f "$logs"/*
 
 # ---- our rb-servicemanager as the service manager
+sm=interop_our_servicemanager_serves
+rsb=interop_rsb_service_registers_with_our_servicemanager
 start rb-servicemanager rb-servicemanager
 # rsbinder gives up on handle 0 for good if the first call to it fails: start it only once
 # the service manager answers.
-check interop_our_servicemanager_serves "rb-servicemanager did not answer listServices" \
+check $sm "rb-servicemanager did not answer listServices" \
     until_ok rb-calc-client --list
 start rsb-calc-service rsb-calc-service rsb.calculator
-check interop_rsb_service_registers_with_our_servicemanager \
-    "rsb_service check never found rsb.calculator" \
+after $sm check $rsb "rsb_service check never found rsb.calculator" \
     until_ok rsb_service check rsb.calculator
-check interop_rsb_service_list_on_our_servicemanager "rsb_service list does not show rsb.calculator" \
+after $rsb check interop_rsb_service_list_on_our_servicemanager "rsb_service list misses it" \
     lists rsb.calculator
-run rsb-client rsb-calc-client rsb.calculator 2 3
-check interop_rsb_client_via_our_servicemanager "rsbinder's add(2, 3) was not 5" \
-    has rsb-client "add(2, 3) = 5"
-run rb-client rb-calc-client --name rsb.calculator 4 5
-check interop_our_client_calls_rsb_service "our add(4, 5) on rsbinder's was not 9" \
-    has rb-client "reply 9$"
-# rsbinder's blocking lookup registers a callback (registerForNotifications) and is told of the
-# service when it registers (onRegistration), in addition to polling once a second.
-start rsb-waiter rsb-calc-client --wait rsb.later 20 22
-until_ok sh -c "grep -q registerForNotifications $logs/rb-servicemanager"
-start rsb-later rsb-calc-service rsb.later
-i=0
-while ! has rsb-waiter "= 42" && [ "$i" -lt 300 ]; do
-    i=$((i + 1))
-    sleep 0.1
-done
-check interop_rsb_wait_for_service_on_our_servicemanager "rsbinder's wait_for_interface never got rsb.later" \
-    has rsb-waiter "add(20, 22) = 42"
+after $rsb check interop_rsb_client_via_our_servicemanager "rsbinder's add(2, 3) not 5" \
+    answers rsb-client "add(2, 3) = 5" rsb-calc-client rsb.calculator 2 3
+after $rsb check interop_our_client_calls_rsb_service "our add(4, 5) on rsbinder's not 9" \
+    answers rb-client "reply 9$" rb-calc-client --name rsb.calculator 4 5
+after $rsb check interop_rsb_wait_for_service_on_our_servicemanager \
+    "rsbinder's wait_for_interface never got rsb.later" waits_for_later_service
 stop_all
 rm -f "$logs"/*
 
