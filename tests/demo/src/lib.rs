@@ -159,6 +159,18 @@ pub mod sm {
     /// The service manager's handle, for everyone but itself.
     pub const HANDLE: u32 = 0;
 
+    /// Appends the `Service` that getService2 and checkService2 return: a union (written
+    /// without a size: "present", then its tag) whose kind 0, `ServiceWithMetadata`, is a
+    /// parcelable holding the binder (null when unknown) and whether it is a lazy service.
+    pub fn write_service(reply: &mut Parcel, service: Object) {
+        reply
+            .write_i32(1)
+            .write_i32(0)
+            .write_parcelable(|metadata| {
+                metadata.write_object(service).write_bool(false);
+            });
+    }
+
     /// Registers `service` (normally one of this process's nodes) as `name`.
     pub fn add_service(process: &Process, name: &str, service: Object) -> io::Result<()> {
         let mut data = Parcel::new();
@@ -288,6 +300,27 @@ mod tests {
             Args::parse_from(args(&[]), &[]).unwrap().device,
             DEFAULT_DEVICE
         );
+    }
+
+    #[test]
+    fn service_union_is_present_tagged_then_sized_metadata() {
+        let mut p = Parcel::new();
+        sm::write_service(&mut p, Object::Handle(4));
+        let words: Vec<i32> = p
+            .data()
+            .chunks_exact(4)
+            .map(|c| i32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        // present, tag 0, present, size (36: itself, the object, its stability, the bool).
+        assert_eq!(&words[..4], &[1, 0, 1, 36]);
+        assert_eq!(words.len(), 4 + 6 + 1 + 1);
+        assert_eq!(p.offsets(), &[16]);
+        let mut r = binder_client::ParcelReader::new(p.data(), p.offsets());
+        for expected in [1, 0, 1, 36] {
+            assert_eq!(r.read_i32(), Ok(expected));
+        }
+        assert_eq!(r.read_object(), Ok(Object::Handle(4)));
+        assert_eq!(r.read_bool(), Ok(false));
     }
 
     #[test]

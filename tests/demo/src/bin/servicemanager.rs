@@ -89,8 +89,6 @@ impl Manager {
                 }
             }
             sm::code::GET_SERVICE2 | sm::code::CHECK_SERVICE2 => {
-                // `Service` is a union whose first kind, `ServiceWithMetadata`, is the binder
-                // (null when unknown) and whether it is a lazy service.
                 let name = args.read_string()?;
                 let found = self.table().services.get(&name).map(|e| e.handle);
                 say!(
@@ -103,16 +101,8 @@ impl Manager {
                     call.code(),
                     found.map_or("not registered".into(), |h| format!("handle {h}"))
                 );
-                let service = found.map_or(Object::Null, Object::Handle);
-                // A union is written without a size: "present", its tag (0:
-                // serviceWithMetadata), then that parcelable.
-                reply
-                    .write_ok_status()
-                    .write_i32(1)
-                    .write_i32(0)
-                    .write_parcelable(|metadata| {
-                        metadata.write_object(service).write_bool(false);
-                    });
+                reply.write_ok_status();
+                sm::write_service(&mut reply, found.map_or(Object::Null, Object::Handle));
             }
             sm::code::GET_SERVICE_DEBUG_INFO => {
                 let table = self.table();
