@@ -26,7 +26,7 @@ bash "$here/vm.sh" --driver "$driver" --out "$out" --kernel "$kernel" \
     --bin "$bin/rb-servicemanager" --bin "$bin/rb-calculator" --bin "$bin/rb-calc-client" \
     --run "$here/vm/demo.sh" || status=$?
 echo
-sed -n '/^=== results/,/^=== /p' "$out/guest.log" | tr -d '\r' | grep -v '^=== '
+sed -n '/^=== results/,/^=== /p' "$out/guest.log" | tr -d '\r' | grep -v -e '^=== ' -e '^kmemleak scan'
 echo
 [ ! -f "$out/log-excerpt" ] || cat "$out/log-excerpt"
 grep -v '^ok' "$out/results" || true
