@@ -156,6 +156,9 @@ pub trait Service: Send + Sync {
 
     /// A node this process asked about (`request_death`) died; `cookie` names the request.
     fn on_death(&self, _cookie: u64) {}
+
+    /// A thread the driver asked for (`BR_SPAWN_LOOPER`) joined the pool; called on it.
+    fn on_looper_started(&self) {}
 }
 
 /// An incoming call, as a [`Service`] sees it.
@@ -536,6 +539,9 @@ impl Process {
         };
         self.send(&enter)
             .map_err(|e| context(e, "cannot enter the looper"))?;
+        if !main {
+            service.on_looper_started();
+        }
         loop {
             for event in self.absorb(self.read_events()?)? {
                 match event {

@@ -65,6 +65,12 @@ impl Service for Calculator {
             _ => Response::Status(UNKNOWN_TRANSACTION),
         }
     }
+
+    fn on_looper_started(&self) {
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() };
+        say!("BR_SPAWN_LOOPER: thread {tid} joined the thread pool");
+    }
 }
 
 fn run(args: &Args) -> Result<(), String> {
