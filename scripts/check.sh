@@ -3,7 +3,9 @@
 #
 # `make check`: builds everything, runs the userspace library's host tests, then boots the
 # debug kernel once with the C driver and once with rust_binder and runs the same conformance
-# suite on both. It also proves once per run that the kernel log check catches a leak.
+# suite on both, then once more per driver for the interop checks with rsbinder's userspace
+# and the demo's story (scripts/vm/interop.sh). It also proves once per run that the kernel
+# log check catches a leak.
 # Prints every result and ends with one "N passed, N failed" line.
 #
 # RB_CHECK_SKIP_SELFTEST=1 leaves out the leak self-test boot.
@@ -74,6 +76,37 @@ for driver in c rust; do
     count "$runs/$driver/results"
 done
 
+# Third-party userspace (rsbinder's tools and library) and the demo's programs, one boot per
+# driver: scripts/vm/interop.sh.
+step "rsbinder-tools $RSBINDER_TOOLS_VERSION for the interop checks"
+interop=1
+if ! install_rsbinder_tools; then
+    echo "FAIL interop_tools: cargo install rsbinder-tools $RSBINDER_TOOLS_VERSION failed" >"$runs/interop-tools"
+    cat "$runs/interop-tools"
+    count "$runs/interop-tools"
+    interop=0
+fi
+release=$top/tests/target/$MUSL_TARGET/release
+interop_bins=()
+for f in "$RSBINDER_TOOLS/bin/rsb_hub" "$RSBINDER_TOOLS/bin/rsb_service" \
+    "$release/rsb-calc-service" "$release/rsb-calc-client" "$release/rb-servicemanager" \
+    "$release/rb-calculator" "$release/rb-calc-client" "$here/vm/demo.sh"; do
+    interop_bins+=(--bin "$f")
+done
+for driver in c rust; do
+    [ "$interop" = 1 ] || break
+    name=$([ "$driver" = c ] && echo "C driver (binder_linux.ko)" || echo "rust_binder")
+    step "VM: interop with rsbinder, and the demo's story, on the $name"
+    bash "$here/vm.sh" --driver "$driver" --out "$runs/interop-$driver" --kernel "$kernel" \
+        "${interop_bins[@]}" --run "$here/vm/interop.sh"
+    cat "$runs/interop-$driver/results"
+    [ ! -f "$runs/interop-$driver/log-excerpt" ] || cat "$runs/interop-$driver/log-excerpt"
+    count "$runs/interop-$driver/results"
+    # The side-by-side table reads each driver's results as one file.
+    cat "$runs/$driver/results" "$runs/interop-$driver/results" >"$runs/all-$driver"
+done
+[ "$interop" = 1 ] || for driver in c rust; do cp "$runs/$driver/results" "$runs/all-$driver"; done
+
 step "side by side (a case must pass on both drivers)"
 awk '
     FNR == 1 { file++ }
@@ -89,7 +122,7 @@ awk '
             c = res[1, order[i]]; r = res[2, order[i]]
             printf "%-48s %-6s %-6s\n", order[i], c ? c : "-", r ? r : "-"
         }
-    }' "$runs/c/results" "$runs/rust/results"
+    }' "$runs/all-c" "$runs/all-rust"
 
 if [ "${RB_CHECK_SKIP_SELFTEST:-0}" != 1 ]; then
     step "self-test: the kernel log check must catch a deliberate leak"
@@ -109,7 +142,7 @@ step "summary"
 printf 'host tests:   %s passed, %s failed\n' "$(grep -c '^ok' "$host")" "$(grep -c '^FAIL' "$host")"
 for driver in c rust; do
     printf '%-13s %s passed, %s failed\n' "$driver driver:" \
-        "$(grep -c '^ok' "$runs/$driver/results")" "$(grep -c '^FAIL' "$runs/$driver/results")"
+        "$(grep -c '^ok' "$runs/all-$driver")" "$(grep -c '^FAIL' "$runs/all-$driver")"
 done
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

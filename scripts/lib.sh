@@ -19,3 +19,16 @@ kernel_out() {
 kmake() {
     make ARCH=x86_64 LLVM=-19 "$@"
 }
+
+# rsbinder's tools (rsb_hub, rsb_service), for the interop checks: a pinned version, built
+# static so they run in the test VM.
+RSBINDER_TOOLS_VERSION=0.12.0
+RSBINDER_TOOLS=$RB_CACHE/rsbinder-tools-$RSBINDER_TOOLS_VERSION
+
+# Builds them into $RSBINDER_TOOLS/bin unless they are there already.
+install_rsbinder_tools() {
+    [ -x "$RSBINDER_TOOLS/bin/rsb_hub" ] && [ -x "$RSBINDER_TOOLS/bin/rsb_service" ] && return 0
+    echo "building rsbinder-tools $RSBINDER_TOOLS_VERSION (static, $MUSL_TARGET; once)"
+    nice -n 10 cargo install --locked --quiet --target "$MUSL_TARGET" --root "$RSBINDER_TOOLS" \
+        rsbinder-tools --version "=$RSBINDER_TOOLS_VERSION"
+}

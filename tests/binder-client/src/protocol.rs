@@ -79,6 +79,28 @@ impl Commands {
         .raw(&tr)
     }
 
+    /// `BC_TRANSACTION` (or `BC_REPLY` with `reply`) of `data` whose binder objects sit at
+    /// the byte `offsets`.
+    ///
+    /// The command holds the addresses of `data` and `offsets`, which must stay alive until it
+    /// is written.
+    pub fn transaction_with_objects(
+        self,
+        reply: bool,
+        handle: u32,
+        code: u32,
+        flags: u32,
+        data: &[u8],
+        offsets: &[u64],
+    ) -> Self {
+        self.transaction_offsets(
+            reply,
+            transaction_data(handle, code, flags, data),
+            offsets.as_ptr() as u64,
+            size_of_val(offsets) as u64,
+        )
+    }
+
     /// `BC_TRANSACTION` (or `BC_REPLY`) of raw `data` and `offsets` bytes: the object offsets
     /// as the driver reads them, right or (on purpose) wrong.
     ///
@@ -92,9 +114,24 @@ impl Commands {
         data: &[u8],
         offsets: &[u8],
     ) -> Self {
-        let mut tr = transaction_data(handle, code, flags, data);
-        tr.offsets_size = offsets.len() as u64;
-        tr.data.ptr.offsets = offsets.as_ptr() as u64;
+        self.transaction_offsets(
+            reply,
+            transaction_data(handle, code, flags, data),
+            offsets.as_ptr() as u64,
+            offsets.len() as u64,
+        )
+    }
+
+    /// `BC_TRANSACTION` (or `BC_REPLY`) of `tr` with the offsets at `addr`, `size` bytes.
+    fn transaction_offsets(
+        self,
+        reply: bool,
+        mut tr: uapi::binder_transaction_data,
+        addr: u64,
+        size: u64,
+    ) -> Self {
+        tr.offsets_size = size;
+        tr.data.ptr.offsets = addr;
         self.word(if reply {
             uapi::BC_REPLY
         } else {
@@ -103,15 +140,14 @@ impl Commands {
         .raw(&tr)
     }
 
-    /// `BC_INCREFS_DONE ptr cookie`: the object took the weak reference `BR_INCREFS` asked
-    /// for.
+    /// `BC_INCREFS_DONE ptr cookie`: this process took the weak reference `BR_INCREFS` asked for.
     pub fn increfs_done(self, ptr: u64, cookie: u64) -> Self {
         self.word(uapi::BC_INCREFS_DONE)
             .pointer(ptr)
             .pointer(cookie)
     }
 
-    /// `BC_ACQUIRE_DONE ptr cookie`: the object took the strong reference `BR_ACQUIRE` asked
+    /// `BC_ACQUIRE_DONE ptr cookie`: this process took the strong reference `BR_ACQUIRE` asked
     /// for.
     pub fn acquire_done(self, ptr: u64, cookie: u64) -> Self {
         self.word(uapi::BC_ACQUIRE_DONE)
@@ -230,7 +266,7 @@ pub struct Txn {
 }
 
 impl Txn {
-    fn from_raw(tr: &uapi::binder_transaction_data) -> Self {
+    pub(crate) fn from_raw(tr: &uapi::binder_transaction_data) -> Self {
         // SAFETY: Both union members are plain integers.
         let (target_ptr, buffer, offsets) =
             unsafe { (tr.target.ptr, tr.data.ptr.buffer, tr.data.ptr.offsets) };
@@ -340,7 +376,7 @@ pub fn parse_returns(bytes: &[u8]) -> Result<Vec<Return>, Truncated> {
     Ok(returns)
 }
 
-fn take<'a>(rest: &mut &'a [u8], n: usize) -> Result<&'a [u8], Truncated> {
+pub(crate) fn take<'a>(rest: &mut &'a [u8], n: usize) -> Result<&'a [u8], Truncated> {
     if rest.len() < n {
         return Err(Truncated);
     }
@@ -349,12 +385,12 @@ fn take<'a>(rest: &mut &'a [u8], n: usize) -> Result<&'a [u8], Truncated> {
     Ok(head)
 }
 
-fn take_u32(rest: &mut &[u8]) -> Result<u32, Truncated> {
+pub(crate) fn take_u32(rest: &mut &[u8]) -> Result<u32, Truncated> {
     let bytes = take(rest, 4)?;
     Ok(u32::from_ne_bytes(bytes.try_into().map_err(|_| Truncated)?))
 }
 
-fn take_u64(rest: &mut &[u8]) -> Result<u64, Truncated> {
+pub(crate) fn take_u64(rest: &mut &[u8]) -> Result<u64, Truncated> {
     let bytes = take(rest, 8)?;
     Ok(u64::from_ne_bytes(bytes.try_into().map_err(|_| Truncated)?))
 }

@@ -1,0 +1,190 @@
+#!/bin/busybox sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# Interop checks, in the test VM (vm.sh --run): third-party binder userspace, rsbinder's
+# tools and library, against the loaded driver, and interchangeable with our own programs.
+#
+#   with rsb_hub as the service manager: rsbinder's service registers and rsb_service lists
+#   it; rsbinder's client calls it; our rb-calculator registers and rsbinder's client calls
+#   it; our rb-calc-client calls rsbinder's service
+#
+#   with our rb-servicemanager: rsbinder's service registers, rsb_service lists it, and
+#   rsbinder's client and ours call it; rsbinder's blocking lookup, which registers for
+#   notifications, gets a service registered after it started waiting
+#
+#   the demo's story (scripts/vm/demo.sh, in /bin as demo.sh)
+#
+# Prints one "ok NAME" or "FAIL NAME: why" line per check; lines starting with "#" are the
+# programs' logs after a failure.
+#
+# Needs in /bin: rsb_hub, rsb_service, rsb-calc-service, rsb-calc-client, rb-servicemanager,
+# rb-calculator, rb-calc-client and demo.sh.
+
+logs=/tmp/interop
+rm -rf "$logs"
+mkdir -p "$logs"
+pids=
+
+# rsbinder opens /dev/binderfs/binder. The C driver's binderfs mount has it; rust_binder's
+# misc device is /dev/binder, so it gets a link in the same place.
+if [ ! -e /dev/binderfs/binder ]; then
+    mkdir -p /dev/binderfs
+    ln -s /dev/binder /dev/binderfs/binder
+fi
+# rsb_hub logs at warn and above by default; info shows what it serves.
+export RUST_LOG=info
+
+ok() { echo "ok   $1"; }
+fail() { # fail NAME WHY: the result line, then every program's log
+    echo "FAIL $1: $2"
+    for f in "$logs"/*; do
+        [ -s "$f" ] || continue
+        echo "# ---- $(basename "$f")"
+        tail -n 15 "$f" | sed 's/^/#   /'
+    done
+}
+failed=
+check() { # check NAME WHY COMMAND...: ok when COMMAND succeeds
+    # Names of their own: the command may be one of the functions below.
+    check_name=$1 check_why=$2
+    shift 2
+    if "$@"; then
+        ok "$check_name"
+    else
+        fail "$check_name" "$check_why"
+        failed="$failed $check_name "
+    fi
+}
+# after PREREQ check NAME WHY COMMAND...: the check, unless PREREQ failed (then it fails at
+# once, saying so, rather than waiting out its watchdog for nothing).
+after() {
+    case "$failed" in
+    *" $1 "*)
+        echo "FAIL $3: skipped, as $1 failed"
+        failed="$failed $3 "
+        ;;
+    *)
+        shift
+        "$@"
+        ;;
+    esac
+}
+
+# start NAME COMMAND...: runs COMMAND in the background, its output in $logs/NAME.
+start() {
+    name=$1
+    shift
+    "$@" >"$logs/$name" 2>&1 &
+    pids="$pids $!"
+}
+
+# stop_all: kills everything started, and waits until it is gone.
+stop_all() {
+    for pid in $pids; do kill -9 "$pid" 2>/dev/null; done
+    for pid in $pids; do wait "$pid" 2>/dev/null; done
+    pids=
+}
+
+# until_ok COMMAND...: retries COMMAND until it succeeds (a watchdog of 30 s in all, and of
+# 10 s for each try, never reached by a working driver; not a timing assertion).
+until_ok() {
+    deadline=$(($(date +%s) + 30))
+    while ! timeout 10 "$@" >/dev/null 2>&1; do
+        [ "$(date +%s)" -lt "$deadline" ] || return 1
+        sleep 0.5
+    done
+}
+
+# run NAME COMMAND...: runs COMMAND with a watchdog, its output in $logs/NAME.
+run() {
+    name=$1
+    shift
+    timeout 20 "$@" >"$logs/$name" 2>&1
+}
+
+lists() { timeout 10 rsb_service list 2>/dev/null | grep -qx "$1"; }
+has() { grep -q "$2" "$logs/$1"; }
+# answers LOG PATTERN COMMAND...: runs COMMAND (a call) and looks for PATTERN in its output.
+answers() {
+    log=$1 pattern=$2
+    shift 2
+    run "$log" "$@"
+    has "$log" "$pattern"
+}
+
+# rsbinder's blocking lookup registers a callback (registerForNotifications) and is told of
+# the service when it registers (onRegistration), besides polling once a second.
+waits_for_later_service() {
+    start rsb-waiter rsb-calc-client --wait rsb.later 20 22
+    until_ok sh -c "grep -q registerForNotifications $logs/rb-servicemanager" || return 1
+    start rsb-later rsb-calc-service rsb.later
+    deadline=$(($(date +%s) + 30))
+    while ! has rsb-waiter "add(20, 22) = 42"; do
+        [ "$(date +%s)" -lt "$deadline" ] || return 1
+        sleep 0.1
+    done
+}
+
+# ---- rsb_hub as the service manager
+hub=interop_rsb_hub_serves
+rsb=interop_rsb_service_registers_with_rsb_hub
+ours=interop_our_service_registers_with_rsb_hub
+start rsb_hub rsb_hub --insecure-allow-all
+check $hub "rsb_hub did not become the service manager" \
+    until_ok rsb_service check manager
+start rsb-calc-service rsb-calc-service rsb.calculator
+after $hub check $rsb "rsb_service check never found rsb.calculator" \
+    until_ok rsb_service check rsb.calculator
+after $rsb check interop_rsb_service_list_on_rsb_hub "rsb_service list misses rsb.calculator" \
+    lists rsb.calculator
+after $rsb check interop_rsb_client_calls_rsb_service_via_rsb_hub "rsbinder's add(2, 3) not 5" \
+    answers rsb-client "add(2, 3) = 5" rsb-calc-client rsb.calculator 2 3
+start rb-calculator rb-calculator --name calculator
+after $hub check $ours "rsb_service list never showed calculator" \
+    until_ok sh -c "rsb_service list | grep -qx calculator"
+after $ours check interop_rsb_client_calls_our_service_via_rsb_hub "rsbinder's add(6, 7) not 13" \
+    answers rsb-client-ours "add(6, 7) = 13" rsb-calc-client calculator 6 7
+after $rsb check interop_our_client_calls_rsb_service_via_rsb_hub "our add(4, 5) not 9" \
+    answers rb-client "reply 9$" rb-calc-client --name rsb.calculator 4 5
+after $hub check interop_our_client_lists_rsb_hub "our listServices misses a service" \
+    sh -c "timeout 20 rb-calc-client --list >$logs/rb-list 2>&1 &&
+        grep -qx manager $logs/rb-list && grep -qx calculator $logs/rb-list &&
+        grep -qx rsb.calculator $logs/rb-list"
+stop_all
+rm -f "$logs"/*
+
+# ---- our rb-servicemanager as the service manager
+sm=interop_our_servicemanager_serves
+rsb=interop_rsb_service_registers_with_our_servicemanager
+start rb-servicemanager rb-servicemanager
+# rsbinder gives up on handle 0 for good if the first call to it fails: start it only once
+# the service manager answers.
+check $sm "rb-servicemanager did not answer listServices" \
+    until_ok rb-calc-client --list
+start rsb-calc-service rsb-calc-service rsb.calculator
+after $sm check $rsb "rsb_service check never found rsb.calculator" \
+    until_ok rsb_service check rsb.calculator
+after $rsb check interop_rsb_service_list_on_our_servicemanager "rsb_service list misses it" \
+    lists rsb.calculator
+after $rsb check interop_rsb_client_via_our_servicemanager "rsbinder's add(2, 3) not 5" \
+    answers rsb-client "add(2, 3) = 5" rsb-calc-client rsb.calculator 2 3
+after $rsb check interop_our_client_calls_rsb_service "our add(4, 5) on rsbinder's not 9" \
+    answers rb-client "reply 9$" rb-calc-client --name rsb.calculator 4 5
+after $rsb check interop_rsb_wait_for_service_on_our_servicemanager \
+    "rsbinder's wait_for_interface never got rsb.later" waits_for_later_service
+stop_all
+rm -f "$logs"/*
+
+# ---- the demo's story
+echo "# ---- the demo's story"
+demo.sh "${RB_DRIVER:-?}" >"$logs/demo" 2>&1
+while IFS= read -r line; do
+    case "$line" in
+    "ok "* | "FAIL "*) echo "$line" ;;
+    *) echo "#   $line" ;;
+    esac
+done <"$logs/demo"
+grep -q -E '^(ok|FAIL) +demo_story' "$logs/demo" ||
+    echo "FAIL demo_story: the demo script ended without a verdict"
+stop_all
+exit 0
