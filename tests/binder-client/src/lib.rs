@@ -11,7 +11,7 @@ pub mod uapi;
 
 pub use device::{Binder, WriteRead};
 pub use mapping::Mapping;
-pub use protocol::{parse_returns, Commands, Return, Txn};
+pub use protocol::{local_binder, object_bytes, parse_returns, Commands, Return, Txn};
 
 /// The protocol version every current binder driver reports.
 pub const PROTOCOL_VERSION: i32 = uapi::BINDER_CURRENT_PROTOCOL_VERSION as i32;

@@ -79,6 +79,31 @@ impl Commands {
         .raw(&tr)
     }
 
+    /// `BC_TRANSACTION` (or `BC_REPLY`) of `data` carrying binder objects at the byte
+    /// `offsets` given (`offsets_size` is their count times 8).
+    ///
+    /// The command holds the addresses of `data` and `offsets`, which must stay alive until
+    /// it is written.
+    pub fn transaction_with_objects(
+        self,
+        reply: bool,
+        handle: u32,
+        code: u32,
+        flags: u32,
+        data: &[u8],
+        offsets: &[u64],
+    ) -> Self {
+        let mut tr = transaction_data(handle, code, flags, data);
+        tr.offsets_size = size_of_val(offsets) as u64;
+        tr.data.ptr.offsets = offsets.as_ptr() as u64;
+        self.word(if reply {
+            uapi::BC_REPLY
+        } else {
+            uapi::BC_TRANSACTION
+        })
+        .raw(&tr)
+    }
+
     /// `BC_TRANSACTION_SG` (or `BC_REPLY_SG`): a transaction with `buffers_size` bytes of room
     /// for scatter-gather buffers.
     pub fn transaction_sg(
@@ -162,6 +187,29 @@ fn transaction_data(
     tr.target.handle = handle;
     tr.data.ptr.buffer = data.as_ptr() as u64;
     tr
+}
+
+/// A `flat_binder_object` naming a local object of this process (`BINDER_TYPE_BINDER`), as
+/// a sender puts it in a transaction's data: the driver turns it into a handle for the
+/// receiver.
+pub fn local_binder(ptr: u64, cookie: u64) -> uapi::flat_binder_object {
+    let mut object = uapi::flat_binder_object {
+        hdr: uapi::binder_object_header {
+            type_: uapi::BINDER_TYPE_BINDER,
+        },
+        cookie,
+        ..Default::default()
+    };
+    object.__bindgen_anon_1.binder = ptr;
+    object
+}
+
+/// The bytes of `objects`, to lay them out in a transaction's data.
+pub fn object_bytes(objects: &[uapi::flat_binder_object]) -> Vec<u8> {
+    // SAFETY: `flat_binder_object` is a uapi struct of integers without padding (24 bytes:
+    // 4 + 4 + 8 + 8); its bytes are initialised and readable.
+    unsafe { std::slice::from_raw_parts(objects.as_ptr().cast::<u8>(), size_of_val(objects)) }
+        .to_vec()
 }
 
 /// A delivered transaction or reply (`BR_TRANSACTION`, `BR_REPLY`), decoded.
@@ -332,6 +380,23 @@ mod tests {
         assert_eq!(
             &bytes[4 + 48..4 + 56],
             &(data.as_ptr() as u64).to_ne_bytes()
+        );
+    }
+
+    #[test]
+    fn transaction_with_objects_points_at_the_offsets() {
+        let data = object_bytes(&[local_binder(0x10, 1), local_binder(0x20, 2)]);
+        let offsets = [0u64, 24];
+        let commands = Commands::new().transaction_with_objects(false, 0, 1, 0, &data, &offsets);
+        let bytes = commands.as_bytes();
+        assert_eq!(data.len(), 48);
+        assert_eq!(&data[..4], &uapi::BINDER_TYPE_BINDER.to_ne_bytes());
+        assert_eq!(&data[32..40], &0x20u64.to_ne_bytes());
+        // offsets_size is the seventh word pair, the offsets pointer the ninth.
+        assert_eq!(&bytes[4 + 40..4 + 48], &16u64.to_ne_bytes());
+        assert_eq!(
+            &bytes[4 + 56..4 + 64],
+            &(offsets.as_ptr() as u64).to_ne_bytes()
         );
     }
 
