@@ -1,0 +1,267 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The workloads, and how many iterations each gets.
+
+use std::{
+    fs::File,
+    io::{Read, Write},
+    os::fd::AsRawFd,
+    sync::atomic::Ordering,
+};
+
+use binder_client::{local_binder, object_bytes};
+
+use crate::{
+    proc::{pipe, Child, Outcome, SharedCounters, Step},
+    run::{Clients, Figures},
+    server::Caller,
+};
+
+/// The client/server pair counts of the parallel workloads; the server has this many
+/// looper threads at most.
+pub const PAIRS: [usize; 4] = [1, 2, 4, 8];
+
+/// The payload sizes of the synchronous round trips.
+const CALL_PAYLOADS: [usize; 4] = [0, 4 << 10, 64 << 10, 1 << 20];
+
+/// The payload sizes of the one-way workload.
+const ONEWAY_PAYLOADS: [usize; 2] = [0, 4 << 10];
+
+/// Binder objects in each transaction of the translation workload.
+const OBJECTS: usize = 16;
+
+/// One-way transactions a client may have ahead of the server. The window keeps the
+/// server's one-way space (half its buffer) from filling up, which would fail the send.
+const ONEWAY_WINDOW: u64 = 32;
+
+/// Transaction codes, so that a server log could tell the workloads apart.
+const CODE_CALL: u32 = 1;
+const CODE_ONEWAY: u32 = 2;
+const CODE_OBJECTS: u32 = 3;
+
+/// One row of the results: a workload with its parameters.
+#[derive(Clone, Copy, Debug)]
+pub struct Row {
+    /// `call`, `parallel`, `oneway`, `objects` or `floor`.
+    pub workload: &'static str,
+    /// Payload bytes per transaction (objects: the bytes the objects take).
+    pub payload: usize,
+    /// Client/server pairs running at once.
+    pub pairs: usize,
+}
+
+/// Iteration counts, scaled: 1.0 is a run of about a minute under QEMU's TCG.
+pub struct Plan {
+    scale: f64,
+}
+
+impl Plan {
+    /// A plan with every iteration count multiplied by `scale`.
+    pub fn new(scale: f64) -> Self {
+        Self { scale }
+    }
+
+    /// Timed iterations for a nominal count, and the untimed warm-up before them.
+    fn counts(&self, nominal: usize) -> (usize, usize) {
+        let iterations = ((nominal as f64 * self.scale) as usize).max(20);
+        (iterations, (iterations / 10).max(5))
+    }
+
+    /// Runs every workload, handing each row and its result to `report` as it is done.
+    pub fn run_all(
+        &self,
+        counters: &'static SharedCounters,
+        report: &mut dyn FnMut(Row, Outcome<Figures>),
+    ) {
+        for payload in CALL_PAYLOADS {
+            let nominal = match payload {
+                0..=4096 => 4000,
+                4097..=65536 => 1500,
+                _ => 300,
+            };
+            let row = Row {
+                workload: "call",
+                payload,
+                pairs: 1,
+            };
+            report(row, calls(self.counts(nominal), 1, payload));
+        }
+        for pairs in PAIRS {
+            let row = Row {
+                workload: "parallel",
+                payload: 0,
+                pairs,
+            };
+            report(row, calls(self.counts(4000 / pairs), pairs, 0));
+        }
+        for payload in ONEWAY_PAYLOADS {
+            let row = Row {
+                workload: "oneway",
+                payload,
+                pairs: 1,
+            };
+            report(row, oneway(self.counts(6000), payload, counters));
+        }
+        let row = Row {
+            workload: "objects",
+            payload: OBJECTS * size_of::<binder_client::uapi::flat_binder_object>(),
+            pairs: 1,
+        };
+        report(row, objects(self.counts(2000)));
+        for pairs in PAIRS {
+            let row = Row {
+                workload: "floor",
+                payload: 1,
+                pairs,
+            };
+            report(row, floor(self.counts(4000 / pairs), pairs));
+        }
+    }
+}
+
+/// Synchronous calls of `payload` bytes from `pairs` clients at once.
+fn calls((iterations, warmup): (usize, usize), pairs: usize, payload: usize) -> Outcome<Figures> {
+    let data = vec![0x5a; payload];
+    Clients {
+        count: pairs,
+        warmup,
+        iterations,
+        setup: &|_| Caller::open(),
+        step: &|caller: &mut Caller| caller.call(CODE_CALL, &data, &[]),
+        finish: &|_| Ok(()),
+    }
+    .run()
+}
+
+/// A one-way sender and how many it sent.
+struct OnewaySender {
+    caller: Caller,
+    sent: u64,
+    counters: &'static SharedCounters,
+}
+
+impl OnewaySender {
+    /// Waits (yielding the CPU) until the server has taken all but `ahead` of those sent.
+    fn wait_until_ahead_by(&self, ahead: u64) {
+        while self.sent - self.counters.oneway_received.load(Ordering::Acquire) > ahead {
+            // SAFETY: Plain syscall.
+            unsafe { libc::sched_yield() };
+        }
+    }
+}
+
+/// One-way transactions of `payload` bytes as fast as the server takes them; the rate
+/// counts until the server has taken the last one.
+fn oneway(
+    (iterations, warmup): (usize, usize),
+    payload: usize,
+    counters: &'static SharedCounters,
+) -> Outcome<Figures> {
+    let data = vec![0x5a; payload];
+    counters.oneway_received.store(0, Ordering::Release);
+    Clients {
+        count: 1,
+        warmup,
+        iterations,
+        setup: &|_| {
+            Ok(OnewaySender {
+                caller: Caller::open()?,
+                sent: 0,
+                counters,
+            })
+        },
+        step: &|sender: &mut OnewaySender| {
+            sender.wait_until_ahead_by(ONEWAY_WINDOW - 1);
+            sender.caller.send_oneway(CODE_ONEWAY, &data)?;
+            sender.sent += 1;
+            Ok(())
+        },
+        finish: &|sender| {
+            sender.wait_until_ahead_by(0);
+            Ok(())
+        },
+    }
+    .run()
+}
+
+/// Synchronous calls carrying [`OBJECTS`] binder objects (local binders of the client), each
+/// translated into a handle for the server, and released again when it frees the buffer.
+fn objects((iterations, warmup): (usize, usize)) -> Outcome<Figures> {
+    let objects: Vec<_> = (1..=OBJECTS as u64)
+        .map(|i| local_binder(i << 12, i))
+        .collect();
+    let data = object_bytes(&objects);
+    let stride = size_of::<binder_client::uapi::flat_binder_object>() as u64;
+    let offsets: Vec<u64> = (0..OBJECTS as u64).map(|i| i * stride).collect();
+    Clients {
+        count: 1,
+        warmup,
+        iterations,
+        setup: &|_| Caller::open(),
+        step: &|caller: &mut Caller| caller.call(CODE_OBJECTS, &data, &offsets),
+        finish: &|_| Ok(()),
+    }
+    .run()
+}
+
+/// One end of a pipe ping-pong: a byte out to an echo process, and back.
+struct PingPong {
+    /// Closed first when dropped, which ends the echo process.
+    to_echo: Option<File>,
+    from_echo: File,
+    echo: Option<Child>,
+}
+
+impl PingPong {
+    fn start() -> Outcome<Self> {
+        let (echo_in, to_echo) = pipe()?;
+        let (from_echo, echo_out) = pipe()?;
+        let close = [to_echo.as_raw_fd(), from_echo.as_raw_fd()];
+        let mut echo = Child::spawn(&close, |ready| {
+            ready();
+            let (mut input, mut output) = (&echo_in, &echo_out);
+            let mut byte = [0u8];
+            // Echoes until the other end closes its pipe.
+            while input.read(&mut byte).step("echo: read")? == 1 {
+                output.write_all(&byte).step("echo: write")?;
+            }
+            Ok(Vec::new())
+        })?;
+        drop((echo_in, echo_out));
+        echo.wait_ready()?;
+        Ok(Self {
+            to_echo: Some(to_echo),
+            from_echo,
+            echo: Some(echo),
+        })
+    }
+
+    fn round_trip(&mut self) -> Outcome {
+        let mut byte = [7u8];
+        let mut to_echo = self.to_echo.as_ref().ok_or("ping: pipe closed")?;
+        to_echo.write_all(&byte).step("ping")?;
+        self.from_echo.read_exact(&mut byte).step("pong")
+    }
+}
+
+impl Drop for PingPong {
+    fn drop(&mut self) {
+        drop(self.to_echo.take());
+        if let Some(echo) = self.echo.take() {
+            let _ = echo.finish();
+        }
+    }
+}
+
+/// The floor: the same round trip without binder, a one-byte pipe ping-pong between two
+/// processes, from `pairs` pairs at once.
+fn floor((iterations, warmup): (usize, usize), pairs: usize) -> Outcome<Figures> {
+    Clients {
+        count: pairs,
+        warmup,
+        iterations,
+        setup: &|_| PingPong::start(),
+        step: &|pp: &mut PingPong| pp.round_trip(),
+        finish: &|_| Ok(()),
+    }
+    .run()
+}
