@@ -4,6 +4,7 @@
 #
 #   make              build rust_binder.ko (sets up the toolchain and test kernel first)
 #   make check        the test suite: both drivers, in QEMU, plus the kernel log checks
+#   make bench        rust_binder against the C driver, on a non-debug kernel (not a test)
 #   make clippy       build with Clippy (the build that `make check` also runs)
 #   make fmt          format the Rust code (module and tests) with rustfmt
 #   make setup        install the toolchain and build the test kernel
@@ -27,7 +28,7 @@ export LIBCLANG_PATH ?= /usr/lib/llvm-19/lib
 
 KMAKE := $(MAKE) -C $(KDIR) M=$(CURDIR) ARCH=x86_64 LLVM=-19
 
-.PHONY: all module setup clippy check demo fmt clean
+.PHONY: all module setup clippy check bench demo fmt clean
 
 all: module
 
@@ -45,6 +46,10 @@ clippy: setup
 
 check: setup
 	@bash scripts/check.sh
+
+# Builds its own kernel variant and its own rust_binder.ko for it; see scripts/bench.sh.
+bench:
+	@bash scripts/bench.sh
 
 demo:
 	@echo "make demo arrives with the core IPC engine (transactions); see README.md." >&2

@@ -27,6 +27,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 kernel_series=7.3
 apt_packages=(clang-19 lld-19 llvm-19 libclang-19-dev bc flex bison libelf-dev libssl-dev cpio
     busybox-static xz-utils python3 make rsync)
+# `make bench` draws its latency plot with gnuplot.
+[ "$variant" = debug ] || apt_packages+=(gnuplot-nox)
 backports_suite=bookworm-backports
 kernel_suite=trixie-backports
 
