@@ -159,7 +159,7 @@ progress() {
 build_kernel() {
     local out=$1
     local fragments=("$here/kernel/base.config")
-    [ "$variant" = debug ] && fragments+=("$here/kernel/debug.config")
+    fragments+=("$here/kernel/$variant.config")
     # The stamp covers what decides the kernel: its source version, the fragments and the
     # compilers. A change to any of them reconfigures and rebuilds (incrementally).
     local stamp

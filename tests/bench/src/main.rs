@@ -21,7 +21,7 @@ mod workloads;
 use std::{io::Write, path::Path, process::ExitCode};
 
 use proc::Shared;
-use workloads::{Plan, PAIRS};
+use workloads::Plan;
 
 fn usage() -> ExitCode {
     eprintln!("usage: bench run [--scale F] | bench report DIR");
@@ -51,7 +51,6 @@ fn main() -> ExitCode {
 
 fn run(scale: f64) -> Result<(), String> {
     let shared = Shared::new()?;
-    let server = server::start(PAIRS[PAIRS.len() - 1], shared.counters())?;
     let mut stdout = std::io::stdout();
     Plan::new(scale).run_all(shared.counters(), &mut |row, result| {
         let line = match result {
@@ -76,6 +75,5 @@ fn run(scale: f64) -> Result<(), String> {
         let _ = writeln!(stdout, "{line}");
         let _ = stdout.flush();
     });
-    server.kill();
     Ok(())
 }

@@ -51,6 +51,25 @@ pub fn now_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// Binds the calling thread to one CPU (`cpu`), or leaves it free to run anywhere (`None`).
+pub fn pin_to(cpu: Option<usize>) -> Outcome {
+    let Some(cpu) = cpu else {
+        return Ok(());
+    };
+    // SAFETY: A zeroed `cpu_set_t` is an empty set; CPU_SET only writes inside it, and
+    // sched_setaffinity only reads it. Pid 0 is the calling thread.
+    let ret = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set)
+    };
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(format!("sched_setaffinity: {}", io::Error::last_os_error()))
+    }
+}
+
 /// A forked child process running a closure.
 pub struct Child {
     pid: libc::pid_t,

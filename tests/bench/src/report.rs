@@ -141,31 +141,36 @@ struct Workload {
     metric: Metric,
 }
 
-const WORKLOADS: [Workload; 5] = [
+const WORKLOADS: [Workload; 6] = [
     Workload {
         name: "call",
-        title: "1. Synchronous round trip (call with the payload, empty reply): median µs per call",
+        title: "1. Synchronous round trip (call with the payload, empty reply; both ends on one vCPU): median µs per call",
         metric: Metric::Latency,
     },
     Workload {
         name: "parallel",
-        title: "2. Round trips (0 B) from N client processes at once to one server with 8 looper threads: calls/s, all pairs together",
+        title: "2. Round trips (0 B) from N client processes at once to one server with N looper threads (free to run on both vCPUs): calls/s, all pairs together",
         metric: Metric::Rate,
     },
     Workload {
         name: "oneway",
-        title: "3. One-way throughput (one sender, one receiving node): transactions/s",
+        title: "3. One-way throughput (one sender, one receiving node, both on one vCPU): transactions/s",
         metric: Metric::Rate,
     },
     Workload {
         name: "objects",
-        title: "4. Round trip carrying 16 binder objects (local binders, translated to handles): median µs per call",
+        title: "4. Round trip carrying 16 binder objects (local binders, translated to handles; both ends on one vCPU): median µs per call",
         metric: Metric::Latency,
     },
     Workload {
         name: "floor",
-        title: "5. The floor, no binder: one-byte pipe ping-pong between two processes (N pairs at once): median µs per round trip, and round trips/s",
+        title: "5. The floor, no binder: one-byte pipe ping-pong between two processes on one vCPU, in each driver's boot: median µs per round trip",
         metric: Metric::Latency,
+    },
+    Workload {
+        name: "floor-parallel",
+        title: "5b. The floor of workload 2: N pipe ping-pong pairs at once, free to run on both vCPUs: round trips/s",
+        metric: Metric::Rate,
     },
 ];
 
@@ -197,20 +202,14 @@ fn summarise(raw: &Raw, workload: &Workload, key: &Key) -> Line {
     let spread = ratios.iter().fold(None, |acc: Option<(f64, f64)>, &r| {
         Some(acc.map_or((r, r), |(lo, hi)| (lo.min(r), hi.max(r))))
     });
-    // The floor of the same boot: pipe round trips with as many pairs.
-    let floor_pairs = if workload.name == "parallel" {
-        key.2
+    // The floor of the same boot: pipe round trips run the same way.
+    let (floor_key, floor_metric): (Key, _) = if workload.name == "parallel" {
+        (("floor-parallel".to_string(), 1, key.2), Metric::Rate)
     } else {
-        1
+        (("floor".to_string(), 1, 1), Metric::Latency)
     };
-    let floor_key: Key = ("floor".to_string(), 1, floor_pairs);
     let over_floor = |driver: &str, m: &BTreeMap<u32, Sample>| {
         let floor = raw.ok(&floor_key, driver);
-        let floor_metric = if workload.name == "parallel" {
-            Metric::Rate
-        } else {
-            Metric::Latency
-        };
         median(
             m.iter()
                 .filter_map(|(r, s)| {
@@ -221,7 +220,7 @@ fn summarise(raw: &Raw, workload: &Workload, key: &Key) -> Line {
                 .collect(),
         )
     };
-    let is_floor = workload.name == "floor";
+    let is_floor = workload.name.starts_with("floor");
     Line {
         c: fig(&c, &|s| metric.of(s)),
         rust: fig(&rust, &|s| metric.of(s)),
@@ -247,8 +246,11 @@ fn size_label(bytes: usize) -> String {
 
 fn row_label(workload: &str, key: &Key) -> String {
     match workload {
-        "parallel" | "floor" => format!("{} pair{}", key.2, if key.2 == 1 { "" } else { "s" }),
+        "parallel" | "floor-parallel" => {
+            format!("{} pair{}", key.2, if key.2 == 1 { "" } else { "s" })
+        }
         "objects" => "16 objects".to_string(),
+        "floor" => "1 pair".to_string(),
         _ => size_label(key.1),
     }
 }
@@ -300,11 +302,13 @@ pub fn report(dir: &Path) -> Outcome {
         }
         let rate = workload.metric == Metric::Rate;
         let _ = writeln!(md, "\n**{}**\n", workload.title);
-        if workload.name == "floor" {
+        let floor = workload.name.starts_with("floor");
+        if floor {
+            let unit = if rate { "/s" } else { "µs (p99)" };
             let _ = writeln!(
                 md,
-                "| | C boot µs (p99) | rust boot µs (p99) | rust/C (spread) | C boot /s | rust boot /s |\n\
-                 | --- | ---: | ---: | ---: | ---: | ---: |"
+                "| | C boot {unit} | rust boot {unit} | rust/C (spread) |\n\
+                 | --- | ---: | ---: | ---: |"
             );
         } else if rate {
             let _ = writeln!(
@@ -332,13 +336,8 @@ pub fn report(dir: &Path) -> Outcome {
             let c = with_p99(l.c, l.c_p99_us, &l.errors.0);
             let rust = with_p99(l.rust, l.rust_p99_us, &l.errors.1);
             let label = row_label(workload.name, key);
-            if workload.name == "floor" {
-                let _ = writeln!(
-                    md,
-                    "| {label} | {c} | {rust} | {ratio} | {} | {} |",
-                    opt(l.rates.0, 0),
-                    opt(l.rates.1, 0)
-                );
+            if floor {
+                let _ = writeln!(md, "| {label} | {c} | {rust} | {ratio} |");
             } else {
                 let _ = writeln!(
                     md,

@@ -6,7 +6,7 @@ use std::{sync::atomic::Ordering, thread, time::Duration};
 
 use binder_client::{uapi, Binder, Commands, Mapping, Return};
 
-use crate::proc::{Child, Outcome, SharedCounters, Step};
+use crate::proc::{pin_to, Child, Outcome, SharedCounters, Step};
 
 /// The device both ends use.
 pub const BINDER: &str = "/dev/binder";
@@ -18,9 +18,14 @@ const SERVER_MAP_SIZE: usize = 4 << 20;
 const CLIENT_MAP_SIZE: usize = 128 << 10;
 
 /// Starts the server: a process that becomes the context manager of [`BINDER`] and serves
-/// with `threads` looper threads. A call gets an empty reply; a one-way transaction is
-/// counted in `counters.oneway_received` once its buffer is freed. It runs until killed.
-pub fn start(threads: usize, counters: &'static SharedCounters) -> Outcome<Child> {
+/// with `threads` looper threads, all bound to `cpu` if given. A call gets an empty reply; a
+/// one-way transaction is counted in `counters.oneway_received` once its buffer is freed. It
+/// runs until killed.
+pub fn start(
+    threads: usize,
+    cpu: Option<usize>,
+    counters: &'static SharedCounters,
+) -> Outcome<Child> {
     let mut child = Child::spawn(&[], |ready| {
         let binder = Binder::open(BINDER).step("server: open")?;
         let _mapping = binder
@@ -29,7 +34,12 @@ pub fn start(threads: usize, counters: &'static SharedCounters) -> Outcome<Child
         become_manager(&binder)?;
         thread::scope(|scope| {
             let workers: Vec<_> = (0..threads)
-                .map(|_| scope.spawn(|| serve(&binder, counters)))
+                .map(|_| {
+                    scope.spawn(|| {
+                        pin_to(cpu)?;
+                        serve(&binder, counters)
+                    })
+                })
                 .collect();
             ready();
             // The workers serve until the process is killed; one returns only on an error.

@@ -11,13 +11,13 @@ use std::{
 use binder_client::{local_binder, object_bytes};
 
 use crate::{
-    proc::{pipe, Child, Outcome, SharedCounters, Step},
+    proc::{pin_to, pipe, Child, Outcome, SharedCounters, Step},
     run::{Clients, Figures},
-    server::Caller,
+    server::{self, Caller},
 };
 
-/// The client/server pair counts of the parallel workloads; the server has this many
-/// looper threads at most.
+/// The client/server pair counts of the parallel workloads (the server gets as many looper
+/// threads).
 pub const PAIRS: [usize; 4] = [1, 2, 4, 8];
 
 /// The payload sizes of the synchronous round trips.
@@ -41,13 +41,19 @@ const CODE_OBJECTS: u32 = 3;
 /// One row of the results: a workload with its parameters.
 #[derive(Clone, Copy, Debug)]
 pub struct Row {
-    /// `call`, `parallel`, `oneway`, `objects` or `floor`.
+    /// `call`, `parallel`, `oneway`, `objects`, `floor` (one pair on one vCPU) or
+    /// `floor-parallel` (pairs free to run anywhere, like `parallel`'s).
     pub workload: &'static str,
     /// Payload bytes per transaction (objects: the bytes the objects take).
     pub payload: usize,
     /// Client/server pairs running at once.
     pub pairs: usize,
 }
+
+/// The vCPU both ends of a latency workload are bound to. Under QEMU's TCG, waking a thread
+/// on the other, idle vCPU takes hundreds of microseconds of host scheduling, which would
+/// drown what the driver costs; on one vCPU a round trip is two context switches.
+const LATENCY_CPU: Option<usize> = Some(0);
 
 /// Iteration counts, scaled: 1.0 is a run of about a minute under QEMU's TCG.
 pub struct Plan {
@@ -75,15 +81,21 @@ impl Plan {
         for payload in CALL_PAYLOADS {
             let nominal = match payload {
                 0..=4096 => 4000,
-                4097..=65536 => 1500,
-                _ => 300,
+                4097..=65536 => 2000,
+                _ => 400,
             };
             let row = Row {
                 workload: "call",
                 payload,
                 pairs: 1,
             };
-            report(row, calls(self.counts(nominal), 1, payload));
+            let counts = self.counts(nominal);
+            report(
+                row,
+                with_server(1, LATENCY_CPU, counters, || {
+                    calls(counts, 1, LATENCY_CPU, payload)
+                }),
+            );
         }
         for pairs in PAIRS {
             let row = Row {
@@ -91,7 +103,12 @@ impl Plan {
                 payload: 0,
                 pairs,
             };
-            report(row, calls(self.counts(4000 / pairs), pairs, 0));
+            // The same number of calls in all, shared among the pairs.
+            let counts = self.counts(4000 / pairs);
+            report(
+                row,
+                with_server(pairs, None, counters, || calls(counts, pairs, None, 0)),
+            );
         }
         for payload in ONEWAY_PAYLOADS {
             let row = Row {
@@ -99,33 +116,70 @@ impl Plan {
                 payload,
                 pairs: 1,
             };
-            report(row, oneway(self.counts(6000), payload, counters));
+            let counts = self.counts(8000);
+            report(
+                row,
+                with_server(1, LATENCY_CPU, counters, || {
+                    oneway(counts, payload, counters)
+                }),
+            );
         }
         let row = Row {
             workload: "objects",
             payload: OBJECTS * size_of::<binder_client::uapi::flat_binder_object>(),
             pairs: 1,
         };
-        report(row, objects(self.counts(2000)));
+        let counts = self.counts(3000);
+        report(
+            row,
+            with_server(1, LATENCY_CPU, counters, || objects(counts)),
+        );
+        let row = Row {
+            workload: "floor",
+            payload: 1,
+            pairs: 1,
+        };
+        report(row, floor(self.counts(4000), 1, LATENCY_CPU));
         for pairs in PAIRS {
             let row = Row {
-                workload: "floor",
+                workload: "floor-parallel",
                 payload: 1,
                 pairs,
             };
-            report(row, floor(self.counts(4000 / pairs), pairs));
+            report(row, floor(self.counts(4000 / pairs), pairs, None));
         }
     }
 }
 
-/// Synchronous calls of `payload` bytes from `pairs` clients at once.
-fn calls((iterations, warmup): (usize, usize), pairs: usize, payload: usize) -> Outcome<Figures> {
+/// Runs `measure` against a fresh server with `threads` looper threads bound to `cpu`.
+fn with_server(
+    threads: usize,
+    cpu: Option<usize>,
+    counters: &'static SharedCounters,
+    measure: impl FnOnce() -> Outcome<Figures>,
+) -> Outcome<Figures> {
+    let server = server::start(threads, cpu, counters)?;
+    let result = measure();
+    server.kill();
+    result
+}
+
+/// Synchronous calls of `payload` bytes from `pairs` clients at once, `iterations` each.
+fn calls(
+    (iterations, warmup): (usize, usize),
+    pairs: usize,
+    cpu: Option<usize>,
+    payload: usize,
+) -> Outcome<Figures> {
     let data = vec![0x5a; payload];
     Clients {
         count: pairs,
         warmup,
         iterations,
-        setup: &|_| Caller::open(),
+        setup: &|_| {
+            pin_to(cpu)?;
+            Caller::open()
+        },
         step: &|caller: &mut Caller| caller.call(CODE_CALL, &data, &[]),
         finish: &|_| Ok(()),
     }
@@ -163,6 +217,7 @@ fn oneway(
         warmup,
         iterations,
         setup: &|_| {
+            pin_to(LATENCY_CPU)?;
             Ok(OnewaySender {
                 caller: Caller::open()?,
                 sent: 0,
@@ -196,7 +251,10 @@ fn objects((iterations, warmup): (usize, usize)) -> Outcome<Figures> {
         count: 1,
         warmup,
         iterations,
-        setup: &|_| Caller::open(),
+        setup: &|_| {
+            pin_to(LATENCY_CPU)?;
+            Caller::open()
+        },
         step: &|caller: &mut Caller| caller.call(CODE_OBJECTS, &data, &offsets),
         finish: &|_| Ok(()),
     }
@@ -253,13 +311,21 @@ impl Drop for PingPong {
 }
 
 /// The floor: the same round trip without binder, a one-byte pipe ping-pong between two
-/// processes, from `pairs` pairs at once.
-fn floor((iterations, warmup): (usize, usize), pairs: usize) -> Outcome<Figures> {
+/// processes, from `pairs` pairs at once, `iterations` each, bound to `cpu` if given.
+fn floor(
+    (iterations, warmup): (usize, usize),
+    pairs: usize,
+    cpu: Option<usize>,
+) -> Outcome<Figures> {
     Clients {
         count: pairs,
         warmup,
         iterations,
-        setup: &|_| PingPong::start(),
+        setup: &|_| {
+            // The echo process is forked after this, and inherits the binding.
+            pin_to(cpu)?;
+            PingPong::start()
+        },
         step: &|pp: &mut PingPong| pp.round_trip(),
         finish: &|_| Ok(()),
     }
