@@ -96,19 +96,36 @@ step "summary ($rounds boot pair(s), scale $scale, $((elapsed / 60)) min $((elap
 
 if command -v gnuplot >/dev/null 2>&1; then
     gnuplot <<EOF
-set terminal pngcairo size 900,560 font ",11" noenhanced
+set terminal pngcairo size 1000,800 font ",11" noenhanced
 set output "$out/latency.png"
-set title "Synchronous round trip under QEMU TCG: latency against payload size ($rounds boot pairs, medians)"
-set xlabel "payload of the call (the reply is empty)"
-set ylabel "time per round trip, µs (log scale)"
-set logscale y
+set multiplot title "Synchronous round trip under QEMU TCG, both ends on one vCPU (medians over $rounds boot pair(s))"
+set lmargin 12
+set rmargin 4
 set grid ytics mytics xtics
-set key top left
 set offsets 0.2, 0.2, 0, 0
-plot "$out/latency.dat" using 0:2:xtic(1) with linespoints lw 2 pt 7 lc rgb "#1f5fbf" title "C driver, median", \
-     "" using 0:4 with linespoints lw 2 pt 5 lc rgb "#d9480f" title "rust_binder, median", \
-     "" using 0:3 with linespoints dt 2 pt 6 lc rgb "#1f5fbf" title "C driver, p99", \
-     "" using 0:5 with linespoints dt 2 pt 4 lc rgb "#d9480f" title "rust_binder, p99"
+set xtics scale 0
+# Top: latency against payload size, both drivers, with the pipe round trip for scale.
+set origin 0, 0.34
+set size 1, 0.62
+set logscale y
+set ylabel "µs per round trip (log)"
+set key below maxcols 2 box
+plot "$out/latency.dat" using 0:2:xtic(1) with linespoints lw 2 pt 7 ps 1.3 lc rgb "#1f5fbf" title "C driver, median", \\
+     "" using 0:4 with linespoints lw 2 pt 5 ps 1.3 lc rgb "#d9480f" title "rust_binder, median", \\
+     "" using 0:3 with linespoints lw 1 dt 2 pt 6 lc rgb "#1f5fbf" title "C driver, p99", \\
+     "" using 0:5 with linespoints lw 1 dt 2 pt 4 lc rgb "#d9480f" title "rust_binder, p99", \\
+     "" using 0:7 with lines lw 1 dt 3 lc rgb "#555555" title "floor: pipe round trip, no binder"
+# Bottom: the ratio, the figure that counts.
+set origin 0, 0
+set size 1, 0.36
+unset logscale y
+set yrange [0:*]
+set ylabel "rust_binder / C"
+set xlabel "payload of the call (the reply is empty)"
+set key inside bottom right box opaque
+plot "$out/latency.dat" using 0:6:xtic(1) with linespoints lw 2 pt 7 ps 1.3 lc rgb "#2b8a3e" title "rust/C, median of the per-boot-pair ratios", \\
+     1 with lines lw 1 dt 2 lc rgb "#000000" title "parity"
+unset multiplot
 EOF
     echo "plot: $out/latency.png"
 else

@@ -288,7 +288,18 @@ pub fn report(dir: &Path) -> Outcome {
         "workload,payload,pairs,metric,c,rust,rust_over_c,ratio_min,ratio_max,c_p99_us,rust_p99_us,\
          c_x_floor,rust_x_floor,c_ops_per_s,rust_ops_per_s,rounds,c_error,rust_error\n",
     );
-    let mut dat = String::from("# payload c_median_us c_p99_us rust_median_us rust_p99_us\n");
+    let mut dat = String::from(
+        "# payload c_median_us c_p99_us rust_median_us rust_p99_us rust_over_c floor_median_us\n",
+    );
+    // The floor for the plot: the one-pair pipe round trip, over every boot of both drivers.
+    let floor_key: Key = ("floor".to_string(), 1, 1);
+    let floor_us = median(
+        ["c", "rust"]
+            .iter()
+            .flat_map(|d| raw.ok(&floor_key, d).into_values())
+            .map(|s| s.median_ns / 1e3)
+            .collect(),
+    );
     let _ = writeln!(
         md,
         "{} boot pair(s). rust/C is the median of the per-boot-pair ratios, with their range as \
@@ -371,12 +382,14 @@ pub fn report(dir: &Path) -> Outcome {
             if workload.name == "call" {
                 let _ = writeln!(
                     dat,
-                    "\"{}\" {} {} {} {}",
+                    "\"{}\" {} {} {} {} {} {}",
                     size_label(key.1),
                     opt_csv(l.c).if_empty("NaN"),
                     opt_csv(l.c_p99_us).if_empty("NaN"),
                     opt_csv(l.rust).if_empty("NaN"),
                     opt_csv(l.rust_p99_us).if_empty("NaN"),
+                    opt_csv(l.ratio).if_empty("NaN"),
+                    opt_csv(floor_us).if_empty("NaN"),
                 );
             }
         }
