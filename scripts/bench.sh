@@ -13,9 +13,9 @@
 # latency.png (latency against payload size), and each boot's logs under boots/.
 #
 # Environment:
-#   BENCH_ROUNDS=N    boot pairs (default 3)
-#   BENCH_SCALE=F     multiplies every iteration count (default 1; about 1.5 minutes a boot
-#                     under TCG on 2 cores)
+#   BENCH_ROUNDS=N    boot pairs (default 5)
+#   BENCH_SCALE=F     multiplies every iteration count (default 1: about 30 seconds of measuring
+#                     a boot under TCG on 2 cores, plus the boot itself)
 #   BENCH_OUT=DIR     where the results go instead
 #
 # Never a pass/fail test: it fails only when something could not be built or booted.
@@ -25,7 +25,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 top=$(cd "$here/.." && pwd)
 . "$here/lib.sh"
 
-rounds=${BENCH_ROUNDS:-3}
+rounds=${BENCH_ROUNDS:-5}
 scale=${BENCH_SCALE:-1}
 out=${BENCH_OUT:-$top/bench/results/$(date -u +%Y-%m-%dT%H%M)}
 kernel=$(kernel_out bench)

@@ -41,8 +41,9 @@ const CODE_OBJECTS: u32 = 3;
 /// One row of the results: a workload with its parameters.
 #[derive(Clone, Copy, Debug)]
 pub struct Row {
-    /// `call`, `parallel`, `oneway`, `objects`, `floor` (one pair on one vCPU) or
-    /// `floor-parallel` (pairs free to run anywhere, like `parallel`'s).
+    /// `call`, `parallel` (N pairs on one vCPU), `parallel-smp` (N pairs free to use both
+    /// vCPUs), `oneway`, `objects`, `floor` (one pipe pair on one vCPU), `floor-parallel` and
+    /// `floor-parallel-smp` (N pipe pairs, run as the two `parallel` workloads are).
     pub workload: &'static str,
     /// Payload bytes per transaction (objects: the bytes the objects take).
     pub payload: usize,
@@ -50,12 +51,12 @@ pub struct Row {
     pub pairs: usize,
 }
 
-/// The vCPU both ends of a latency workload are bound to. Under QEMU's TCG, waking a thread
+/// The vCPU both ends of a workload are bound to, for all but the `-smp` ones. Under QEMU's TCG, waking a thread
 /// on the other, idle vCPU takes hundreds of microseconds of host scheduling, which would
 /// drown what the driver costs; on one vCPU a round trip is two context switches.
 const LATENCY_CPU: Option<usize> = Some(0);
 
-/// Iteration counts, scaled: 1.0 is a run of about a minute under QEMU's TCG.
+/// Iteration counts, scaled: 1.0 is about 30 seconds of measuring under QEMU's TCG.
 pub struct Plan {
     scale: f64,
 }
@@ -80,9 +81,9 @@ impl Plan {
     ) {
         for payload in CALL_PAYLOADS {
             let nominal = match payload {
-                0..=4096 => 4000,
-                4097..=65536 => 2000,
-                _ => 400,
+                0..=4096 => 8000,
+                4097..=65536 => 4000,
+                _ => 800,
             };
             let row = Row {
                 workload: "call",
@@ -97,18 +98,20 @@ impl Plan {
                 }),
             );
         }
-        for pairs in PAIRS {
-            let row = Row {
-                workload: "parallel",
-                payload: 0,
-                pairs,
-            };
-            // The same number of calls in all, shared among the pairs.
-            let counts = self.counts(4000 / pairs);
-            report(
-                row,
-                with_server(pairs, None, counters, || calls(counts, pairs, None, 0)),
-            );
+        for (workload, cpu) in [("parallel", LATENCY_CPU), ("parallel-smp", None)] {
+            for pairs in PAIRS {
+                let row = Row {
+                    workload,
+                    payload: 0,
+                    pairs,
+                };
+                // The same number of calls in all, shared among the pairs.
+                let counts = self.counts(8000 / pairs);
+                report(
+                    row,
+                    with_server(pairs, cpu, counters, || calls(counts, pairs, cpu, 0)),
+                );
+            }
         }
         for payload in ONEWAY_PAYLOADS {
             let row = Row {
@@ -116,7 +119,7 @@ impl Plan {
                 payload,
                 pairs: 1,
             };
-            let counts = self.counts(8000);
+            let counts = self.counts(16000);
             report(
                 row,
                 with_server(1, LATENCY_CPU, counters, || {
@@ -129,7 +132,7 @@ impl Plan {
             payload: OBJECTS * size_of::<binder_client::uapi::flat_binder_object>(),
             pairs: 1,
         };
-        let counts = self.counts(3000);
+        let counts = self.counts(6000);
         report(
             row,
             with_server(1, LATENCY_CPU, counters, || objects(counts)),
@@ -139,14 +142,19 @@ impl Plan {
             payload: 1,
             pairs: 1,
         };
-        report(row, floor(self.counts(4000), 1, LATENCY_CPU));
-        for pairs in PAIRS {
-            let row = Row {
-                workload: "floor-parallel",
-                payload: 1,
-                pairs,
-            };
-            report(row, floor(self.counts(4000 / pairs), pairs, None));
+        report(row, floor(self.counts(8000), 1, LATENCY_CPU));
+        for (workload, cpu) in [
+            ("floor-parallel", LATENCY_CPU),
+            ("floor-parallel-smp", None),
+        ] {
+            for pairs in PAIRS {
+                let row = Row {
+                    workload,
+                    payload: 1,
+                    pairs,
+                };
+                report(row, floor(self.counts(8000 / pairs), pairs, cpu));
+            }
         }
     }
 }
