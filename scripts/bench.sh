@@ -38,64 +38,71 @@ die() { echo "bench: $*" >&2; exit 1; }
 
 case "$rounds" in '' | *[!0-9]* | 0) die "BENCH_ROUNDS must be a positive number" ;; esac
 
-bash "$here/setup.sh" bench
+# Builds the bench kernel, rust_binder.ko for it, and the benchmark.
+build() {
+    bash "$here/setup.sh" bench
 
-step "building rust_binder.ko for the bench kernel (in $module_dir)"
-# A copy of the sources, so that the build for the bench tree never touches the repository's
-# rust_binder.ko, which `make check` loads into the debug kernel.
-mkdir -p "$module_dir"
-rsync -a --delete --include='/*.rs' --include='/Kbuild' --exclude='*' "$top/" "$module_dir/src/"
-kmake -C "$kernel" M="$module_dir/src" modules >"$module_dir/build.log" 2>&1 ||
-    { tail -n 40 "$module_dir/build.log" >&2; die "rust_binder did not build for $kernel"; }
+    step "building rust_binder.ko for the bench kernel (in $module_dir)"
+    # A copy of the sources, so that the build for the bench tree never touches the repository's
+    # rust_binder.ko, which `make check` loads into the debug kernel.
+    mkdir -p "$module_dir"
+    rsync -a --delete --include='/*.rs' --include='/Kbuild' --exclude='*' "$top/" "$module_dir/src/"
+    kmake -C "$kernel" M="$module_dir/src" modules >"$module_dir/build.log" 2>&1 ||
+        { tail -n 40 "$module_dir/build.log" >&2; die "rust_binder did not build for $kernel"; }
 
-step "building the benchmark (static, $MUSL_TARGET)"
-(cd "$top/tests" && BINDER_UAPI_INCLUDE=$kernel/usr/include CARGO_TARGET_DIR=$target_dir \
-    cargo build --release --locked --target "$MUSL_TARGET" -p bench) ||
-    die "the benchmark did not build"
+    step "building the benchmark (static, $MUSL_TARGET)"
+    (cd "$top/tests" && BINDER_UAPI_INCLUDE=$kernel/usr/include CARGO_TARGET_DIR=$target_dir \
+        cargo build --release --locked --target "$MUSL_TARGET" -p bench) ||
+        die "the benchmark did not build"
+}
 
-mkdir -p "$out/boots"
-cat >"$out/boots/guest.sh" <<EOF
+# Boots each driver BENCH_ROUNDS times and collects every figure in raw.csv.
+measure() {
+    mkdir -p "$out/boots"
+    cat >"$out/boots/guest.sh" <<EOF
 #!/bin/sh
 # Runs in the guest (vm.sh --run): the benchmark against the driver the init loaded.
 echo "bench: driver \$1, kernel \$(uname -r), clocksource \$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"
 exec /bin/bench run --scale $scale
 EOF
 
-echo "round,driver,workload,payload,pairs,iterations,median_ns,p99_ns,ops_per_s,error" >"$out/raw.csv"
-start=$SECONDS
-for round in $(seq 1 "$rounds"); do
-    # Alternate which driver boots first, so that a machine getting busier or quieter over
-    # the run does not favour one of them.
-    if [ $((round % 2)) = 1 ]; then order="c rust"; else order="rust c"; fi
-    for driver in $order; do
-        step "round $round of $rounds: $driver driver ($((SECONDS - start)) s so far)"
-        boot=$out/boots/$round-$driver
-        bash "$here/vm.sh" --kernel "$kernel" --driver "$driver" --module "$module_dir/src/rust_binder.ko" \
-            --bin "$bench_bin" --run "$out/boots/guest.sh" --out "$boot" --timeout 900 >/dev/null || true
-        rm -f "$boot/initramfs.cpio"
-        rm -rf "$boot/root"
-        lines=$(tr -d '\r' <"$boot/guest.log" | grep '^bench,' || true)
-        if [ -z "$lines" ]; then
-            echo "bench: no results from this boot; see $boot/guest.log and $boot/console.log" >&2
-        else
-            printf '%s\n' "$lines" | sed "s/^bench,/$round,$driver,/" >>"$out/raw.csv"
-            printf '%s\n' "$lines" | awk -F, '{
-                printf "  %-9s %8s B %2s pair(s): ", $2, $3, $4
-                if ($9 != "") print "n/a: " $9
-                else printf "median %9.1f us  p99 %9.1f us  %10.0f /s\n", $6 / 1e3, $7 / 1e3, $8 }'
-        fi
-        # A driver that oopses or warns under load is worth knowing about.
-        grep -h '^FAIL' "$boot/results" 2>/dev/null | sed 's/^/  /' || true
-        [ ! -f "$boot/log-excerpt" ] || head -n 30 "$boot/log-excerpt"
+    echo "round,driver,workload,payload,pairs,iterations,median_ns,p99_ns,ops_per_s,error" >"$out/raw.csv"
+    start=$SECONDS
+    for round in $(seq 1 "$rounds"); do
+        # Alternate which driver boots first, so that a machine getting busier or quieter over
+        # the run does not favour one of them.
+        if [ $((round % 2)) = 1 ]; then order="c rust"; else order="rust c"; fi
+        for driver in $order; do
+            step "round $round of $rounds: $driver driver ($((SECONDS - start)) s so far)"
+            boot=$out/boots/$round-$driver
+            bash "$here/vm.sh" --kernel "$kernel" --driver "$driver" --module "$module_dir/src/rust_binder.ko" \
+                --bin "$bench_bin" --run "$out/boots/guest.sh" --out "$boot" --timeout 900 >/dev/null || true
+            rm -f "$boot/initramfs.cpio"
+            rm -rf "$boot/root"
+            lines=$(tr -d '\r' <"$boot/guest.log" | grep '^bench,' || true)
+            if [ -z "$lines" ]; then
+                echo "bench: no results from this boot; see $boot/guest.log and $boot/console.log" >&2
+            else
+                printf '%s\n' "$lines" | sed "s/^bench,/$round,$driver,/" >>"$out/raw.csv"
+                printf '%s\n' "$lines" | awk -F, '{
+                    printf "  %-9s %8s B %2s pair(s): ", $2, $3, $4
+                    if ($9 != "") print "n/a: " $9
+                    else printf "median %9.1f us  p99 %9.1f us  %10.0f /s\n", $6 / 1e3, $7 / 1e3, $8 }'
+            fi
+            # A driver that oopses or warns under load is worth knowing about.
+            grep -h '^FAIL' "$boot/results" 2>/dev/null | sed 's/^/  /' || true
+            [ ! -f "$boot/log-excerpt" ] || head -n 30 "$boot/log-excerpt"
+        done
     done
-done
-elapsed=$((SECONDS - start))
+    elapsed=$((SECONDS - start))
+}
 
-step "summary ($rounds boot pair(s), scale $scale, $((elapsed / 60)) min $((elapsed % 60)) s of booting and measuring)"
-"$bench_bin" report "$out"
+# The tables (summary.md, summary.csv) and the plot, from raw.csv.
+summarise() {
+    "$bench_bin" report "$out"
 
-if command -v gnuplot >/dev/null 2>&1; then
-    gnuplot <<EOF
+    if command -v gnuplot >/dev/null 2>&1; then
+        gnuplot <<EOF
 set terminal pngcairo size 1000,800 font ",11" noenhanced
 set output "$out/latency.png"
 set multiplot title "Synchronous round trip under QEMU TCG, both ends on one vCPU (medians over $rounds boot pair(s))"
@@ -123,12 +130,28 @@ set yrange [0:*]
 set ylabel "rust_binder / C"
 set xlabel "payload of the call (the reply is empty)"
 set key inside bottom right box opaque
-plot "$out/latency.dat" using 0:6:xtic(1) with linespoints lw 2 pt 7 ps 1.3 lc rgb "#2b8a3e" title "rust/C, median of the per-boot-pair ratios", \\
+plot "$out/latency.dat" using 0:6:8:9:xtic(1) with yerrorlines lw 2 pt 7 ps 1.3 lc rgb "#2b8a3e" title "rust/C: median of the per-boot-pair ratios, bars their range", \\
      1 with lines lw 1 dt 2 lc rgb "#000000" title "parity"
 unset multiplot
 EOF
-    echo "plot: $out/latency.png"
+        echo "plot: $out/latency.png"
+    else
+        echo "bench: gnuplot not found, no plot (scripts/setup.sh bench installs gnuplot-nox)" >&2
+    fi
+    echo "results: $out"
+}
+
+if [ "${1:-}" = --report ]; then
+    # Only the summary and plot again, from the raw.csv of an earlier run.
+    out=$(cd "${2:?bench.sh --report DIR}" && pwd)
+    rounds=$(tail -n +2 "$out/raw.csv" | cut -d, -f1 | sort -u | wc -l)
+    (cd "$top/tests" && BINDER_UAPI_INCLUDE=$kernel/usr/include CARGO_TARGET_DIR=$target_dir \
+        cargo build --release --locked --target "$MUSL_TARGET" -p bench) ||
+        die "the benchmark did not build"
+    step "summary of $out ($rounds boot pair(s))"
 else
-    echo "bench: gnuplot not found, no plot (scripts/setup.sh bench installs gnuplot-nox)" >&2
+    build
+    measure
+    step "summary ($rounds boot pair(s), scale $scale, $((elapsed / 60)) min $((elapsed % 60)) s of booting and measuring)"
 fi
-echo "results: $out"
+summarise
