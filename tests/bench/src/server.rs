@@ -4,12 +4,21 @@
 
 use std::{sync::atomic::Ordering, thread, time::Duration};
 
-use binder_client::{uapi, Binder, Commands, Mapping, Return};
+use binder_client::{uapi, Binder, Commands, Mapping, Return, Txn};
 
 use crate::proc::{pin_to, Child, Outcome, SharedCounters, Step};
 
 /// The device both ends use.
 pub const BINDER: &str = "/dev/binder";
+
+/// Transaction codes. The server checks that a [`CODE_OBJECTS`] call arrives with every
+/// object turned into a handle.
+pub const CODE_CALL: u32 = 1;
+pub const CODE_ONEWAY: u32 = 2;
+pub const CODE_OBJECTS: u32 = 3;
+
+/// The reply payload of a call the server found wrong (an empty reply is success).
+const REJECTED: &[u8] = b"the objects did not arrive as handles";
 
 /// The server's receive buffer: the most a binder mapping can be, so that 1 MiB calls fit.
 const SERVER_MAP_SIZE: usize = 4 << 20;
@@ -28,7 +37,7 @@ pub fn start(
 ) -> Outcome<Child> {
     let mut child = Child::spawn(&[], |ready| {
         let binder = Binder::open(BINDER).step("server: open")?;
-        let _mapping = binder
+        let mapping = binder
             .map(SERVER_MAP_SIZE, libc::PROT_READ)
             .step("server: mmap")?;
         become_manager(&binder)?;
@@ -37,7 +46,7 @@ pub fn start(
                 .map(|_| {
                     scope.spawn(|| {
                         pin_to(cpu)?;
-                        serve(&binder, counters)
+                        serve(&binder, &mapping, counters)
                     })
                 })
                 .collect();
@@ -71,7 +80,7 @@ fn become_manager(binder: &Binder) -> Outcome {
 }
 
 /// One looper thread: reads work, and sends the answer with its next read.
-fn serve(binder: &Binder, counters: &SharedCounters) -> Outcome {
+fn serve(binder: &Binder, mapping: &Mapping, counters: &SharedCounters) -> Outcome {
     let mut answer = Commands::new().enter_looper();
     loop {
         let returns = binder.write_then_read(&answer).step("server: read")?;
@@ -86,9 +95,13 @@ fn serve(binder: &Binder, counters: &SharedCounters) -> Outcome {
                     counters.oneway_received.fetch_add(1, Ordering::Release);
                 }
                 Return::Transaction(txn) => {
+                    let reply = match txn.code {
+                        CODE_OBJECTS if !objects_are_handles(mapping, &txn) => REJECTED,
+                        _ => &[],
+                    };
                     answer = answer
                         .free_buffer(txn.buffer)
-                        .transaction(true, 0, txn.code, 0, &[]);
+                        .transaction(true, 0, txn.code, 0, reply);
                 }
                 // A reply to a caller that is gone fails; the server does not care.
                 _ => {}
@@ -97,10 +110,27 @@ fn serve(binder: &Binder, counters: &SharedCounters) -> Outcome {
     }
 }
 
+/// Whether `txn` carries objects and the driver turned every one into a handle (a
+/// `BINDER_TYPE_HANDLE` object), as it must for binders sent by another process.
+fn objects_are_handles(mapping: &Mapping, txn: &Txn) -> bool {
+    let Some(offsets) = mapping.bytes_at(txn.offsets, txn.offsets_size) else {
+        return false;
+    };
+    let Some(data) = mapping.bytes_at(txn.buffer, txn.data_size) else {
+        return false;
+    };
+    !offsets.is_empty()
+        && offsets.chunks_exact(8).all(|offset| {
+            let at = u64::from_ne_bytes(offset.try_into().expect("8 bytes")) as usize;
+            data.get(at..at + 4)
+                .is_some_and(|kind| kind == uapi::BINDER_TYPE_HANDLE.to_ne_bytes())
+        })
+}
+
 /// A client of the server: its own binder process, calling handle 0.
 pub struct Caller {
     binder: Binder,
-    _mapping: Mapping,
+    mapping: Mapping,
     /// The last reply's buffer, freed with the next call as libbinder does.
     unfreed: Option<u64>,
 }
@@ -114,7 +144,7 @@ impl Caller {
             .step("client: mmap")?;
         Ok(Self {
             binder,
-            _mapping: mapping,
+            mapping,
             unfreed: None,
         })
     }
@@ -133,6 +163,13 @@ impl Caller {
                 match ret {
                     Return::Reply(reply) => {
                         self.unfreed = Some(reply.buffer);
+                        if reply.data_size != 0 {
+                            let why = self.mapping.bytes_at(reply.buffer, reply.data_size);
+                            return Err(format!(
+                                "the server rejected the call: {}",
+                                String::from_utf8_lossy(why.unwrap_or_default())
+                            ));
+                        }
                         return Ok(());
                     }
                     Return::FailedReply | Return::DeadReply => return Err(self.failed(&ret)),

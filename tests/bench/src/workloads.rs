@@ -13,7 +13,7 @@ use binder_client::{local_binder, object_bytes};
 use crate::{
     proc::{pin_to, pipe, Child, Outcome, SharedCounters, Step},
     run::{Clients, Figures},
-    server::{self, Caller},
+    server::{self, Caller, CODE_CALL, CODE_OBJECTS, CODE_ONEWAY},
 };
 
 /// The client/server pair counts of the parallel workloads (the server gets as many looper
@@ -32,11 +32,6 @@ const OBJECTS: usize = 16;
 /// One-way transactions a client may have ahead of the server. The window keeps the
 /// server's one-way space (half its buffer) from filling up, which would fail the send.
 const ONEWAY_WINDOW: u64 = 32;
-
-/// Transaction codes, so that a server log could tell the workloads apart.
-const CODE_CALL: u32 = 1;
-const CODE_ONEWAY: u32 = 2;
-const CODE_OBJECTS: u32 = 3;
 
 /// One row of the results: a workload with its parameters.
 #[derive(Clone, Copy, Debug)]
