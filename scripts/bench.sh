@@ -66,7 +66,7 @@ echo "bench: driver \$1, kernel \$(uname -r), clocksource \$(cat /sys/devices/sy
 exec /bin/bench run --scale $scale
 EOF
 
-    echo "round,driver,workload,payload,pairs,iterations,median_ns,p99_ns,ops_per_s,error" >"$out/raw.csv"
+    echo "round,driver,workload,payload,pairs,iterations,median_ns,p99_ns,ops_per_s,steady_ops_per_s,error" >"$out/raw.csv"
     start=$SECONDS
     for round in $(seq 1 "$rounds"); do
         # Alternate which driver boots first, so that a machine getting busier or quieter over
@@ -85,9 +85,9 @@ EOF
             else
                 printf '%s\n' "$lines" | sed "s/^bench,/$round,$driver,/" >>"$out/raw.csv"
                 printf '%s\n' "$lines" | awk -F, '{
-                    printf "  %-9s %8s B %2s pair(s): ", $2, $3, $4
-                    if ($9 != "") print "n/a: " $9
-                    else printf "median %9.1f us  p99 %9.1f us  %10.0f /s\n", $6 / 1e3, $7 / 1e3, $8 }'
+                    printf "  %-18s %8s B %2s pair(s): ", $2, $3, $4
+                    if ($10 != "") print "n/a: " $10
+                    else printf "median %9.1f us  p99 %9.1f us  %8.0f /s (steady %8.0f /s)\n", $6 / 1e3, $7 / 1e3, $8, $9 }'
             fi
             # A driver that oopses or warns under load is worth knowing about.
             grep -h '^FAIL' "$boot/results" 2>/dev/null | sed 's/^/  /' || true

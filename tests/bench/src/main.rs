@@ -7,7 +7,7 @@
 //! ```
 //!
 //! `run` prints one line per row, `bench,WORKLOAD,PAYLOAD,PAIRS,ITERATIONS,MEDIAN_NS,P99_NS,
-//! OPS_PER_S,ERROR`, with ERROR empty when the row was measured and the figures empty when
+//! OPS_PER_S,STEADY_OPS_PER_S,ERROR`, with ERROR empty when the row was measured and the figures empty when
 //! it was not (a driver that lacks a feature gets "n/a", and the run goes on).
 //! `scripts/bench.sh` (`make bench`) boots each driver, collects these lines into
 //! `raw.csv` and calls `report`.
@@ -55,17 +55,18 @@ fn run(scale: f64) -> Result<(), String> {
     Plan::new(scale).run_all(shared.counters(), &mut |row, result| {
         let line = match result {
             Ok(f) => format!(
-                "bench,{},{},{},{},{},{},{:.1},",
+                "bench,{},{},{},{},{},{},{:.1},{:.1},",
                 row.workload,
                 row.payload,
                 row.pairs,
                 f.iterations,
                 f.median_ns,
                 f.p99_ns,
-                f.ops_per_s
+                f.ops_per_s,
+                f.steady_ops_per_s
             ),
             Err(e) => format!(
-                "bench,{},{},{},,,,,{}",
+                "bench,{},{},{},,,,,,{}",
                 row.workload,
                 row.payload,
                 row.pairs,
