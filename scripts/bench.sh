@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # `make bench`: rust_binder against the C driver, side by side. Builds the non-debug "bench"
-# kernel (base.config without the sanitizers, in its own build directory), builds
+# kernel (base.config plus bench.config: no sanitizers; in its own build directory), builds
 # rust_binder.ko for it in a scratch copy (the repository's rust_binder.ko stays the debug
 # kernel's, for `make check`), then boots the kernel once per driver and runs the same
 # benchmark binary (tests/bench) in each guest. The boot pair is repeated BENCH_ROUNDS times,
@@ -17,6 +17,9 @@
 #   BENCH_SCALE=F     multiplies every iteration count (default 1: about 30 seconds of measuring
 #                     a boot under TCG on 2 cores, plus the boot itself)
 #   BENCH_OUT=DIR     where the results go instead
+#
+#   scripts/bench.sh                   build, boot, measure, sum up (what `make bench` runs)
+#   scripts/bench.sh --report DIR      only the tables and plot again, from DIR/raw.csv
 #
 # Never a pass/fail test: it fails only when something could not be built or booted.
 set -euo pipefail
