@@ -6,6 +6,7 @@
 #   make check        the test suite: both drivers, in QEMU, plus the kernel log checks
 #   make demo         the demo in QEMU on rust_binder: service manager, service, client
 #                     (DRIVER=c: on the C driver)
+#   make bench        rust_binder against the C driver, on a non-debug kernel (not a test)
 #   make clippy       build with Clippy (the build that `make check` also runs)
 #   make fmt          format the Rust code (module and tests) with rustfmt
 #   make setup        install the toolchain and build the test kernel
@@ -29,7 +30,7 @@ export LIBCLANG_PATH ?= /usr/lib/llvm-19/lib
 
 KMAKE := $(MAKE) -C $(KDIR) M=$(CURDIR) ARCH=x86_64 LLVM=-19
 
-.PHONY: all module setup clippy check demo fmt clean
+.PHONY: all module setup clippy check bench demo fmt clean
 
 all: module
 
@@ -51,6 +52,10 @@ check: setup
 # DRIVER=c tells the same story on the C driver.
 demo: module
 	@bash scripts/demo.sh
+
+# Builds its own kernel variant and its own rust_binder.ko for it; see scripts/bench.sh.
+bench:
+	@bash scripts/bench.sh
 
 fmt:
 	rustfmt --edition 2021 rust_binder.rs tests/leak-selftest/rb_leak_selftest.rs

@@ -27,6 +27,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 kernel_series=7.3
 apt_packages=(clang-19 lld-19 llvm-19 libclang-19-dev bc flex bison libelf-dev libssl-dev cpio
     busybox-static xz-utils python3 make rsync)
+# `make bench` draws its latency plot with gnuplot.
+[ "$variant" = debug ] || apt_packages+=(gnuplot-nox)
 backports_suite=bookworm-backports
 kernel_suite=trixie-backports
 
@@ -157,7 +159,7 @@ progress() {
 build_kernel() {
     local out=$1
     local fragments=("$here/kernel/base.config")
-    [ "$variant" = debug ] && fragments+=("$here/kernel/debug.config")
+    fragments+=("$here/kernel/$variant.config")
     # The stamp covers what decides the kernel: its source version, the fragments and the
     # compilers. A change to any of them reconfigures and rebuilds (incrementally).
     local stamp

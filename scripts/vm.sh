@@ -6,12 +6,13 @@
 #
 #   scripts/vm.sh --driver c|rust --out DIR [--kernel DIR] [--selftest leak] [--timeout SECONDS]
 #                 [--filter NAME[,NAME...]]   (run only the cases whose names contain one of these)
-#                 [--bin FILE]... [--run SCRIPT]
+#                 [--bin FILE]... [--run SCRIPT] [--module FILE]
 #
 # --bin copies a program into the guest's /bin (repeatable). --run runs SCRIPT (a busybox sh
 # script, copied to /etc/rb-run) in place of the conformance suite; what it prints lands in
 # DIR/guest.log between the "=== results" and "=== end" markers, and its "ok"/"FAIL" lines
-# count as results like the suite's.
+# count as results like the suite's. --module boots another build of rust_binder.ko than the
+# repository's (one built for the --kernel tree, as the benchmark's is).
 #
 # The guest's console (the kernel log) goes to DIR/console.log and what the suite prints to
 # DIR/guest.log. DIR/results gets one line per case, "ok NAME" or "FAIL NAME: why", plus the
@@ -31,6 +32,7 @@ filter=
 timeout=900
 bins=()
 run=
+rust_module=$top/rust_binder.ko
 while [ $# -gt 0 ]; do
     case "$1" in
     --driver) driver=$2; shift 2 ;;
@@ -41,6 +43,7 @@ while [ $# -gt 0 ]; do
     --filter) filter=$2; shift 2 ;;
     --bin) bins+=("$2"); shift 2 ;;
     --run) run=$2; shift 2 ;;
+    --module) rust_module=$2; shift 2 ;;
     *) echo "vm.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -49,11 +52,13 @@ case "$driver" in c | rust) ;; *) echo "vm.sh: --driver c|rust" >&2; exit 2 ;; e
 
 bzimage=$kernel/arch/x86/boot/bzImage
 c_module=$kernel/drivers/android/binder_linux.ko
-rust_module=$top/rust_binder.ko
 conformance=$top/tests/target/$MUSL_TARGET/release/conformance
 leak_module=$top/tests/leak-selftest/rb_leak_selftest.ko
 busybox=$(command -v busybox || echo /bin/busybox)
-for f in "$bzimage" "$c_module" "$rust_module" "$conformance" "$busybox"; do
+required=("$bzimage" "$c_module" "$rust_module" "$busybox")
+# With --run the conformance suite is not needed (the benchmark builds only its own binary).
+[ -n "$run" ] || required+=("$conformance")
+for f in "${required[@]}"; do
     [ -f "$f" ] || { echo "vm.sh: missing $f (run make check)" >&2; exit 2; }
 done
 
@@ -62,7 +67,7 @@ mkdir -p "$out/root/bin" "$out/root/lib/modules" "$out/root/dev" "$out/root/proc
     "$out/root/sys" "$out/root/tmp" "$out/root/etc"
 root=$out/root
 cp "$busybox" "$root/bin/busybox"
-cp "$conformance" "$root/bin/conformance"
+[ ! -f "$conformance" ] || cp "$conformance" "$root/bin/conformance"
 for f in "${bins[@]}"; do
     [ -f "$f" ] || { echo "vm.sh: missing $f" >&2; exit 2; }
     cp "$f" "$root/bin/"

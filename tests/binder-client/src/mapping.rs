@@ -85,6 +85,14 @@ impl Mapping {
     }
 }
 
+// SAFETY: The mapping is plain memory owned by this value; userspace never writes it (binder
+// maps it read-only), and the kernel writes a buffer only before delivering it. Reading it, or
+// changing its protection, from several threads is no different from doing so from one, so a
+// multi-threaded server may share it among its looper threads.
+unsafe impl Send for Mapping {}
+// SAFETY: As above.
+unsafe impl Sync for Mapping {}
+
 impl Drop for Mapping {
     fn drop(&mut self) {
         // SAFETY: The range is exactly this mapping, which is not used after this.

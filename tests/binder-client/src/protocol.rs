@@ -429,6 +429,26 @@ mod tests {
     }
 
     #[test]
+    fn transaction_with_objects_points_at_the_offsets() {
+        let payload = crate::Payload::new()
+            .object(crate::FlatObject::binder(0x10, 1))
+            .object(crate::FlatObject::binder(0x20, 2));
+        let (data, offsets) = (&payload.data, &payload.offsets);
+        assert_eq!(offsets, &[0u64, 24]);
+        let commands = Commands::new().transaction_with_objects(false, 0, 1, 0, data, offsets);
+        let bytes = commands.as_bytes();
+        assert_eq!(data.len(), 48);
+        assert_eq!(&data[..4], &uapi::BINDER_TYPE_BINDER.to_ne_bytes());
+        assert_eq!(&data[32..40], &0x20u64.to_ne_bytes());
+        // offsets_size is the seventh word pair, the offsets pointer the ninth.
+        assert_eq!(&bytes[4 + 40..4 + 48], &16u64.to_ne_bytes());
+        assert_eq!(
+            &bytes[4 + 56..4 + 64],
+            &(offsets.as_ptr() as u64).to_ne_bytes()
+        );
+    }
+
+    #[test]
     fn death_commands_use_the_packed_handle_cookie() {
         let commands = Commands::new().request_death_notification(1, 2);
         assert_eq!(commands.len(), 4 + 12);

@@ -139,9 +139,11 @@ fn answering_manager(linger: bool) -> Outcome<crate::harness::Child> {
         ready();
         let (call, _) = m.next_call()?;
         m.reply_and_free(&call, &Payload::new().bytes(b"answer"))?;
-        while linger {
-            // SAFETY: Plain syscall; the manager stays until it is killed.
-            unsafe { libc::pause() };
+        if linger {
+            loop {
+                // SAFETY: Plain syscall; the manager stays until it is killed.
+                unsafe { libc::pause() };
+            }
         }
         Ok(())
     })

@@ -158,8 +158,8 @@ fn object_client(id: u64) -> Outcome<crate::harness::Child> {
         let c = Peer::open()?;
         for call in 0u64.. {
             let payload = Payload::new()
-                .object(FlatObject::binder(id << 16 | call % 3, id))
-                .object(FlatObject::binder(id << 16 | (call + 1) % 3, id));
+                .object(FlatObject::binder((id << 16) | (call % 3), id))
+                .object(FlatObject::binder((id << 16) | ((call + 1) % 3), id));
             if call % 7 == 6 {
                 // Leave with the new object's BR_INCREFS/BR_ACQUIRE still queued.
                 let offsets = payload.offsets_bytes();

@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# `make bench`: rust_binder against the C driver, side by side. Builds the non-debug "bench"
+# kernel (base.config plus bench.config: no sanitizers; in its own build directory), builds
+# rust_binder.ko for it in a scratch copy (the repository's rust_binder.ko stays the debug
+# kernel's, for `make check`), then boots the kernel once per driver and runs the same
+# benchmark binary (tests/bench) in each guest. The boot pair is repeated BENCH_ROUNDS times,
+# the order of the two drivers alternating, so that the spread of the ratios shows the noise.
+#
+# Results go to bench/results/<UTC time>/: raw.csv (every boot), summary.md and summary.csv
+# (the tables: C, rust_binder, rust/C with its spread, each driver over the floor),
+# latency.png (latency against payload size), and each boot's logs under boots/.
+#
+# Environment:
+#   BENCH_ROUNDS=N    boot pairs (default 5)
+#   BENCH_SCALE=F     multiplies every iteration count (default 1: about 30 seconds of measuring
+#                     a boot under TCG on 2 cores, plus the boot itself)
+#   BENCH_OUT=DIR     where the results go instead
+#
+#   scripts/bench.sh                   build, boot, measure, sum up (what `make bench` runs)
+#   scripts/bench.sh --report DIR      only the tables and plot again, from DIR/raw.csv
+#
+# Never a pass/fail test: it fails only when something could not be built or booted.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+top=$(cd "$here/.." && pwd)
+. "$here/lib.sh"
+
+rounds=${BENCH_ROUNDS:-5}
+scale=${BENCH_SCALE:-1}
+out=${BENCH_OUT:-$top/bench/results/$(date -u +%Y-%m-%dT%H%M)}
+kernel=$(kernel_out bench)
+module_dir=$RB_CACHE/bench-module
+target_dir=$top/tests/target/bench-build
+bench_bin=$target_dir/$MUSL_TARGET/release/bench
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+die() { echo "bench: $*" >&2; exit 1; }
+
+case "$rounds" in '' | *[!0-9]* | 0) die "BENCH_ROUNDS must be a positive number" ;; esac
+
+# Builds the bench kernel, rust_binder.ko for it, and the benchmark.
+build() {
+    bash "$here/setup.sh" bench
+
+    step "building rust_binder.ko for the bench kernel (in $module_dir)"
+    # A copy of the sources, so that the build for the bench tree never touches the repository's
+    # rust_binder.ko, which `make check` loads into the debug kernel.
+    mkdir -p "$module_dir"
+    rsync -a --delete --include='/*.rs' --include='/Kbuild' --exclude='*' "$top/" "$module_dir/src/"
+    kmake -C "$kernel" M="$module_dir/src" modules >"$module_dir/build.log" 2>&1 ||
+        { tail -n 40 "$module_dir/build.log" >&2; die "rust_binder did not build for $kernel"; }
+
+    step "building the benchmark (static, $MUSL_TARGET)"
+    (cd "$top/tests" && BINDER_UAPI_INCLUDE=$kernel/usr/include CARGO_TARGET_DIR=$target_dir \
+        cargo build --release --locked --target "$MUSL_TARGET" -p bench) ||
+        die "the benchmark did not build"
+}
+
+# Boots each driver BENCH_ROUNDS times and collects every figure in raw.csv.
+measure() {
+    mkdir -p "$out/boots"
+    cat >"$out/boots/guest.sh" <<EOF
+#!/bin/sh
+# Runs in the guest (vm.sh --run): the benchmark against the driver the init loaded.
+echo "bench: driver \$1, kernel \$(uname -r), clocksource \$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"
+exec /bin/bench run --scale $scale
+EOF
+
+    echo "round,driver,workload,payload,pairs,iterations,median_ns,p99_ns,ops_per_s,steady_ops_per_s,error" >"$out/raw.csv"
+    start=$SECONDS
+    for round in $(seq 1 "$rounds"); do
+        # Alternate which driver boots first, so that a machine getting busier or quieter over
+        # the run does not favour one of them.
+        if [ $((round % 2)) = 1 ]; then order="c rust"; else order="rust c"; fi
+        for driver in $order; do
+            step "round $round of $rounds: $driver driver ($((SECONDS - start)) s so far)"
+            boot=$out/boots/$round-$driver
+            bash "$here/vm.sh" --kernel "$kernel" --driver "$driver" --module "$module_dir/src/rust_binder.ko" \
+                --bin "$bench_bin" --run "$out/boots/guest.sh" --out "$boot" --timeout 900 >/dev/null || true
+            rm -f "$boot/initramfs.cpio"
+            rm -rf "$boot/root"
+            lines=$(tr -d '\r' <"$boot/guest.log" | grep '^bench,' || true)
+            if [ -z "$lines" ]; then
+                echo "bench: no results from this boot; see $boot/guest.log and $boot/console.log" >&2
+            else
+                printf '%s\n' "$lines" | sed "s/^bench,/$round,$driver,/" >>"$out/raw.csv"
+                printf '%s\n' "$lines" | awk -F, '{
+                    printf "  %-18s %8s B %2s pair(s): ", $2, $3, $4
+                    if ($10 != "") print "n/a: " $10
+                    else printf "median %9.1f us  p99 %9.1f us  %8.0f /s (steady %8.0f /s)\n", $6 / 1e3, $7 / 1e3, $8, $9 }'
+            fi
+            # A driver that oopses or warns under load is worth knowing about.
+            grep -h '^FAIL' "$boot/results" 2>/dev/null | sed 's/^/  /' || true
+            [ ! -f "$boot/log-excerpt" ] || head -n 30 "$boot/log-excerpt"
+        done
+    done
+    elapsed=$((SECONDS - start))
+}
+
+# The tables (summary.md, summary.csv) and the plot, from raw.csv.
+summarise() {
+    "$bench_bin" report "$out"
+
+    if command -v gnuplot >/dev/null 2>&1; then
+        gnuplot <<EOF
+set terminal pngcairo size 1000,800 font ",11" noenhanced
+set output "$out/latency.png"
+set multiplot title "Synchronous round trip under QEMU TCG, both ends on one vCPU (medians over $rounds boot pair(s))"
+set lmargin 12
+set rmargin 4
+set grid ytics mytics xtics
+set offsets 0.2, 0.2, 0, 0
+set xtics scale 0
+# Top: latency against payload size, both drivers, with the pipe round trip for scale.
+set origin 0, 0.34
+set size 1, 0.62
+set logscale y
+set ylabel "µs per round trip (log)"
+set key below maxcols 2 box
+plot "$out/latency.dat" using 0:2:xtic(1) with linespoints lw 2 pt 7 ps 1.3 lc rgb "#1f5fbf" title "C driver, median", \\
+     "" using 0:4 with linespoints lw 2 pt 5 ps 1.3 lc rgb "#d9480f" title "rust_binder, median", \\
+     "" using 0:3 with linespoints lw 1 dt 2 pt 6 lc rgb "#1f5fbf" title "C driver, p99", \\
+     "" using 0:5 with linespoints lw 1 dt 2 pt 4 lc rgb "#d9480f" title "rust_binder, p99", \\
+     "" using 0:7 with lines lw 1 dt 3 lc rgb "#555555" title "floor: pipe round trip, no binder"
+# Bottom: the ratio, the figure that counts.
+set origin 0, 0
+set size 1, 0.36
+unset logscale y
+set yrange [0:*]
+set ylabel "rust_binder / C"
+set xlabel "payload of the call (the reply is empty)"
+set key inside bottom right box opaque
+plot "$out/latency.dat" using 0:6:8:9:xtic(1) with yerrorlines lw 2 pt 7 ps 1.3 lc rgb "#2b8a3e" title "rust/C: median of the per-boot-pair ratios, bars their range", \\
+     1 with lines lw 1 dt 2 lc rgb "#000000" title "parity"
+unset multiplot
+EOF
+        echo "plot: $out/latency.png"
+    else
+        echo "bench: gnuplot not found, no plot (scripts/setup.sh bench installs gnuplot-nox)" >&2
+    fi
+    echo "results: $out"
+}
+
+if [ "${1:-}" = --report ]; then
+    # Only the summary and plot again, from the raw.csv of an earlier run.
+    out=$(cd "${2:?bench.sh --report DIR}" && pwd)
+    rounds=$(tail -n +2 "$out/raw.csv" | cut -d, -f1 | sort -u | wc -l)
+    (cd "$top/tests" && BINDER_UAPI_INCLUDE=$kernel/usr/include CARGO_TARGET_DIR=$target_dir \
+        cargo build --release --locked --target "$MUSL_TARGET" -p bench) ||
+        die "the benchmark did not build"
+    step "summary of $out ($rounds boot pair(s))"
+else
+    build
+    measure
+    step "summary ($rounds boot pair(s), scale $scale, $((elapsed / 60)) min $((elapsed % 60)) s of booting and measuring)"
+fi
+summarise

@@ -1,0 +1,333 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The workloads, and how many iterations each gets.
+
+use std::{
+    fs::File,
+    io::{Read, Write},
+    os::fd::AsRawFd,
+    sync::atomic::Ordering,
+};
+
+use binder_client::{FlatObject, Payload};
+
+use crate::{
+    proc::{pin_to, pipe, Child, Outcome, SharedCounters, Step},
+    run::{Clients, Figures},
+    server::{self, Caller, CODE_CALL, CODE_OBJECTS, CODE_ONEWAY},
+};
+
+/// The client/server pair counts of the parallel workloads (the server gets as many looper
+/// threads).
+pub const PAIRS: [usize; 4] = [1, 2, 4, 8];
+
+/// The payload sizes of the synchronous round trips.
+const CALL_PAYLOADS: [usize; 4] = [0, 4 << 10, 64 << 10, 1 << 20];
+
+/// The payload sizes of the one-way workload.
+const ONEWAY_PAYLOADS: [usize; 2] = [0, 4 << 10];
+
+/// Binder objects in each transaction of the translation workload.
+const OBJECTS: usize = 16;
+
+/// One-way transactions a client may have ahead of the server. The window keeps the
+/// server's one-way space (half its buffer) from filling up, which would fail the send.
+const ONEWAY_WINDOW: u64 = 32;
+
+/// One row of the results: a workload with its parameters.
+#[derive(Clone, Copy, Debug)]
+pub struct Row {
+    /// `call`, `parallel` (N pairs on one vCPU), `parallel-smp` (N pairs free to use both
+    /// vCPUs), `oneway`, `objects`, `floor` (one pipe pair on one vCPU), `floor-parallel` and
+    /// `floor-parallel-smp` (N pipe pairs, run as the two `parallel` workloads are).
+    pub workload: &'static str,
+    /// Payload bytes per transaction (objects: the bytes the objects take).
+    pub payload: usize,
+    /// Client/server pairs running at once.
+    pub pairs: usize,
+}
+
+/// The vCPU both ends of a workload are bound to, for all but the `-smp` ones. Under QEMU's TCG, waking a thread
+/// on the other, idle vCPU takes hundreds of microseconds of host scheduling, which would
+/// drown what the driver costs; on one vCPU a round trip is two context switches.
+const LATENCY_CPU: Option<usize> = Some(0);
+
+/// Iteration counts, scaled: 1.0 is about 30 seconds of measuring under QEMU's TCG.
+pub struct Plan {
+    scale: f64,
+}
+
+impl Plan {
+    /// A plan with every iteration count multiplied by `scale`.
+    pub fn new(scale: f64) -> Self {
+        Self { scale }
+    }
+
+    /// Timed iterations for a nominal count, and the untimed warm-up before them.
+    fn counts(&self, nominal: usize) -> (usize, usize) {
+        let iterations = ((nominal as f64 * self.scale) as usize).max(20);
+        (iterations, (iterations / 10).max(5))
+    }
+
+    /// Runs every workload, handing each row and its result to `report` as it is done.
+    pub fn run_all(
+        &self,
+        counters: &'static SharedCounters,
+        report: &mut dyn FnMut(Row, Outcome<Figures>),
+    ) {
+        for payload in CALL_PAYLOADS {
+            let nominal = match payload {
+                0..=4096 => 8000,
+                4097..=65536 => 4000,
+                _ => 800,
+            };
+            let row = Row {
+                workload: "call",
+                payload,
+                pairs: 1,
+            };
+            let counts = self.counts(nominal);
+            report(
+                row,
+                with_server(1, LATENCY_CPU, counters, || {
+                    calls(counts, 1, LATENCY_CPU, payload)
+                }),
+            );
+        }
+        for (workload, cpu) in [("parallel", LATENCY_CPU), ("parallel-smp", None)] {
+            for pairs in PAIRS {
+                let row = Row {
+                    workload,
+                    payload: 0,
+                    pairs,
+                };
+                // The same number of calls in all, shared among the pairs.
+                let counts = self.counts(8000 / pairs);
+                report(
+                    row,
+                    with_server(pairs, cpu, counters, || calls(counts, pairs, cpu, 0)),
+                );
+            }
+        }
+        for payload in ONEWAY_PAYLOADS {
+            let row = Row {
+                workload: "oneway",
+                payload,
+                pairs: 1,
+            };
+            let counts = self.counts(16000);
+            report(
+                row,
+                with_server(1, LATENCY_CPU, counters, || {
+                    oneway(counts, payload, counters)
+                }),
+            );
+        }
+        let row = Row {
+            workload: "objects",
+            payload: OBJECTS * size_of::<binder_client::uapi::flat_binder_object>(),
+            pairs: 1,
+        };
+        let counts = self.counts(6000);
+        report(
+            row,
+            with_server(1, LATENCY_CPU, counters, || objects(counts)),
+        );
+        let row = Row {
+            workload: "floor",
+            payload: 1,
+            pairs: 1,
+        };
+        report(row, floor(self.counts(8000), 1, LATENCY_CPU));
+        for (workload, cpu) in [
+            ("floor-parallel", LATENCY_CPU),
+            ("floor-parallel-smp", None),
+        ] {
+            for pairs in PAIRS {
+                let row = Row {
+                    workload,
+                    payload: 1,
+                    pairs,
+                };
+                report(row, floor(self.counts(8000 / pairs), pairs, cpu));
+            }
+        }
+    }
+}
+
+/// Runs `measure` against a fresh server with `threads` looper threads bound to `cpu`.
+fn with_server(
+    threads: usize,
+    cpu: Option<usize>,
+    counters: &'static SharedCounters,
+    measure: impl FnOnce() -> Outcome<Figures>,
+) -> Outcome<Figures> {
+    let server = server::start(threads, cpu, counters)?;
+    let result = measure();
+    server.kill();
+    result
+}
+
+/// Synchronous calls of `payload` bytes from `pairs` clients at once, `iterations` each.
+fn calls(
+    (iterations, warmup): (usize, usize),
+    pairs: usize,
+    cpu: Option<usize>,
+    payload: usize,
+) -> Outcome<Figures> {
+    let data = vec![0x5a; payload];
+    Clients {
+        count: pairs,
+        warmup,
+        iterations,
+        setup: &|_| {
+            pin_to(cpu)?;
+            Caller::open()
+        },
+        step: &|caller: &mut Caller| caller.call(CODE_CALL, &data, &[]),
+        finish: &|_| Ok(()),
+    }
+    .run()
+}
+
+/// A one-way sender and how many it sent.
+struct OnewaySender {
+    caller: Caller,
+    sent: u64,
+    counters: &'static SharedCounters,
+}
+
+impl OnewaySender {
+    /// Waits (yielding the CPU) until the server has taken all but `ahead` of those sent.
+    fn wait_until_ahead_by(&self, ahead: u64) {
+        while self.sent - self.counters.oneway_received.load(Ordering::Acquire) > ahead {
+            // SAFETY: Plain syscall.
+            unsafe { libc::sched_yield() };
+        }
+    }
+}
+
+/// One-way transactions of `payload` bytes as fast as the server takes them; the rate
+/// counts until the server has taken the last one.
+fn oneway(
+    (iterations, warmup): (usize, usize),
+    payload: usize,
+    counters: &'static SharedCounters,
+) -> Outcome<Figures> {
+    let data = vec![0x5a; payload];
+    counters.oneway_received.store(0, Ordering::Release);
+    Clients {
+        count: 1,
+        warmup,
+        iterations,
+        setup: &|_| {
+            pin_to(LATENCY_CPU)?;
+            Ok(OnewaySender {
+                caller: Caller::open()?,
+                sent: 0,
+                counters,
+            })
+        },
+        step: &|sender: &mut OnewaySender| {
+            sender.wait_until_ahead_by(ONEWAY_WINDOW - 1);
+            sender.caller.send_oneway(CODE_ONEWAY, &data)?;
+            sender.sent += 1;
+            Ok(())
+        },
+        finish: &|sender| {
+            sender.wait_until_ahead_by(0);
+            Ok(())
+        },
+    }
+    .run()
+}
+
+/// Synchronous calls carrying [`OBJECTS`] binder objects (local binders of the client), each
+/// translated into a handle for the server, and released again when it frees the buffer.
+fn objects((iterations, warmup): (usize, usize)) -> Outcome<Figures> {
+    let Payload { data, offsets } = (1..=OBJECTS as u64).fold(Payload::new(), |payload, i| {
+        payload.object(FlatObject::binder(i << 12, i))
+    });
+    Clients {
+        count: 1,
+        warmup,
+        iterations,
+        setup: &|_| {
+            pin_to(LATENCY_CPU)?;
+            Caller::open()
+        },
+        step: &|caller: &mut Caller| caller.call(CODE_OBJECTS, &data, &offsets),
+        finish: &|_| Ok(()),
+    }
+    .run()
+}
+
+/// One end of a pipe ping-pong: a byte out to an echo process, and back.
+struct PingPong {
+    /// Closed first when dropped, which ends the echo process.
+    to_echo: Option<File>,
+    from_echo: File,
+    echo: Option<Child>,
+}
+
+impl PingPong {
+    fn start() -> Outcome<Self> {
+        let (echo_in, to_echo) = pipe()?;
+        let (from_echo, echo_out) = pipe()?;
+        let close = [to_echo.as_raw_fd(), from_echo.as_raw_fd()];
+        let mut echo = Child::spawn(&close, |ready| {
+            ready();
+            let (mut input, mut output) = (&echo_in, &echo_out);
+            let mut byte = [0u8];
+            // Echoes until the other end closes its pipe.
+            while input.read(&mut byte).step("echo: read")? == 1 {
+                output.write_all(&byte).step("echo: write")?;
+            }
+            Ok(Vec::new())
+        })?;
+        drop((echo_in, echo_out));
+        echo.wait_ready()?;
+        Ok(Self {
+            to_echo: Some(to_echo),
+            from_echo,
+            echo: Some(echo),
+        })
+    }
+
+    fn round_trip(&mut self) -> Outcome {
+        let mut byte = [7u8];
+        let mut to_echo = self.to_echo.as_ref().ok_or("ping: pipe closed")?;
+        to_echo.write_all(&byte).step("ping")?;
+        self.from_echo.read_exact(&mut byte).step("pong")
+    }
+}
+
+impl Drop for PingPong {
+    fn drop(&mut self) {
+        drop(self.to_echo.take());
+        if let Some(echo) = self.echo.take() {
+            let _ = echo.finish();
+        }
+    }
+}
+
+/// The floor: the same round trip without binder, a one-byte pipe ping-pong between two
+/// processes, from `pairs` pairs at once, `iterations` each, bound to `cpu` if given.
+fn floor(
+    (iterations, warmup): (usize, usize),
+    pairs: usize,
+    cpu: Option<usize>,
+) -> Outcome<Figures> {
+    Clients {
+        count: pairs,
+        warmup,
+        iterations,
+        setup: &|_| {
+            // The echo process is forked after this, and inherits the binding.
+            pin_to(cpu)?;
+            PingPong::start()
+        },
+        step: &|pp: &mut PingPong| pp.round_trip(),
+        finish: &|_| Ok(()),
+    }
+    .run()
+}
