@@ -112,6 +112,16 @@ struct Counts {
 }
 
 impl Counts {
+    /// The counter of references like `what`.
+    fn slot(&mut self, what: Count) -> &mut u32 {
+        match what {
+            Count::Handle => &mut self.handles,
+            Count::StrongHandle => &mut self.strong_handles,
+            Count::Local { strong: true } => &mut self.local_strong,
+            Count::Local { strong: false } => &mut self.local_weak,
+        }
+    }
+
     fn strong(&self) -> bool {
         self.strong_handles > 0 || self.local_strong > 0
     }
@@ -220,12 +230,7 @@ impl Node {
         notify: Option<&Thread>,
     ) {
         let counts = this.counts.access_mut(inner);
-        let slot = match what {
-            Count::Handle => &mut counts.handles,
-            Count::StrongHandle => &mut counts.strong_handles,
-            Count::Local { strong: true } => &mut counts.local_strong,
-            Count::Local { strong: false } => &mut counts.local_weak,
-        };
+        let slot = counts.slot(what);
         *slot = slot.saturating_add(1);
         let told = if what.is_strong() {
             counts.told_strong
@@ -253,12 +258,7 @@ impl Node {
         what: Count,
     ) -> Option<NodeArc> {
         let counts = this.counts.access_mut(inner);
-        let slot = match what {
-            Count::Handle => &mut counts.handles,
-            Count::StrongHandle => &mut counts.strong_handles,
-            Count::Local { strong: true } => &mut counts.local_strong,
-            Count::Local { strong: false } => &mut counts.local_weak,
-        };
+        let slot = counts.slot(what);
         match slot.checked_sub(1) {
             Some(value) => *slot = value,
             None => {

@@ -522,20 +522,7 @@ impl Process {
             }
             None => (Err(ESRCH), true, strong),
         };
-        let mut owner = node.owner().inner.lock();
-        let forgotten_strong = if surplus_strong {
-            Node::uncount(node, &mut owner, Count::StrongHandle)
-        } else {
-            None
-        };
-        let forgotten = if surplus_handle {
-            Node::uncount(node, &mut owner, Count::Handle)
-        } else {
-            None
-        };
-        drop(owner);
-        drop(forgotten_strong);
-        drop(forgotten);
+        self.uncount_handle(node, surplus_strong, surplus_handle);
         result
     }
 
