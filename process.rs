@@ -541,6 +541,9 @@ impl Process {
     /// Uncounts on `node` a handle's strong reference (`lost_strong`) and the handle itself
     /// (`lost_handle`).
     fn uncount_handle(&self, node: &NodeArc, lost_strong: bool, lost_handle: bool) {
+        if !lost_strong && !lost_handle {
+            return;
+        }
         let mut owner = node.owner().inner.lock();
         let forgotten_strong = if lost_strong {
             Node::uncount(node, &mut owner, Count::StrongHandle)
