@@ -333,6 +333,11 @@ impl Transaction {
             (false, true, Some(node)) => Some(node.clone()),
             _ => None,
         };
+        // Room for the references of the first objects (and the target's), so that a usual
+        // transaction does not grow the list object by object.
+        let expected = (offsets_size / size_of::<u64>()).min(32) + 1;
+        let held =
+            KVec::with_capacity(expected, GFP_KERNEL).map_err(|_| Failure::failed(ENOMEM))?;
         let (range, view) = to
             .reserve_buffer(size, async_node)
             .map_err(|err| match err {
@@ -343,7 +348,7 @@ impl Transaction {
             from: from_process,
             thread: sender,
             to: &to,
-            held: KVec::new(),
+            held,
         };
         if let Err(err) = translation.fill(&view, tr, node, data_size, offsets_size, extra) {
             to.release_all_held(translation.held);
