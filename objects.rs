@@ -151,18 +151,7 @@ impl Translation<'_> {
             );
             return Err(EINVAL);
         }
-        self.held.reserve(1, GFP_KERNEL)?;
-        let handle = self.to.take_ref(&node, strong, Some(self.thread))?;
-        self.keep(Held::Handle { node, strong });
-        object.set_handle(
-            if strong {
-                TYPE_HANDLE
-            } else {
-                TYPE_WEAK_HANDLE
-            },
-            handle,
-        );
-        Ok(())
+        self.give_handle(object, node, strong, true)
     }
 
     /// A handle of the sender: the receiver gets its own handle to the node, or the node's
@@ -172,31 +161,41 @@ impl Translation<'_> {
         // SAFETY: Both members of the union are integers, so reading either is always valid.
         let handle = unsafe { object.0.__bindgen_anon_1.handle };
         let node = self.from.ref_target(handle, strong).ok_or(EINVAL)?;
-        self.held.reserve(1, GFP_KERNEL)?;
-        if node.is_owned_by(self.to) {
-            self.to.count_local(&node, strong);
-            object.set_binder(
-                if strong {
-                    TYPE_BINDER
-                } else {
-                    TYPE_WEAK_BINDER
-                },
-                node.ptr(),
-                node.cookie(),
-            );
-            self.keep(Held::Local { node, strong });
-        } else {
-            let handle = self.to.take_ref(&node, strong, None)?;
-            object.set_handle(
-                if strong {
-                    TYPE_HANDLE
-                } else {
-                    TYPE_WEAK_HANDLE
-                },
-                handle,
-            );
-            self.keep(Held::Handle { node, strong });
+        if !node.is_owned_by(self.to) {
+            return self.give_handle(object, node, strong, false);
         }
+        self.held.reserve(1, GFP_KERNEL)?;
+        self.to.count_local(&node, strong);
+        let kind = if strong {
+            TYPE_BINDER
+        } else {
+            TYPE_WEAK_BINDER
+        };
+        object.set_binder(kind, node.ptr(), node.cookie());
+        self.keep(Held::Local { node, strong });
+        Ok(())
+    }
+
+    /// Makes `object` the receiver's handle to `node`, taking the reference for its buffer.
+    /// `from_owner` says the sender owns the node: its thread reads the node's
+    /// `BR_INCREFS`/`BR_ACQUIRE` if they are due.
+    fn give_handle(
+        &mut self,
+        object: &mut FlatBinderObject,
+        node: NodeArc,
+        strong: bool,
+        from_owner: bool,
+    ) -> Result {
+        self.held.reserve(1, GFP_KERNEL)?;
+        let notify = from_owner.then_some(self.thread);
+        let handle = self.to.take_ref(&node, strong, notify)?;
+        self.keep(Held::Handle { node, strong });
+        let kind = if strong {
+            TYPE_HANDLE
+        } else {
+            TYPE_WEAK_HANDLE
+        };
+        object.set_handle(kind, handle);
         Ok(())
     }
 

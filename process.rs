@@ -694,15 +694,10 @@ impl Process {
             return Err(EPERM);
         }
         let node = self.ref_target(info.0.handle, true).ok_or(EINVAL)?;
-        let (strong, weak) = node.owner().with_inner(|inner| node.reported_counts(inner));
+        let (strong, weak) = node.reported_counts(&mut node.owner().inner.lock());
         info.0.strong_count = strong;
         info.0.weak_count = weak;
         Ok(())
-    }
-
-    /// Runs `f` with the process's state locked.
-    pub(crate) fn with_inner<R>(&self, f: impl FnOnce(&mut ProcessInner) -> R) -> R {
-        f(&mut self.inner.lock())
     }
 
     /// The node behind `handle`, if the process holds a strong reference through it (or any

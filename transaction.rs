@@ -207,19 +207,19 @@ impl Thread {
             self.check_new_call(process, node.owner())
                 .map_err(Failure::failed)?
         };
-        let from = (!oneway).then(|| self.clone());
         let to = node.owner().clone();
-        let t = Transaction::new(self, from, from_parent, process, to, Some(&node), tr, false)?;
+        let t = Transaction::new(self, from_parent, process, to, Some(&node), tr, false)?;
         let item = Work::new_item(Delivery(t.clone())).map_err(Failure::failed)?;
-        let complete = Work::new_arc(Complete::new()).map_err(Failure::failed)?;
-        let complete_item = Work::to_queue(&complete).ok_or(Failure::failed(EINVAL))?;
         if oneway {
+            let complete = Work::new_item(Complete::new()).map_err(Failure::failed)?;
             // On failure, dropping `t` gives its buffer back.
             t.to.push_work(item, Recipient::Oneway(&node))
                 .map_err(|_| Failure::dead(ESRCH))?;
-            let _ = process.push_work(complete_item, Recipient::Thread(self));
+            let _ = process.push_work(complete, Recipient::Thread(self));
             return Ok(());
         }
+        let complete = Work::new_arc(Complete::new()).map_err(Failure::failed)?;
+        let complete_item = Work::to_queue(&complete).ok_or(Failure::failed(EINVAL))?;
         // The call goes on the stack, and its BR_TRANSACTION_COMPLETE on the todo list, before
         // it can be answered; both are undone if it cannot be sent.
         self.begin_call(process, t.clone(), complete_item);
@@ -266,7 +266,7 @@ impl Thread {
             return Err(Failure::failed(EPROTO));
         };
         let to = call.from_process.clone();
-        let reply = Transaction::new(self, None, None, process, to, None, tr, true)?;
+        let reply = Transaction::new(self, None, process, to, None, tr, true)?;
         let item = Work::new_item(Delivery(reply.clone())).map_err(Failure::failed)?;
         let own_complete = Work::new_item(Complete::new()).map_err(Failure::failed)?;
         // On failure, dropping `reply` gives its buffer back.
@@ -306,11 +306,11 @@ fn align8(n: u64) -> Option<u64> {
 
 impl Transaction {
     /// Creates a transaction from `from_process` (its thread `sender`) to `to`: copies the
-    /// payload into `to`'s receive buffer and translates the objects in it.
-    #[allow(clippy::too_many_arguments)]
+    /// payload into `to`'s receive buffer and translates the objects in it. A call (neither
+    /// a reply nor one-way) remembers `sender`, to reply to, and `from_parent`, the sender's
+    /// stack below it.
     fn new(
-        sender: &Thread,
-        from: Option<Arc<Thread>>,
+        sender: &Arc<Thread>,
         from_parent: Option<Arc<Transaction>>,
         from_process: &Arc<Process>,
         to: Arc<Process>,
@@ -320,6 +320,8 @@ impl Transaction {
     ) -> Result<Arc<Self>, Failure> {
         let extra = tr.0.buffers_size;
         let tr = &tr.0.transaction_data;
+        let is_call = !is_reply && tr.flags & TF_ONE_WAY == 0;
+        let from = is_call.then(|| sender.clone());
         let data_size = usize::try_from(tr.data_size).map_err(|_| Failure::failed(EINVAL))?;
         let offsets_size = usize::try_from(tr.offsets_size).map_err(|_| Failure::failed(EINVAL))?;
         // As in C, room for scatter-gather buffers is allocated even though no `PTR` object
