@@ -328,15 +328,7 @@ impl Thread {
         if top.is_sent_by(self) {
             return Err(EPROTO);
         }
-        let mut frame = Some(top.clone());
-        let mut waiting = None;
-        while let Some(call) = frame {
-            waiting = call.caller_in(target);
-            if waiting.is_some() {
-                break;
-            }
-            frame = call.parent_of_sent();
-        }
+        let waiting = top.call_chain().find_map(|call| call.caller_in(target));
         Ok(NewCall {
             parent: Some(top),
             waiting,

@@ -408,6 +408,12 @@ impl Transaction {
         self.from_parent.clone()
     }
 
+    /// This call and the calls below it on the stacks of their senders: the chain of calls
+    /// that led to this one.
+    pub(crate) fn call_chain(&self) -> impl Iterator<Item = &Transaction> {
+        core::iter::successors(Some(self), |call| call.from_parent.as_deref())
+    }
+
     /// The calling thread, if it belongs to `process`.
     pub(crate) fn caller_in(&self, process: &Process) -> Option<Arc<Thread>> {
         let from = self.from.as_ref()?;
