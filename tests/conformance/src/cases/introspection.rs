@@ -6,10 +6,10 @@ use binder_client::{uapi, Commands, FlatObject, Payload};
 
 use crate::{
     ensure,
-    harness::{expect_errno, spawn_ready, Case, Env, Outcome, Step},
+    harness::{expect_errno, Case, Env, Outcome, Step},
 };
 
-use super::peer::Peer;
+use super::peer::{spawn_manager, Peer};
 
 pub const CASES: &[Case] = &[
     Case::new("node_debug_info_walks_own_nodes", node_debug_info_walks),
@@ -48,9 +48,7 @@ fn info_for_ref(peer: &Peer, handle: u32) -> std::io::Result<uapi::binder_node_i
 /// A manager that keeps the handles of the objects of one call, then answers one more call
 /// (the client's sign that it answered the refcount returns) after `check`, then exits.
 fn keeping_manager(check: fn(&Peer) -> Outcome) -> Outcome<crate::harness::Child> {
-    spawn_ready(move |ready| {
-        let m = Peer::manager()?;
-        ready();
+    spawn_manager(move |m| {
         let (call, _) = m.next_call()?;
         let mut keep = Commands::new();
         for object in m.objects(&call)? {
@@ -59,7 +57,7 @@ fn keeping_manager(check: fn(&Peer) -> Outcome) -> Outcome<crate::harness::Child
         m.send(keep.free_buffer(call.buffer), "keep the handles")?;
         m.reply(&call, &Payload::new())?;
         let (second, _) = m.next_call()?;
-        check(&m)?;
+        check(m)?;
         m.reply_and_free(&second, &Payload::new())
     })
 }
@@ -70,12 +68,9 @@ fn send_objects(objects: &[FlatObject]) -> Outcome<Peer> {
     let payload = objects
         .iter()
         .fold(Payload::new(), |payload, object| payload.object(*object));
-    let reply = a.call(0, 1, &payload)?.reply.ok_or("no first reply")?;
+    let reply = a.call_for_reply(0, 1, &payload)?;
     a.free(&reply)?;
-    let reply = a
-        .call(0, 2, &Payload::new())?
-        .reply
-        .ok_or("no second reply")?;
+    let reply = a.call_for_reply(0, 2, &Payload::new())?;
     a.free(&reply)?;
     Ok(a)
 }

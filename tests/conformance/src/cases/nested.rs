@@ -9,10 +9,10 @@ use binder_client::{parse_returns, uapi, Commands, FlatObject, Payload, Return};
 
 use crate::{
     ensure,
-    harness::{spawn_ready, Case, Env, Epoll, Outcome, Step},
+    harness::{Case, Env, Epoll, Outcome, Step},
 };
 
-use super::peer::Peer;
+use super::peer::{spawn_manager, Peer};
 
 pub const CASES: &[Case] = &[
     Case::new(
@@ -39,9 +39,7 @@ const LOOPER_THREAD: &[u8] = b"looper";
 /// A manager that answers one call by calling back the object that came with it, and
 /// replies with what the callback answered.
 fn calling_back_manager() -> Outcome<crate::harness::Child> {
-    spawn_ready(|ready| {
-        let m = Peer::manager()?;
-        ready();
+    spawn_manager(|m| {
         let (call, _) = m.next_call()?;
         let [callback] = m.objects(&call)?[..] else {
             return Err("no callback object".into());
@@ -134,9 +132,7 @@ fn callback_on_waiting_thread(_: &Env) -> Outcome {
 
 /// A manager that answers one call, and then (with `linger`) stays until it is killed.
 fn answering_manager(linger: bool) -> Outcome<crate::harness::Child> {
-    spawn_ready(move |ready| {
-        let m = Peer::manager()?;
-        ready();
+    spawn_manager(move |m| {
         let (call, _) = m.next_call()?;
         m.reply_and_free(&call, &Payload::new().bytes(b"answer"))?;
         if linger {

@@ -10,7 +10,7 @@ use crate::{
     harness::{spawn_ready, Case, Driver, Env, Outcome, Step},
 };
 
-use super::peer::{refcount_returns, Peer};
+use super::peer::{refcount_returns, spawn_manager, Peer};
 
 pub const CASES: &[Case] = &[
     Case::new(
@@ -87,9 +87,7 @@ fn await_release(peer: &Peer) -> Outcome {
 }
 
 fn object_round_trip(_: &Env) -> Outcome {
-    let manager = spawn_ready(|ready| {
-        let m = Peer::manager()?;
-        ready();
+    let manager = spawn_manager(|m| {
         let (call, _) = m.next_call()?;
         let objects = m.objects(&call)?;
         let expected = FlatObject {
@@ -128,9 +126,7 @@ fn object_round_trip(_: &Env) -> Outcome {
 }
 
 fn handles_lowest_free(_: &Env) -> Outcome {
-    let manager = spawn_ready(|ready| {
-        let m = Peer::manager()?;
-        ready();
+    let manager = spawn_manager(|m| {
         let (first, _) = m.next_call()?;
         let handles: Vec<u32> = m
             .objects(&first)?
@@ -166,12 +162,12 @@ fn handles_lowest_free(_: &Env) -> Outcome {
         .object(FlatObject::binder(1, 1))
         .object(FlatObject::binder(2, 2))
         .object(FlatObject::binder(3, 3));
-    let reply = c.call(0, 1, &objects)?.reply.ok_or("no first reply")?;
+    let reply = c.call_for_reply(0, 1, &objects)?;
     c.free(&reply)?;
     let objects = Payload::new()
         .object(FlatObject::binder(4, 4))
         .object(FlatObject::binder(1, 1));
-    let reply = c.call(0, 2, &objects)?.reply.ok_or("no second reply")?;
+    let reply = c.call_for_reply(0, 2, &objects)?;
     c.free(&reply)?;
     manager.join()
 }
@@ -184,9 +180,7 @@ const SERVICE_COOKIE: u64 = 0xc00c;
 /// A context manager that keeps the object of one REGISTER call and hands it out to one
 /// LOOKUP call: the smallest service manager.
 fn registry() -> Outcome<crate::harness::Child> {
-    spawn_ready(|ready| {
-        let m = Peer::manager()?;
-        ready();
+    spawn_manager(|m| {
         let (register, _) = m.next_call()?;
         ensure!(register.code == REGISTER, "first call {register:?}");
         let [service] = m.objects(&register)?[..] else {
@@ -206,10 +200,7 @@ fn handle_forwarded(_: &Env) -> Outcome {
     let server = spawn_ready(|ready| {
         let s = Peer::open()?;
         let service = FlatObject::binder(SERVICE_PTR, SERVICE_COOKIE);
-        let reply = s
-            .call(0, REGISTER, &Payload::new().object(service))?
-            .reply
-            .ok_or("REGISTER failed")?;
+        let reply = s.call_for_reply(0, REGISTER, &Payload::new().object(service))?;
         s.free(&reply)?;
         s.send(Commands::new().enter_looper(), "enter looper")?;
         ready();
@@ -226,10 +217,7 @@ fn handle_forwarded(_: &Env) -> Outcome {
         s.reply_and_free(&call, &Payload::new().bytes(b"sum!"))
     })?;
     let c = Peer::open()?;
-    let reply = c
-        .call(0, LOOKUP, &Payload::new())?
-        .reply
-        .ok_or("LOOKUP failed")?;
+    let reply = c.call_for_reply(0, LOOKUP, &Payload::new())?;
     let objects = c.objects(&reply)?;
     ensure!(
         objects == [FlatObject::handle(1)],
@@ -261,9 +249,7 @@ fn handle_forwarded(_: &Env) -> Outcome {
 /// BR_INCREFS is worked out when it is read, and would come to nothing if the manager's
 /// handle went first.)
 fn weak_handle_no_target(_: &Env) -> Outcome {
-    let manager = spawn_ready(|ready| {
-        let m = Peer::manager()?;
-        ready();
+    let manager = spawn_manager(|m| {
         let (call, _) = m.next_call()?;
         let objects = m.objects(&call)?;
         ensure!(
@@ -295,10 +281,7 @@ fn weak_handle_no_target(_: &Env) -> Outcome {
         "a weak object told the owner {told:?}"
     );
     c.free(&exchange.reply.ok_or("no reply")?)?;
-    let reply = c
-        .call(0, 2, &Payload::new())?
-        .reply
-        .ok_or("no second reply")?;
+    let reply = c.call_for_reply(0, 2, &Payload::new())?;
     c.free(&reply)?;
     manager.join()
 }
@@ -307,9 +290,7 @@ fn weak_handle_no_target(_: &Env) -> Outcome {
 /// caller, which reads BR_FAILED_REPLY and has the errno in its extended error; the replier
 /// reads only BR_TRANSACTION_COMPLETE.
 fn failed_reply_fails_caller(_: &Env) -> Outcome {
-    let manager = spawn_ready(|ready| {
-        let m = Peer::manager()?;
-        ready();
+    let manager = spawn_manager(|m| {
         let (call, _) = m.next_call()?;
         m.send(
             Commands::new().increfs(1).free_buffer(call.buffer),
@@ -349,10 +330,7 @@ fn owner_death_notifies(_: &Env) -> Outcome {
     let client = spawn_ready(|ready| {
         ready();
         let c = Peer::open()?;
-        let reply = c
-            .call(0, 1, &Payload::new().object(object()))?
-            .reply
-            .ok_or("no reply")?;
+        let reply = c.call_for_reply(0, 1, &Payload::new().object(object()))?;
         c.free(&reply)
     })?;
     let (call, _) = m.next_call()?;
@@ -377,9 +355,7 @@ fn owner_death_notifies(_: &Env) -> Outcome {
 }
 
 fn holder_death_releases(_: &Env) -> Outcome {
-    let manager = spawn_ready(|ready| {
-        let m = Peer::manager()?;
-        ready();
+    let manager = spawn_manager(|m| {
         let (call, _) = m.next_call()?;
         m.send(
             Commands::new().acquire(1).free_buffer(call.buffer),
@@ -392,10 +368,7 @@ fn holder_death_releases(_: &Env) -> Outcome {
         }
     })?;
     let c = Peer::open()?;
-    let reply = c
-        .call(0, 1, &Payload::new().object(object()))?
-        .reply
-        .ok_or("no reply")?;
+    let reply = c.call_for_reply(0, 1, &Payload::new().object(object()))?;
     c.free(&reply)?;
     c.send(Commands::new().enter_looper(), "enter looper")?;
     manager.kill()?;
@@ -411,16 +384,11 @@ fn stray_dones_ignored(_: &Env) -> Outcome {
         "dones for nothing",
     )?;
     // The object exists now, but nothing awaits its dones.
-    let manager = spawn_ready(|ready| {
-        let m = Peer::manager()?;
-        ready();
+    let manager = spawn_manager(|m| {
         let (call, _) = m.next_call()?;
         m.reply_and_free(&call, &Payload::new())
     })?;
-    let reply = c
-        .call(0, 1, &Payload::new().object(object()))?
-        .reply
-        .ok_or("no reply")?;
+    let reply = c.call_for_reply(0, 1, &Payload::new().object(object()))?;
     c.send(
         Commands::new()
             .acquire_done(OWNER_PTR, OWNER_COOKIE)
@@ -452,6 +420,12 @@ fn expect_bad_objects(data: &[u8], offsets: &[u8], errno: i32) -> Outcome {
         Commands::new().transaction_raw(false, 0, 1, 0, data, offsets),
         "call",
     )?;
+    expect_failed_with(&c, errno)?;
+    manager.kill()
+}
+
+/// The call `c` just sent must fail with BR_FAILED_REPLY and `errno` in the extended error.
+fn expect_failed_with(c: &Peer, errno: i32) -> Outcome {
     let returns = c.read()?;
     ensure!(
         returns.contains(&Return::FailedReply),
@@ -463,7 +437,7 @@ fn expect_bad_objects(data: &[u8], offsets: &[u8], errno: i32) -> Outcome {
         "extended error param {}, expected -{errno}",
         error.param
     );
-    manager.kill()
+    Ok(())
 }
 
 fn offsets(list: &[u64]) -> Vec<u8> {
@@ -520,13 +494,7 @@ fn offsets_pointer_bad(_: &Env) -> Outcome {
         cmds.word(u32::from_ne_bytes(word.try_into().unwrap_or([0; 4])))
     });
     c.send(raw, "call with a bad offsets pointer")?;
-    let returns = c.read()?;
-    ensure!(
-        returns.contains(&Return::FailedReply),
-        "the caller read {returns:?}"
-    );
-    let error = c.binder.extended_error().step("extended error")?;
-    ensure!(error.param == -libc::EFAULT, "extended error {error:?}");
+    expect_failed_with(&c, libc::EFAULT)?;
     manager.kill()
 }
 
@@ -544,9 +512,7 @@ fn cookie_mismatch(_: &Env) -> Outcome {
 /// A transaction whose second object is bad gives back what its first one took: the
 /// receiver's handle for it is free again for the next object.
 fn failed_translation_releases(_: &Env) -> Outcome {
-    let manager = spawn_ready(|ready| {
-        let m = Peer::manager()?;
-        ready();
+    let manager = spawn_manager(|m| {
         let (call, _) = m.next_call()?;
         let handles: Vec<u32> = m.objects(&call)?.iter().map(|o| o.handle_value()).collect();
         ensure!(
@@ -566,10 +532,7 @@ fn failed_translation_releases(_: &Env) -> Outcome {
         "a bad second object: {:?}",
         failed.returns
     );
-    let reply = c
-        .call(0, 2, &Payload::new().object(FlatObject::binder(3, 3)))?
-        .reply
-        .ok_or("no reply")?;
+    let reply = c.call_for_reply(0, 2, &Payload::new().object(FlatObject::binder(3, 3)))?;
     c.free(&reply)?;
     manager.join()
 }
@@ -581,21 +544,13 @@ fn sg_unaligned(_: &Env) -> Outcome {
         Commands::new().transaction_sg(false, 0, 1, b"data", 4),
         "call with 4 bytes of buffers",
     )?;
-    let returns = c.read()?;
-    ensure!(
-        returns.contains(&Return::FailedReply),
-        "the caller read {returns:?}"
-    );
-    let error = c.binder.extended_error().step("extended error")?;
-    ensure!(error.param == -libc::EINVAL, "extended error {error:?}");
+    expect_failed_with(&c, libc::EINVAL)?;
     manager.kill()
 }
 
 /// BC_TRANSACTION_SG with room for buffers that no object uses is an ordinary call.
 fn sg_delivered(_: &Env) -> Outcome {
-    let manager = spawn_ready(|ready| {
-        let m = Peer::manager()?;
-        ready();
+    let manager = spawn_manager(|m| {
         let (call, _) = m.next_call()?;
         let data = m
             .mapping

@@ -7,7 +7,7 @@ use binder_client::{Binder, Commands, FlatObject, Mapping, Payload, Return, Txn}
 
 use crate::{
     ensure,
-    harness::{Outcome, Step, BINDER},
+    harness::{spawn_ready, Child, Outcome, Step, BINDER},
 };
 
 use super::context_mgr::become_manager;
@@ -136,6 +136,17 @@ impl Peer {
         }
     }
 
+    /// Calls like [`Peer::call`], and fails unless a reply comes; returns the reply.
+    pub fn call_for_reply(&self, handle: u32, code: u32, payload: &Payload) -> Outcome<Txn> {
+        let exchange = self.call(handle, code, payload)?;
+        exchange.reply.ok_or_else(|| {
+            format!(
+                "call {code} to handle {handle} failed: {:?}",
+                exchange.returns
+            )
+        })
+    }
+
     /// Reads until a `BR_TRANSACTION` comes; returns it and everything read before it.
     pub fn next_call(&self) -> Outcome<(Txn, Vec<Return>)> {
         let mut seen = Vec::new();
@@ -204,6 +215,16 @@ impl Peer {
             })
             .collect()
     }
+}
+
+/// Forks a process that becomes the context manager ([`Peer::manager`]) and then runs
+/// `body`; returns once the manager is in place.
+pub fn spawn_manager(body: impl FnOnce(&Peer) -> Outcome) -> Outcome<Child> {
+    spawn_ready(|ready| {
+        let manager = Peer::manager()?;
+        ready();
+        body(&manager)
+    })
 }
 
 /// The refcount returns among `returns`, in order.

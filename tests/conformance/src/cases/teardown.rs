@@ -9,7 +9,10 @@ use crate::{
     harness::{spawn_ready, Case, Env, Outcome, Step, BINDER},
 };
 
-use super::{peer::Peer, transactions::serving_manager};
+use super::{
+    peer::{spawn_manager, Peer},
+    transactions::serving_manager,
+};
 
 pub const CASES: &[Case] = &[
     Case::new("kill_server_during_calls", kill_server_during_calls),
@@ -112,9 +115,7 @@ fn kill_client_during_calls(_: &Env) -> Outcome {
 /// A manager that keeps (and watches) every handle it is sent, hands one of them back with
 /// each reply, and lets some go again, until it is killed.
 fn hoarding_manager() -> Outcome<crate::harness::Child> {
-    spawn_ready(|ready| {
-        let m = Peer::manager()?;
-        ready();
+    spawn_manager(|m| {
         let mut held: Vec<u32> = Vec::new();
         for round in 0u64.. {
             let (call, _) = m.next_call().inspect_err(|e| eprintln!("manager: {e}"))?;
