@@ -9,7 +9,10 @@
 # Environment:
 #   KDIR=<dir>       use an already built Rust-enabled 7.3 kernel tree; no kernel is built.
 #   RB_CACHE=<dir>   where the kernel source and build trees live (default ~/.cache/rust_binder).
-#   RB_SKIP_PACKAGES=1  skip the apt/rustup/cargo checks (for machines set up by hand).
+#   RB_SKIP_PACKAGES=1  skip installing (for machines set up by hand); the tools are still
+#                       checked.
+#   RB_SETUP_DRY_RUN=1  print the apt-get commands a machine with nothing installed would run,
+#                       and stop (scripts/test-setup.sh checks them).
 set -euo pipefail
 
 variant=${1:-debug}
@@ -73,36 +76,62 @@ EOF
     return 1
 }
 
+# The programs the pipeline runs, each with the package that provides it. After installing,
+# every one is looked for; a missing one stops setup at once, naming it and its package.
+required_programs=(
+    "qemu-system-x86_64 qemu-system-x86"
+    "clang-19 clang-19"
+    "ld.lld-19 lld-19"
+    "busybox busybox-static"
+    "cpio cpio"
+    "rsync rsync"
+    "bc bc"
+    "flex flex"
+    "bison bison"
+)
+
+# Prints the apt-get commands that install the missing packages given as arguments, one
+# command a line. The packages from the pinned suites get their own commands (`-t SUITE`, or
+# `PKG/SUITE`), every package is named exactly once, and nothing is printed for no package.
+apt_commands() {
+    local p base=() qemu=() source=()
+    for p in "$@"; do
+        case "$p" in
+        qemu-system-x86) qemu+=("$p") ;;
+        linux-source-*) source+=("$p/$kernel_suite") ;;
+        *) base+=("$p") ;;
+        esac
+    done
+    local install="apt-get install -y -q --no-install-recommends"
+    [ ${#base[@]} -eq 0 ] || echo "$install ${base[*]}"
+    # qemu-system-x86 must match the preinstalled qemu-utils, which come from backports.
+    [ ${#qemu[@]} -eq 0 ] || echo "$install -t $backports_suite ${qemu[*]}"
+    [ ${#source[@]} -eq 0 ] || echo "$install ${source[*]}"
+}
+
 install_packages() {
     local need_update=0
-    add_extra_suites && need_update=1
-    local missing
-    missing=$(missing_packages "${apt_packages[@]}" qemu-system-x86)
-    if [ -z "$KDIR_GIVEN" ] && [ ! -f "/usr/src/linux-source-$kernel_series.tar.xz" ]; then
-        missing="$missing linux-source-$kernel_series"
+    local missing=()
+    if [ -n "${RB_SETUP_DRY_RUN:-}" ]; then
+        # Test mode (scripts/test-setup.sh): every package counts as missing, and the commands
+        # are printed instead of run.
+        missing=("${apt_packages[@]}" qemu-system-x86 "linux-source-$kernel_series")
+        apt_commands "${missing[@]}"
+        return 0
     fi
-    [ -n "${missing// /}" ] || return 0
-    step "installing packages:" $missing
+    add_extra_suites && need_update=1
+    mapfile -t missing < <(missing_packages "${apt_packages[@]}" qemu-system-x86)
+    if [ -z "$KDIR_GIVEN" ] && [ ! -f "/usr/src/linux-source-$kernel_series.tar.xz" ]; then
+        missing+=("linux-source-$kernel_series")
+    fi
+    [ ${#missing[@]} -gt 0 ] || return 0
+    step "installing packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     if [ "$need_update" = 1 ] || [ -z "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v lock)" ] ||
         ! apt-cache show clang-19 >/dev/null 2>&1; then
         as_root apt-get update -q
     fi
-    local base=()
-    for p in $missing; do
-        case "$p" in
-        qemu-system-x86 | linux-source-*) ;;
-        *) base+=("$p") ;;
-        esac
-    done
-    [ ${#base[@]} -eq 0 ] || as_root apt-get install -y -q --no-install-recommends "${base[@]}"
-    case " $missing " in
-    *" qemu-system-x86 "*)
-        # qemu-system-x86 must match the preinstalled qemu-utils from backports.
-        as_root apt-get install -y -q --no-install-recommends -t "$backports_suite" qemu-system-x86
-        ;;
-    esac
-    case " $missing " in
+    case " ${missing[*]} " in
     *" linux-source-$kernel_series "*)
         if ! apt-cache show "linux-source-$kernel_series" 2>/dev/null | grep -q '^Version:'; then
             echo "setup: the package linux-source-$kernel_series is no longer in the Debian archive." >&2
@@ -110,9 +139,42 @@ install_packages() {
             echo "setup: scripts/kernel/*.config) and pass its build tree: make check KDIR=/path/to/it" >&2
             exit 1
         fi
-        as_root apt-get install -y -q --no-install-recommends "linux-source-$kernel_series/$kernel_suite"
         ;;
     esac
+    local cmd
+    while IFS= read -r cmd; do
+        # shellcheck disable=SC2086 # a command line made by apt_commands
+        as_root $cmd
+    done < <(apt_commands "${missing[@]}")
+}
+
+# Fails at once, naming the program and its package, when something the pipeline runs is not
+# there after installing: better now than as a VM that exits with status 127 much later.
+verify_tools() {
+    local entry prog pkg bad=0
+    for entry in "${required_programs[@]}"; do
+        prog=${entry%% *}
+        pkg=${entry#* }
+        if ! command -v "$prog" >/dev/null 2>&1; then
+            echo "setup: $prog is missing (Debian package $pkg)" >&2
+            bad=1
+        fi
+    done
+    command -v cargo >/dev/null 2>&1 || { echo "setup: cargo is missing (install Rust with rustup)" >&2; bad=1; }
+    command -v bindgen >/dev/null 2>&1 || { echo "setup: bindgen is missing (cargo install bindgen-cli)" >&2; bad=1; }
+    if ! rustup component list --installed 2>/dev/null | grep -q '^rust-src'; then
+        echo "setup: the rust-src component is missing (rustup component add rust-src)" >&2
+        bad=1
+    fi
+    if ! rustup target list --installed 2>/dev/null | grep -q "^$MUSL_TARGET\$"; then
+        echo "setup: the $MUSL_TARGET target is missing (rustup target add $MUSL_TARGET)" >&2
+        bad=1
+    fi
+    if [ -z "$KDIR_GIVEN" ] && [ ! -f "/usr/src/linux-source-$kernel_series.tar.xz" ]; then
+        echo "setup: /usr/src/linux-source-$kernel_series.tar.xz is missing (Debian package linux-source-$kernel_series from $kernel_suite)" >&2
+        bad=1
+    fi
+    [ "$bad" = 0 ] || exit 1
 }
 
 install_rust_bits() {
@@ -227,10 +289,15 @@ check_config() {
 }
 
 main() {
+    if [ -n "${RB_SETUP_DRY_RUN:-}" ]; then
+        install_packages
+        return 0
+    fi
     if [ "${RB_SKIP_PACKAGES:-0}" != 1 ]; then
         install_packages
         install_rust_bits
     fi
+    verify_tools
     if [ -n "$KDIR_GIVEN" ]; then
         if [ ! -f "$KDIR/Module.symvers" ] || ! ls "$KDIR"/rust/libkernel.rmeta >/dev/null 2>&1; then
             echo "setup: KDIR=$KDIR is not a built Rust-enabled kernel tree (no Module.symvers or rust/libkernel.rmeta)" >&2
