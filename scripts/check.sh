@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# `make check`: builds everything, runs the userspace library's host tests, then boots the
+# `make check`: checks that setup installs every package it needs (scripts/test-setup.sh),
+# builds everything, runs the userspace library's host tests, then boots the
 # debug kernel once with the C driver and once with rust_binder and runs the same conformance
 # suite on both, then once more per driver for the interop checks with rsbinder's userspace
 # and the demo's story (scripts/vm/interop.sh). It also proves once per run that the kernel
@@ -32,6 +33,14 @@ count() { # count FILE: tallies its "ok"/"FAIL" lines
 }
 
 mkdir -p "$runs"
+
+# First, before anything is built: what setup would install on a fresh machine (a dry run).
+step "setup installs every package it needs (scripts/test-setup.sh)"
+setup_results=$runs/setup-results
+bash "$here/test-setup.sh" >"$setup_results" 2>&1 ||
+    grep -q '^FAIL ' "$setup_results" || echo "FAIL setup_test: scripts/test-setup.sh failed" >>"$setup_results"
+cat "$setup_results"
+count "$setup_results"
 
 step "formatting (rustfmt defaults, as the kernel's coding guidelines ask)"
 fmt=$runs/fmt-result

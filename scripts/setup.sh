@@ -11,8 +11,11 @@
 #   RB_CACHE=<dir>   where the kernel source and build trees live (default ~/.cache/rust_binder).
 #   RB_SKIP_PACKAGES=1  skip installing (for machines set up by hand); the tools are still
 #                       checked.
-#   RB_SETUP_DRY_RUN=1  print the apt-get commands a machine with nothing installed would run,
-#                       and stop (scripts/test-setup.sh checks them).
+#   RB_SETUP_DRY_RUN=1  print the apt-get commands a machine with nothing installed would run
+#                       (and, as "#" lines, the package list and the program each tool check
+#                       looks for), then check the tools as after installing and stop: exit
+#                       status 1, naming each, if one is missing. Installs nothing, needs no
+#                       root (scripts/test-setup.sh checks it).
 set -euo pipefail
 
 variant=${1:-debug}
@@ -116,6 +119,11 @@ install_packages() {
         # Test mode (scripts/test-setup.sh): every package counts as missing, and the commands
         # are printed instead of run.
         missing=("${apt_packages[@]}" qemu-system-x86 "linux-source-$kernel_series")
+        echo "# packages: ${missing[*]}"
+        local entry
+        for entry in "${required_programs[@]}"; do
+            echo "# program ${entry%% *} from ${entry#* }"
+        done
         apt_commands "${missing[@]}"
         return 0
     fi
@@ -291,6 +299,7 @@ check_config() {
 main() {
     if [ -n "${RB_SETUP_DRY_RUN:-}" ]; then
         install_packages
+        verify_tools
         return 0
     fi
     if [ "${RB_SKIP_PACKAGES:-0}" != 1 ]; then
