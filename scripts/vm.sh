@@ -18,6 +18,10 @@
 # DIR/guest.log. DIR/results gets one line per case, "ok NAME" or "FAIL NAME: why", plus the
 # harness's own items: the guest finished, and its kernel log is clean. The exit status is 0
 # when every line is "ok".
+#
+# DIR is deleted and made again, so it must be one vm.sh made (it leaves a stamp file,
+# .rb-vm-out, in it), an empty directory, or one holding only vm.sh's files from before the
+# stamp; never /, $HOME, the repository or a directory above one of them.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -62,7 +66,44 @@ for f in "${required[@]}"; do
     [ -f "$f" ] || { echo "vm.sh: missing $f (run make check)" >&2; exit 2; }
 done
 
-rm -rf "$out"
+# --out is deleted and made again on every boot, and it is a path from the command line: vm.sh
+# deletes only a directory it made itself (the stamp), an empty one, or one from before the
+# stamp that holds nothing but vm.sh's own files (tests/target/vm/* of an older checkout).
+out_stamp=.rb-vm-out
+refuse_out() { echo "vm.sh: refusing --out $out: $*" >&2; exit 2; }
+only_vm_files() { # only_vm_files DIR: DIR holds vm.sh's output files and nothing else
+    local f seen=0
+    for f in "$1"/* "$1"/.[!.]* "$1"/..?*; do
+        [ -e "$f" ] || [ -L "$f" ] || continue
+        case "${f##*/}" in
+        console.log) seen=1 ;;
+        root | initramfs.cpio | guest.log | results | log-excerpt) ;;
+        *) return 1 ;;
+        esac
+    done
+    [ "$seen" = 1 ]
+}
+prepare_out() {
+    local real home repo
+    real=$(realpath -m -- "$out")
+    home=$(realpath -m -- "$HOME")
+    repo=$(cd "$top" && pwd -P)
+    [ "$real" != / ] || refuse_out "it is /"
+    case "$home/" in "$real"/*) refuse_out "it is \$HOME ($home) or a directory above it" ;; esac
+    case "$repo/" in "$real"/*) refuse_out "it is the repository ($repo) or a directory above it" ;; esac
+    if [ -e "$real" ] || [ -L "$real" ]; then
+        [ -d "$real" ] || refuse_out "it exists and is not a directory"
+        if [ ! -f "$real/$out_stamp" ] && [ -n "$(ls -A -- "$real" 2>/dev/null || echo unreadable)" ] &&
+            ! only_vm_files "$real"; then
+            refuse_out "it is a directory vm.sh did not make (no $out_stamp in it) and not empty; delete it yourself or choose another"
+        fi
+    fi
+    rm -rf -- "$real"
+    mkdir -p "$real"
+    echo "made by scripts/vm.sh, which deletes this directory and makes it again on every boot" >"$real/$out_stamp"
+    out=$real
+}
+prepare_out
 mkdir -p "$out/root/bin" "$out/root/lib/modules" "$out/root/dev" "$out/root/proc" \
     "$out/root/sys" "$out/root/tmp" "$out/root/etc"
 root=$out/root
