@@ -22,6 +22,9 @@
 # DIR is deleted and made again, so it must be one vm.sh made (it leaves a stamp file,
 # .rb-vm-out, in it), an empty directory, or one holding only vm.sh's files from before the
 # stamp; never /, $HOME, the repository or a directory above one of them.
+#
+# Boots are serialised: while QEMU runs, vm.sh holds a lock on $RB_CACHE/vm.lock, and another
+# vm.sh waits for it (saying so), so that two shells never run two VMs at once.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -129,12 +132,24 @@ cmdline="console=ttyS0 panic=-1 rb.driver=$driver"
 [ -z "$selftest" ] || cmdline="$cmdline rb.selftest=$selftest"
 [ -z "$filter" ] || cmdline="$cmdline rb.filter=$filter"
 
+# One VM at a time on this machine: two boots at once on 2 cores make both slow enough to hit
+# timeouts and make benchmark figures meaningless. The lock is held by an open file that
+# QEMU inherits, so it lasts exactly as long as QEMU (even if this script is killed first).
+mkdir -p "$RB_CACHE"
+vm_lock=$RB_CACHE/vm.lock
+exec {lock_fd}>>"$vm_lock"
+if ! flock -n "$lock_fd"; then
+    echo "vm: another VM is running (lock $vm_lock); waiting for it to finish" >&2
+    flock "$lock_fd"
+fi
+
 qemu_status=0
 timeout --kill-after=10 "$timeout" qemu-system-x86_64 \
     -nodefaults -no-user-config -machine pc -smp 2 -m 2048 \
     -kernel "$bzimage" -initrd "$out/initramfs.cpio" -append "$cmdline" \
     -display none -monitor none -no-reboot \
     -serial "file:$out/console.log" -serial "file:$out/guest.log" || qemu_status=$?
+exec {lock_fd}>&-
 
 results=$out/results
 # The suite's own lines, between the markers the guest init writes.
