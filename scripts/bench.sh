@@ -10,7 +10,9 @@
 #
 # Results go to bench/results/<UTC time>/: raw.csv (every boot), summary.md and summary.csv
 # (the tables: C, rust_binder, rust/C with its spread, each driver over the floor),
-# latency.png (latency against payload size), and each boot's logs under boots/.
+# latency.png (latency against payload size), accel (QEMU's accelerator, kvm or tcg: vm.sh
+# uses KVM where it can, and times under KVM and TCG are not comparable; summary.md says
+# which), and each boot's logs under boots/.
 #
 # Environment:
 #   BENCH_ROUNDS=N    boot pairs (default 5)
@@ -70,6 +72,7 @@ exec /bin/bench run --scale $scale
 EOF
 
     echo "round,driver,workload,payload,pairs,iterations,median_ns,p99_ns,ops_per_s,steady_ops_per_s,error" >"$out/raw.csv"
+    accels=
     start=$SECONDS
     for round in $(seq 1 "$rounds"); do
         # Alternate which driver boots first, so that a machine getting busier or quieter over
@@ -82,6 +85,12 @@ EOF
                 --bin "$bench_bin" --run "$out/boots/guest.sh" --out "$boot" --timeout 900 >/dev/null || true
             rm -f "$boot/initramfs.cpio"
             rm -rf "$boot/root"
+            # Every boot of a run should have the same accelerator; if not, accel says so.
+            boot_accel=$(cat "$boot/accel" 2>/dev/null || echo unknown)
+            case " $accels " in
+            *" $boot_accel "*) ;;
+            *) accels="$accels $boot_accel"; echo "  accelerator: $boot_accel" ;;
+            esac
             lines=$(tr -d '\r' <"$boot/guest.log" | grep '^bench,' || true)
             if [ -z "$lines" ]; then
                 echo "bench: no results from this boot; see $boot/guest.log and $boot/console.log" >&2
@@ -98,17 +107,40 @@ EOF
         done
     done
     elapsed=$((SECONDS - start))
+    # raw.csv's columns are fixed (tests/bench reads them), so the run's accelerator has a file
+    # of its own: "kvm", "tcg", or e.g. "kvm+tcg" if it changed during the run.
+    accel=${accels# }
+    accel=${accel// /+}
+    echo "${accel:-unknown}" >"$out/accel"
+}
+
+# The run's accelerator, from DIR/accel. A run without that file is from before vm.sh could
+# use KVM: TCG.
+run_accel() {
+    cat "$out/accel" 2>/dev/null || echo tcg
 }
 
 # The tables (summary.md, summary.csv) and the plot, from raw.csv.
 summarise() {
     "$bench_bin" report "$out"
+    # The report writes summary.md afresh; the accelerator goes first, as it decides what the
+    # times mean.
+    local accel accel_note
+    accel=$(run_accel)
+    case "$accel" in
+    tcg) accel_note="QEMU's TCG (emulated CPU: times are not hardware times; compare the ratios)" ;;
+    kvm) accel_note="KVM (hardware virtualisation: times are not comparable with TCG runs)" ;;
+    *+*) accel_note="$accel (not the same for every boot: compare the ratios with care)" ;;
+    *) accel_note="$accel (vm.sh did not say which)" ;;
+    esac
+    { echo "Accelerator: $accel_note."; echo; cat "$out/summary.md"; } >"$out/summary.md.new"
+    mv "$out/summary.md.new" "$out/summary.md"
 
     if command -v gnuplot >/dev/null 2>&1; then
         gnuplot <<EOF
 set terminal pngcairo size 1000,800 font ",11" noenhanced
 set output "$out/latency.png"
-set multiplot title "Synchronous round trip under QEMU TCG, both ends on one vCPU (medians over $rounds boot pair(s))"
+set multiplot title "Synchronous round trip under QEMU ${accel^^}, both ends on one vCPU (medians over $rounds boot pair(s))"
 set lmargin 12
 set rmargin 4
 set grid ytics mytics xtics

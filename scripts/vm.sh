@@ -23,6 +23,8 @@
 # .rb-vm-out, in it), an empty directory, or one holding only vm.sh's files from before the
 # stamp; never /, $HOME, the repository or a directory above one of them.
 #
+# QEMU runs with KVM where /dev/kvm is usable, else with TCG; it prints which
+# ("vm: accelerator kvm|tcg") and writes it to DIR/accel. RB_VM_ACCEL=kvm|tcg forces one.
 # Boots are serialised: while QEMU runs, vm.sh holds a lock on $RB_CACHE/vm.lock, and another
 # vm.sh waits for it (saying so), so that two shells never run two VMs at once.
 set -euo pipefail
@@ -80,7 +82,7 @@ only_vm_files() { # only_vm_files DIR: DIR holds vm.sh's output files and nothin
         [ -e "$f" ] || [ -L "$f" ] || continue
         case "${f##*/}" in
         console.log) seen=1 ;;
-        root | initramfs.cpio | guest.log | results | log-excerpt) ;;
+        root | initramfs.cpio | guest.log | results | log-excerpt | accel) ;;
         *) return 1 ;;
         esac
     done
@@ -132,6 +134,49 @@ cmdline="console=ttyS0 panic=-1 rb.driver=$driver"
 [ -z "$selftest" ] || cmdline="$cmdline rb.selftest=$selftest"
 [ -z "$filter" ] || cmdline="$cmdline rb.filter=$filter"
 
+# KVM only where it can boot this kernel: /dev/kvm must open read-write (access(2) tells root
+# yes whatever the mode, so it is opened) and the CPU must have hardware virtualisation. Some
+# sandboxes offer a /dev/kvm backed by a paravirtual hypervisor (PVM: kvm_pvm, no vmx or svm)
+# that boots only kernels built as its guests; an ordinary kernel would not boot there.
+# Prints why not when it is not.
+kvm_usable() {
+    if [ ! -e /dev/kvm ]; then
+        echo "no /dev/kvm"
+    elif ! { : <>/dev/kvm; } 2>/dev/null; then
+        echo "/dev/kvm cannot be opened read-write by $(id -un)"
+    elif ! grep -qwE 'vmx|svm' /proc/cpuinfo; then
+        local m mods=
+        for m in /sys/module/kvm*; do [ ! -e "$m" ] || mods="$mods ${m##*/}"; done
+        echo "/dev/kvm is there, but the CPU has no vmx or svm flag (KVM modules:${mods:- none}); a KVM" \
+            "without hardware virtualisation, such as PVM, boots only kernels built for it"
+    else
+        return 0
+    fi
+    return 1
+}
+accel=${RB_VM_ACCEL:-auto}
+case "$accel" in
+auto)
+    if why_not=$(kvm_usable); then
+        accel=kvm
+    else
+        accel=tcg
+        echo "vm: not using KVM: $why_not"
+    fi
+    ;;
+kvm | tcg) ;; # forced: QEMU says so if KVM does not work
+*) echo "vm.sh: RB_VM_ACCEL=$accel (want kvm or tcg)" >&2; exit 2 ;;
+esac
+if [ "$accel" = kvm ]; then
+    # The host's CPU as it is: nothing to emulate, and no CPUID feature QEMU has to fake.
+    accel_args=(-accel kvm -cpu host)
+else
+    # QEMU's default, spelt out; the default CPU model, as every earlier run (and benchmark) had.
+    accel_args=(-accel tcg)
+fi
+echo "vm: accelerator $accel"
+echo "$accel" >"$out/accel"
+
 # One VM at a time on this machine: two boots at once on 2 cores make both slow enough to hit
 # timeouts and make benchmark figures meaningless. The lock is held by an open file that
 # QEMU inherits, so it lasts exactly as long as QEMU (even if this script is killed first).
@@ -144,7 +189,7 @@ if ! flock -n "$lock_fd"; then
 fi
 
 qemu_status=0
-timeout --kill-after=10 "$timeout" qemu-system-x86_64 \
+timeout --kill-after=10 "$timeout" qemu-system-x86_64 "${accel_args[@]}" \
     -nodefaults -no-user-config -machine pc -smp 2 -m 2048 \
     -kernel "$bzimage" -initrd "$out/initramfs.cpio" -append "$cmdline" \
     -display none -monitor none -no-reboot \
