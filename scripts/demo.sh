@@ -24,7 +24,7 @@ echo "demo: booting the test kernel with the $driver driver (a minute or two und
 status=0
 bash "$here/vm.sh" --driver "$driver" --out "$out" --kernel "$kernel" \
     --bin "$bin/rb-servicemanager" --bin "$bin/rb-calculator" --bin "$bin/rb-calc-client" \
-    --run "$here/vm/demo.sh" || status=$?
+    --run "$here/vm/demo.sh" --expect demo_story || status=$?
 echo
 sed -n '/^=== results/,/^=== /p' "$out/guest.log" | tr -d '\r' | grep -v -e '^=== ' -e '^kmemleak scan'
 echo

@@ -6,18 +6,21 @@
 #
 #   scripts/vm.sh --driver c|rust --out DIR [--kernel DIR] [--selftest leak] [--timeout SECONDS]
 #                 [--filter NAME[,NAME...]]   (run only the cases whose names contain one of these)
-#                 [--bin FILE]... [--run SCRIPT] [--module FILE]
+#                 [--bin FILE]... [--run SCRIPT [--expect NAMES]] [--module FILE]
 #
 # --bin copies a program into the guest's /bin (repeatable). --run runs SCRIPT (a busybox sh
 # script, copied to /etc/rb-run) in place of the conformance suite; what it prints lands in
 # DIR/guest.log between the "=== results" and "=== end" markers, and its "ok"/"FAIL" lines
-# count as results like the suite's. --module boots another build of rust_binder.ko than the
+# count as results like the suite's. --expect names the results SCRIPT must print (separated
+# by spaces, commas or newlines). --module boots another build of rust_binder.ko than the
 # repository's (one built for the --kernel tree, as the benchmark's is).
 #
 # The guest's console (the kernel log) goes to DIR/console.log and what the suite prints to
 # DIR/guest.log. DIR/results gets one line per case, "ok NAME" or "FAIL NAME: why", plus the
-# harness's own items: the guest finished, and its kernel log is clean. The exit status is 0
-# when every line is "ok".
+# harness's own items: the guest finished, and its kernel log is clean. A case the suite lists
+# (`conformance --list`, run on the host with the same filter), or a name given to --expect,
+# that has no line of its own is "FAIL NAME: no result (the guest did not run it)": a guest
+# that stopped early must not look nearly green. The exit status is 0 when every line is "ok".
 #
 # DIR is deleted and made again, so it must be one vm.sh made (it leaves a stamp file,
 # .rb-vm-out, in it), an empty directory, or one holding only vm.sh's files from before the
@@ -41,6 +44,7 @@ filter=
 timeout=900
 bins=()
 run=
+expect=
 rust_module=$top/rust_binder.ko
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -52,12 +56,14 @@ while [ $# -gt 0 ]; do
     --filter) filter=$2; shift 2 ;;
     --bin) bins+=("$2"); shift 2 ;;
     --run) run=$2; shift 2 ;;
+    --expect) expect=$2; shift 2 ;;
     --module) rust_module=$2; shift 2 ;;
     *) echo "vm.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
 case "$driver" in c | rust) ;; *) echo "vm.sh: --driver c|rust" >&2; exit 2 ;; esac
 [ -n "$out" ] || { echo "vm.sh: --out DIR" >&2; exit 2; }
+[ -z "$expect" ] || [ -n "$run" ] || { echo "vm.sh: --expect goes with --run (the suite lists its own cases)" >&2; exit 2; }
 
 bzimage=$kernel/arch/x86/boot/bzImage
 c_module=$kernel/drivers/android/binder_linux.ko
@@ -199,13 +205,34 @@ exec {lock_fd}>&-
 results=$out/results
 # The suite's own lines, between the markers the guest init writes.
 sed -n '/^=== results/,/^=== /p' "$out/guest.log" | tr -d '\r' | grep -E '^(ok|FAIL) ' >"$results" || true
+ran=$(grep -c . "$results" || true)
+
+# What should have a line: the suite's cases for this driver and filter (the suite is a static
+# binary, so it lists them on the host), or what --expect names.
+expected=
+if [ -n "$run" ]; then
+    expected=$(printf '%s\n' "$expect" | tr -s ', ' '\n')
+elif [ "$selftest" != leak ]; then
+    # shellcheck disable=SC2046 # the filter's words are the suite's NAME_FILTER arguments
+    if ! expected=$("$conformance" --driver "$driver" --list $(printf '%s' "$filter" | tr ',' ' ')) ||
+        [ -z "$expected" ]; then
+        echo "FAIL case_list ($driver): conformance --list failed on the host, so cases the guest did not run cannot be told" >>"$results"
+        expected=
+    fi
+fi
+# One FAIL line for every expected name with no ok/FAIL line of its own.
+missing=$(printf '%s\n' "$expected" | awk -v results="$results" '
+    FILENAME == results { name = $2; sub(/:$/, "", name); have[name] = 1; next }
+    NF && !($1 in have) { have[$1] = 1; print "FAIL " $1 ": no result (the guest did not run it)" }
+' "$results" -)
+[ -z "$missing" ] || printf '%s\n' "$missing" >>"$results"
 
 exit_line=$(tr -d '\r' <"$out/guest.log" | grep -E '^RB_EXIT ' | tail -n 1 || true)
 if [ "$qemu_status" = 124 ] || [ "$qemu_status" = 137 ]; then
     echo "FAIL guest_finished ($driver): no result within ${timeout}s (see $out/console.log)" >>"$results"
 elif [ -z "$exit_line" ]; then
     echo "FAIL guest_finished ($driver): guest stopped without a result (qemu status $qemu_status)" >>"$results"
-elif [ "$selftest" != leak ] && [ -z "$run" ] && ! grep -q . "$results"; then
+elif [ "$selftest" != leak ] && [ -z "$run" ] && [ "$ran" = 0 ]; then
     echo "FAIL guest_finished ($driver): the suite ran no case (${exit_line})" >>"$results"
 else
     echo "ok   guest_finished ($driver)" >>"$results"

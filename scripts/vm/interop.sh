@@ -17,8 +17,38 @@
 # Prints one "ok NAME" or "FAIL NAME: why" line per check; lines starting with "#" are the
 # programs' logs after a failure.
 #
+#   interop.sh --list    prints the name of every check, one a line, and does nothing else
+#                        (also on the host: check.sh gives them to vm.sh --expect, so that a
+#                        check the guest never got to counts as failed)
+#
 # Needs in /bin: rsb_hub, rsb_service, rsb-calc-service, rsb-calc-client, rb-servicemanager,
 # rb-calculator, rb-calc-client and demo.sh.
+
+# Every check, in the order they run. A check run under a name missing here fails as
+# interop_checks_listed, so that the list cannot silently fall behind the checks.
+checks="
+    interop_rsb_hub_serves
+    interop_rsb_service_registers_with_rsb_hub
+    interop_rsb_service_list_on_rsb_hub
+    interop_rsb_client_calls_rsb_service_via_rsb_hub
+    interop_our_service_registers_with_rsb_hub
+    interop_rsb_client_calls_our_service_via_rsb_hub
+    interop_our_client_calls_rsb_service_via_rsb_hub
+    interop_our_client_lists_rsb_hub
+    interop_our_servicemanager_serves
+    interop_rsb_service_registers_with_our_servicemanager
+    interop_rsb_service_list_on_our_servicemanager
+    interop_rsb_client_via_our_servicemanager
+    interop_our_client_calls_rsb_service
+    interop_rsb_wait_for_service_on_our_servicemanager
+    demo_story
+"
+# shellcheck disable=SC2086,SC2116 # on one line, the names between single spaces
+checks=$(echo $checks)
+if [ "${1:-}" = --list ]; then
+    for c in $checks; do echo "$c"; done
+    exit 0
+fi
 
 logs=/tmp/interop
 rm -rf "$logs"
@@ -34,8 +64,16 @@ fi
 # rsb_hub logs at warn and above by default; info shows what it serves.
 export RUST_LOG=info
 
-ok() { echo "ok   $1"; }
+# listed NAME: a result line of its own when NAME is not in $checks.
+listed() {
+    case " $checks " in
+    *" $1 "*) ;;
+    *) echo "FAIL interop_checks_listed: $1 is not in interop.sh's list of checks" ;;
+    esac
+}
+ok() { listed "$1"; echo "ok   $1"; }
 fail() { # fail NAME WHY: the result line, then every program's log
+    listed "$1"
     echo "FAIL $1: $2"
     for f in "$logs"/*; do
         [ -s "$f" ] || continue
@@ -60,6 +98,7 @@ check() { # check NAME WHY COMMAND...: ok when COMMAND succeeds
 after() {
     case "$failed" in
     *" $1 "*)
+        listed "$3"
         echo "FAIL $3: skipped, as $1 failed"
         failed="$failed $3 "
         ;;
