@@ -2,7 +2,8 @@
 #
 # rust_binder: build the module, test it in a VM against the C driver.
 #
-#   make              build rust_binder.ko (sets up the toolchain and test kernel first)
+#   make              build rust_binder.ko (sets up the toolchain and test kernel first;
+#                     with KDIR=, only builds: no package installed, no root needed)
 #   make check        the test suite: both drivers, in QEMU, plus the kernel log checks
 #   make demo         the demo in QEMU on rust_binder: service manager, service, client
 #                     (DRIVER=c: on the C driver)
@@ -13,16 +14,24 @@
 #   make clean
 #
 # KDIR=<dir> builds against your own built Rust-enabled 7.3 kernel tree instead of the
-# project's test kernel (and `make check` then boots that kernel).
+# project's test kernel (and `make check` then boots that kernel). Only the targets that boot
+# a kernel (check, demo, bench) and setup itself install packages; `make` and `make clippy`
+# with KDIR= just build.
 
 RB_CACHE ?= $(HOME)/.cache/rust_binder
 export RB_CACHE
 
-ifeq ($(origin KDIR),undefined)
-KDIR := $(RB_CACHE)/build-debug
+ifeq ($(strip $(KDIR)),)
+# No KDIR (or an empty one): the project's debug test kernel, which setup builds. The scripts
+# read an exported KDIR as "the user's tree", so this one stays out of their environment.
+override KDIR := $(RB_CACHE)/build-debug
+unexport KDIR
+KERNEL_READY := setup
 else
-# A user's own tree: setup installs packages and checks the tree, but builds no kernel.
+# A user's own tree: the module builds against it as it is. setup (for check, demo, bench)
+# installs packages and checks the tree, but builds no kernel.
 export KDIR
+KERNEL_READY := kdir-check
 endif
 
 export PATH := $(HOME)/.cargo/bin:$(PATH)
@@ -30,18 +39,27 @@ export LIBCLANG_PATH ?= /usr/lib/llvm-19/lib
 
 KMAKE := $(MAKE) -C $(KDIR) M=$(CURDIR) ARCH=x86_64 LLVM=-19
 
-.PHONY: all module setup clippy check bench demo fmt clean
+.PHONY: all module setup kdir-check clippy check bench demo fmt clean
 
 all: module
 
 setup:
 	@bash scripts/setup.sh debug
 
+# A user's tree must be built with Rust: the module links against its Module.symvers and its
+# Rust crates. Without them kbuild fails obscurely, so say it plainly.
+kdir-check:
+	@if [ ! -f "$(KDIR)/Module.symvers" ] || [ ! -f "$(KDIR)/rust/libkernel.rmeta" ]; then \
+		echo "make: KDIR=$(KDIR) is not a built Rust-enabled kernel tree:" \
+			"no Module.symvers or rust/libkernel.rmeta in it (build it first, with CONFIG_RUST=y)" >&2; \
+		exit 1; \
+	fi
+
 # Warnings are errors: the module must build clean.
-module: setup
+module: $(KERNEL_READY)
 	+$(KMAKE) W=e modules
 
-clippy: setup
+clippy: $(KERNEL_READY)
 	+$(KMAKE) clean >/dev/null
 	+$(KMAKE) W=e CLIPPY=1 modules
 	+$(KMAKE) clean >/dev/null
@@ -49,8 +67,9 @@ clippy: setup
 check: setup
 	@bash scripts/check.sh
 
-# DRIVER=c tells the same story on the C driver.
-demo: module
+# DRIVER=c tells the same story on the C driver. It boots a kernel, so it needs setup's
+# packages (QEMU) even with KDIR=.
+demo: setup module
 	@bash scripts/demo.sh
 
 # Builds its own kernel variant and its own rust_binder.ko for it; see scripts/bench.sh.
