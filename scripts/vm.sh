@@ -26,8 +26,9 @@
 # .rb-vm-out, in it), an empty directory, or one holding only vm.sh's files from before the
 # stamp; never /, $HOME, the repository or a directory above one of them.
 #
-# QEMU runs with KVM where /dev/kvm is usable, else with TCG; it prints which
-# ("vm: accelerator kvm|tcg") and writes it to DIR/accel. RB_VM_ACCEL=kvm|tcg forces one.
+# QEMU runs with KVM where /dev/kvm is usable (and again with TCG if QEMU fails with KVM before
+# the kernel starts), else with TCG; vm.sh prints which ("vm: accelerator kvm|tcg") and writes
+# it to DIR/accel. RB_VM_ACCEL=kvm|tcg forces one.
 # Boots are serialised: while QEMU runs, vm.sh holds a lock on $RB_CACHE/vm.lock, and another
 # vm.sh waits for it (saying so), so that two shells never run two VMs at once.
 set -euo pipefail
@@ -161,6 +162,7 @@ kvm_usable() {
     return 1
 }
 accel=${RB_VM_ACCEL:-auto}
+accel_chosen=$accel
 case "$accel" in
 auto)
     if why_not=$(kvm_usable); then
@@ -173,15 +175,20 @@ auto)
 kvm | tcg) ;; # forced: QEMU says so if KVM does not work
 *) echo "vm.sh: RB_VM_ACCEL=$accel (want kvm or tcg)" >&2; exit 2 ;;
 esac
-if [ "$accel" = kvm ]; then
-    # The host's CPU as it is: nothing to emulate, and no CPUID feature QEMU has to fake.
-    accel_args=(-accel kvm -cpu host)
-else
-    # QEMU's default, spelt out; the default CPU model, as every earlier run (and benchmark) had.
-    accel_args=(-accel tcg)
-fi
-echo "vm: accelerator $accel"
-echo "$accel" >"$out/accel"
+use_accel() { # use_accel kvm|tcg
+    accel=$1
+    if [ "$accel" = kvm ]; then
+        # The host's CPU as it is: nothing to emulate, and no CPUID feature QEMU has to fake.
+        accel_args=(-accel kvm -cpu host)
+    else
+        # QEMU's default, spelt out; the default CPU model, as every earlier run (and benchmark)
+        # had.
+        accel_args=(-accel tcg)
+    fi
+    echo "vm: accelerator $accel"
+    echo "$accel" >"$out/accel"
+}
+use_accel "$accel"
 
 # One VM at a time on this machine: two boots at once on 2 cores make both slow enough to hit
 # timeouts and make benchmark figures meaningless. The lock is held by an open file that
@@ -194,12 +201,24 @@ if ! flock -n "$lock_fd"; then
     flock "$lock_fd"
 fi
 
-qemu_status=0
-timeout --kill-after=10 "$timeout" qemu-system-x86_64 "${accel_args[@]}" \
-    -nodefaults -no-user-config -machine pc -smp 2 -m 2048 \
-    -kernel "$bzimage" -initrd "$out/initramfs.cpio" -append "$cmdline" \
-    -display none -monitor none -no-reboot \
-    -serial "file:$out/console.log" -serial "file:$out/guest.log" || qemu_status=$?
+run_qemu() {
+    qemu_status=0
+    timeout --kill-after=10 "$timeout" qemu-system-x86_64 "${accel_args[@]}" \
+        -nodefaults -no-user-config -machine pc -smp 2 -m 2048 \
+        -kernel "$bzimage" -initrd "$out/initramfs.cpio" -append "$cmdline" \
+        -display none -monitor none -no-reboot \
+        -serial "file:$out/console.log" -serial "file:$out/guest.log" || qemu_status=$?
+}
+run_qemu
+# A KVM that passed the checks above can still fail QEMU at once (a CPU feature or MSR that it
+# will not set up): when QEMU failed before the kernel printed a line, boot again with TCG
+# rather than fail the run, unless KVM was asked for.
+if [ "$accel_chosen" = auto ] && [ "$accel" = kvm ] && [ ! -s "$out/console.log" ] &&
+    [ "$qemu_status" != 0 ] && [ "$qemu_status" != 124 ] && [ "$qemu_status" != 137 ]; then
+    echo "vm: QEMU failed with KVM (status $qemu_status) before the kernel started; booting with TCG"
+    use_accel tcg
+    run_qemu
+fi
 exec {lock_fd}>&-
 
 results=$out/results
@@ -231,7 +250,9 @@ exit_line=$(tr -d '\r' <"$out/guest.log" | grep -E '^RB_EXIT ' | tail -n 1 || tr
 if [ "$qemu_status" = 124 ] || [ "$qemu_status" = 137 ]; then
     echo "FAIL guest_finished ($driver): no result within ${timeout}s (see $out/console.log)" >>"$results"
 elif [ -z "$exit_line" ]; then
-    echo "FAIL guest_finished ($driver): guest stopped without a result (qemu status $qemu_status)" >>"$results"
+    hint=
+    [ "$accel" != kvm ] || [ -s "$out/console.log" ] || hint="; with KVM, which RB_VM_ACCEL=tcg turns off"
+    echo "FAIL guest_finished ($driver): guest stopped without a result (qemu status $qemu_status$hint)" >>"$results"
 elif [ "$selftest" != leak ] && [ -z "$run" ] && [ "$ran" = 0 ]; then
     echo "FAIL guest_finished ($driver): the suite ran no case (${exit_line})" >>"$results"
 else
