@@ -318,4 +318,7 @@ main() {
     build_kernel "$(kernel_out "$variant")"
 }
 
-main
+# bash reads a script as it runs it. The kernel build takes minutes, and an edit to this file
+# meanwhile (a git checkout, say) was read after main returned, failing a finished setup with
+# a syntax error; `exit` on main's own line means nothing after it is ever read.
+main; exit
