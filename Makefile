@@ -47,13 +47,10 @@ setup:
 	@bash scripts/setup.sh debug
 
 # A user's tree must be built with Rust: the module links against its Module.symvers and its
-# Rust crates. Without them kbuild fails obscurely, so say it plainly.
+# Rust crates, with its rustc and clang. Without them kbuild fails obscurely, so
+# scripts/kdir-check.sh says plainly what is missing.
 kdir-check:
-	@if [ ! -f "$(KDIR)/Module.symvers" ] || [ ! -f "$(KDIR)/rust/libkernel.rmeta" ]; then \
-		echo "make: KDIR=$(KDIR) is not a built Rust-enabled kernel tree:" \
-			"no Module.symvers or rust/libkernel.rmeta in it (build it first, with CONFIG_RUST=y)" >&2; \
-		exit 1; \
-	fi
+	@bash scripts/kdir-check.sh "$(KDIR)"
 
 # Warnings are errors: the module must build clean.
 module: $(KERNEL_READY)

@@ -308,10 +308,7 @@ main() {
     fi
     verify_tools
     if [ -n "$KDIR_GIVEN" ]; then
-        if [ ! -f "$KDIR/Module.symvers" ] || ! ls "$KDIR"/rust/libkernel.rmeta >/dev/null 2>&1; then
-            echo "setup: KDIR=$KDIR is not a built Rust-enabled kernel tree (no Module.symvers or rust/libkernel.rmeta)" >&2
-            exit 1
-        fi
+        bash "$here/kdir-check.sh" "$KDIR" || exit 1
         return 0
     fi
     unpack_source
