@@ -13,10 +13,17 @@
 #   make setup        install the toolchain and build the test kernel
 #   make clean
 #
+#   make install         (as root) build for the running kernel, or KDIR's, install it into
+#                        that kernel's module tree (updates/), run depmod, and install the udev
+#                        rule that opens the binder devices to all users
+#   make install-compat  (as root, optional) make `modprobe binder_linux` load rust_binder
+#   make uninstall       (as root) undo both
+#
 # KDIR=<dir> builds against your own built Rust-enabled 7.3 kernel tree instead of the
 # project's test kernel (and `make check` then boots that kernel). Only the targets that boot
 # a kernel (check, demo, bench) and setup itself install packages; `make` and `make clippy`
-# with KDIR= just build.
+# with KDIR= just build. The install targets never install packages; DESTDIR=<dir> stages
+# what they install under <dir> (INSTALL_MOD_PATH, for the module alone, defaults to it).
 
 RB_CACHE ?= $(HOME)/.cache/rust_binder
 export RB_CACHE
@@ -27,11 +34,16 @@ ifeq ($(strip $(KDIR)),)
 override KDIR := $(RB_CACHE)/build-debug
 unexport KDIR
 KERNEL_READY := setup
+# `make install` is for the machine it runs on: the running kernel's build tree.
+INSTALL_RELEASE := $(shell uname -r)
+INSTALL_KDIR := /lib/modules/$(INSTALL_RELEASE)/build
 else
 # A user's own tree: the module builds against it as it is. setup (for check, demo, bench)
 # installs packages and checks the tree, but builds no kernel.
 export KDIR
 KERNEL_READY := kdir-check
+INSTALL_KDIR := $(KDIR)
+INSTALL_RELEASE = $(shell cat "$(KDIR)/include/config/kernel.release" 2>/dev/null)
 endif
 
 export PATH := $(HOME)/.cargo/bin:$(PATH)
@@ -39,7 +51,15 @@ export LIBCLANG_PATH ?= /usr/lib/llvm-19/lib
 
 KMAKE := $(MAKE) -C $(KDIR) M=$(CURDIR) ARCH=x86_64 LLVM=-19
 
+# Where the install targets put things; DESTDIR stages them elsewhere (the tests do).
+INSTALL_MOD_PATH ?= $(DESTDIR)
+UDEV_RULES := $(DESTDIR)/etc/udev/rules.d/60-rust-binder.rules
+MODPROBE_COMPAT := $(DESTDIR)/etc/modprobe.d/rust_binder-binder_linux.conf
+# depmod and udevadm live in sbin, which a user's PATH may lack.
+SBIN_PATH := PATH="$$PATH:/usr/sbin:/sbin"
+
 .PHONY: all module setup kdir-check clippy check bench demo fmt clean
+.PHONY: install install-kdir-check install-compat uninstall
 
 all: module
 
@@ -72,6 +92,36 @@ demo: setup module
 # Builds its own kernel variant and its own rust_binder.ko for it; see scripts/bench.sh.
 bench:
 	@bash scripts/bench.sh
+
+# make install: builds for INSTALL_KDIR's kernel (without -Werror: a new warning must not stop
+# an install), then kbuild's modules_install puts rust_binder.ko in that kernel's
+# /lib/modules/RELEASE/updates/. kbuild runs depmod only when the tree has a System.map (and
+# finds depmod), so this runs it again, always.
+install: install-kdir-check
+	+$(MAKE) -C "$(INSTALL_KDIR)" M=$(CURDIR) ARCH=x86_64 LLVM=-19 modules
+	+$(MAKE) -C "$(INSTALL_KDIR)" M=$(CURDIR) ARCH=x86_64 LLVM=-19 \
+		INSTALL_MOD_PATH="$(INSTALL_MOD_PATH)" modules_install
+	$(SBIN_PATH) depmod $(if $(INSTALL_MOD_PATH),-b "$(INSTALL_MOD_PATH)") -a "$(INSTALL_RELEASE)"
+	install -D -m 0644 install/60-rust-binder.rules "$(UDEV_RULES)"
+	@if [ -z "$(DESTDIR)" ]; then $(SBIN_PATH) udevadm control --reload 2>/dev/null || true; fi
+
+install-kdir-check:
+	@bash scripts/kdir-check.sh "$(INSTALL_KDIR)"
+
+# Optional: `modprobe binder_linux ...` (what Waydroid and others run) loads rust_binder.
+install-compat:
+	install -D -m 0644 install/rust_binder-binder_linux.conf "$(MODPROBE_COMPAT)"
+
+# Undoes install and install-compat for INSTALL_KDIR's kernel. A loaded module stays loaded,
+# and a copy DKMS installed is DKMS's to remove (dkms remove).
+uninstall:
+	@[ -n "$(INSTALL_RELEASE)" ] || \
+		{ echo "make: no kernel release in $(KDIR)/include/config/kernel.release" >&2; exit 1; }
+	rm -f "$(INSTALL_MOD_PATH)/lib/modules/$(INSTALL_RELEASE)/updates/rust_binder.ko"*
+	-rmdir --ignore-fail-on-non-empty "$(INSTALL_MOD_PATH)/lib/modules/$(INSTALL_RELEASE)/updates"
+	$(SBIN_PATH) depmod $(if $(INSTALL_MOD_PATH),-b "$(INSTALL_MOD_PATH)") -a "$(INSTALL_RELEASE)"
+	rm -f "$(UDEV_RULES)" "$(MODPROBE_COMPAT)"
+	@if [ -z "$(DESTDIR)" ]; then $(SBIN_PATH) udevadm control --reload 2>/dev/null || true; fi
 
 fmt:
 	rustfmt --edition 2021 rust_binder.rs tests/leak-selftest/rb_leak_selftest.rs
