@@ -59,7 +59,7 @@ MODPROBE_COMPAT := $(DESTDIR)/etc/modprobe.d/rust_binder-binder_linux.conf
 SBIN_PATH := PATH="$$PATH:/usr/sbin:/sbin"
 
 .PHONY: all module setup kdir-check clippy check bench demo fmt clean
-.PHONY: install install-kdir-check install-compat uninstall
+.PHONY: install install-kdir-check install-compat uninstall dkms-build
 
 all: module
 
@@ -122,6 +122,12 @@ uninstall:
 	$(SBIN_PATH) depmod $(if $(INSTALL_MOD_PATH),-b "$(INSTALL_MOD_PATH)") -a "$(INSTALL_RELEASE)"
 	rm -f "$(UDEV_RULES)" "$(MODPROBE_COMPAT)"
 	@if [ -z "$(DESTDIR)" ]; then $(SBIN_PATH) udevadm control --reload 2>/dev/null || true; fi
+
+# DKMS's build command (dkms.conf): KDIR is the kernel dkms builds for. For a kernel built
+# with clang and lld, dkms appends CC=clang LD=ld.lld to this command; the kernel's tools are
+# clang-19 and ld.lld-19, which are restated here, since an explicit sub-make argument wins.
+dkms-build: kdir-check
+	+$(KMAKE) CC=clang-19 LD=ld.lld-19 modules
 
 fmt:
 	rustfmt --edition 2021 rust_binder.rs tests/leak-selftest/rb_leak_selftest.rs
