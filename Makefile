@@ -58,13 +58,17 @@ MODPROBE_COMPAT := $(DESTDIR)/etc/modprobe.d/rust_binder-binder_linux.conf
 # depmod and udevadm live in sbin, which a user's PATH may lack.
 SBIN_PATH := PATH="$$PATH:/usr/sbin:/sbin"
 
-.PHONY: all module setup kdir-check clippy check bench demo fmt clean
+.PHONY: all module setup setup-check kdir-check clippy check bench demo fmt clean
 .PHONY: install install-kdir-check install-compat uninstall dkms-build
 
 all: module
 
 setup:
 	@bash scripts/setup.sh debug
+
+# make check also needs dkms and kmod, for its install and DKMS tests.
+setup-check:
+	@bash scripts/setup.sh debug check
 
 # A user's tree must be built with Rust: the module links against its Module.symvers and its
 # Rust crates, with its rustc and clang. Without them kbuild fails obscurely, so
@@ -81,7 +85,7 @@ clippy: $(KERNEL_READY)
 	+$(KMAKE) W=e CLIPPY=1 modules
 	+$(KMAKE) clean >/dev/null
 
-check: setup
+check: setup-check
 	@bash scripts/check.sh
 
 # DRIVER=c tells the same story on the C driver. It boots a kernel, so it needs setup's

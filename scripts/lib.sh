@@ -5,7 +5,8 @@ RB_CACHE=${RB_CACHE:-$HOME/.cache/rust_binder}
 KSRC=${KSRC:-$RB_CACHE/linux-source-7.3}
 MUSL_TARGET=x86_64-unknown-linux-musl
 export LIBCLANG_PATH=${LIBCLANG_PATH:-/usr/lib/llvm-19/lib}
-export PATH="$HOME/.cargo/bin:$PATH"
+# depmod, modinfo, modprobe and dkms are in sbin, which a user's PATH may lack.
+export PATH="$HOME/.cargo/bin:$PATH:/usr/sbin:/sbin"
 
 # A user's own kernel tree, if KDIR was given; empty means "the project's test kernel".
 KDIR_GIVEN=${KDIR:-}

@@ -4,7 +4,10 @@
 # Installs everything rust_binder needs and builds the test kernel. Idempotent: every step
 # checks first and skips what is already done, so the other make targets call it freely.
 #
-#   scripts/setup.sh [debug|bench]     (default: debug)
+#   scripts/setup.sh [debug|bench] [check]     (default: debug)
+#
+# "check" adds what only `make check` uses: dkms and kmod (depmod, modinfo, modprobe), for its
+# install and DKMS tests (scripts/test-install.sh, scripts/test-dkms.sh).
 #
 # Environment:
 #   KDIR=<dir>       use an already built Rust-enabled 7.3 kernel tree; no kernel is built.
@@ -26,6 +29,14 @@ debug | bench) ;;
     exit 2
     ;;
 esac
+for_check=${2:-}
+case "$for_check" in
+"" | check) ;;
+*)
+    echo "setup: unknown second argument '$for_check' (want check, or nothing)" >&2
+    exit 2
+    ;;
+esac
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/lib.sh"
@@ -35,6 +46,7 @@ apt_packages=(clang-19 lld-19 llvm-19 libclang-19-dev bc flex bison libelf-dev l
     busybox-static xz-utils python3 make rsync)
 # `make bench` draws its latency plot with gnuplot.
 [ "$variant" = debug ] || apt_packages+=(gnuplot-nox)
+[ -z "$for_check" ] || apt_packages+=(dkms kmod)
 backports_suite=bookworm-backports
 kernel_suite=trixie-backports
 
@@ -91,6 +103,12 @@ required_programs=(
     "bc bc"
     "flex flex"
     "bison bison"
+)
+[ -z "$for_check" ] || required_programs+=(
+    "dkms dkms"
+    "depmod kmod"
+    "modinfo kmod"
+    "modprobe kmod"
 )
 
 # Prints the apt-get commands that install the missing packages given as arguments, one

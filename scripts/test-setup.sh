@@ -7,7 +7,8 @@
 # missing and never installed, so that the first VM boot failed with status 127.
 #
 #   setup_installs_every_package        each package of setup's list (for both kernel
-#                                       variants), qemu-system-x86, linux-source-7.3 and the
+#                                       variants, and for make check's "debug check"),
+#                                       qemu-system-x86, linux-source-7.3 and the
 #                                       package of every program setup checks for is named
 #                                       exactly once across the apt-get commands
 #   setup_installs_qemu_from_backports  qemu-system-x86 is installed with -t bookworm-backports
@@ -40,9 +41,11 @@ result() { # result NAME WHY...: ok when no WHY is given
     fi
 }
 
-# dry_run VARIANT: setup's dry run output; the tool check's verdict does not matter here.
+# dry_run "VARIANT [check]": setup's dry run output; the tool check's verdict does not
+# matter here.
 dry_run() {
-    env -u KDIR RB_SETUP_DRY_RUN=1 bash "$setup" "$1" 2>/dev/null || true
+    # shellcheck disable=SC2086 # the variant and its "check" are two arguments
+    env -u KDIR RB_SETUP_DRY_RUN=1 bash "$setup" $1 2>/dev/null || true
 }
 
 # packages_of COMMAND: the packages an apt-get install line names, one a line, without their
@@ -62,7 +65,7 @@ packages_of() {
 
 every=()
 qemu=()
-for variant in debug bench; do
+for variant in debug bench "debug check"; do
     out=$(dry_run "$variant")
     mapfile -t commands < <(printf '%s\n' "$out" | grep -E '^apt-get install ')
     if [ ${#commands[@]} -eq 0 ]; then
@@ -77,7 +80,7 @@ for variant in debug bench; do
     [ -n "$list" ] || every+=("the $variant dry run printed no '# packages:' line")
     programs=$(printf '%s\n' "$out" | sed -n 's/^# program .* from //p')
     [ -n "$programs" ] || every+=("the $variant dry run printed no '# program' line")
-    [ "$variant" = debug ] || list="$list gnuplot-nox"
+    [ "$variant" != bench ] || list="$list gnuplot-nox"
     # shellcheck disable=SC2086 # lists of names
     for p in $(printf '%s\n' $list qemu-system-x86 linux-source-7.3 $programs | sort -u); do
         n=$(printf '%s\n' "$named" | grep -cxF -- "$p" || true)
