@@ -123,7 +123,8 @@ uninstall:
 		{ echo "make: no kernel release in $(KDIR)/include/config/kernel.release" >&2; exit 1; }
 	rm -f "$(INSTALL_MOD_PATH)/lib/modules/$(INSTALL_RELEASE)/updates/rust_binder.ko"*
 	-rmdir --ignore-fail-on-non-empty "$(INSTALL_MOD_PATH)/lib/modules/$(INSTALL_RELEASE)/updates"
-	$(SBIN_PATH) depmod $(if $(INSTALL_MOD_PATH),-b "$(INSTALL_MOD_PATH)") -a "$(INSTALL_RELEASE)"
+	if [ -d "$(INSTALL_MOD_PATH)/lib/modules/$(INSTALL_RELEASE)" ]; then \
+		$(SBIN_PATH) depmod $(if $(INSTALL_MOD_PATH),-b "$(INSTALL_MOD_PATH)") -a "$(INSTALL_RELEASE)"; fi
 	rm -f "$(UDEV_RULES)" "$(MODPROBE_COMPAT)"
 	@if [ -z "$(DESTDIR)" ]; then $(SBIN_PATH) udevadm control --reload 2>/dev/null || true; fi
 
