@@ -170,6 +170,39 @@ impl Binder {
         self.write_then_read(&Commands::new())
     }
 
+    /// Reads into `size` bytes at the user address `buffer`, writing nothing: for cases that
+    /// hand the driver a read buffer it cannot (wholly) write.
+    pub fn read_raw(&self, buffer: u64, size: u64) -> WriteRead {
+        let mut bwr = uapi::binder_write_read {
+            read_size: size,
+            read_buffer: buffer,
+            ..Default::default()
+        };
+        let result = self.write_read_raw(&mut bwr);
+        WriteRead {
+            result,
+            write_consumed: bwr.write_consumed,
+            read_consumed: bwr.read_consumed,
+        }
+    }
+
+    /// Reads every return the driver has ready now, without waiting: the returns of all reads
+    /// until one would block, in order, without their `BR_NOOP`s. The file is non-blocking for
+    /// the reads and blocking afterwards.
+    pub fn read_pending(&self) -> io::Result<Vec<Return>> {
+        self.set_nonblocking(true)?;
+        let mut pending = Vec::new();
+        let outcome = loop {
+            match self.read() {
+                Ok(returns) => pending.extend(returns.into_iter().filter(|r| *r != Return::Noop)),
+                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => break Ok(pending),
+                Err(e) => break Err(e),
+            }
+        };
+        self.set_nonblocking(false)?;
+        outcome
+    }
+
     /// Writes `commands` and reads returns in one `BINDER_WRITE_READ`.
     pub fn write_then_read(&self, commands: &Commands) -> io::Result<Vec<Return>> {
         let mut buffer = [0u8; READ_BUFFER_SIZE];

@@ -235,6 +235,8 @@ impl Child {
         // SAFETY: `pipe2` just returned these descriptors, and nothing else owns them.
         let (read_end, write_end) =
             unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        // SAFETY: Plain syscall.
+        let parent = unsafe { libc::getpid() };
         // SAFETY: The suite is single-threaded where it forks; the child only runs `body` and
         // exits without returning to the caller.
         let pid = unsafe { libc::fork() };
@@ -243,6 +245,16 @@ impl Child {
         }
         if pid == 0 {
             drop(read_end);
+            // A case that fails returns early, without ending the children it started: they
+            // must not outlive it (a forgotten context manager would keep the slot busy for
+            // every later case).
+            // SAFETY: Plain syscalls, no memory involved.
+            unsafe {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                if libc::getppid() != parent {
+                    libc::_exit(1);
+                }
+            }
             let result = body();
             let mut pipe = File::from(write_end);
             let code = match result {
@@ -341,6 +353,101 @@ pub fn spawn_ready(body: impl FnOnce(&dyn Fn()) -> Outcome) -> Outcome<Child> {
         };
     }
     Ok(child)
+}
+
+/// The sending end of a [`notice`]: tells the process holding the other end that something
+/// happened.
+pub struct Notify(File);
+
+/// The receiving end of a [`notice`].
+pub struct AwaitNotice(File);
+
+/// A pipe for telling another process that something happened, once or more: make it before
+/// forking, and move each end into the process that uses it. Dropping the sending end (as the
+/// parent does with what it moved into a child's body, or as a child does by ending) makes
+/// the receiver's wait fail instead of hang.
+pub fn notice() -> Outcome<(Notify, AwaitNotice)> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(format!("pipe: {}", io::Error::last_os_error()));
+    }
+    // SAFETY: `pipe2` just returned these descriptors, and nothing else owns them.
+    let (read_end, write_end) =
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    Ok((
+        Notify(File::from(write_end)),
+        AwaitNotice(File::from(read_end)),
+    ))
+}
+
+impl Notify {
+    /// Tells the other end.
+    pub fn notify(&self) -> Outcome {
+        (&self.0).write_all(&[1]).step("notify")
+    }
+}
+
+impl AwaitNotice {
+    /// Waits for one notice; fails if the sending end is gone without sending it.
+    pub fn wait(&self) -> Outcome {
+        let mut byte = [0u8];
+        (&self.0)
+            .read_exact(&mut byte)
+            .map_err(|_| "the other process ended without notifying".to_string())
+    }
+}
+
+/// Two pages of anonymous memory, the first writable and the second not accessible at all:
+/// a buffer that ends in the second page faults when the kernel writes its end.
+pub struct GuardedPage {
+    base: *mut libc::c_void,
+    page: usize,
+}
+
+impl GuardedPage {
+    pub fn new() -> Outcome<Self> {
+        // SAFETY: Plain syscall, no memory involved.
+        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) })
+            .map_err(|_| "sysconf(_SC_PAGESIZE) failed".to_string())?;
+        // SAFETY: A fresh anonymous mapping at an address of the kernel's choosing aliases
+        // nothing.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                2 * page,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(format!("mmap: {}", io::Error::last_os_error()));
+        }
+        let guarded = Self { base, page };
+        // SAFETY: The second page lies inside the mapping just made, which only this value
+        // uses.
+        let ret =
+            unsafe { libc::mprotect(base.cast::<u8>().add(page).cast(), page, libc::PROT_NONE) };
+        if ret != 0 {
+            return Err(format!("mprotect: {}", io::Error::last_os_error()));
+        }
+        Ok(guarded)
+    }
+
+    /// The address of the first byte that cannot be written: the start of the second page.
+    pub fn guard(&self) -> u64 {
+        self.base as u64 + self.page as u64
+    }
+}
+
+impl Drop for GuardedPage {
+    fn drop(&mut self) {
+        // SAFETY: The range is exactly the mapping made in `new`, which nothing uses after
+        // this.
+        unsafe { libc::munmap(self.base, 2 * self.page) };
+    }
 }
 
 /// Runs `body` in a child process and waits for it.

@@ -67,6 +67,17 @@ impl Peer {
         Ok(returns)
     }
 
+    /// The backlog and every return the driver has ready now, without waiting, and without
+    /// `BR_NOOP`s (`BR_INCREFS`/`BR_ACQUIRE` are answered as in [`Peer::read`]).
+    pub fn pending(&self) -> Outcome<Vec<Return>> {
+        let mut pending: Vec<Return> = self.backlog.borrow_mut().drain(..).collect();
+        let returns = self.binder.read_pending().step("read what is pending")?;
+        self.confirm(&returns)?;
+        pending.extend(returns);
+        pending.retain(|ret| *ret != Return::Noop);
+        Ok(pending)
+    }
+
     /// The next return, from the backlog or a new read.
     fn next_return(&self) -> Outcome<Return> {
         loop {
@@ -116,11 +127,21 @@ impl Peer {
 
     /// Calls `handle` with `payload` and reads until the reply or a failure comes.
     pub fn call(&self, handle: u32, code: u32, payload: &Payload) -> Outcome<Exchange> {
+        self.send_call(handle, code, payload)?;
+        self.await_reply()
+    }
+
+    /// Sends a call to `handle` with `payload`, reading nothing.
+    pub fn send_call(&self, handle: u32, code: u32, payload: &Payload) -> Outcome {
         let offsets = payload.offsets_bytes();
         self.send(
             Commands::new().transaction_raw(false, handle, code, 0, &payload.data, &offsets),
             "call",
-        )?;
+        )
+    }
+
+    /// Reads until the reply to the call this thread sent, or its failure, comes.
+    pub fn await_reply(&self) -> Outcome<Exchange> {
         let mut returns = Vec::new();
         loop {
             let ret = self.next_return()?;
