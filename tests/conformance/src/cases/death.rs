@@ -29,6 +29,22 @@ pub const CASES: &[Case] = &[
     ),
     Case::new("death_misuse_is_skipped", death_misuse_is_skipped),
     Case::new("death_wakes_poll", death_wakes_poll),
+    Case::new(
+        "death_clear_while_dead_binder_queued_gets_done",
+        death_clear_while_dead_binder_queued_gets_done,
+    ),
+    Case::new(
+        "death_clear_while_late_dead_binder_queued_gets_done",
+        death_clear_while_late_dead_binder_queued_gets_done,
+    ),
+    Case::new(
+        "death_request_while_cleared_death_awaits_done",
+        death_request_while_cleared_death_awaits_done,
+    ),
+    Case::new(
+        "death_request_clear_race_then_holder_exits",
+        death_request_clear_race_then_holder_exits,
+    ),
     Case::new("thread_exit_with_epoll", thread_exit_with_epoll),
 ];
 
@@ -229,6 +245,182 @@ fn death_wakes_poll(_: &Env) -> Outcome {
     epoll.wait()?;
     drop(epoll);
     expect_read(&binder, &[Return::Noop, Return::DeadBinder(13)], "read")
+}
+
+/// The manager dies while its BR_DEAD_BINDER is still unread on the holder's todo list, and
+/// the holder then clears its request (same cookie). The C driver still delivers the
+/// BR_DEAD_BINDER, alone in its read, holds the clear's confirmation back until
+/// BC_DEAD_BINDER_DONE, and then queues BR_CLEAR_DEATH_NOTIFICATION_DONE for the looper that
+/// sent the done before its write returns.
+fn death_clear_while_dead_binder_queued_gets_done(_: &Env) -> Outcome {
+    let manager = Manager::start()?;
+    let binder = client()?;
+    binder
+        .send(&Commands::new().request_death_notification(0, 21))
+        .step("request")?;
+    let epoll = Epoll::watch(binder.as_raw_fd())?;
+    manager.kill()?;
+    // Readable: the BR_DEAD_BINDER is queued. It stays unread until after the clear.
+    epoll.wait()?;
+    drop(epoll);
+    binder
+        .send(&Commands::new().clear_death_notification(0, 21))
+        .step("clear")?;
+    expect_dead_binder_then_clear_done(&binder, 21)
+}
+
+/// Reads, on the looper `binder`, the BR_DEAD_BINDER of a request cleared before it was read;
+/// then checks that the confirmation of the clear comes after BC_DEAD_BINDER_DONE, and only
+/// then (the reads after the first do not wait).
+fn expect_dead_binder_then_clear_done(binder: &Binder, cookie: u64) -> Outcome {
+    expect_read(
+        binder,
+        &[Return::Noop, Return::DeadBinder(cookie)],
+        "read after the clear",
+    )?;
+    binder.set_nonblocking(true).step("O_NONBLOCK")?;
+    expect_errno(binder.read(), libc::EAGAIN, "read before the done")?;
+    binder
+        .send(&Commands::new().dead_binder_done(cookie))
+        .step("done")?;
+    expect_read(
+        binder,
+        &[Return::Noop, Return::ClearDeathNotificationDone(cookie)],
+        "read after the done",
+    )?;
+    expect_errno(binder.read(), libc::EAGAIN, "read after the confirmation")
+}
+
+/// As [`death_clear_while_dead_binder_queued_gets_done`], with a request made after the node
+/// died, whose BR_DEAD_BINDER the C driver queues at once.
+fn death_clear_while_late_dead_binder_queued_gets_done(_: &Env) -> Outcome {
+    let manager = Manager::start()?;
+    let binder = client()?;
+    // A first request, answered in full, shows that the node is dead.
+    binder
+        .send(&Commands::new().request_death_notification(0, 22))
+        .step("first request")?;
+    manager.kill()?;
+    expect_read(
+        &binder,
+        &[Return::Noop, Return::DeadBinder(22)],
+        "read after the death",
+    )?;
+    binder
+        .send(
+            &Commands::new()
+                .dead_binder_done(22)
+                .clear_death_notification(0, 22),
+        )
+        .step("done and clear")?;
+    expect_read(
+        &binder,
+        &[Return::Noop, Return::ClearDeathNotificationDone(22)],
+        "read after the first clear",
+    )?;
+    binder
+        .send(
+            &Commands::new()
+                .request_death_notification(0, 23)
+                .clear_death_notification(0, 23),
+        )
+        .step("late request and clear")?;
+    expect_dead_binder_then_clear_done(&binder, 23)
+}
+
+/// A request withdrawn after its BR_DEAD_BINDER was read no longer occupies the handle in the
+/// C driver: a new request on the handle, while the old one still awaits BC_DEAD_BINDER_DONE,
+/// is taken, and (the node being dead) answered at once with its own BR_DEAD_BINDER. Each
+/// cookie then gets its own confirmation.
+fn death_request_while_cleared_death_awaits_done(_: &Env) -> Outcome {
+    let manager = Manager::start()?;
+    let binder = client()?;
+    binder
+        .send(&Commands::new().request_death_notification(0, 31))
+        .step("request")?;
+    manager.kill()?;
+    expect_read(
+        &binder,
+        &[Return::Noop, Return::DeadBinder(31)],
+        "read after the death",
+    )?;
+    binder
+        .send(
+            &Commands::new()
+                .clear_death_notification(0, 31)
+                .request_death_notification(0, 32),
+        )
+        .step("clear, then a new request")?;
+    binder.set_nonblocking(true).step("O_NONBLOCK")?;
+    expect_read(
+        &binder,
+        &[Return::Noop, Return::DeadBinder(32)],
+        "read after the new request",
+    )?;
+    binder
+        .send(&Commands::new().dead_binder_done(31))
+        .step("done with the first")?;
+    expect_read(
+        &binder,
+        &[Return::Noop, Return::ClearDeathNotificationDone(31)],
+        "read after the first done",
+    )?;
+    binder
+        .send(
+            &Commands::new()
+                .dead_binder_done(32)
+                .clear_death_notification(0, 32),
+        )
+        .step("done with the second, and clear it")?;
+    expect_read(
+        &binder,
+        &[Return::Noop, Return::ClearDeathNotificationDone(32)],
+        "read after the second clear",
+    )?;
+    expect_errno(binder.read(), libc::EAGAIN, "read at the end")
+}
+
+/// Threads of one holder request and clear a death notification on handle 0 (one cookie)
+/// as fast as they can, racing each other, and the holder exits while the node lives. Nothing
+/// the race leaves behind may keep the holder's state alive (the census check at unload
+/// catches that on rust_binder), and the node's death still reaches a later holder.
+fn death_request_clear_race_then_holder_exits(_: &Env) -> Outcome {
+    const THREADS: usize = 4;
+    const ROUNDS: usize = 3000;
+    let manager = Manager::start()?;
+    let holder = Child::spawn(|| {
+        let binder = Binder::open(BINDER).step("open")?;
+        binder.send(&Commands::new().acquire(0)).step("acquire 0")?;
+        let request = Commands::new().request_death_notification(0, 41);
+        let clear = Commands::new().clear_death_notification(0, 41);
+        thread::scope(|s| {
+            let racers: Vec<_> = (0..THREADS)
+                .map(|_| {
+                    s.spawn(|| -> Outcome {
+                        for _ in 0..ROUNDS {
+                            binder.send(&request).step("request")?;
+                            binder.send(&clear).step("clear")?;
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            racers
+                .into_iter()
+                .try_for_each(|racer| racer.join().map_err(|_| "racer panicked".to_string())?)
+        })
+    })?;
+    holder.join()?;
+    let binder = client()?;
+    binder
+        .send(&Commands::new().request_death_notification(0, 42))
+        .step("request of a later holder")?;
+    manager.kill()?;
+    expect_read(
+        &binder,
+        &[Return::Noop, Return::DeadBinder(42)],
+        "read after the death",
+    )
 }
 
 /// BINDER_THREAD_EXIT on a thread whose wait queue epoll holds, then epoll goes away: the
