@@ -2,14 +2,14 @@
 //! (the next delivered after BC_FREE_BUFFER, oldest first), and half the receive buffer for
 //! one-way payloads while synchronous calls still get through.
 
-use binder_client::{uapi, Binder, Commands, Return, Txn};
+use binder_client::{uapi, Binder, Commands, Payload, Return, Txn};
 
 use crate::{
     ensure,
-    harness::{expect_errno, spawn_ready, Case, Env, Outcome, Step, BINDER},
+    harness::{expect_errno, notice, spawn_ready, Case, Env, Outcome, Step, BINDER},
 };
 
-use super::transactions::serving_manager;
+use super::{peer::Peer, transaction_errors::read_into_guard, transactions::serving_manager};
 
 pub const CASES: &[Case] = &[
     Case::new("oneway_completes_at_once", oneway_completes_at_once),
@@ -20,6 +20,10 @@ pub const CASES: &[Case] = &[
     Case::new(
         "oneway_space_is_half_the_buffer",
         oneway_space_is_half_the_buffer,
+    ),
+    Case::new(
+        "oneway_lost_to_unwritable_read_buffer_holds_node_queue",
+        oneway_lost_to_unwritable_read_buffer_holds_node_queue,
     ),
 ];
 
@@ -175,4 +179,70 @@ fn oneway_space_is_half_the_buffer(_: &Env) -> Outcome {
         "call after the one-way space filled: {returns:?}"
     );
     child.join()
+}
+
+/// A one-way transaction comes to a server whose read buffer runs into a page it cannot
+/// write, so the BR_TRANSACTION cannot be copied out and the read fails with EFAULT. The C
+/// driver drops the transaction but not its buffer: the buffer keeps its place at the start of
+/// the mapping, was never returned to userspace and so cannot be freed (BC_FREE_BUFFER of its
+/// address is skipped), and the node's one-way queue, which waits for that buffer to be freed,
+/// holds every later one-way transaction back. A synchronous call still gets through.
+fn oneway_lost_to_unwritable_read_buffer_holds_node_queue(_: &Env) -> Outcome {
+    const LOST: &[u8] = b"the lost one-way";
+    let server = Peer::manager()?;
+    let (server_failed, failure_seen) = notice()?;
+    let (more_sent, more_seen) = notice()?;
+    let client = spawn_ready(|ready| {
+        let c = Peer::open()?;
+        let ret = send_oneway(&c.binder, 1, LOST)?;
+        ensure!(ret == Return::TransactionComplete, "first one-way: {ret:?}");
+        ready();
+        failure_seen.wait()?;
+        let ret = send_oneway(&c.binder, 2, b"the next one-way")?;
+        ensure!(
+            ret == Return::TransactionComplete,
+            "second one-way: {ret:?}"
+        );
+        c.send_call(0, 3, &Payload::new().bytes(b"call"))?;
+        more_sent.notify()?;
+        let reply = c.await_reply()?.reply.ok_or("the call failed")?;
+        c.free(&reply)
+    })?;
+    read_into_guard(&server)?;
+    let start = server.mapping.addr() as u64;
+    let kept = server.mapping.bytes_at(start, LOST.len() as u64);
+    ensure!(
+        kept == Some(LOST),
+        "the start of the mapping holds {kept:?}, not the lost one-way's payload"
+    );
+    server_failed.notify()?;
+    more_seen.wait()?;
+
+    let returns = server.pending()?;
+    let [Return::Transaction(call)] = returns.as_slice() else {
+        return Err(format!(
+            "with a one-way and a call sent after the lost one-way, the server read {returns:?} \
+             (expected the call alone)"
+        ));
+    };
+    ensure!(
+        call.code == 3 && call.flags & uapi::TF_ONE_WAY == 0,
+        "the server got {call:?} where the call was due"
+    );
+    ensure!(
+        call.buffer != start,
+        "the call's buffer took the lost one-way's place at the start of the mapping"
+    );
+    server.reply_and_free(call, &Payload::new())?;
+
+    server.send(
+        Commands::new().free_buffer(start),
+        "BC_FREE_BUFFER of the buffer never returned",
+    )?;
+    let returns = server.pending()?;
+    ensure!(
+        returns.is_empty(),
+        "freeing the buffer that was never returned let through {returns:?}"
+    );
+    client.join()
 }

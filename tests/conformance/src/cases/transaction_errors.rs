@@ -2,14 +2,17 @@
 //! ioctl error, BINDER_GET_EXTENDED_ERROR, and the pending error that holds back the write
 //! half until it is read.
 
-use binder_client::{uapi, Binder, Commands, Return};
+use binder_client::{uapi, Binder, Commands, Payload, Return};
 
 use crate::{
     ensure,
-    harness::{expect_null_arg_errno, Case, Env, Outcome, Step, BINDER},
+    harness::{
+        expect_errno, expect_null_arg_errno, notice, spawn_ready, Case, Env, GuardedPage, Outcome,
+        Step, BINDER,
+    },
 };
 
-use super::context_mgr::become_manager;
+use super::{context_mgr::become_manager, peer::Peer};
 
 pub const CASES: &[Case] = &[
     Case::new("extended_error_starts_clear", extended_error_starts_clear),
@@ -37,10 +40,18 @@ pub const CASES: &[Case] = &[
         "failed_transaction_holds_back_commands",
         failed_transaction_holds_back_commands,
     ),
+    Case::new(
+        "manager_call_from_own_second_open_failed_reply",
+        manager_call_from_own_second_open_failed_reply,
+    ),
+    Case::new(
+        "transaction_lost_to_unwritable_read_buffer_fails_caller",
+        transaction_lost_to_unwritable_read_buffer_fails_caller,
+    ),
 ];
 
 /// Checks the extended error, which the read also resets.
-fn expect_extended_error(binder: &Binder, command: u32, errno: i32) -> Outcome {
+pub(super) fn expect_extended_error(binder: &Binder, command: u32, errno: i32) -> Outcome {
     let error = binder.extended_error().step("BINDER_GET_EXTENDED_ERROR")?;
     ensure!(
         error.command == command && error.param == -errno && error.id != 0,
@@ -157,4 +168,96 @@ fn failed_transaction_holds_back_commands(_: &Env) -> Outcome {
         done.write_consumed
     );
     Ok(())
+}
+
+/// The process that is the context manager through one open file calls handle 0 through a
+/// second open file of its own. The C driver tells the manager's process by its pid, not by
+/// the file, and refuses the call as one from the manager itself: BR_FAILED_REPLY, at once,
+/// and EINVAL in the extended error.
+fn manager_call_from_own_second_open_failed_reply(_: &Env) -> Outcome {
+    // Mapped and a looper, so that a call let through would be taken.
+    let _manager = Peer::manager()?;
+    let second = Binder::open(BINDER).step("second open")?;
+    let data = [0u8; 8];
+    second
+        .send(&Commands::new().transaction(false, 0, 1, 0, &data))
+        .step("call handle 0 through the second file")?;
+    let returns = second.read_pending().step("read")?;
+    ensure!(
+        returns == [Return::FailedReply],
+        "the second file read {returns:?}, expected [FailedReply]"
+    );
+    expect_extended_error(&second, uapi::BR_FAILED_REPLY, libc::EINVAL)
+}
+
+/// Where the server's read starts: 40 bytes before the page it cannot write, so that the
+/// BR_NOOP and the BR_TRANSACTION code fit and the transaction data runs into that page.
+pub(super) const READ_BEFORE_GUARD: u64 = 40;
+
+/// Reads on `server` into a buffer whose end it cannot write, and checks that the read fails
+/// with EFAULT and reports nothing read, as the C driver does when a BR_TRANSACTION cannot be
+/// copied out.
+pub(super) fn read_into_guard(server: &Peer) -> Outcome {
+    let guarded = GuardedPage::new()?;
+    let done = server
+        .binder
+        .read_raw(guarded.guard() - READ_BEFORE_GUARD, 256);
+    expect_errno(
+        done.result,
+        libc::EFAULT,
+        "a read whose BR_TRANSACTION runs into an unwritable page",
+    )?;
+    ensure!(
+        done.read_consumed == 0,
+        "the failed read reports read_consumed {}",
+        done.read_consumed
+    );
+    Ok(())
+}
+
+/// A call comes to a server whose read buffer runs into a page it cannot write, so the
+/// BR_TRANSACTION cannot be copied out. The C driver fails that read with EFAULT (nothing
+/// read), and fails the call for its caller before the read returns: the caller reads
+/// BR_TRANSACTION_COMPLETE and BR_FAILED_REPLY. The server's thread is not left holding the
+/// call: it takes the next call, from another client, and answers it.
+fn transaction_lost_to_unwritable_read_buffer_fails_caller(_: &Env) -> Outcome {
+    let server = Peer::manager()?;
+    let (server_failed, failure_seen) = notice()?;
+    let first = spawn_ready(|ready| {
+        let c = Peer::open()?;
+        c.send_call(0, 1, &Payload::new().bytes(b"first"))?;
+        ready();
+        failure_seen.wait()?;
+        let returns = c.pending()?;
+        ensure!(
+            returns == [Return::TransactionComplete, Return::FailedReply],
+            "the first caller read {returns:?}, expected [TransactionComplete, FailedReply]"
+        );
+        Ok(())
+    })?;
+    read_into_guard(&server)?;
+    server_failed.notify()?;
+    first.join()?;
+
+    let second = spawn_ready(|ready| {
+        let c = Peer::open()?;
+        c.send_call(0, 2, &Payload::new().bytes(b"second"))?;
+        ready();
+        let reply = c.await_reply()?.reply.ok_or("the second call failed")?;
+        let bytes = c.mapping.bytes_at(reply.buffer, reply.data_size);
+        ensure!(
+            bytes == Some(&b"served"[..]),
+            "the second caller got {bytes:?}"
+        );
+        c.free(&reply)
+    })?;
+    let returns = server.pending()?;
+    let [Return::Transaction(call)] = returns.as_slice() else {
+        return Err(format!(
+            "after the failed read, the server read {returns:?} where the second call was due"
+        ));
+    };
+    ensure!(call.code == 2, "the server got {call:?}");
+    server.reply_and_free(call, &Payload::new().bytes(b"served"))?;
+    second.join()
 }
