@@ -1,13 +1,18 @@
 //! BINDER_SET_CONTEXT_MGR and _EXT: one manager per device, and the euid latch.
 
-use binder_client::{uapi, Binder};
+use binder_client::{uapi, Binder, Commands, FlatObject, Payload, Return};
 
 use crate::{
     ensure,
     harness::{
-        eventually, expect_errno, expect_null_arg_errno, in_child, Case, Env, Exit, Outcome, Step,
-        BINDER, HWBINDER, VNDBINDER,
+        eventually, expect_errno, expect_null_arg_errno, in_child, spawn_ready, Case, Child, Env,
+        Exit, Outcome, Step, BINDER, HWBINDER, VNDBINDER,
     },
+};
+
+use super::{
+    peer::{spawn_manager, Peer},
+    transaction_errors::expect_extended_error,
 };
 
 pub const CASES: &[Case] = &[
@@ -31,6 +36,14 @@ pub const CASES: &[Case] = &[
         context_mgr_freed_when_manager_closes,
     ),
     Case::new("context_mgr_euid_latched", context_mgr_euid_latched),
+    Case::new(
+        "context_mgr_former_node_sent_as_ordinary_handle",
+        context_mgr_former_node_sent_as_ordinary_handle,
+    ),
+    Case::new(
+        "context_mgr_security_ctx_fails_without_lsm",
+        context_mgr_security_ctx_fails_without_lsm,
+    ),
 ];
 
 /// Becomes the manager of `binder`'s device, waiting while an earlier case's manager is
@@ -43,6 +56,26 @@ pub fn become_manager(binder: &Binder) -> Outcome {
             Err(e) => Err(format!("BINDER_SET_CONTEXT_MGR: {e}")),
         }
     })
+}
+
+/// Becomes the manager of `binder`'s device with BINDER_SET_CONTEXT_MGR_EXT, waiting like
+/// [`become_manager`].
+pub fn become_manager_ext(binder: &Binder, ptr: u64, cookie: u64, flags: u32) -> Outcome {
+    eventually("BINDER_SET_CONTEXT_MGR_EXT", || {
+        match binder.set_context_mgr_ext(ptr, cookie, flags) {
+            Ok(()) => Ok(Some(())),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => Ok(None),
+            Err(e) => Err(format!("BINDER_SET_CONTEXT_MGR_EXT: {e}")),
+        }
+    })
+}
+
+/// A process that stays until it is killed.
+fn pause_forever() -> ! {
+    loop {
+        // SAFETY: Plain syscall; the process sleeps until it is killed.
+        unsafe { libc::pause() };
+    }
 }
 
 fn context_mgr_set_once(_: &Env) -> Outcome {
@@ -180,4 +213,91 @@ fn context_mgr_euid_latched(_: &Env) -> Outcome {
     );
     expect_errno(as_user?, libc::EPERM, "BINDER_SET_CONTEXT_MGR as euid 1000")?;
     become_manager(&binder)
+}
+
+/// A client takes handle 0 while M1 is the manager and keeps it after M1 died: the handle now
+/// names M1's dead node, which is no longer the manager's. M2 becomes the manager, and the
+/// client calls it (a call to handle 0 always goes to the current manager) with its handle 0
+/// as a BINDER_TYPE_HANDLE object. The C driver translates the object through the client's
+/// reference, to M1's node, and gives M2 an ordinary handle for it, the lowest from 1: handle
+/// 1, on which a death notification is answered at once.
+fn context_mgr_former_node_sent_as_ordinary_handle(_: &Env) -> Outcome {
+    let first = spawn_ready(|ready| {
+        let _manager = Peer::manager()?;
+        ready();
+        pause_forever()
+    })?;
+    let c = Peer::open()?;
+    c.send(
+        Commands::new()
+            .enter_looper()
+            .acquire(0)
+            .request_death_notification(0, 0x81),
+        "take handle 0 and watch it",
+    )?;
+    first.kill()?;
+    while !c.read()?.contains(&Return::DeadBinder(0x81)) {}
+    c.send(
+        Commands::new().dead_binder_done(0x81),
+        "done with the first manager's death",
+    )?;
+
+    let second = spawn_manager(|m| {
+        let (call, _) = m.next_call()?;
+        let objects = m.objects(&call)?;
+        ensure!(
+            objects == [FlatObject::handle(1)],
+            "the new manager got {objects:?} for the client's handle to the old manager's node"
+        );
+        m.send(
+            Commands::new().acquire(1).free_buffer(call.buffer),
+            "keep handle 1",
+        )?;
+        m.reply(&call, &Payload::new())?;
+        m.send(
+            Commands::new().request_death_notification(1, 0x82),
+            "watch handle 1",
+        )?;
+        let returns = m.pending()?;
+        ensure!(
+            returns == [Return::DeadBinder(0x82)],
+            "a death request on handle 1 read {returns:?}"
+        );
+        m.send(
+            Commands::new().dead_binder_done(0x82).release(1),
+            "done with handle 1",
+        )
+    })?;
+    let exchange = c.call(0, 1, &Payload::new().object(FlatObject::handle(0)))?;
+    // The manager's verdict first: it fails the call by ending when the object is wrong.
+    second.join()?;
+    let reply = exchange
+        .reply
+        .ok_or_else(|| format!("the call failed: {:?}", exchange.returns))?;
+    c.free(&reply)
+}
+
+/// A context manager set with BINDER_SET_CONTEXT_MGR_EXT and FLAT_BINDER_FLAG_TXN_SECURITY_CTX
+/// asks for the caller's security context with every call. The test kernel has no LSM that
+/// gives one (CONFIG_SECURITY is off), so the C driver fails each call to it before
+/// delivery: BR_FAILED_REPLY at once, EOPNOTSUPP in the extended error.
+fn context_mgr_security_ctx_fails_without_lsm(_: &Env) -> Outcome {
+    let manager: Child = spawn_ready(|ready| {
+        let m = Peer::open()?;
+        become_manager_ext(&m.binder, 0, 0, uapi::FLAT_BINDER_FLAG_TXN_SECURITY_CTX)?;
+        m.send(Commands::new().enter_looper(), "enter looper")?;
+        ready();
+        pause_forever()
+    })?;
+    let c = Binder::open(BINDER).step("open")?;
+    let data = [0u8; 8];
+    c.send(&Commands::new().transaction(false, 0, 1, 0, &data))
+        .step("call")?;
+    let returns = c.read_pending().step("read")?;
+    ensure!(
+        returns == [Return::FailedReply],
+        "a call to a manager that wants security contexts read {returns:?}"
+    );
+    expect_extended_error(&c, uapi::BR_FAILED_REPLY, libc::EOPNOTSUPP)?;
+    manager.kill()
 }
