@@ -6,7 +6,7 @@ use binder_client::{uapi, Binder, Commands, Payload, Return, Txn};
 
 use crate::{
     ensure,
-    harness::{expect_errno, notice, spawn_ready, Case, Env, Outcome, Step, BINDER},
+    harness::{expect_errno, notice, spawn_ready, Case, Driver, Env, Outcome, Step, BINDER},
 };
 
 use super::{peer::Peer, transaction_errors::read_into_guard, transactions::serving_manager};
@@ -21,9 +21,15 @@ pub const CASES: &[Case] = &[
         "oneway_space_is_half_the_buffer",
         oneway_space_is_half_the_buffer,
     ),
-    Case::new(
+    Case::only(
+        Driver::C,
         "oneway_lost_to_unwritable_read_buffer_holds_node_queue",
         oneway_lost_to_unwritable_read_buffer_holds_node_queue,
+    ),
+    Case::only(
+        Driver::Rust,
+        "oneway_lost_to_unwritable_read_buffer_frees_node_queue",
+        oneway_lost_to_unwritable_read_buffer_frees_node_queue,
     ),
 ];
 
@@ -182,12 +188,34 @@ fn oneway_space_is_half_the_buffer(_: &Env) -> Outcome {
 }
 
 /// A one-way transaction comes to a server whose read buffer runs into a page it cannot
-/// write, so the BR_TRANSACTION cannot be copied out and the read fails with EFAULT. The C
-/// driver drops the transaction but not its buffer: the buffer keeps its place at the start of
-/// the mapping, was never returned to userspace and so cannot be freed (BC_FREE_BUFFER of its
-/// address is skipped), and the node's one-way queue, which waits for that buffer to be freed,
-/// holds every later one-way transaction back. A synchronous call still gets through.
+/// write, so the BR_TRANSACTION cannot be copied out and the read fails with EFAULT. On both
+/// drivers the transaction is gone, its buffer was never returned to userspace and so cannot be
+/// freed by it, and a synchronous call still gets through.
+///
+/// What becomes of the buffer differs, deliberately (the README says so). The C driver keeps
+/// it where it is, at the start of the mapping, until the process closes the device, and the
+/// node's one-way queue, which waits for that buffer to be freed, holds every later one-way
+/// transaction back for good: BC_FREE_BUFFER of its address is skipped and changes nothing.
 fn oneway_lost_to_unwritable_read_buffer_holds_node_queue(_: &Env) -> Outcome {
+    lost_oneway(LostOneway::HoldsQueue)
+}
+
+/// As [`oneway_lost_to_unwritable_read_buffer_holds_node_queue`]; rust_binder gives the lost
+/// transaction's buffer back at once, and the node's next one-way transaction is delivered.
+fn oneway_lost_to_unwritable_read_buffer_frees_node_queue(_: &Env) -> Outcome {
+    lost_oneway(LostOneway::FreesQueue)
+}
+
+/// What a driver does with the node's one-way queue after a one-way was lost.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum LostOneway {
+    /// The C driver: the lost buffer stays, the queue waits for it for good.
+    HoldsQueue,
+    /// rust_binder: the lost buffer goes back, the queue moves on.
+    FreesQueue,
+}
+
+fn lost_oneway(driver: LostOneway) -> Outcome {
     const LOST: &[u8] = b"the lost one-way";
     let server = Peer::manager()?;
     let (server_failed, failure_seen) = notice()?;
@@ -210,39 +238,64 @@ fn oneway_lost_to_unwritable_read_buffer_holds_node_queue(_: &Env) -> Outcome {
     })?;
     read_into_guard(&server)?;
     let start = server.mapping.addr() as u64;
-    let kept = server.mapping.bytes_at(start, LOST.len() as u64);
-    ensure!(
-        kept == Some(LOST),
-        "the start of the mapping holds {kept:?}, not the lost one-way's payload"
-    );
-    server_failed.notify()?;
-    more_seen.wait()?;
-
-    let returns = server.pending()?;
-    let [Return::Transaction(call)] = returns.as_slice() else {
-        return Err(format!(
-            "with a one-way and a call sent after the lost one-way, the server read {returns:?} \
-             (expected the call alone)"
-        ));
-    };
-    ensure!(
-        call.code == 3 && call.flags & uapi::TF_ONE_WAY == 0,
-        "the server got {call:?} where the call was due"
-    );
-    ensure!(
-        call.buffer != start,
-        "the call's buffer took the lost one-way's place at the start of the mapping"
-    );
-    server.reply_and_free(call, &Payload::new())?;
-
+    if driver == LostOneway::HoldsQueue {
+        let kept = server.mapping.bytes_at(start, LOST.len() as u64);
+        ensure!(
+            kept == Some(LOST),
+            "the start of the mapping holds {kept:?}, not the lost one-way's payload"
+        );
+    }
+    // Freeing the buffer that was never returned does nothing: with nothing else delivered
+    // yet, there is no buffer there that userspace may free.
     server.send(
         Commands::new().free_buffer(start),
         "BC_FREE_BUFFER of the buffer never returned",
     )?;
+    server_failed.notify()?;
+    more_seen.wait()?;
+
     let returns = server.pending()?;
+    let (oneways, calls): (Vec<_>, Vec<_>) = returns
+        .iter()
+        .filter_map(|ret| match ret {
+            Return::Transaction(txn) => Some(txn),
+            _ => None,
+        })
+        .partition(|txn| txn.flags & uapi::TF_ONE_WAY != 0);
+    let [call] = calls.as_slice() else {
+        return Err(format!(
+            "with a one-way and a call sent after the lost one-way, the server read {returns:?} \
+             (expected one call)"
+        ));
+    };
     ensure!(
-        returns.is_empty(),
-        "freeing the buffer that was never returned let through {returns:?}"
+        call.code == 3,
+        "the server got {call:?} where the call was due"
     );
+    match driver {
+        LostOneway::HoldsQueue => {
+            ensure!(
+                oneways.is_empty() && returns.len() == 1,
+                "the lost one-way's node let through {returns:?} (expected the call alone)"
+            );
+            ensure!(
+                call.buffer != start,
+                "the call's buffer took the lost one-way's place at the start of the mapping"
+            );
+        }
+        LostOneway::FreesQueue => {
+            let [next] = oneways.as_slice() else {
+                return Err(format!(
+                    "the node's next one-way did not come after the lost one: {returns:?}"
+                ));
+            };
+            ensure!(
+                next.code == 2,
+                "the server got {next:?} as the next one-way"
+            );
+            server.free(next)?;
+        }
+    }
+    server.reply_and_free(call, &Payload::new())?;
     client.join()
 }
