@@ -86,8 +86,7 @@ impl Thread {
                 if code == BC_REQUEST_DEATH_NOTIFICATION {
                     process.request_death(handle, cookie)
                 } else {
-                    process.clear_death(self, handle, cookie);
-                    Ok(())
+                    process.clear_death(self, handle, cookie)
                 }
             }
             BC_DEAD_BINDER_DONE => {

@@ -54,6 +54,16 @@ pub(crate) struct Death {
     state: SpinLock<DeathState>,
 }
 
+/// What withdrawing a request leaves to do.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cleared {
+    /// The node is alive: the confirmation is due now.
+    ConfirmNow,
+    /// The node died and its `BR_DEAD_BINDER` is queued or awaits `BC_DEAD_BINDER_DONE`: the
+    /// confirmation follows the done, and until then the process keeps the notification.
+    AfterDone,
+}
+
 /// The progress of a [`Death`], guarded by [`Death::state`].
 ///
 /// It nests inside the holder's `inner` lock, so it is never held while that is taken: a
@@ -97,15 +107,28 @@ impl Death {
         }
     }
 
-    /// The holder withdrew the request (`BC_CLEAR_DEATH_NOTIFICATION`).
+    /// Marks the request withdrawn (`BC_CLEAR_DEATH_NOTIFICATION`), and says when it is to be
+    /// confirmed. From now on the node's death no longer notifies the holder.
     ///
-    /// The confirmation is queued now, unless a `BR_DEAD_BINDER` is still to be delivered or
-    /// answered: it then follows `BC_DEAD_BINDER_DONE`.
-    pub(crate) fn clear(work: &Arc<Work<Self>>, recipient: Recipient<'_>) {
-        let mut state = work.item.state.lock();
+    /// It takes only the notification's own lock, so the holder may hold its `inner` lock.
+    pub(crate) fn mark_cleared(&self) -> Cleared {
+        let mut state = self.state.lock();
         state.cleared = true;
-        let queue = !state.awaiting_done && state.mark_queued();
-        drop(state);
+        if state.dead && (!state.dead_delivered || state.awaiting_done) {
+            Cleared::AfterDone
+        } else {
+            Cleared::ConfirmNow
+        }
+    }
+
+    /// Whether the request was withdrawn.
+    pub(crate) fn is_cleared(&self) -> bool {
+        self.state.lock().cleared
+    }
+
+    /// Queues the confirmation of a withdrawn request (`BR_CLEAR_DEATH_NOTIFICATION_DONE`).
+    pub(crate) fn confirm_clear(work: &Arc<Work<Self>>, recipient: Recipient<'_>) {
+        let queue = work.item.state.lock().mark_queued();
         if queue {
             work.item.holder.queue(work, recipient);
         }
@@ -117,34 +140,14 @@ impl Death {
         self.cookie == cookie && self.state.lock().awaiting_done
     }
 
-    /// Withdraws a request whose `BR_DEAD_BINDER` awaits its `BC_DEAD_BINDER_DONE`: the
-    /// confirmation will follow the done. Returns `false`, changing nothing, for a request in
-    /// any other state.
-    pub(crate) fn clear_before_done(&self) -> bool {
-        let mut state = self.state.lock();
-        if !state.awaiting_done {
-            return false;
-        }
-        state.cleared = true;
-        true
-    }
-
-    /// Whether the request was withdrawn.
-    pub(crate) fn is_cleared(&self) -> bool {
-        self.state.lock().cleared
-    }
-
-    /// The holder answered `BR_DEAD_BINDER` (`BC_DEAD_BINDER_DONE`).
+    /// The holder answered `BR_DEAD_BINDER` (`BC_DEAD_BINDER_DONE`). Returns whether the
+    /// request was withdrawn meanwhile, so that its confirmation is due now.
     ///
-    /// If the request was withdrawn in the meantime, its confirmation is queued now.
-    pub(crate) fn done(work: &Arc<Work<Self>>, recipient: Recipient<'_>) {
-        let mut state = work.item.state.lock();
+    /// It takes only the notification's own lock, so the holder may hold its `inner` lock.
+    pub(crate) fn mark_done(&self) -> bool {
+        let mut state = self.state.lock();
         state.awaiting_done = false;
-        let queue = state.cleared && state.mark_queued();
-        drop(state);
-        if queue {
-            work.item.holder.queue(work, recipient);
-        }
+        state.cleared
     }
 }
 

@@ -327,8 +327,15 @@ impl Node {
     }
 
     /// Sends `death` when this node dies, or right away if it is dead already.
+    ///
+    /// A request withdrawn while it was being made is not added: its withdrawal marks it
+    /// cleared before taking it off this list, and the check here is under the list's lock,
+    /// so a withdrawn request never lingers here holding its holder.
     pub(crate) fn add_death(&self, death: Arc<Work<Death>>) -> Result {
         let mut deaths = self.deaths.lock();
+        if death.item.is_cleared() {
+            return Ok(());
+        }
         if deaths.dead {
             drop(deaths);
             Death::node_died(&death);

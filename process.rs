@@ -47,7 +47,10 @@ use crate::{
         Kind, //
     },
     context::Context,
-    death::Death,
+    death::{
+        Cleared,
+        Death, //
+    },
     defs::{
         FlatBinderObject,
         NodeDebugInfo,
@@ -78,6 +81,11 @@ use crate::{
 };
 
 pub(crate) use crate::refs::RefChange;
+
+/// The key of a withdrawn death notification in [`ProcessInner::withdrawn_deaths`].
+fn death_key(death: &Arc<Work<Death>>) -> usize {
+    core::ptr::from_ref::<Work<Death>>(death) as usize
+}
 
 /// Where queued work goes.
 pub(crate) enum Recipient<'a> {
@@ -122,6 +130,9 @@ pub(crate) struct ProcessInner {
     refs: Refs,
     /// The process's nodes, by the pointer it knows each by.
     nodes: RBTree<u64, NodeArc>,
+    /// Death notifications withdrawn after their node died, until `BC_DEAD_BINDER_DONE`
+    /// (the C driver's `delivered_death` list, for the withdrawn ones), by address.
+    withdrawn_deaths: RBTree<usize, Arc<Work<Death>>>,
     /// The most threads the driver may ask userspace to start (`BINDER_SET_MAX_THREADS`).
     max_threads: u32,
     /// Threads asked for with `BR_SPAWN_LOOPER` that have not registered yet.
@@ -243,6 +254,7 @@ impl Process {
                         is_dead: false,
                         refs: Refs::new(),
                         nodes: RBTree::new(),
+                        withdrawn_deaths: RBTree::new(),
                         max_threads: 0,
                         requested_threads: 0,
                         requested_threads_started: 0,
@@ -270,6 +282,7 @@ impl Process {
         let mut undelivered = core::mem::take(&mut inner.todo);
         let refs = inner.refs.take_all();
         let nodes = core::mem::take(&mut inner.nodes);
+        let withdrawn_deaths = core::mem::take(&mut inner.withdrawn_deaths);
         for node in nodes.values() {
             undelivered.push_all_back(&mut node.take_oneway_queue(&mut inner));
         }
@@ -290,6 +303,7 @@ impl Process {
             }
         }
         drop(refs);
+        drop(withdrawn_deaths);
         drop(manager);
     }
 
@@ -389,42 +403,61 @@ impl Process {
 
     /// `BC_CLEAR_DEATH_NOTIFICATION`: withdraws the request on `handle` made with `cookie`.
     ///
-    /// A request whose `BR_DEAD_BINDER` awaits `BC_DEAD_BINDER_DONE` stays on the handle until
-    /// the done, which then confirms the clear.
-    pub(crate) fn clear_death(&self, thread: &Thread, handle: u32, cookie: u64) {
+    /// The request leaves the handle at once, so a new one may be made on it. It is confirmed
+    /// now, or, if the node died and its `BR_DEAD_BINDER` is queued or unanswered, after
+    /// `BC_DEAD_BINDER_DONE`; until then the process keeps it among its withdrawn deaths.
+    pub(crate) fn clear_death(&self, thread: &Thread, handle: u32, cookie: u64) -> Result {
+        let slot = RBTreeNodeReservation::new(GFP_KERNEL)?;
         let mut inner = self.inner.lock();
         let Some(node_ref) = inner.refs.get_mut(handle) else {
             pr_debug!(
                 "clearing a death notification of invalid handle {}\n",
                 handle
             );
-            return;
+            return Ok(());
         };
-        let death = match &node_ref.death {
-            Some(death) if death.item.cookie == cookie && !death.item.is_cleared() => death,
-            _ => {
-                pr_debug!("clearing a death notification that is not set\n");
-                return;
-            }
-        };
-        if death.item.clear_before_done() {
-            return;
-        }
-        let Some(death) = node_ref.death.take() else {
-            return;
+        let Some(death) = node_ref.death.take_if(|death| death.item.cookie == cookie) else {
+            pr_debug!("clearing a death notification that is not set\n");
+            return Ok(());
         };
         let node = node_ref.node.clone();
+        // Marked before it leaves the node's list: see `Node::add_death`.
+        let cleared = death.item.mark_cleared();
+        if cleared == Cleared::AfterDone {
+            let key = death_key(&death);
+            inner
+                .withdrawn_deaths
+                .insert(slot.into_node(key, death.clone()));
+        }
         drop(inner);
         node.remove_death(&death);
-        Death::clear(&death, self.recipient_for(thread));
+        if cleared == Cleared::ConfirmNow {
+            Death::confirm_clear(&death, self.recipient_for(thread));
+        }
+        Ok(())
     }
 
-    /// `BC_DEAD_BINDER_DONE`: the holder handled the `BR_DEAD_BINDER` with `cookie`.
+    /// `BC_DEAD_BINDER_DONE`: the holder handled the `BR_DEAD_BINDER` with `cookie`. A
+    /// request withdrawn meanwhile is confirmed now.
     pub(crate) fn dead_binder_done(&self, thread: &Thread, cookie: u64) {
-        let death = self.inner.lock().refs.take_death_awaiting_done(cookie);
-        match death {
-            Some(death) => Death::done(&death, self.recipient_for(thread)),
-            None => pr_debug!("BC_DEAD_BINDER_DONE for unknown cookie {:#x}\n", cookie),
+        let mut inner = self.inner.lock();
+        if let Some(death) = inner.refs.death_awaiting_done(cookie) {
+            death.item.mark_done();
+            return;
+        }
+        let withdrawn = inner
+            .withdrawn_deaths
+            .values()
+            .find(|death| death.item.awaits_done(cookie))
+            .map(death_key);
+        let Some(death) = withdrawn.and_then(|key| inner.withdrawn_deaths.remove(&key)) else {
+            drop(inner);
+            pr_debug!("BC_DEAD_BINDER_DONE for unknown cookie {:#x}\n", cookie);
+            return;
+        };
+        drop(inner);
+        if death.item.mark_done() {
+            Death::confirm_clear(&death, self.recipient_for(thread));
         }
     }
 

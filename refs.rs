@@ -238,23 +238,14 @@ impl Refs {
         self.by_handle.get_mut(&handle)
     }
 
-    /// The death notification of this process with `cookie` whose `BR_DEAD_BINDER` awaits
-    /// its `BC_DEAD_BINDER_DONE`.
-    ///
-    /// A notification that was withdrawn meanwhile leaves its handle now.
-    pub(crate) fn take_death_awaiting_done(&mut self, cookie: u64) -> Option<Arc<Work<Death>>> {
-        let node_ref = self.by_handle.values_mut().find(|node_ref| {
-            node_ref
-                .death
-                .as_ref()
-                .is_some_and(|death| death.awaits_done(cookie))
-        })?;
-        let death = node_ref.death.as_ref()?;
-        if death.is_cleared() {
-            node_ref.death.take()
-        } else {
-            Some(death.clone())
-        }
+    /// The death notification on a handle of this process with `cookie` whose
+    /// `BR_DEAD_BINDER` awaits its `BC_DEAD_BINDER_DONE`. (A withdrawn one is no longer on
+    /// its handle: the process keeps it apart until the done.)
+    pub(crate) fn death_awaiting_done(&self, cookie: u64) -> Option<&Arc<Work<Death>>> {
+        self.by_handle
+            .values()
+            .filter_map(|node_ref| node_ref.death.as_ref())
+            .find(|death| death.awaits_done(cookie))
     }
 
     /// Takes every reference out, for the caller to drop once its locks are released.
