@@ -38,7 +38,8 @@ use kernel::{
 
 use crate::{
     node::NodeArc,
-    objects::Held, //
+    objects::Held,
+    process::Process, //
 };
 
 /// The most of a mapping that binder uses; the C driver's `SZ_4M`.
@@ -112,13 +113,85 @@ pub(crate) struct RangeView {
     size: usize,
 }
 
-/// A range reserved for one transaction, not yet delivered.
-///
-/// It must be given back to the buffer it came from, with [`ReceiveBuffer::deliver`] or
-/// [`ReceiveBuffer::release`].
+/// Where a reserved range lies in its receive buffer. [`ReservedBuffer`] owns one.
 pub(crate) struct BufferRange {
     offset: usize,
     size: usize,
+}
+
+/// A range of a process's receive buffer reserved for one transaction and not yet handed to
+/// userspace.
+///
+/// Dropping it gives the range back to the buffer, with the references it holds: a reserved
+/// range cannot be lost on any path, however a transaction fails. Dropping takes the
+/// buffer's mutex, so it is never dropped under a spinlock.
+pub(crate) struct ReservedBuffer {
+    /// The process whose receive buffer the range is in.
+    owner: Arc<Process>,
+    /// The range; taken out when it is delivered.
+    range: Option<BufferRange>,
+}
+
+impl ReservedBuffer {
+    /// Takes ownership of `range`, reserved in the receive buffer of `owner`.
+    pub(crate) fn new(owner: Arc<Process>, range: BufferRange) -> Self {
+        Self {
+            owner,
+            range: Some(range),
+        }
+    }
+
+    /// The user address of the range in the owner's mapping.
+    pub(crate) fn user_address(&self) -> u64 {
+        self.range
+            .as_ref()
+            .map_or(0, |range| self.owner.buffer.user_address(range))
+    }
+
+    /// Gives `held` to the range, to be released when the range goes; releases them now if
+    /// the range is gone (its process was released).
+    pub(crate) fn hold(&self, held: KVec<Held>) {
+        let rest = match &self.range {
+            Some(range) => self.owner.buffer.hold(range, held).err(),
+            None => Some(held),
+        };
+        if let Some(held) = rest {
+            self.owner.release_all_held(held);
+        }
+    }
+
+    /// Gives back the range of a transaction whose delivery failed (its returns could not be
+    /// written to the reader). For a one-way transaction, the node's next one-way
+    /// transaction may then go, as it would after `BC_FREE_BUFFER`.
+    pub(crate) fn give_back_undelivered(mut self) {
+        let Some(range) = self.range.take() else {
+            return;
+        };
+        let Some(freed) = self.owner.buffer.release(range) else {
+            return;
+        };
+        if let Some(node) = &freed.async_node {
+            self.owner.oneway_done(node);
+        }
+        self.owner.release_all_held(freed.held);
+    }
+
+    /// Hands the range to userspace, which gives it back with `BC_FREE_BUFFER`.
+    pub(crate) fn deliver(mut self) {
+        if let Some(range) = self.range.take() {
+            self.owner.buffer.mark_delivered(&range);
+        }
+    }
+}
+
+impl Drop for ReservedBuffer {
+    fn drop(&mut self) {
+        if let Some(range) = self.range.take() {
+            if let Some(freed) = self.owner.buffer.release(range) {
+                self.owner.release_all_held(freed.held);
+            }
+        }
+    }
 }
 
 /// Makes a C-ABI table usable in a `static`.
@@ -312,15 +385,19 @@ impl ReceiveBuffer {
         Ok(pages)
     }
 
-    /// Hands `range` to userspace; returns its user address. Userspace gives it back with
-    /// `BC_FREE_BUFFER`.
-    pub(crate) fn deliver(&self, range: BufferRange) -> u64 {
+    /// The user address of `range`.
+    fn user_address(&self, range: &BufferRange) -> u64 {
+        let start = self.state.lock().area.map_or(0, |area| area.start);
+        start.saturating_add(range.offset) as u64
+    }
+
+    /// Marks `range` as handed to userspace: from now on `BC_FREE_BUFFER` may free it, and
+    /// only now, as in the C driver.
+    fn mark_delivered(&self, range: &BufferRange) {
         let mut state = self.state.lock();
-        let start = state.area.map_or(0, |area| area.start);
         if let Some(found) = state.ranges.iter_mut().find(|r| r.offset == range.offset) {
             found.delivered = true;
         }
-        (start + range.offset) as u64
     }
 
     /// Forgets every range and page, for the release of the owning process.
@@ -341,7 +418,7 @@ impl ReceiveBuffer {
 
     /// Gives the references in `held` to the range, to be released when the range goes.
     /// Gives them back if the range is gone already (its process was released).
-    pub(crate) fn hold(&self, range: &BufferRange, held: KVec<Held>) -> Result<(), KVec<Held>> {
+    fn hold(&self, range: &BufferRange, held: KVec<Held>) -> Result<(), KVec<Held>> {
         let mut state = self.state.lock();
         match state.ranges.iter_mut().find(|r| r.offset == range.offset) {
             Some(found) => {
@@ -353,7 +430,7 @@ impl ReceiveBuffer {
     }
 
     /// Gives back a range that was never delivered; returns what it leaves to settle.
-    pub(crate) fn release(&self, range: BufferRange) -> Option<Freed> {
+    fn release(&self, range: BufferRange) -> Option<Freed> {
         let removed = self.state.lock().remove_range(range.offset);
         removed.map(Range::into_freed)
     }

@@ -38,9 +38,9 @@ use kernel::{
 
 use crate::{
     allocation::{
-        BufferRange,
         RangeView,
-        ReceiveBuffer, //
+        ReceiveBuffer,
+        ReservedBuffer, //
     },
     census::{
         Counted,
@@ -741,32 +741,13 @@ impl Process {
 
     /// Reserves `size` bytes of the receive buffer; see [`ReceiveBuffer::reserve`].
     pub(crate) fn reserve_buffer(
-        &self,
+        self: &Arc<Self>,
         size: usize,
         async_node: Option<NodeArc>,
-    ) -> Result<(BufferRange, RangeView)> {
+    ) -> Result<(ReservedBuffer, RangeView)> {
         let mm = self.mm.as_deref().ok_or(ESRCH)?;
-        self.buffer.reserve(mm, size, async_node)
-    }
-
-    /// Gives back a range that was never delivered, with the references it held.
-    pub(crate) fn release_buffer(&self, range: BufferRange) {
-        if let Some(freed) = self.buffer.release(range) {
-            self.release_all_held(freed.held);
-        }
-    }
-
-    /// Gives `held` to `range`, to be released with it; releases them now if the range is
-    /// gone.
-    pub(crate) fn hold_in_buffer(&self, range: &BufferRange, held: KVec<Held>) {
-        if let Err(held) = self.buffer.hold(range, held) {
-            self.release_all_held(held);
-        }
-    }
-
-    /// Hands a range to userspace; returns its user address.
-    pub(crate) fn deliver_buffer(&self, range: BufferRange) -> u64 {
-        self.buffer.deliver(range)
+        let (range, view) = self.buffer.reserve(mm, size, async_node)?;
+        Ok((ReservedBuffer::new(self.clone(), range), view))
     }
 
     /// `BC_FREE_BUFFER`: frees the delivered buffer at `addr`; anything else is skipped.
@@ -776,9 +757,15 @@ impl Process {
             return;
         };
         if let Some(node) = &freed.async_node {
-            node.oneway_done(&mut self.inner.lock());
+            self.oneway_done(node);
         }
         self.release_all_held(freed.held);
+    }
+
+    /// The one-way transaction to `node`, one of this process's nodes, is finished with:
+    /// the node's next one may be delivered.
+    pub(crate) fn oneway_done(&self, node: &Node) {
+        node.oneway_done(&mut self.inner.lock());
     }
 
     /// The pid of the process, as the calling task's pid namespace sees it.

@@ -45,8 +45,8 @@ use kernel::{
 
 use crate::{
     allocation::{
-        BufferRange,
-        RangeView, //
+        RangeView,
+        ReservedBuffer, //
     },
     census::{
         Counted,
@@ -143,7 +143,7 @@ pub(crate) struct Transaction {
     is_reply: bool,
     /// The payload's range, until it is delivered.
     #[pin]
-    buffer: SpinLock<Option<BufferRange>>,
+    buffer: SpinLock<Option<ReservedBuffer>>,
 }
 
 /// A [`Transaction`] on a todo list.
@@ -354,14 +354,14 @@ impl Transaction {
         };
         if let Err(err) = translation.fill(&view, tr, node, data_size, offsets_size, extra) {
             to.release_all_held(translation.held);
-            to.release_buffer(range);
+            // Dropping `range` gives it back.
             return Err(if err == ESRCH {
                 Failure::dead(err)
             } else {
                 Failure::failed(err)
             });
         }
-        to.hold_in_buffer(&range, translation.held);
+        range.hold(translation.held);
         let target = node.map_or((0, 0), |node| (node.ptr(), node.cookie()));
         let to_parent = LockedBy::new(to.inner_lock(), None);
         Arc::pin_init(
@@ -389,11 +389,10 @@ impl Transaction {
     /// Gives the payload's range back, with the references it holds, if the transaction was
     /// never delivered.
     fn release_buffer(&self) {
-        // The spinlock guard must be gone before the buffer's mutex is taken.
+        // The spinlock guard must be gone before the range is dropped: that takes the
+        // buffer's mutex.
         let range = self.buffer.lock().take();
-        if let Some(range) = range {
-            self.to.release_buffer(range);
-        }
+        drop(range);
     }
 
     /// Whether `thread` sent this transaction.
@@ -438,12 +437,16 @@ impl PinnedDrop for Transaction {
 }
 
 impl Deliver for Delivery {
+    /// Writes `BR_TRANSACTION` (or `BR_REPLY`) for the reader. Only once the returns are
+    /// written is the buffer handed over (and `BC_FREE_BUFFER` allowed on it) and a call put
+    /// on the reader's stack; if they cannot be written, the transaction fails instead, as in
+    /// the C driver: a caller reads `BR_FAILED_REPLY`, and the buffer goes back.
     fn deliver(&self, thread: &Thread, out: &mut Returns) -> Result<Flow> {
         let t = &self.0;
         let Some(range) = t.buffer.lock().take() else {
             return Ok(Flow::Continue);
         };
-        let buffer = t.to.deliver_buffer(range);
+        let buffer = range.user_address();
         // Zeroed rather than `Default`: the uapi crate's `Default` is not linkable from a
         // module.
         let mut tr: uapi::binder_transaction_data = pin_init::zeroed();
@@ -459,10 +462,21 @@ impl Deliver for Delivery {
         // A call (not a reply, not one-way) names its sender and waits for this thread's reply.
         if t.from.is_some() {
             tr.sender_pid = t.from_process.pid_in_current_ns();
+        }
+        let code = if t.is_reply { BR_REPLY } else { BR_TRANSACTION };
+        let written = out
+            .put_code(code)
+            .and_then(|()| out.put(&TransactionData(tr)));
+        if let Err(err) = written {
+            pr_debug!("transaction undelivered: its returns could not be written\n");
+            range.give_back_undelivered();
+            t.fail_caller(BR_FAILED_REPLY, None);
+            return Err(err);
+        }
+        range.deliver();
+        if t.from.is_some() {
             thread.push_received(&t.to, t.clone());
         }
-        out.put_code(if t.is_reply { BR_REPLY } else { BR_TRANSACTION })?;
-        out.put(&TransactionData(tr))?;
         Ok(Flow::Return)
     }
 
