@@ -110,7 +110,12 @@ impl Context {
     pub(crate) fn take_manager_of(&self, process: &Process) -> Option<NodeArc> {
         let mut manager = self.manager.lock();
         match &manager.node {
-            Some(node) if node.is_owned_by(process) => manager.node.take(),
+            Some(node) if node.is_owned_by(process) => {
+                // From now on a new handle to the node is an ordinary one: handle 0 names the
+                // next manager.
+                node.resign_manager();
+                manager.node.take()
+            }
             _ => None,
         }
     }

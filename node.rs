@@ -79,7 +79,7 @@ pub(crate) struct Node {
     cookie: u64,
     /// The `FLAT_BINDER_FLAG_*` bits fixed when the node was created.
     flags: u32,
-    /// The node is (or was) its context's manager: holders get it as handle 0.
+    /// The node is its context's manager: a new handle to it is handle 0.
     manager: Atomic<bool>,
     /// Whether the node died, and who wants to hear about it.
     #[pin]
@@ -212,9 +212,14 @@ impl Node {
         self.manager.store(true, Relaxed);
     }
 
-    /// Whether the node is (or was) its context's manager.
+    /// Whether the node is its context's manager.
     pub(crate) fn is_manager(&self) -> bool {
         self.manager.load(Relaxed)
+    }
+
+    /// The node is no longer its context's manager (its owner is going away).
+    pub(crate) fn resign_manager(&self) {
+        self.manager.store(false, Relaxed);
     }
 
     /// Counts one more reference. `inner` is the owner's state.

@@ -317,6 +317,12 @@ impl Process {
         &self.cred
     }
 
+    /// Whether `other` was opened by the same thread group (the same pid, as the C driver
+    /// compares processes): it may be another open file of this process.
+    pub(crate) fn same_task_group(&self, other: &Process) -> bool {
+        *self.task == *other.task
+    }
+
     /// Returns the calling task's thread, creating it on its first call.
     pub(crate) fn current_thread(&self) -> Result<Arc<Thread>> {
         let id = kernel::current!().pid();

@@ -278,7 +278,8 @@ impl Thread {
     }
 
     /// Finds the node that `handle` names for `process`, as the C driver does: handle 0 is
-    /// the context manager (`BR_DEAD_REPLY` without one), any other handle needs a strong
+    /// the context manager (`BR_DEAD_REPLY` without one; `BR_FAILED_REPLY` from the
+    /// manager's own process, through any of its files), any other handle needs a strong
     /// reference (`BR_FAILED_REPLY` without).
     fn find_target(&self, process: &Arc<Process>, handle: u32) -> Result<NodeArc, Failure> {
         let node = if handle == MANAGER_HANDLE {
@@ -286,7 +287,7 @@ impl Thread {
                 .context
                 .manager_node()
                 .ok_or(Failure::dead(EINVAL))?;
-            if node.is_owned_by(process) {
+            if node.owner().same_task_group(process) {
                 return Err(Failure::failed(EINVAL));
             }
             node
