@@ -113,6 +113,10 @@ uapi_newtype!(
     TransactionDataSg => binder_transaction_data_sg
 );
 uapi_newtype!(
+    /// `struct binder_transaction_data_secctx`, the payload of `BR_TRANSACTION_SEC_CTX`.
+    TransactionDataSecctx => binder_transaction_data_secctx
+);
+uapi_newtype!(
     /// `struct binder_extended_error`, the result of `BINDER_GET_EXTENDED_ERROR`.
     ExtendedError => binder_extended_error
 );

@@ -397,6 +397,12 @@ impl Node {
         core::mem::take(&mut self.oneway.access_mut(inner).waiting)
     }
 
+    /// Whether transactions to the node carry the sender's security context
+    /// (`FLAT_BINDER_FLAG_TXN_SECURITY_CTX`).
+    pub(crate) fn wants_security_context(&self) -> bool {
+        self.flags & FLAT_BINDER_FLAG_TXN_SECURITY_CTX != 0
+    }
+
     /// The owning process.
     pub(crate) fn owner(&self) -> &Arc<Process> {
         &self.owner

@@ -24,6 +24,7 @@
 
 use kernel::{
     prelude::*,
+    security::SecurityCtx,
     sync::{
         atomic::{
             Atomic,
@@ -54,12 +55,14 @@ use crate::{
     },
     defs::{
         TransactionData,
+        TransactionDataSecctx,
         TransactionDataSg,
         BR_DEAD_REPLY,
         BR_FAILED_REPLY,
         BR_OK,
         BR_REPLY,
         BR_TRANSACTION,
+        BR_TRANSACTION_SEC_CTX,
         TF_ONE_WAY, //
     },
     node::NodeArc,
@@ -140,6 +143,9 @@ pub(crate) struct Transaction {
     sender_euid: Kuid,
     data_size: u64,
     offsets_size: u64,
+    /// Where in the buffer the sender's security context is, for a node that asked for it
+    /// (`BR_TRANSACTION_SEC_CTX`).
+    secctx_offset: Option<u64>,
     is_reply: bool,
     /// The payload's range, until it is delivered.
     #[pin]
@@ -325,11 +331,31 @@ impl Transaction {
         let from = is_call.then(|| sender.clone());
         let data_size = usize::try_from(tr.data_size).map_err(|_| Failure::failed(EINVAL))?;
         let offsets_size = usize::try_from(tr.offsets_size).map_err(|_| Failure::failed(EINVAL))?;
+        // A node that asks for the sender's security context gets it after everything else
+        // in the buffer, as in the C driver; without an LSM that has contexts the transaction
+        // fails, with the LSM's errno, as there.
+        let secctx = match node {
+            Some(node) if !is_reply && node.wants_security_context() => Some(
+                SecurityCtx::from_secid(from_process.cred().get_secid())
+                    .map_err(Failure::failed)?,
+            ),
+            _ => None,
+        };
+        let secctx_room = match &secctx {
+            Some(ctx) => u64::try_from(ctx.len())
+                .ok()
+                .and_then(align8)
+                .ok_or(Failure::failed(EINVAL))?,
+            None => 0,
+        };
         // As in C, room for scatter-gather buffers is allocated even though no `PTR` object
         // can use it yet.
-        let size = align8(tr.data_size)
+        let before_secctx = align8(tr.data_size)
             .and_then(|data| data.checked_add(align8(tr.offsets_size)?))
             .and_then(|size| size.checked_add(align8(extra)?))
+            .ok_or(Failure::failed(EINVAL))?;
+        let size = before_secctx
+            .checked_add(secctx_room)
             .and_then(|size| usize::try_from(size).ok())
             .ok_or(Failure::failed(EINVAL))?;
         let async_node = match (is_reply, tr.flags & TF_ONE_WAY != 0, node) {
@@ -363,6 +389,16 @@ impl Transaction {
             });
         }
         range.hold(translation.held);
+        let secctx_offset = match &secctx {
+            Some(ctx) => {
+                let offset = usize::try_from(before_secctx).map_err(|_| Failure::failed(EINVAL))?;
+                view.write(offset, ctx.as_bytes())
+                    .map_err(Failure::failed)?;
+                Some(before_secctx)
+            }
+            None => None,
+        };
+        drop(secctx);
         let target = node.map_or((0, 0), |node| (node.ptr(), node.cookie()));
         let to_parent = LockedBy::new(to.inner_lock(), None);
         Arc::pin_init(
@@ -379,6 +415,7 @@ impl Transaction {
                 sender_euid: Kuid::current_euid(),
                 data_size: tr.data_size,
                 offsets_size: tr.offsets_size,
+                secctx_offset,
                 is_reply,
                 buffer <- new_spinlock!(Some(range), "Transaction::buffer"),
             }),
@@ -464,10 +501,19 @@ impl Deliver for Delivery {
         if t.from.is_some() {
             tr.sender_pid = t.from_process.pid_in_current_ns();
         }
-        let code = if t.is_reply { BR_REPLY } else { BR_TRANSACTION };
-        let written = out
-            .put_code(code)
-            .and_then(|()| out.put(&TransactionData(tr)));
+        let written = match t.secctx_offset {
+            Some(offset) => out.put_code(BR_TRANSACTION_SEC_CTX).and_then(|()| {
+                out.put(&TransactionDataSecctx(
+                    uapi::binder_transaction_data_secctx {
+                        transaction_data: tr,
+                        secctx: buffer.saturating_add(offset),
+                    },
+                ))
+            }),
+            None => out
+                .put_code(if t.is_reply { BR_REPLY } else { BR_TRANSACTION })
+                .and_then(|()| out.put(&TransactionData(tr))),
+        };
         if let Err(err) = written {
             pr_debug!("transaction undelivered: its returns could not be written\n");
             range.give_back_undelivered();
