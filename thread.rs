@@ -9,7 +9,6 @@
 
 use kernel::{
     fs::File,
-    new_poll_condvar,
     prelude::*,
     sync::{
         atomic::{
@@ -17,7 +16,7 @@ use kernel::{
             Relaxed, //
         },
         poll::{
-            PollCondVar,
+            PollCondVarBox,
             PollTable, //
         },
         Arc,
@@ -110,8 +109,12 @@ pub(crate) struct Thread {
     dead: Atomic<bool>,
     /// Signalled, under the process's `inner` lock, when the thread has something to read.
     /// Pollers of the file wait on it too.
-    #[pin]
-    wake: PollCondVar,
+    ///
+    /// Boxed and freed after an RCU grace period, rather than waiting for one when the
+    /// thread goes (`synchronize_rcu`, which an unboxed `PollCondVar` pays on every drop): the
+    /// C driver pays that wait only for threads that polled, and a process with many threads
+    /// would pay it once per thread at exit.
+    wake: PollCondVarBox,
 }
 
 impl Thread {
@@ -136,7 +139,10 @@ impl Thread {
                 reply_error,
                 stack: LockedBy::new(process.inner_lock(), None),
                 dead: Atomic::new(false),
-                wake <- new_poll_condvar!("Thread::wake"),
+                wake: PollCondVarBox::new(
+                    kernel::c_str!("Thread::wake"),
+                    kernel::static_lock_class!()
+                )?,
             }),
             GFP_KERNEL,
         )
