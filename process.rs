@@ -34,6 +34,7 @@ use kernel::{
         Pid,
         Task, //
     },
+    workqueue,
 };
 
 use crate::{
@@ -116,6 +117,9 @@ pub(crate) struct Process {
     /// Where this process receives transactions.
     #[pin]
     pub(crate) buffer: ReceiveBuffer,
+    /// Queues the release of the process once its file is closed; see [`crate::release`].
+    #[pin]
+    pub(crate) release_work: workqueue::Work<Process>,
 }
 
 /// The mutable state of a [`Process`], guarded by [`Process::inner`].
@@ -262,12 +266,14 @@ impl Process {
                     "Process::inner"
                 ),
                 buffer <- ReceiveBuffer::new(),
+                release_work <- workqueue::new_work!("Process::release_work"),
             }),
             GFP_KERNEL,
         )
     }
 
-    /// Tears the process down when its file is released.
+    /// Tears the process down once its file is released (from the module's release
+    /// workqueue: [`crate::release`]).
     ///
     /// Its nodes die (telling the holders that asked), its handles go (telling the owners of
     /// their nodes), and everything queued for it is cancelled: callers waiting on it read

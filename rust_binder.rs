@@ -25,6 +25,7 @@
 //! - [`work`]: the todo lists threads read their work from.
 //! - [`death`]: death notifications.
 //! - [`defs`]: the userspace ABI, from `include/uapi/linux/android/binder.h`.
+//! - [`release`]: the deferred teardown of closed processes.
 //! - [`census`]: counts of live objects, checked for leaks at unload.
 
 mod allocation;
@@ -40,6 +41,7 @@ mod node;
 mod objects;
 mod process;
 mod refs;
+mod release;
 mod thread;
 mod transaction;
 mod work;
@@ -55,23 +57,32 @@ module! {
     license: "GPL",
 }
 
-/// The loaded module: the registered binder devices.
+/// The loaded module: the registered binder devices, and the workqueue that releases closed
+/// processes.
 ///
 /// Dropping it (on `rmmod`) deregisters every device. Open files pin the module through
-/// `file_operations.owner`, so no file of ours is open by then.
+/// `file_operations.owner`, so no file of ours is open by then; releases may still be queued,
+/// and are waited for before the census is checked.
 struct RustBinderModule {
-    _devices: device::Devices,
+    devices: Option<device::Devices>,
+    releases: Option<release::ReleaseQueue>,
 }
 
 impl Drop for RustBinderModule {
     fn drop(&mut self) {
+        drop(self.devices.take());
+        drop(self.releases.take());
         census::report_leaks();
     }
 }
 
 impl kernel::Module for RustBinderModule {
     fn init(_module: &'static ThisModule) -> Result<Self> {
+        let releases = release::ReleaseQueue::new()?;
         let devices = device::Devices::register(devices_param::device_names())?;
-        Ok(Self { _devices: devices })
+        Ok(Self {
+            devices: Some(devices),
+            releases: Some(releases),
+        })
     }
 }
