@@ -74,13 +74,13 @@ impl Context {
         let euid = Kuid::current_euid();
         let mut manager = self.manager.lock();
         if manager.node.is_some() {
-            pr_info!("{}: context manager already set\n", self.display_name());
+            pr_debug!("{}: context manager already set\n", self.display_name());
             return Err(EBUSY);
         }
         kernel::security::binder_set_context_mgr(process.cred())?;
         match manager.uid {
             Some(uid) if uid != euid => {
-                pr_info!(
+                pr_debug!(
                     "{}: context manager uid {} refused, {} is latched\n",
                     self.display_name(),
                     euid.into_uid_in_current_ns(),

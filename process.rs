@@ -498,7 +498,7 @@ impl Process {
         if change.increment && handle == MANAGER_HANDLE {
             if let Some(manager) = self.context.manager_node() {
                 if manager.is_owned_by(self) {
-                    pr_info!("context manager tried to take a reference to itself\n");
+                    pr_debug!("context manager tried to take a reference to itself\n");
                     return Err(EINVAL);
                 }
                 self.take_ref(&manager, change.strong, None)?;
