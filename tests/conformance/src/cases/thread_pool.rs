@@ -23,6 +23,10 @@ pub const CASES: &[Case] = &[
         "no_spawn_looper_for_non_looper",
         no_spawn_looper_for_non_looper,
     ),
+    Case::new(
+        "spawn_looper_register_after_enter_takes_no_request",
+        register_after_enter_takes_no_request,
+    ),
 ];
 
 /// Writes `commands` and reads, in one ioctl, on a new thread of `binder`. A new thread's
@@ -96,5 +100,44 @@ fn no_spawn_looper_for_non_looper(_: &Env) -> Outcome {
         returns == [Return::Noop],
         "read {returns:?} by a thread that is no looper"
     );
+    Ok(())
+}
+
+/// `BC_REGISTER_LOOPER` on a thread that sent `BC_ENTER_LOOPER` marks the thread invalid and
+/// answers no request: with max_threads 2, the request the main looper got stays outstanding
+/// (no BR_SPAWN_LOOPER for that thread), the next registered thread takes it (and gets a new
+/// request), and the one after it reaches max_threads.
+fn register_after_enter_takes_no_request(_: &Env) -> Outcome {
+    let binder = Binder::open(BINDER).step("open")?;
+    binder.set_max_threads(2).step("BINDER_SET_MAX_THREADS")?;
+    let steps = [
+        (
+            Commands::new().enter_looper(),
+            Return::SpawnLooper,
+            "main looper",
+        ),
+        (
+            Commands::new().enter_looper().register_looper(),
+            Return::Noop,
+            "a looper that registers after entering, request outstanding",
+        ),
+        (
+            Commands::new().register_looper(),
+            Return::SpawnLooper,
+            "first requested thread",
+        ),
+        (
+            Commands::new().register_looper(),
+            Return::Noop,
+            "second requested thread, at max",
+        ),
+    ];
+    for (commands, expected, what) in steps {
+        let returns = on_new_thread(&binder, commands)?;
+        ensure!(
+            returns == [expected.clone()],
+            "{what}: read {returns:?}, expected {expected:?}"
+        );
+    }
     Ok(())
 }
