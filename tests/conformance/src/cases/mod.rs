@@ -1,6 +1,7 @@
 //! The conformance cases, grouped by what they exercise.
 
 mod basics;
+mod concurrency;
 mod context_mgr;
 mod death;
 mod introspection;
@@ -32,6 +33,7 @@ pub fn all() -> impl Iterator<Item = &'static Case> {
         oneway::CASES,
         objects::CASES,
         nested::CASES,
+        concurrency::CASES,
         introspection::CASES,
         teardown::CASES,
         module::CASES,
