@@ -24,7 +24,7 @@ use binder_client::{
     Call, Object, Parcel, Process, Response, Service,
 };
 
-use crate::harness::{spawn_ready, Case, Child, Env, Outcome, Step, BINDER};
+use crate::harness::{eventually, spawn_ready, Case, Child, Env, Outcome, Step, BINDER};
 
 use super::context_mgr::become_manager;
 
@@ -75,6 +75,44 @@ pub fn spawn_linked(body: impl FnOnce(Link) -> Outcome) -> Outcome<(Child, Link)
         body(Link(theirs))
     })?;
     Ok((child, Link(ours)))
+}
+
+/// The calling thread's id.
+pub fn gettid() -> i32 {
+    // SAFETY: A plain syscall without arguments.
+    unsafe { libc::syscall(libc::SYS_gettid) as i32 }
+}
+
+/// Whether thread `tid` of this process sleeps in a `BINDER_WRITE_READ` ioctl, that is, waits
+/// in a binder read for work.
+fn sleeps_in_binder_read(tid: i32) -> Outcome<bool> {
+    let task = format!("/proc/self/task/{tid}");
+    let stat = std::fs::read_to_string(format!("{task}/stat")).step("read the thread's stat")?;
+    // The state is the first field after the command name, which is in parentheses.
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next());
+    let syscall =
+        std::fs::read_to_string(format!("{task}/syscall")).step("read the thread's syscall")?;
+    // The syscall's number, then its arguments in hex: the descriptor, then the request (which
+    // the C library may have sign-extended from an int; the kernel uses its low 32 bits).
+    let mut fields = syscall.split_whitespace();
+    let in_ioctl = fields.next() == Some(libc::SYS_ioctl.to_string().as_str());
+    let request = fields
+        .nth(1)
+        .and_then(|arg| u64::from_str_radix(arg.trim_start_matches("0x"), 16).ok())
+        .map(|arg| arg as u32);
+    Ok(state == Some("S") && in_ioctl && request == Some(binder_client::uapi::BINDER_WRITE_READ))
+}
+
+/// Waits until thread `tid` of this process sleeps in a binder read.
+///
+/// This gives a race its chance: the work sent next finds the thread waiting in the driver.
+/// What a case checks afterwards must hold however the threads were scheduled.
+pub fn await_sleeping_in_binder_read(tid: i32) -> Outcome {
+    eventually(&format!("thread {tid} asleep in a binder read"), || {
+        Ok(sleeps_in_binder_read(tid)?.then_some(()))
+    })
 }
 
 /// A case whose threads made no progress for this long is stuck: a hang detector, long enough
