@@ -1,14 +1,14 @@
 //! The thread pool: BR_SPAWN_LOOPER asks a process for another looper thread, within the
 //! limit set by BINDER_SET_MAX_THREADS. Which thread takes the process's work: each call or
 //! one-way goes to a looper that waits for work, a different one for each while there are
-//! several.
+//! several; and a thread that never said it is a looper still takes work.
 use std::{
     sync::{mpsc, Arc, Barrier, Condvar, Mutex},
     thread,
     time::Duration,
 };
 
-use binder_client::{uapi, Binder, Commands, FlatObject, Payload, Return};
+use binder_client::{uapi, Binder, Commands, FlatObject, Payload, Return, Txn};
 
 use crate::{
     ensure,
@@ -17,6 +17,7 @@ use crate::{
 
 use super::{
     concurrency::{await_sleeping_in_binder_read, gettid, spawn_linked, Link},
+    context_mgr::become_manager,
     peer::Peer,
 };
 
@@ -44,6 +45,22 @@ pub const CASES: &[Case] = &[
     Case::new(
         "waiting_loopers_take_one_oneway_each",
         waiting_loopers_take_one_oneway_each,
+    ),
+    Case::new(
+        "non_looper_manager_reads_queued_oneway",
+        non_looper_reads_queued_oneway,
+    ),
+    Case::new(
+        "non_looper_manager_reads_queued_call",
+        non_looper_reads_queued_call,
+    ),
+    Case::new(
+        "non_looper_manager_woken_for_oneway",
+        non_looper_woken_for_oneway,
+    ),
+    Case::new(
+        "thread_exit_then_read_takes_queued_oneway",
+        thread_exit_then_read_takes_queued_oneway,
     ),
 ];
 
@@ -451,4 +468,166 @@ fn calls_in_pairs(mut link: Link, peers: [Peer; 2]) -> Outcome {
         }
         Ok(())
     })
+}
+
+/// Forks a client process for the cases below: it waits until the context manager is in
+/// place, then runs `body` with its own binder and the link.
+///
+/// The clients live in a process of their own: the C driver refuses a transaction to the
+/// context manager from the process (pid) that owns it.
+fn spawn_client(
+    body: impl FnOnce(&Peer, &mut Link) -> Outcome,
+) -> Outcome<(crate::harness::Child, Link)> {
+    spawn_linked(|mut link| {
+        link.wait()?;
+        let client = Peer::open()?;
+        body(&client, &mut link)
+    })
+}
+
+/// The client of the cases below sends a transaction of code 7 to the manager.
+fn send_to_manager(client: &Peer, flags: u32) -> Outcome {
+    client.send(
+        Commands::new().transaction(false, 0, 7, flags, PING),
+        "transaction to the manager",
+    )
+}
+
+/// Reads until the reply to the call `client` sent comes; checks it is `expected`.
+fn await_reply_data(client: &Peer, expected: &[u8]) -> Outcome {
+    let mut returns = Vec::new();
+    let reply = loop {
+        let read = client.read()?;
+        if let Some(reply) = read.iter().find_map(|ret| match ret {
+            Return::Reply(txn) => Some(txn.clone()),
+            _ => None,
+        }) {
+            break reply;
+        }
+        ensure!(
+            !read
+                .iter()
+                .any(|r| matches!(r, Return::FailedReply | Return::DeadReply)),
+            "the call failed: {read:?}"
+        );
+        returns.extend(read);
+    };
+    let data = client
+        .mapping
+        .bytes_at(reply.buffer, reply.data_size)
+        .ok_or("reply outside the mapping")?;
+    ensure!(data == expected, "reply {data:?} after {returns:?}");
+    client.free(&reply)
+}
+
+/// A read that must return `[BR_NOOP, BR_TRANSACTION]` at once on a non-blocking file.
+fn read_transaction_now(peer: &Peer, what: &str) -> Outcome<Txn> {
+    peer.binder.set_nonblocking(true).step("O_NONBLOCK")?;
+    let returns = peer
+        .binder
+        .read()
+        .map_err(|e| format!("{what}: read: {e}"))?;
+    peer.binder.set_nonblocking(false).step("O_NONBLOCK off")?;
+    match &returns[..] {
+        [Return::Noop, Return::Transaction(txn)] => Ok(txn.clone()),
+        other => Err(format!("{what}: read {other:?}")),
+    }
+}
+
+/// Opens the context manager without a looper command, lets the client (in another process)
+/// queue a transaction with `flags` for it, and reads it at once.
+fn non_looper_reads_queued(flags: u32) -> Outcome {
+    let oneway = flags & uapi::TF_ONE_WAY != 0;
+    let (client, mut link) = spawn_client(move |client, link| {
+        send_to_manager(client, flags)?;
+        if oneway {
+            await_completes(client, 1)?;
+            link.signal()
+        } else {
+            link.signal()?;
+            await_reply_data(client, b"pong")
+        }
+    })?;
+    let manager = Peer::open()?;
+    become_manager(&manager.binder)?;
+    link.signal()?;
+    link.wait()?;
+    let txn = read_transaction_now(&manager, "the manager, no looper")?;
+    ensure!(
+        txn.code == 7 && txn.flags & uapi::TF_ONE_WAY == flags,
+        "delivered {txn:?}"
+    );
+    if oneway {
+        manager.free(&txn)?;
+    } else {
+        manager.reply_and_free(&txn, &Payload::new().bytes(b"pong"))?;
+    }
+    client.join()
+}
+
+/// The context manager opens, maps and becomes the manager, and never sends a looper command;
+/// a client's one-way is queued for it. C gives the one-way to the manager's next read (it
+/// logs that a thread waits for the process's work before a looper command, and goes on).
+fn non_looper_reads_queued_oneway(_: &Env) -> Outcome {
+    non_looper_reads_queued(uapi::TF_ONE_WAY)
+}
+
+/// As [`non_looper_reads_queued_oneway`], with a call: C delivers it the same way, and the
+/// manager's reply reaches the client.
+fn non_looper_reads_queued_call(_: &Env) -> Outcome {
+    non_looper_reads_queued(0)
+}
+
+/// The context manager, without a looper command, sleeps in a blocking read when a client's
+/// one-way comes. C wakes it with the one-way (it waits for the process's work like a looper).
+/// A driver that leaves it asleep fails the case after 20 s.
+fn non_looper_woken_for_oneway(_: &Env) -> Outcome {
+    let (client, mut link) = spawn_client(|client, _| {
+        send_to_manager(client, uapi::TF_ONE_WAY)?;
+        await_completes(client, 1)
+    })?;
+    let manager = Peer::open()?;
+    become_manager(&manager.binder)?;
+    let (sender, delivered) = mpsc::channel();
+    // Detached: a thread the driver never wakes must not hold the case up.
+    thread::spawn(move || {
+        let _ = sender.send(Ok(gettid()));
+        let txn = manager.next_call().map(|(txn, _)| txn);
+        let freed = txn.and_then(|txn| manager.free(&txn).map(|()| txn));
+        let _ = sender.send(freed.map(|txn| txn.code as i32));
+    });
+    let tid = delivered.recv().map_err(|e| e.to_string())??;
+    await_sleeping_in_binder_read(tid)?;
+    link.signal()?;
+    match delivered.recv_timeout(HANG) {
+        Ok(code) => {
+            let code = code?;
+            ensure!(code == 7, "delivered code {code}");
+            client.join()
+        }
+        Err(_) => Err(format!(
+            "the one-way did not reach the manager's thread, asleep in its read without a \
+             looper command, in {} s",
+            HANG.as_secs()
+        )),
+    }
+}
+
+/// The context manager's thread enters the looper and leaves the driver (BINDER_THREAD_EXIT);
+/// a client's one-way is queued; the same task reads again, as a new binder thread that sent
+/// no looper command. C gives it the one-way in that first read.
+fn thread_exit_then_read_takes_queued_oneway(_: &Env) -> Outcome {
+    let (client, mut link) = spawn_client(|client, link| {
+        send_to_manager(client, uapi::TF_ONE_WAY)?;
+        await_completes(client, 1)?;
+        link.signal()
+    })?;
+    let manager = Peer::manager()?;
+    manager.binder.thread_exit().step("BINDER_THREAD_EXIT")?;
+    link.signal()?;
+    link.wait()?;
+    let txn = read_transaction_now(&manager, "after BINDER_THREAD_EXIT")?;
+    ensure!(txn.code == 7, "delivered {txn:?}");
+    manager.free(&txn)?;
+    client.join()
 }
