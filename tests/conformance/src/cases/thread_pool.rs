@@ -1,7 +1,9 @@
 //! The thread pool: BR_SPAWN_LOOPER asks a process for another looper thread, within the
 //! limit set by BINDER_SET_MAX_THREADS. Which thread takes the process's work: each call or
 //! one-way goes to a looper that waits for work, a different one for each while there are
-//! several; and a thread that never said it is a looper still takes work.
+//! several; a thread that never said it is a looper still takes work; and a reply's read
+//! takes none of the process's work.
+
 use std::{
     sync::{mpsc, Arc, Barrier, Condvar, Mutex},
     thread,
@@ -61,6 +63,14 @@ pub const CASES: &[Case] = &[
     Case::new(
         "thread_exit_then_read_takes_queued_oneway",
         thread_exit_then_read_takes_queued_oneway,
+    ),
+    Case::new(
+        "reply_read_leaves_queued_call_for_next_read",
+        reply_read_leaves_queued_call,
+    ),
+    Case::new(
+        "reply_read_leaves_queued_oneway_for_next_read",
+        reply_read_leaves_queued_oneway,
     ),
 ];
 
@@ -630,4 +640,72 @@ fn thread_exit_then_read_takes_queued_oneway(_: &Env) -> Outcome {
     ensure!(txn.code == 7, "delivered {txn:?}");
     manager.free(&txn)?;
     client.join()
+}
+
+/// The manager's looper thread holds one call, and a second transaction (`flags`) waits in the
+/// process's queue; the looper replies and reads in one ioctl. C decides at the start of a read
+/// whether the thread takes the process's work, and a thread with its reply's
+/// BR_TRANSACTION_COMPLETE pending takes none: that read returns `[BR_NOOP,
+/// BR_TRANSACTION_COMPLETE]`, and the next one `[BR_NOOP, BR_TRANSACTION]`.
+fn reply_read_leaves_queued(flags: u32) -> Outcome {
+    let (clients, mut link) = spawn_client(move |first, link| {
+        let second = Peer::open()?;
+        first.send(
+            Commands::new().transaction(false, 0, 1, 0, PING),
+            "the first call",
+        )?;
+        link.signal()?;
+        link.wait()?;
+        second.send(
+            Commands::new().transaction(false, 0, 2, flags, PING),
+            "the second transaction",
+        )?;
+        link.signal()?;
+        await_reply_data(first, b"pong")?;
+        if flags & uapi::TF_ONE_WAY == 0 {
+            await_reply_data(&second, b"")
+        } else {
+            await_completes(&second, 1)
+        }
+    })?;
+    let manager = Peer::manager()?;
+    link.signal()?;
+    link.wait()?;
+    let returns = manager.binder.read().step("the manager's read")?;
+    let [Return::Noop, Return::Transaction(call)] = &returns[..] else {
+        return Err(format!("the manager read {returns:?}"));
+    };
+    ensure!(call.code == 1, "delivered {call:?}");
+    link.signal()?;
+    link.wait()?;
+    let answer = Commands::new()
+        .transaction(true, 0, 1, 0, b"pong")
+        .free_buffer(call.buffer);
+    let returns = manager
+        .binder
+        .write_then_read(&answer)
+        .step("reply and read")?;
+    ensure!(
+        returns == [Return::Noop, Return::TransactionComplete],
+        "the reply's read returned {returns:?}"
+    );
+    let returns = manager.binder.read().step("the next read")?;
+    let [Return::Noop, Return::Transaction(next)] = &returns[..] else {
+        return Err(format!("the next read returned {returns:?}"));
+    };
+    ensure!(next.code == 2, "delivered {next:?}");
+    if flags & uapi::TF_ONE_WAY == 0 {
+        manager.reply_and_free(next, &Payload::new())?;
+    } else {
+        manager.free(next)?;
+    }
+    clients.join()
+}
+
+fn reply_read_leaves_queued_call(_: &Env) -> Outcome {
+    reply_read_leaves_queued(0)
+}
+
+fn reply_read_leaves_queued_oneway(_: &Env) -> Outcome {
+    reply_read_leaves_queued(uapi::TF_ONE_WAY)
 }
