@@ -35,37 +35,19 @@ use crate::{
     process::Process, //
 };
 
-/// Longest device name accepted; the limit of binderfs names in the C driver.
-const MAX_NAME_LEN: usize = 255;
-
 /// All devices of the module, deregistered when dropped.
 pub(crate) struct Devices {
     list: KVec<Pin<KBox<BinderDevice>>>,
 }
 
 impl Devices {
-    /// Registers one device per name in the comma-separated list `names`.
+    /// Registers one device per name, in order.
     ///
-    /// Empty names are skipped; a duplicate name, or one that is too long or contains `/`,
-    /// fails the whole registration with `EINVAL`.
-    pub(crate) fn register(names: &CStr) -> Result<Self> {
-        let mut list = KVec::new();
-        for name in names.to_bytes().split(|&b| b == b',') {
-            if name.is_empty() {
-                continue;
-            }
-            if name.len() > MAX_NAME_LEN || name.contains(&b'/') {
-                pr_err!("invalid device name in devices=\n");
-                return Err(EINVAL);
-            }
-            let name = CString::try_from_fmt(fmt!("{}", kernel::str::BStr::from_bytes(name)))?;
-            let duplicate = list.iter().any(|dev: &Pin<KBox<BinderDevice>>| {
-                dev.context.name.to_bytes() == name.to_bytes()
-            });
-            if duplicate {
-                pr_err!("device {} named twice in devices=\n", &*name);
-                return Err(EINVAL);
-            }
+    /// The names are checked already ([`crate::devices_param::device_names`]). On failure the
+    /// devices registered so far are deregistered again, as `list` is dropped.
+    pub(crate) fn register(names: KVec<CString>) -> Result<Self> {
+        let mut list = KVec::with_capacity(names.len(), GFP_KERNEL)?;
+        for name in names {
             let context = Context::new(name)?;
             list.push(BinderDevice::register(context)?, GFP_KERNEL)?;
         }

@@ -9,7 +9,7 @@
 //!
 //! The files, in the order a request meets them:
 //!
-//! - [`devices_param`]: the `devices` module parameter.
+//! - [`devices_param`]: the `devices` module parameter, and its checks.
 //! - [`device`]: misc device registration and the `file_operations` entry points.
 //! - [`context`]: one binder device's shared state, above all its context manager.
 //! - [`process`]: what one `open()` of a device creates (`binder_proc` in the C driver).
@@ -57,6 +57,47 @@ module! {
     license: "GPL",
 }
 
+/// The `VERSION` file, whose first line is the module's version.
+///
+/// `dkms.conf` and the README repeat it; `scripts/test-install.sh` checks that they agree with
+/// `modinfo`.
+const VERSION_FILE: &[u8] = include_bytes!("VERSION");
+
+/// The length of the version: the `VERSION` file up to its first newline.
+const VERSION_LEN: usize = {
+    let mut len = 0;
+    while len < VERSION_FILE.len() && VERSION_FILE[len] != b'\n' {
+        len += 1;
+    }
+    len
+};
+
+const _: () = assert!(
+    VERSION_LEN > 0,
+    "the VERSION file does not start with a version"
+);
+
+/// The key of the version in `.modinfo`, as C's `MODULE_VERSION` writes it.
+const VERSION_KEY: &[u8] = b"version=";
+
+/// `version=VERSION\0`: what `modinfo` shows as the version (`module!` has no field for it).
+#[link_section = ".modinfo"]
+#[used]
+static MODINFO_VERSION: [u8; VERSION_KEY.len() + VERSION_LEN + 1] = {
+    let mut entry = [0u8; VERSION_KEY.len() + VERSION_LEN + 1];
+    let mut i = 0;
+    while i < VERSION_KEY.len() {
+        entry[i] = VERSION_KEY[i];
+        i += 1;
+    }
+    let mut i = 0;
+    while i < VERSION_LEN {
+        entry[VERSION_KEY.len() + i] = VERSION_FILE[i];
+        i += 1;
+    }
+    entry
+};
+
 /// The loaded module: the registered binder devices, and the workqueue that releases closed
 /// processes.
 ///
@@ -79,7 +120,7 @@ impl Drop for RustBinderModule {
 impl kernel::Module for RustBinderModule {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let releases = release::ReleaseQueue::new()?;
-        let devices = device::Devices::register(devices_param::device_names())?;
+        let devices = device::Devices::register(devices_param::device_names()?)?;
         Ok(Self {
             devices: Some(devices),
             releases: Some(releases),
