@@ -2,8 +2,20 @@
 //!
 //! These cases unload the driver under test, so they run last and always leave it loaded
 //! with its default parameters.
+//!
+//! A `devices=` that rust_binder refuses fails the load with an errno and a line in the kernel
+//! log that says why, and leaves nothing behind: no module, no device of the names before the
+//! bad one. Where the C driver checks a name itself, the errno is its: `E2BIG` for a name
+//! longer than binderfs's 255 bytes (`init_binderfs`). Elsewhere it registers what it is
+//! given and lets the misc or binderfs core fail, so rust_binder checks up front, with
+//! `EINVAL`.
 
-use std::{fs, path::Path};
+use std::{
+    fs::{self, File},
+    io::{Read, Seek, SeekFrom},
+    os::unix::fs::OpenOptionsExt,
+    path::Path,
+};
 
 use binder_client::Binder;
 
@@ -25,8 +37,28 @@ pub const CASES: &[Case] = &[
     Case::only(Driver::Rust, "module_devices_param", module_devices_param),
     Case::only(
         Driver::Rust,
-        "module_devices_param_invalid",
-        module_devices_param_invalid,
+        "module_devices_param_empty",
+        module_devices_param_empty,
+    ),
+    Case::only(
+        Driver::Rust,
+        "module_devices_param_duplicate",
+        module_devices_param_duplicate,
+    ),
+    Case::only(
+        Driver::Rust,
+        "module_devices_param_name_too_long",
+        module_devices_param_name_too_long,
+    ),
+    Case::only(
+        Driver::Rust,
+        "module_devices_param_not_a_file_name",
+        module_devices_param_not_a_file_name,
+    ),
+    Case::only(
+        Driver::Rust,
+        "module_devices_param_64_names",
+        module_devices_param_64_names,
     ),
 ];
 
@@ -130,14 +162,205 @@ fn module_devices_param(env: &Env) -> Outcome {
     Ok(())
 }
 
-fn module_devices_param_invalid(env: &Env) -> Outcome {
+/// The kernel log from the moment it is opened: `/dev/kmsg`, read from its end.
+struct KernelLog(File);
+
+impl KernelLog {
+    fn open() -> Outcome<Self> {
+        let mut kmsg = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open("/dev/kmsg")
+            .step("open /dev/kmsg")?;
+        kmsg.seek(SeekFrom::End(0))
+            .step("seek to the end of /dev/kmsg")?;
+        Ok(Self(kmsg))
+    }
+
+    /// The messages logged since the last call (or since `open`), one line each.
+    fn new_messages(&mut self) -> Outcome<Vec<String>> {
+        let mut messages = Vec::new();
+        // One read returns one record: "PRIORITY,SEQUENCE,TIME,FLAGS;MESSAGE\n", then
+        // continuation lines of its own.
+        let mut record = vec![0u8; 8192];
+        loop {
+            match self.0.read(&mut record) {
+                Ok(0) => break,
+                Ok(n) => {
+                    let text = String::from_utf8_lossy(&record[..n]);
+                    if let Some((_, message)) = text.split_once(';') {
+                        messages.push(message.lines().next().unwrap_or("").to_string());
+                    }
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => break,
+                // Records were overwritten before they were read; go on with the next one.
+                Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
+                Err(e) => return Err(format!("read /dev/kmsg: {e}")),
+            }
+        }
+        Ok(messages)
+    }
+}
+
+/// Loads rust_binder with `params` and checks that the load fails with `errno`, that the
+/// kernel log has a rust_binder line about `devices=` containing `says`, and that nothing of
+/// the module is left: neither the module nor any of the devices in `absent`.
+fn expect_refused(path: &Path, params: &str, errno: i32, says: &str, absent: &[&str]) -> Outcome {
+    let shown = if params.len() > 80 {
+        format!("{}... ({} bytes)", &params[..80], params.len())
+    } else {
+        params.to_string()
+    };
+    let mut log = KernelLog::open()?;
+    expect_errno(kmod::load(path, params), errno, &shown)?;
+    let messages = log.new_messages()?;
+    ensure!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("rust_binder: ") && m.contains("devices=") && m.contains(says)),
+        "{shown}: no rust_binder line about devices= saying {says:?} in the kernel log; it got \
+         {messages:?}"
+    );
+    ensure!(
+        !Path::new("/sys/module/rust_binder").exists(),
+        "{shown}: /sys/module/rust_binder exists after the failed load"
+    );
+    for name in absent {
+        let dev = format!("/dev/{name}");
+        ensure!(
+            !Path::new(&dev).exists(),
+            "{shown}: {dev} was left behind by the failed load"
+        );
+    }
+    Ok(())
+}
+
+/// Unloads rust_binder for a case about its parameters; `Reload` loads it back afterwards.
+fn unload_for_params() -> Outcome {
+    kmod::unload(MODULE_NAME).step("unload")?;
+    ensure!(!Path::new(BINDER).exists(), "{BINDER} exists after unload");
+    Ok(())
+}
+
+/// `devices=` that names no device: the C driver would load and make its devices in binderfs
+/// mounts later; rust_binder, with no binderfs, would be a module with nothing in it.
+fn module_devices_param_empty(env: &Env) -> Outcome {
     let path = module_path(env)?;
     let _reload = Reload(path);
-    kmod::unload(MODULE_NAME).step("unload")?;
-    for params in ["devices=twin,twin", "devices=bad/name"] {
-        expect_errno(kmod::load(path, params), libc::EINVAL, params)?;
+    unload_for_params()?;
+    for params in ["devices=", "devices=,", "devices=,,,"] {
+        expect_refused(path, params, libc::EINVAL, "no device", &[])?;
     }
-    kmod::load(path, "").step("load with defaults")?;
-    ensure!(Path::new(BINDER).exists(), "{BINDER} missing after reload");
+    // Empty names next to real ones are skipped, as a trailing comma is in the C driver.
+    kmod::load(path, "devices=rbempty_a,,rbempty_b,").step("load with empty names between")?;
+    for dev in ["/dev/rbempty_a", "/dev/rbempty_b"] {
+        Binder::open(dev).step(dev)?.version().step(dev)?;
+    }
+    kmod::unload(MODULE_NAME).step("unload")?;
     Ok(())
+}
+
+/// A name given twice would be a second misc device of the same name, which the misc core
+/// refuses only after a sysfs warning; the devices registered before it must go too.
+fn module_devices_param_duplicate(env: &Env) -> Outcome {
+    let path = module_path(env)?;
+    let _reload = Reload(path);
+    unload_for_params()?;
+    expect_refused(
+        path,
+        "devices=rbdup_a,rbdup_twin,rbdup_b,rbdup_twin",
+        libc::EINVAL,
+        "rbdup_twin",
+        &["rbdup_a", "rbdup_twin", "rbdup_b"],
+    )?;
+    expect_refused(
+        path,
+        "devices=rbdup_twin,rbdup_twin",
+        libc::EINVAL,
+        "rbdup_twin",
+        &["rbdup_twin"],
+    )
+}
+
+/// Names are file names in /dev (as in a binderfs mount), so 255 bytes at most; the C driver
+/// refuses a longer one at load with `E2BIG` (`init_binderfs`), and so does rust_binder.
+fn module_devices_param_name_too_long(env: &Env) -> Outcome {
+    let path = module_path(env)?;
+    let _reload = Reload(path);
+    unload_for_params()?;
+    let longest = format!("rb{}", "l".repeat(253));
+    let too_long = format!("{longest}x");
+    expect_refused(
+        path,
+        &format!("devices=rblong_a,{too_long}"),
+        libc::E2BIG,
+        "255",
+        &["rblong_a"],
+    )?;
+    kmod::load(path, &format!("devices={longest}")).step("load with a 255-byte name")?;
+    let dev = format!("/dev/{longest}");
+    Binder::open(&dev)
+        .step("open the 255-byte name")?
+        .version()
+        .step("version")?;
+    kmod::unload(MODULE_NAME).step("unload")?;
+    Ok(())
+}
+
+/// A name with `/` in it, `.` or `..` is no file name: devtmpfs would make a directory of
+/// it, or clash with one.
+fn module_devices_param_not_a_file_name(env: &Env) -> Outcome {
+    let path = module_path(env)?;
+    let _reload = Reload(path);
+    unload_for_params()?;
+    for (bad, says) in [("rb/slash", "rb/slash"), (".", "\".\""), ("..", "\"..\"")] {
+        expect_refused(
+            path,
+            &format!("devices=rbname_a,{bad}"),
+            libc::EINVAL,
+            says,
+            &["rbname_a"],
+        )?;
+    }
+    Ok(())
+}
+
+/// The C driver sets no limit on the number of devices, nor does rust_binder: 64 names make
+/// 64 devices, each a context of its own; and a bad 64th name takes the other 63 down with it.
+fn module_devices_param_64_names(env: &Env) -> Outcome {
+    let path = module_path(env)?;
+    let _reload = Reload(path);
+    unload_for_params()?;
+    let names: Vec<String> = (0..64).map(|i| format!("rb64_{i:02}")).collect();
+    let list = names.join(",");
+    kmod::load(path, &format!("devices={list}")).step("load with 64 names")?;
+    let param =
+        fs::read_to_string("/sys/module/rust_binder/parameters/devices").step("read param")?;
+    ensure!(
+        param.trim_end() == list,
+        "devices parameter reads {param:?}"
+    );
+    let mut open = Vec::new();
+    for name in &names {
+        let dev = format!("/dev/{name}");
+        let binder = Binder::open(&dev).step(&dev)?;
+        become_manager(&binder).map_err(|e| format!("{dev}: {e}"))?;
+        open.push(binder);
+    }
+    drop(open);
+    kmod::unload(MODULE_NAME).step("unload")?;
+    for name in &names {
+        ensure!(
+            !Path::new(&format!("/dev/{name}")).exists(),
+            "/dev/{name} is still there after unload"
+        );
+    }
+    let absent: Vec<&str> = names[..63].iter().map(String::as_str).collect();
+    expect_refused(
+        path,
+        &format!("devices={},rb64/bad", names[..63].join(",")),
+        libc::EINVAL,
+        "rb64/bad",
+        &absent,
+    )
 }
