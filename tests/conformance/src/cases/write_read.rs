@@ -8,7 +8,8 @@ use binder_client::{uapi, Binder, Commands, Return};
 use crate::{
     ensure,
     harness::{
-        expect_errno, expect_null_arg_errno, in_child, Case, Env, Exit, Outcome, Step, BINDER,
+        expect_errno, expect_null_arg_errno, in_child, Case, Driver, Env, Exit, Outcome, Step,
+        BINDER,
     },
 };
 
@@ -41,6 +42,16 @@ pub const CASES: &[Case] = &[
     Case::new("free_unknown_buffer_ignored", free_unknown_buffer_ignored),
     Case::new("manager_ref_to_itself_einval", manager_ref_to_itself_einval),
     Case::new("refcounts_on_manager_handle", refcounts_on_manager_handle),
+    Case::only(
+        Driver::Rust,
+        "write_argument_past_write_size_efault",
+        write_argument_past_write_size_efault,
+    ),
+    Case::only(
+        Driver::Rust,
+        "read_buffer_under_four_bytes_gets_nothing",
+        read_buffer_under_four_bytes_gets_nothing,
+    ),
 ];
 
 /// Opens the device and makes one ioctl, so that the thread no longer has its initial "return
@@ -334,5 +345,43 @@ fn refcounts_on_manager_handle(_: &Env) -> Outcome {
         Ok(())
     })?;
     ensure!(exit == Exit::Ok, "child: {exit:?}");
+    Ok(())
+}
+
+/// A command whose argument runs past `write_size`. The C driver reads the argument from
+/// beyond the end of the write buffer; rust_binder, deliberately stricter (see the README),
+/// fails the write with EFAULT, having consumed the whole commands before it.
+fn write_argument_past_write_size_efault(_: &Env) -> Outcome {
+    let binder = Binder::open(BINDER).step("open")?;
+    let commands = Commands::new().enter_looper().increfs(1);
+    // BC_ENTER_LOOPER, then BC_INCREFS without its handle.
+    let cut = &commands.as_bytes()[..8];
+    let done = binder.write_read_at(cut, 0, &mut [], 0);
+    expect_errno(
+        done.result,
+        libc::EFAULT,
+        "BC_INCREFS cut off by write_size",
+    )?;
+    ensure!(
+        done.write_consumed == 4,
+        "write_consumed {}, expected 4 (BC_ENTER_LOOPER alone)",
+        done.write_consumed
+    );
+    Ok(())
+}
+
+/// A read buffer with room for less than one return word. The C driver writes a whole
+/// 4-byte BR_NOOP into it anyway; rust_binder, deliberately stricter (see the README), writes
+/// nothing there and fails the read with EFAULT.
+fn read_buffer_under_four_bytes_gets_nothing(_: &Env) -> Outcome {
+    let binder = Binder::open(BINDER).step("open")?;
+    let mut buffer = [0xa5u8; 8];
+    let done = binder.write_read_at(&[], 0, &mut buffer[..3], 0);
+    expect_errno(done.result, libc::EFAULT, "a read into 3 bytes")?;
+    ensure!(
+        done.read_consumed == 0 && buffer == [0xa5; 8],
+        "read_consumed {}, buffer {buffer:x?}: the driver wrote into a 3-byte read buffer",
+        done.read_consumed
+    );
     Ok(())
 }
