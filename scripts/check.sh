@@ -2,11 +2,12 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # `make check`: checks that setup installs every package it needs (scripts/test-setup.sh),
-# builds everything, runs the userspace library's host tests, then boots the
-# debug kernel once with the C driver and once with rust_binder and runs the same conformance
-# suite on both, then once more per driver for the interop checks with rsbinder's userspace
-# and the demo's story (scripts/vm/interop.sh). It also proves once per run that the kernel
-# log check catches a leak.
+# checks modinfo, make install/uninstall and DKMS against the test kernel, staged in temporary
+# directories (scripts/test-install.sh, scripts/test-dkms.sh), builds everything, runs the
+# userspace library's host tests, then boots the debug kernel once with the C driver and once
+# with rust_binder and runs the same conformance suite on both, then once more per driver for
+# the interop checks with rsbinder's userspace and the demo's story (scripts/vm/interop.sh). It
+# also proves once per run that the kernel log check catches a leak.
 # Prints every result and ends with one "N passed, N failed" line.
 #
 # RB_CHECK_SKIP_SELFTEST=1 leaves out the leak self-test boot.
@@ -52,6 +53,22 @@ else
 fi
 cat "$fmt"
 count "$fmt"
+
+# The installation paths, before the real build below: make install builds the module
+# without -Werror, and the build that boots must be the one with it.
+step "modinfo, make install, install-compat and uninstall, staged (scripts/test-install.sh)"
+install_results=$runs/install-results
+bash "$here/test-install.sh" "$kernel" >"$install_results" 2>&1 ||
+    grep -q '^FAIL ' "$install_results" || echo "FAIL install_test: scripts/test-install.sh failed" >>"$install_results"
+cat "$install_results"
+count "$install_results"
+
+step "DKMS builds rust_binder for the test kernel (scripts/test-dkms.sh)"
+dkms_results=$runs/dkms-results
+bash "$here/test-dkms.sh" "$kernel" >"$dkms_results" 2>&1 ||
+    grep -q '^FAIL ' "$dkms_results" || echo "FAIL dkms_test: scripts/test-dkms.sh failed" >>"$dkms_results"
+cat "$dkms_results"
+count "$dkms_results"
 
 step "building rust_binder.ko (Clippy, then the real build; warnings are errors)"
 kmake_m "$top" clean >/dev/null
