@@ -172,16 +172,22 @@ impl ProcessInner {
         self.todo.pop_front()
     }
 
-    /// Queues `work` for any looper thread, and wakes one: a thread waiting in a read if
-    /// there is one, else every thread that polls.
+    /// Queues `work` for any thread that takes the process's work, and wakes one.
     pub(crate) fn push_process_work(&mut self, work: WorkItem) {
         self.todo.push_back(work);
+        self.wake_for_process_work();
+    }
+
+    /// Wakes a thread for the process's work: one waiting in a read, which is then no
+    /// candidate for the next item (as the C driver takes it off its waiting list), or, if
+    /// none waits, every thread that polls and could take the work.
+    pub(crate) fn wake_for_process_work(&mut self) {
         self.with_threads(|threads, inner| {
             match threads
                 .values()
                 .find(|thread| thread.waits_for_process_work(inner))
             {
-                Some(thread) => thread.notify(),
+                Some(thread) => thread.pick_for_process_work(inner),
                 None => threads
                     .values()
                     .filter(|thread| thread.polls_for_process_work(inner))
@@ -203,8 +209,8 @@ impl ProcessInner {
 
     /// Decides, at the end of a read by `reader`, whether to ask userspace for one more looper
     /// thread (`BR_SPAWN_LOOPER`), as the C driver does: when `reader` is a looper, no thread
-    /// waits for the process's work, no request is outstanding, and fewer threads than
-    /// `max_threads` registered so far. Counts the request if so.
+    /// waits for the process's work (none is a candidate to pick), no request is outstanding,
+    /// and fewer threads than `max_threads` registered so far. Counts the request if so.
     pub(crate) fn request_thread(&mut self, reader: &Thread) -> bool {
         if self.requested_threads != 0
             || self.requested_threads_started >= self.max_threads
@@ -788,6 +794,15 @@ impl Process {
     /// Makes this process the context manager of its device.
     pub(crate) fn set_as_manager(self: &Arc<Self>, object: Option<&FlatBinderObject>) -> Result {
         self.context.set_manager(self, object)
+    }
+
+    /// After a read: if the process's work is still queued (the reader left it, or took
+    /// only some), another waiting thread is woken for it, as the C driver does.
+    pub(crate) fn wake_for_leftover_work(&self) {
+        let mut inner = self.inner.lock();
+        if inner.has_process_work() {
+            inner.wake_for_process_work();
+        }
     }
 
     /// The `flush` file operation: one of the file's descriptors is being closed.

@@ -68,6 +68,11 @@ pub(crate) mod looper {
     pub(crate) const WAITING: u32 = 0x10;
     /// The thread has polled the file.
     pub(crate) const POLL: u32 = 0x20;
+    /// The thread waits in a read that may take the process's work, and no work was handed
+    /// to it since it began to wait: the C driver's `waiting_threads` list. A thread is picked
+    /// for new process work only while this is set, and picking it clears it, so that two
+    /// items queued together wake two threads.
+    pub(crate) const AVAILABLE: u32 = 0x40;
 }
 
 /// A thread of a binder process.
@@ -163,17 +168,28 @@ impl Thread {
         self.looper_bits() & (looper::REGISTERED | looper::ENTERED) != 0
     }
 
-    /// Whether the thread may take work from the process's todo list now: a looper with no
-    /// work of its own and no call to answer.
+    /// Whether the thread may take work from the process's todo list now: it has no work
+    /// of its own and no call to answer.
+    ///
+    /// As in the C driver, a thread that never sent a looper command qualifies too (a minimal
+    /// server that only reads gets its calls); the C driver logs that as a user error.
     fn takes_process_work(&self, inner: &mut ProcessInner) -> bool {
-        self.is_looper()
-            && self.stack.access_mut(inner).is_none()
-            && self.todo.access_mut(inner).is_empty()
+        self.stack.access_mut(inner).is_none() && self.todo.access_mut(inner).is_empty()
     }
 
-    /// Whether the thread waits in a read for work of the process (a candidate to wake).
+    /// Whether the thread waits in a read for work of the process and was not picked for
+    /// any since it began to wait (a candidate to wake).
     pub(crate) fn waits_for_process_work(&self, inner: &mut ProcessInner) -> bool {
-        self.looper_bits() & looper::WAITING != 0 && self.takes_process_work(inner)
+        self.looper_bits() & looper::AVAILABLE != 0 && self.takes_process_work(inner)
+    }
+
+    /// Picks this waiting thread for process work just queued, and wakes it. It is no
+    /// candidate for more until it waits again.
+    ///
+    /// The caller holds the process's `inner` lock, as `_locked` says.
+    pub(crate) fn pick_for_process_work(&self, _locked: &ProcessInner) {
+        self.set_looper_bits(looper::AVAILABLE, false);
+        self.notify();
     }
 
     /// Whether the thread polls and could take work of the process (a poller to wake).
@@ -440,13 +456,19 @@ impl Thread {
     /// Out-of-order use marks the thread invalid rather than failing, as in the C driver.
     pub(crate) fn looper_command(&self, process: &Process, bit: u32) {
         let mut guard = process.inner_lock().lock();
-        let requested = bit != looper::REGISTERED || guard.take_thread_request();
         let conflicting = match bit {
             looper::REGISTERED => looper::ENTERED,
             looper::ENTERED => looper::REGISTERED,
             _ => 0,
         };
-        if self.looper_bits() & conflicting != 0 || !requested {
+        // A registration counts against the driver's requests only when it is in order: a
+        // thread that entered the loop itself and then registers takes no request.
+        let invalid = if self.looper_bits() & conflicting != 0 {
+            true
+        } else {
+            bit == looper::REGISTERED && !guard.take_thread_request()
+        };
+        if invalid {
             self.set_looper_bits(looper::INVALID, true);
         }
         self.set_looper_bits(bit, true);
@@ -484,12 +506,12 @@ impl Thread {
     /// item sends the thread back to userspace.
     fn deliver_work(&self, process: &Process, out: &mut Returns, nonblock: bool) -> Result {
         loop {
-            self.wait_for_work(process, nonblock)?;
+            let process_work = self.wait_for_work(process, nonblock)?;
             loop {
                 if !out.has_room_for_return() {
                     return Ok(());
                 }
-                let Some(work) = self.next_work(process) else {
+                let Some(work) = self.next_work(process, process_work) else {
                     break;
                 };
                 if work.item.deliver(self, out)? == Flow::Return {
@@ -504,28 +526,44 @@ impl Thread {
         }
     }
 
-    /// Blocks until a read has something to return.
-    fn wait_for_work(&self, process: &Process, nonblock: bool) -> Result {
+    /// Blocks until a read has something to return. Returns whether the read takes the
+    /// process's work: like the C driver, a thread decides that when it starts to wait (it
+    /// has no work of its own and no call to answer), and keeps to it until it waits again,
+    /// so a thread that just replied reads its `BR_TRANSACTION_COMPLETE` and leaves the
+    /// process's work to the next read.
+    fn wait_for_work(&self, process: &Process, nonblock: bool) -> Result<bool> {
         let mut guard = process.inner_lock().lock();
+        let process_work = self.takes_process_work(&mut guard);
+        if process_work && !self.is_looper() {
+            pr_debug!(
+                "thread {} waits for process work without a looper command\n",
+                self.id
+            );
+        }
+        let waiting = if process_work {
+            looper::WAITING | looper::AVAILABLE
+        } else {
+            looper::WAITING
+        };
         loop {
-            let process_work = self.takes_process_work(&mut guard);
             if self.has_work(&mut guard, process_work) {
-                return Ok(());
+                return Ok(process_work);
             }
             if nonblock {
                 return Err(EAGAIN);
             }
-            self.set_looper_bits(looper::WAITING, true);
+            self.set_looper_bits(waiting, true);
             let interrupted = self.wake.wait_interruptible(&mut guard);
-            self.set_looper_bits(looper::WAITING, false);
+            self.set_looper_bits(looper::WAITING | looper::AVAILABLE, false);
             if interrupted {
                 return Err(EINTR);
             }
         }
     }
 
-    /// Takes the next item to deliver: the thread's own work first, then the process's.
-    fn next_work(&self, process: &Process) -> Option<WorkItem> {
+    /// Takes the next item to deliver: the thread's own work first, then the process's if
+    /// the read takes it.
+    fn next_work(&self, process: &Process, process_work: bool) -> Option<WorkItem> {
         let mut guard = process.inner_lock().lock();
         if let Some(work) = self.todo.access_mut(&mut guard).pop_front() {
             if self.todo.access_mut(&mut guard).is_empty() {
@@ -533,7 +571,7 @@ impl Thread {
             }
             return Some(work);
         }
-        if self.takes_process_work(&mut guard) {
+        if process_work {
             return guard.pop_process_work();
         }
         None

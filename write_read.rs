@@ -64,6 +64,7 @@ pub(crate) fn write_read(
     if result.is_ok() && bwr.0.read_size > 0 {
         let mut returns = Returns::new(&bwr.0);
         result = thread.read(process, &mut returns, nonblock);
+        process.wake_for_leftover_work();
         // As in the C driver, a failed read reports nothing read, not even its BR_NOOP.
         if result.is_ok() {
             bwr.0.read_consumed = returns.consumed();
