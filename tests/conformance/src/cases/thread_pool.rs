@@ -117,8 +117,17 @@ fn spawn_looper_within_max_threads(_: &Env) -> Outcome {
             "another looper, at max",
         ),
     ];
+    expect_one_return_per_thread(&binder, steps)
+}
+
+/// Runs each step's commands on a new thread of `binder` (see [`on_new_thread`]) and checks
+/// that its read returns just the step's return.
+fn expect_one_return_per_thread(
+    binder: &Binder,
+    steps: impl IntoIterator<Item = (Commands, Return, &'static str)>,
+) -> Outcome {
     for (commands, expected, what) in steps {
-        let returns = on_new_thread(&binder, commands)?;
+        let returns = on_new_thread(binder, commands)?;
         ensure!(
             returns == [expected.clone()],
             "{what}: read {returns:?}, expected {expected:?}"
@@ -177,14 +186,7 @@ fn register_after_enter_takes_no_request(_: &Env) -> Outcome {
             "second requested thread, at max",
         ),
     ];
-    for (commands, expected, what) in steps {
-        let returns = on_new_thread(&binder, commands)?;
-        ensure!(
-            returns == [expected.clone()],
-            "{what}: read {returns:?}, expected {expected:?}"
-        );
-    }
-    Ok(())
+    expect_one_return_per_thread(&binder, steps)
 }
 
 /// How long a case waits for work that a sleeping thread should have been given, before it
