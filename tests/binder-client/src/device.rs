@@ -101,6 +101,14 @@ impl Binder {
         self.ioctl(uapi::BINDER_SET_MAX_THREADS, &mut max).map(drop)
     }
 
+    /// `BINDER_ENABLE_ONEWAY_SPAM_DETECTION`: whether this process, when a receiver suspects
+    /// it of flooding it with one-way transactions, reads `BR_ONEWAY_SPAM_SUSPECT`.
+    pub fn enable_oneway_spam_detection(&self, enable: bool) -> io::Result<()> {
+        let mut enable = u32::from(enable);
+        self.ioctl(uapi::BINDER_ENABLE_ONEWAY_SPAM_DETECTION, &mut enable)
+            .map(drop)
+    }
+
     /// `BINDER_SET_CONTEXT_MGR`: become the context manager (handle 0) of this device.
     pub fn set_context_mgr(&self) -> io::Result<()> {
         let mut unused = 0u32;

@@ -298,6 +298,9 @@ pub enum Return {
     SpawnLooper,
     /// `BR_TRANSACTION_COMPLETE`.
     TransactionComplete,
+    /// `BR_ONEWAY_SPAM_SUSPECT`: a one-way transaction was accepted, and its receiver suspects
+    /// the sender of flooding it (sent in place of `BR_TRANSACTION_COMPLETE`).
+    OnewaySpamSuspect,
     /// `BR_DEAD_REPLY`.
     DeadReply,
     /// `BR_FAILED_REPLY`.
@@ -332,6 +335,7 @@ pub fn parse_returns(bytes: &[u8]) -> Result<Vec<Return>, Truncated> {
             uapi::BR_NOOP => Return::Noop,
             uapi::BR_SPAWN_LOOPER => Return::SpawnLooper,
             uapi::BR_TRANSACTION_COMPLETE => Return::TransactionComplete,
+            uapi::BR_ONEWAY_SPAM_SUSPECT => Return::OnewaySpamSuspect,
             uapi::BR_DEAD_REPLY => Return::DeadReply,
             uapi::BR_FAILED_REPLY => Return::FailedReply,
             uapi::BR_DEAD_BINDER => Return::DeadBinder(take_u64(&mut rest)?),

@@ -9,7 +9,10 @@ use crate::{
     harness::{expect_errno, notice, spawn_ready, Case, Driver, Env, Outcome, Step, BINDER},
 };
 
-use super::{peer::Peer, transaction_errors::read_into_guard, transactions::serving_manager};
+use super::{
+    context_mgr::become_manager, peer::Peer, transaction_errors::read_into_guard,
+    transactions::serving_manager,
+};
 
 pub const CASES: &[Case] = &[
     Case::new("oneway_completes_at_once", oneway_completes_at_once),
@@ -20,6 +23,10 @@ pub const CASES: &[Case] = &[
     Case::new(
         "oneway_space_is_half_the_buffer",
         oneway_space_is_half_the_buffer,
+    ),
+    Case::new(
+        "oneway_spam_suspect_once_per_episode_for_the_sender",
+        oneway_spam_suspect_once_per_episode,
     ),
     Case::only(
         Driver::C,
@@ -298,4 +305,92 @@ fn lost_oneway(driver: LostOneway) -> Outcome {
     }
     server.reply_and_free(call, &Payload::new())?;
     client.join()
+}
+
+/// The flooded receiver's mapping: 128 KiB, of which one-way payloads may use 64 KiB.
+const SMALL_MAP_SIZE: usize = 128 << 10;
+/// The payload of each one-way transaction of a flood: 64 of them fill the one-way half.
+const FLOOD_PAYLOAD: [u8; 1024] = [0x5a; 1024];
+/// One more than fits.
+const FLOOD_COUNT: usize = 65;
+
+/// Sends [`FLOOD_COUNT`] one-way transactions to the manager, which reads none of them, and
+/// returns what the sender read after each.
+fn flood(binder: &Binder) -> Outcome<Vec<Return>> {
+    (0..FLOOD_COUNT)
+        .map(|i| send_oneway(binder, i as u32, &FLOOD_PAYLOAD))
+        .collect()
+}
+
+/// What a flooding sender reads: BR_TRANSACTION_COMPLETE, except for the 65th transaction,
+/// which finds no room (BR_FAILED_REPLY), and, if `reported`, the 52nd: it is the first to
+/// leave less than a tenth of the buffer for one-way payloads while its sender holds more
+/// than 50 of them, and the sender hears BR_ONEWAY_SPAM_SUSPECT in its place.
+fn expected_flood(reported: bool) -> Vec<Return> {
+    (1..=FLOOD_COUNT)
+        .map(|n| match n {
+            52 if reported => Return::OnewaySpamSuspect,
+            FLOOD_COUNT => Return::FailedReply,
+            _ => Return::TransactionComplete,
+        })
+        .collect()
+}
+
+/// One-way spam detection, as the C driver does it. A receiver whose one-way room runs low
+/// suspects a sender that holds more than 50 of its one-way buffers (or more than a quarter of
+/// the buffer), once, until the room recovers; the sender hears of it only if the *sender*
+/// enabled BINDER_ENABLE_ONEWAY_SPAM_DETECTION. Three floods: the receiver alone enabled it
+/// (nothing reported), then the sender too (one report), then again after the receiver freed
+/// every buffer (one report again).
+fn oneway_spam_suspect_once_per_episode(_: &Env) -> Outcome {
+    let (flooded, await_flood) = notice()?;
+    let (drained, await_drain) = notice()?;
+    let receiver = spawn_ready(|ready| {
+        let binder = Binder::open(BINDER).step("open")?;
+        let _mapping = binder.map(SMALL_MAP_SIZE, libc::PROT_READ).step("mmap")?;
+        binder
+            .enable_oneway_spam_detection(true)
+            .step("BINDER_ENABLE_ONEWAY_SPAM_DETECTION in the receiver")?;
+        become_manager(&binder)?;
+        binder
+            .send(&Commands::new().enter_looper())
+            .step("enter looper")?;
+        ready();
+        for _ in 0..3 {
+            await_flood.wait()?;
+            // The node's one-way transactions come one at a time, each after the one
+            // before was freed.
+            for _ in 0..FLOOD_COUNT - 1 {
+                let returns = binder.read().step("receiver read")?;
+                let [Return::Noop, Return::Transaction(txn)] = returns.as_slice() else {
+                    return Err(format!("the receiver read {returns:?}"));
+                };
+                binder
+                    .send(&Commands::new().free_buffer(txn.buffer))
+                    .step("free")?;
+            }
+            drained.notify()?;
+        }
+        Ok(())
+    })?;
+    let sender = Binder::open(BINDER).step("open")?;
+    let rounds = [
+        (false, "the receiver enabled detection, the sender did not"),
+        (true, "the sender enabled detection"),
+        (true, "again, after the receiver freed everything"),
+    ];
+    for (sender_enabled, what) in rounds {
+        sender
+            .enable_oneway_spam_detection(sender_enabled)
+            .step("BINDER_ENABLE_ONEWAY_SPAM_DETECTION in the sender")?;
+        let returns = flood(&sender)?;
+        let expected = expected_flood(sender_enabled);
+        ensure!(
+            returns == expected,
+            "{what}: the sender read {returns:?}, expected {expected:?}"
+        );
+        flooded.notify()?;
+        await_drain.wait()?;
+    }
+    receiver.join()
 }
