@@ -33,6 +33,7 @@ use kernel::{
         Arc,
         Mutex, //
     },
+    task::Pid,
     uaccess::UserSliceReader,
 };
 
@@ -70,6 +71,9 @@ struct BufferState {
     ranges: KVec<Range>,
     /// Room left for one-way transactions: half the area, as in the C driver.
     free_async: usize,
+    /// A one-way spammer was reported since one-way room last recovered (above a tenth of
+    /// the area): one report per episode, as in the C driver.
+    oneway_spam_detected: bool,
 }
 
 /// Where the receive buffer lives in the owner's address space.
@@ -92,6 +96,8 @@ struct Range {
     async_node: Option<NodeArc>,
     /// The references the transaction's objects (and its target) hold until the range goes.
     held: KVec<Held>,
+    /// The thread group that sent the transaction (for spotting one-way spam).
+    sender: Pid,
 }
 
 /// What a range that went away leaves for its owner to settle, without the buffer's lock.
@@ -218,6 +224,7 @@ impl ReceiveBuffer {
                     pages: KVec::new(),
                     ranges: KVec::new(),
                     free_async: 0,
+                    oneway_spam_detected: false,
                 },
                 "ReceiveBuffer::state"
             ),
@@ -279,7 +286,9 @@ impl ReceiveBuffer {
     ///
     /// `async_node` is the target node of a one-way transaction, which may only use half the
     /// area in all. Fails with `ESRCH` when the buffer is not (or no longer) mapped and with
-    /// `ENOSPC` when no free range is large enough (or the one-way half is full).
+    /// `ENOSPC` when no free range is large enough (or the one-way half is full). The last
+    /// part of the result says whether the sending thread group looks like a one-way spammer
+    /// (see [`BufferState::spots_oneway_spam`]).
     ///
     /// Locking: the range is reserved under `state` alone; pages are put in under the owner's
     /// `mmap_lock` and then `state`, the order `mmap` has too. Filling the range in holds no
@@ -289,9 +298,9 @@ impl ReceiveBuffer {
         mm: &Mm,
         size: usize,
         async_node: Option<NodeArc>,
-    ) -> Result<(BufferRange, RangeView)> {
+    ) -> Result<(BufferRange, RangeView, bool)> {
         let size = size.max(size_of::<usize>());
-        let (area, range) = self.reserve_range(size, async_node)?;
+        let (area, range, spam) = self.reserve_range(size, async_node)?;
         match self.pages_for(mm, area, &range) {
             Ok(pages) => {
                 let view = RangeView {
@@ -299,7 +308,7 @@ impl ReceiveBuffer {
                     start: range.offset % PAGE_SIZE,
                     size,
                 };
-                Ok((range, view))
+                Ok((range, view, spam))
             }
             Err(err) => {
                 drop(self.release(range));
@@ -313,7 +322,7 @@ impl ReceiveBuffer {
         &self,
         size: usize,
         async_node: Option<NodeArc>,
-    ) -> Result<(MappedArea, BufferRange)> {
+    ) -> Result<(MappedArea, BufferRange, bool)> {
         let mut state = self.state.lock();
         let area = match state.area {
             Some(area) if self.is_mapped() => area,
@@ -330,21 +339,24 @@ impl ReceiveBuffer {
             .count();
         state.ranges.reserve(1, GFP_KERNEL)?;
         let is_async = async_node.is_some();
+        let sender = kernel::current!().group_leader().pid();
         let new_range = Range {
             offset,
             size,
             delivered: false,
             async_node,
             held: KVec::new(),
+            sender,
         };
         state
             .ranges
             .insert_within_capacity(index, new_range)
             .map_err(|_| ENOMEM)?;
-        if is_async {
+        let spam = is_async && {
             state.free_async -= size;
-        }
-        Ok((area, BufferRange { offset, size }))
+            state.spots_oneway_spam(area.size, sender)
+        };
+        Ok((area, BufferRange { offset, size }, spam))
     }
 
     /// The pages under `range`, putting in and mapping the ones that are missing.
@@ -463,6 +475,34 @@ impl Range {
 }
 
 impl BufferState {
+    /// After a one-way transaction from `sender` took its room: whether to report the sender
+    /// as a one-way spammer, as the C driver does. Once less than a tenth of the area is left
+    /// for one-way transactions, a sender holding more than 50 one-way buffers, or more than
+    /// a quarter of the area in them, is reported, once, until the room recovers.
+    fn spots_oneway_spam(&mut self, area_size: usize, sender: Pid) -> bool {
+        if self.free_async >= area_size / 10 {
+            self.oneway_spam_detected = false;
+            return false;
+        }
+        let (count, bytes) = self
+            .ranges
+            .iter()
+            .filter(|range| range.async_node.is_some() && range.sender == sender)
+            .fold((0usize, 0usize), |(count, bytes), range| {
+                (count + 1, bytes.saturating_add(range.size))
+            });
+        if count <= 50 && bytes <= area_size / 4 {
+            return false;
+        }
+        pr_debug!(
+            "pid {} spamming one-way? {} buffers, {} bytes\n",
+            sender,
+            count,
+            bytes
+        );
+        !core::mem::replace(&mut self.oneway_spam_detected, true)
+    }
+
     /// The offset of the smallest gap of at least `size` bytes in an area of `area_size`.
     fn best_fit(&self, area_size: usize, size: usize) -> Option<usize> {
         let mut best: Option<(usize, usize)> = None;

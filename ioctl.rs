@@ -90,10 +90,12 @@ fn handle(
             process.node_info_for_ref(&mut info)?;
             write_arg(arg, &info)?;
         }
-        // Known to the C driver, and still to be written here. They fail rather than pretend.
-        BINDER_FREEZE | BINDER_GET_FROZEN_INFO | BINDER_ENABLE_ONEWAY_SPAM_DETECTION => {
-            return Err(EOPNOTSUPP)
+        BINDER_ENABLE_ONEWAY_SPAM_DETECTION => {
+            let enable = read_arg::<u32>(arg)?;
+            process.enable_oneway_spam_detection(enable != 0);
         }
+        // Known to the C driver, and still to be written here. They fail rather than pretend.
+        BINDER_FREEZE | BINDER_GET_FROZEN_INFO => return Err(EOPNOTSUPP),
         // Unknown ioctls, and BINDER_SET_IDLE_TIMEOUT/_PRIORITY, which the uapi header defines
         // but no binder driver ever implemented.
         _ => return Err(EINVAL),

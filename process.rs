@@ -26,6 +26,10 @@ use kernel::{
     },
     sync::{
         aref::ARef,
+        atomic::{
+            Atomic,
+            Relaxed, //
+        },
         new_spinlock,
         Arc,
         SpinLock, //
@@ -111,6 +115,8 @@ pub(crate) struct Process {
     mm: Option<ARef<Mm>>,
     /// The credentials the device was opened with (`file->f_cred`).
     cred: ARef<Credential>,
+    /// `BINDER_ENABLE_ONEWAY_SPAM_DETECTION` is on.
+    oneway_spam_detection: Atomic<bool>,
     /// Threads, handles and settings; see [`ProcessInner`]. Threads wait for work under it.
     #[pin]
     inner: SpinLock<ProcessInner>,
@@ -257,6 +263,7 @@ impl Process {
                 task,
                 mm,
                 cred,
+                oneway_spam_detection: Atomic::new(false),
                 inner <- new_spinlock!(
                     ProcessInner {
                         threads: RBTree::new(),
@@ -757,15 +764,28 @@ impl Process {
         self.inner.lock().refs.target(handle, strong)
     }
 
-    /// Reserves `size` bytes of the receive buffer; see [`ReceiveBuffer::reserve`].
+    /// Reserves `size` bytes of the receive buffer; see [`ReceiveBuffer::reserve`]. The
+    /// last part of the result says whether the sender looks like a one-way spammer.
     pub(crate) fn reserve_buffer(
         self: &Arc<Self>,
         size: usize,
         async_node: Option<NodeArc>,
-    ) -> Result<(ReservedBuffer, RangeView)> {
+    ) -> Result<(ReservedBuffer, RangeView, bool)> {
         let mm = self.mm.as_deref().ok_or(ESRCH)?;
-        let (range, view) = self.buffer.reserve(mm, size, async_node)?;
-        Ok((ReservedBuffer::new(self.clone(), range), view))
+        let (range, view, spam) = self.buffer.reserve(mm, size, async_node)?;
+        Ok((ReservedBuffer::new(self.clone(), range), view, spam))
+    }
+
+    /// `BINDER_ENABLE_ONEWAY_SPAM_DETECTION`: whether this process, when it sends one-way
+    /// transactions, reads `BR_ONEWAY_SPAM_SUSPECT` instead of `BR_TRANSACTION_COMPLETE` once
+    /// a receiver finds it spamming.
+    pub(crate) fn enable_oneway_spam_detection(&self, enable: bool) {
+        self.oneway_spam_detection.store(enable, Relaxed);
+    }
+
+    /// Whether this process asked to hear of one-way spam it is suspected of.
+    pub(crate) fn detects_oneway_spam(&self) -> bool {
+        self.oneway_spam_detection.load(Relaxed)
     }
 
     /// `BC_FREE_BUFFER`: frees the delivered buffer at `addr`; anything else is skipped.

@@ -60,8 +60,10 @@ use crate::{
         BR_DEAD_REPLY,
         BR_FAILED_REPLY,
         BR_OK,
+        BR_ONEWAY_SPAM_SUSPECT,
         BR_REPLY,
         BR_TRANSACTION,
+        BR_TRANSACTION_COMPLETE,
         BR_TRANSACTION_SEC_CTX,
         TF_ONE_WAY, //
     },
@@ -146,6 +148,8 @@ pub(crate) struct Transaction {
     /// Where in the buffer the sender's security context is, for a node that asked for it
     /// (`BR_TRANSACTION_SEC_CTX`).
     secctx_offset: Option<u64>,
+    /// The receiver suspects the sender of one-way spam (see `Complete`).
+    oneway_spam_suspect: bool,
     is_reply: bool,
     /// The payload's range, until it is delivered.
     #[pin]
@@ -160,14 +164,23 @@ struct Delivery(Arc<Transaction>);
 /// A call's is queued, deferred, when the call is sent, and read together with the reply (or
 /// the failure) that ends the wait, as in the C driver. If the call cannot be sent after all
 /// it is withdrawn, and then delivers nothing.
+///
+/// A one-way transaction that made the receiver suspect its sender of spam reads
+/// `BR_ONEWAY_SPAM_SUSPECT` instead, if the sender enabled that report.
 pub(crate) struct Complete {
     withdrawn: Atomic<bool>,
+    code: u32,
 }
 
 impl Complete {
     fn new() -> Self {
+        Self::with_code(BR_TRANSACTION_COMPLETE)
+    }
+
+    fn with_code(code: u32) -> Self {
         Self {
             withdrawn: Atomic::new(false),
+            code,
         }
     }
 }
@@ -217,7 +230,14 @@ impl Thread {
         let t = Transaction::new(self, from_parent, process, to, Some(&node), tr, false)?;
         let item = Work::new_item(Delivery(t.clone())).map_err(Failure::failed)?;
         if oneway {
-            let complete = Work::new_item(Complete::new()).map_err(Failure::failed)?;
+            // C decides when the sender reads it, from the sender's setting; the sender is
+            // this process, so deciding now is the same.
+            let code = if t.oneway_spam_suspect && process.detects_oneway_spam() {
+                BR_ONEWAY_SPAM_SUSPECT
+            } else {
+                BR_TRANSACTION_COMPLETE
+            };
+            let complete = Work::new_item(Complete::with_code(code)).map_err(Failure::failed)?;
             // On failure, dropping `t` gives its buffer back.
             t.to.push_work(item, Recipient::Oneway(&node))
                 .map_err(|_| Failure::dead(ESRCH))?;
@@ -367,12 +387,12 @@ impl Transaction {
         let expected = (offsets_size / size_of::<u64>()).min(32) + 1;
         let held =
             KVec::with_capacity(expected, GFP_KERNEL).map_err(|_| Failure::failed(ENOMEM))?;
-        let (range, view) = to
-            .reserve_buffer(size, async_node)
-            .map_err(|err| match err {
-                e if e == ESRCH => Failure::dead(ESRCH),
-                e => Failure::failed(e),
-            })?;
+        let (range, view, oneway_spam_suspect) =
+            to.reserve_buffer(size, async_node)
+                .map_err(|err| match err {
+                    e if e == ESRCH => Failure::dead(ESRCH),
+                    e => Failure::failed(e),
+                })?;
         let mut translation = Translation {
             from: from_process,
             thread: sender,
@@ -416,6 +436,7 @@ impl Transaction {
                 data_size: tr.data_size,
                 offsets_size: tr.offsets_size,
                 secctx_offset,
+                oneway_spam_suspect,
                 is_reply,
                 buffer <- new_spinlock!(Some(range), "Transaction::buffer"),
             }),
@@ -542,7 +563,7 @@ impl Deliver for Complete {
         if self.withdrawn.load(Relaxed) {
             return Ok(Flow::Continue);
         }
-        out.put_code(crate::defs::BR_TRANSACTION_COMPLETE)?;
+        out.put_code(self.code)?;
         Ok(Flow::Continue)
     }
 }
