@@ -54,8 +54,14 @@ fi
 cat "$fmt"
 count "$fmt"
 
-# The installation paths, before the real build below: make install builds the module
-# without -Werror, and the build that boots must be the one with it.
+step "building rust_binder.ko (Clippy, then the real build; warnings are errors)"
+kmake_m "$top" clean >/dev/null
+kmake_m "$top" CLIPPY=1 modules || die "the Clippy build of rust_binder failed"
+kmake_m "$top" clean >/dev/null
+kmake_m "$top" modules || die "rust_binder did not build"
+
+# The installation paths, on the module just built (modinfo reads it). make install builds
+# without -Werror; the code is the same, and the -Werror build above has passed.
 step "modinfo, make install, install-compat and uninstall, staged (scripts/test-install.sh)"
 install_results=$runs/install-results
 bash "$here/test-install.sh" "$kernel" >"$install_results" 2>&1 ||
@@ -69,12 +75,6 @@ bash "$here/test-dkms.sh" "$kernel" >"$dkms_results" 2>&1 ||
     grep -q '^FAIL ' "$dkms_results" || echo "FAIL dkms_test: scripts/test-dkms.sh failed" >>"$dkms_results"
 cat "$dkms_results"
 count "$dkms_results"
-
-step "building rust_binder.ko (Clippy, then the real build; warnings are errors)"
-kmake_m "$top" clean >/dev/null
-kmake_m "$top" CLIPPY=1 modules || die "the Clippy build of rust_binder failed"
-kmake_m "$top" clean >/dev/null
-kmake_m "$top" modules || die "rust_binder did not build"
 
 step "building the leak self-test module"
 kmake_m "$top/tests/leak-selftest" modules >/dev/null || die "the leak self-test module did not build"
