@@ -379,7 +379,7 @@ impl Node {
             queue.waiting.push_back(item);
         } else {
             queue.busy = true;
-            inner.push_process_work(item);
+            inner.push_transaction(item);
         }
     }
 

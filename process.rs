@@ -94,7 +94,8 @@ fn death_key(death: &Arc<Work<Death>>) -> usize {
 
 /// Where queued work goes.
 pub(crate) enum Recipient<'a> {
-    /// Any looper thread of the process.
+    /// Any thread of the process that takes its work (a transaction goes straight to a
+    /// waiting one, if there is one).
     Process,
     /// One thread of the process.
     Thread(&'a Thread),
@@ -132,7 +133,7 @@ pub(crate) struct Process {
 pub(crate) struct ProcessInner {
     /// The threads that have called into the driver, by pid.
     threads: RBTree<Pid, Arc<Thread>>,
-    /// Work that any looper thread may take.
+    /// Work that any thread with no work of its own and no call to answer may take.
     todo: Todo,
     /// Set when the file is released: nothing is queued any more.
     is_dead: bool,
@@ -149,6 +150,9 @@ pub(crate) struct ProcessInner {
     requested_threads: u32,
     /// Threads that registered after being asked for.
     requested_threads_started: u32,
+    /// How many times a thread began to wait for process work (see
+    /// [`ProcessInner::next_wait_number`]).
+    waits: u64,
 }
 
 impl ProcessInner {
@@ -184,22 +188,53 @@ impl ProcessInner {
         self.wake_for_process_work();
     }
 
-    /// Wakes a thread for the process's work: one waiting in a read, which is then no
-    /// candidate for the next item (as the C driver takes it off its waiting list), or, if
-    /// none waits, every thread that polls and could take the work.
-    pub(crate) fn wake_for_process_work(&mut self) {
-        self.with_threads(|threads, inner| {
-            match threads
-                .values()
-                .find(|thread| thread.waits_for_process_work(inner))
-            {
-                Some(thread) => thread.pick_for_process_work(inner),
-                None => threads
-                    .values()
-                    .filter(|thread| thread.polls_for_process_work(inner))
-                    .for_each(|thread| thread.notify()),
+    /// Queues a transaction for the process, as the C driver does: straight on the todo list
+    /// of a thread waiting for process work (the one that began to wait last), which is then
+    /// no candidate for more; on the process's list, waking the pollers, if none waits.
+    pub(crate) fn push_transaction(&mut self, work: WorkItem) {
+        match self.with_threads(Self::pick_waiting) {
+            Some(thread) => {
+                thread.pick_for_process_work(self);
+                thread.push_work(self, work);
             }
+            None => self.push_process_work(work),
+        }
+    }
+
+    /// Wakes a thread for the process's work: one waiting in a read (the one that began to
+    /// wait last), which is then no candidate for the next item, as the C driver takes it off
+    /// its waiting list; or, if none waits, every thread that polls and could take the work.
+    pub(crate) fn wake_for_process_work(&mut self) {
+        self.with_threads(|threads, inner| match Self::pick_waiting(threads, inner) {
+            Some(thread) => {
+                thread.pick_for_process_work(inner);
+                thread.notify();
+            }
+            None => threads
+                .values()
+                .filter(|thread| thread.polls_for_process_work(inner))
+                .for_each(|thread| thread.notify()),
         });
+    }
+
+    /// The thread that began to wait for process work last, of those still waiting for it.
+    fn pick_waiting(threads: &RBTree<Pid, Arc<Thread>>, inner: &mut Self) -> Option<Arc<Thread>> {
+        let mut picked: Option<(u64, &Arc<Thread>)> = None;
+        for thread in threads.values() {
+            if let Some(since) = thread.waiting_since(inner) {
+                if picked.is_none_or(|(latest, _)| since > latest) {
+                    picked = Some((since, thread));
+                }
+            }
+        }
+        picked.map(|(_, thread)| thread.clone())
+    }
+
+    /// A number for a thread that begins to wait for process work: later waits get larger
+    /// numbers.
+    pub(crate) fn next_wait_number(&mut self) -> u64 {
+        self.waits = self.waits.wrapping_add(1);
+        self.waits
     }
 
     /// Runs `f` over the threads, with the rest of the state at hand.
@@ -275,6 +310,7 @@ impl Process {
                         max_threads: 0,
                         requested_threads: 0,
                         requested_threads_started: 0,
+                        waits: 0,
                     },
                     "Process::inner"
                 ),
@@ -377,6 +413,7 @@ impl Process {
         let mut inner = self.inner.lock();
         match recipient {
             _ if inner.is_dead => return Err(item),
+            Recipient::Process if item.item.is_transaction() => inner.push_transaction(item),
             Recipient::Process => inner.push_process_work(item),
             Recipient::Thread(thread) if thread.is_dead() => return Err(item),
             Recipient::Thread(thread) => thread.push_work(&mut inner, item),

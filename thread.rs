@@ -99,6 +99,9 @@ pub(crate) struct Thread {
     /// Deferred work (the refcount returns of objects the thread sent) waits in `todo`
     /// without it, for whatever wakes the thread next.
     todo_ready: LockedBy<bool, ProcessInner>,
+    /// When the thread last began to wait for process work; see
+    /// [`Thread::waiting_since`].
+    waiting_since: LockedBy<u64, ProcessInner>,
     /// The error return of the thread's last failed transaction, until it is read.
     return_error: Arc<Work<ReturnError>>,
     /// What `BINDER_GET_EXTENDED_ERROR` reports: the last failed transaction's details.
@@ -139,6 +142,7 @@ impl Thread {
                 need_return: Atomic::new(true),
                 todo: LockedBy::new(process.inner_lock(), Todo::new()),
                 todo_ready: LockedBy::new(process.inner_lock(), false),
+                waiting_since: LockedBy::new(process.inner_lock(), 0),
                 return_error,
                 extended_error: LockedBy::new(process.inner_lock(), no_extended_error()),
                 reply_error,
@@ -180,16 +184,24 @@ impl Thread {
     /// Whether the thread waits in a read for work of the process and was not picked for
     /// any since it began to wait (a candidate to wake).
     pub(crate) fn waits_for_process_work(&self, inner: &mut ProcessInner) -> bool {
-        self.looper_bits() & looper::AVAILABLE != 0 && self.takes_process_work(inner)
+        self.waiting_since(inner).is_some()
     }
 
-    /// Picks this waiting thread for process work just queued, and wakes it. It is no
-    /// candidate for more until it waits again.
+    /// For a thread that [waits for process work](Self::waits_for_process_work): when it
+    /// began to wait, as [`ProcessInner::next_wait_number`] counts.
+    pub(crate) fn waiting_since(&self, inner: &mut ProcessInner) -> Option<u64> {
+        if self.looper_bits() & looper::AVAILABLE == 0 || !self.takes_process_work(inner) {
+            return None;
+        }
+        Some(*self.waiting_since.access_mut(inner))
+    }
+
+    /// Picks this waiting thread for process work just queued: it is no candidate for more
+    /// until it waits again. The caller wakes it (or queues work for it, which does).
     ///
     /// The caller holds the process's `inner` lock, as `_locked` says.
     pub(crate) fn pick_for_process_work(&self, _locked: &ProcessInner) {
         self.set_looper_bits(looper::AVAILABLE, false);
-        self.notify();
     }
 
     /// Whether the thread polls and could take work of the process (a poller to wake).
@@ -541,6 +553,7 @@ impl Thread {
             );
         }
         let waiting = if process_work {
+            *self.waiting_since.access_mut(&mut guard) = guard.next_wait_number();
             looper::WAITING | looper::AVAILABLE
         } else {
             looper::WAITING
