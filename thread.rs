@@ -9,6 +9,7 @@
 
 use kernel::{
     fs::File,
+    list::ListArc,
     prelude::*,
     sync::{
         atomic::{
@@ -526,6 +527,9 @@ impl Thread {
                 let Some(work) = self.next_work(process, process_work) else {
                     break;
                 };
+                // Off the list before it delivers, so that whatever queues the item again
+                // meanwhile (a death's confirmation, a new error) is not refused.
+                let work = ListArc::into_arc(work);
                 if work.item.deliver(self, out)? == Flow::Return {
                     return Ok(());
                 }
@@ -619,8 +623,7 @@ struct ReturnError {
 
 impl Deliver for ReturnError {
     fn deliver(&self, _thread: &Thread, out: &mut Returns) -> Result<Flow> {
-        let code = self.code.load(Relaxed);
-        self.code.store(BR_OK, Relaxed);
+        let code = self.code.xchg(BR_OK, Relaxed);
         if code != BR_OK {
             out.put_code(code)?;
         }
