@@ -86,7 +86,8 @@ impl Thread {
                 if code == BC_REQUEST_DEATH_NOTIFICATION {
                     process.request_death(handle, cookie)
                 } else {
-                    process.clear_death(self, handle, cookie)
+                    process.clear_death(self, handle, cookie);
+                    Ok(())
                 }
             }
             BC_DEAD_BINDER_DONE => {

@@ -11,6 +11,7 @@
 
 use kernel::{
     prelude::*,
+    rbtree::RBTreeNodeReservation,
     sync::{
         new_spinlock,
         Arc,
@@ -54,14 +55,18 @@ pub(crate) struct Death {
     state: SpinLock<DeathState>,
 }
 
+/// The memory a withdrawn request takes in its holder's tree of withdrawn deaths, allocated
+/// with the request so that withdrawing it never allocates (nor fails, as in C).
+pub(crate) type WithdrawnSlot = RBTreeNodeReservation<usize, Arc<Work<Death>>>;
+
 /// What withdrawing a request leaves to do.
-#[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Cleared {
-    /// The node is alive: the confirmation is due now.
+    /// The node is alive, or its `BR_DEAD_BINDER` was answered: the confirmation is due now.
     ConfirmNow,
     /// The node died and its `BR_DEAD_BINDER` is queued or awaits `BC_DEAD_BINDER_DONE`: the
-    /// confirmation follows the done, and until then the process keeps the notification.
-    AfterDone,
+    /// confirmation follows the done, and until then the process keeps the notification, in
+    /// the slot given here.
+    AfterDone(Option<WithdrawnSlot>),
 }
 
 /// The progress of a [`Death`], guarded by [`Death::state`].
@@ -80,16 +85,22 @@ struct DeathState {
     awaiting_done: bool,
     /// The notification is on a todo list.
     queued: bool,
+    /// Its place among the holder's withdrawn deaths, until it is withdrawn.
+    withdrawn_slot: Option<WithdrawnSlot>,
 }
 
 impl Death {
     /// Creates a death notification for `holder` with `cookie`.
     pub(crate) fn new(holder: Arc<Process>, cookie: u64) -> Result<Arc<Work<Self>>> {
+        let state = DeathState {
+            withdrawn_slot: Some(RBTreeNodeReservation::new(GFP_KERNEL)?),
+            ..DeathState::default()
+        };
         Work::new_pinned(try_pin_init!(Self {
             _census: Counted::new(Kind::Death),
             holder,
             cookie,
-            state <- new_spinlock!(DeathState::default(), "Death::state"),
+            state <- new_spinlock!(state, "Death::state"),
         }))
     }
 
@@ -115,7 +126,7 @@ impl Death {
         let mut state = self.state.lock();
         state.cleared = true;
         if state.dead && (!state.dead_delivered || state.awaiting_done) {
-            Cleared::AfterDone
+            Cleared::AfterDone(state.withdrawn_slot.take())
         } else {
             Cleared::ConfirmNow
         }

@@ -468,35 +468,38 @@ impl Process {
     /// The request leaves the handle at once, so a new one may be made on it. It is confirmed
     /// now, or, if the node died and its `BR_DEAD_BINDER` is queued or unanswered, after
     /// `BC_DEAD_BINDER_DONE`; until then the process keeps it among its withdrawn deaths.
-    pub(crate) fn clear_death(&self, thread: &Thread, handle: u32, cookie: u64) -> Result {
-        let slot = RBTreeNodeReservation::new(GFP_KERNEL)?;
+    pub(crate) fn clear_death(&self, thread: &Thread, handle: u32, cookie: u64) {
         let mut inner = self.inner.lock();
         let Some(node_ref) = inner.refs.get_mut(handle) else {
             pr_debug!(
                 "clearing a death notification of invalid handle {}\n",
                 handle
             );
-            return Ok(());
+            return;
         };
         let Some(death) = node_ref.death.take_if(|death| death.item.cookie == cookie) else {
             pr_debug!("clearing a death notification that is not set\n");
-            return Ok(());
+            return;
         };
         let node = node_ref.node.clone();
         // Marked before it leaves the node's list: see `Node::add_death`.
-        let cleared = death.item.mark_cleared();
-        if cleared == Cleared::AfterDone {
-            let key = death_key(&death);
-            inner
-                .withdrawn_deaths
-                .insert(slot.into_node(key, death.clone()));
-        }
+        let confirm_now = match death.item.mark_cleared() {
+            Cleared::ConfirmNow => true,
+            Cleared::AfterDone(Some(slot)) => {
+                let key = death_key(&death);
+                inner
+                    .withdrawn_deaths
+                    .insert(slot.into_node(key, death.clone()));
+                false
+            }
+            // A request is withdrawn once, and only then leaves its slot: not reached.
+            Cleared::AfterDone(None) => false,
+        };
         drop(inner);
         node.remove_death(&death);
-        if cleared == Cleared::ConfirmNow {
+        if confirm_now {
             Death::confirm_clear(&death, self.recipient_for(thread));
         }
-        Ok(())
     }
 
     /// `BC_DEAD_BINDER_DONE`: the holder handled the `BR_DEAD_BINDER` with `cookie`. A
