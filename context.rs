@@ -104,6 +104,14 @@ impl Context {
         self.manager.lock().node.clone()
     }
 
+    /// Runs `f` on the context manager's node, if there is a manager, with the manager's
+    /// lock held: the node stays the manager (and so handle 0) until `f` returns. `f` may take
+    /// the locks that nest inside this one (see [`crate::process`]) and allocate.
+    pub(crate) fn with_manager_node<R>(&self, f: impl FnOnce(&NodeArc) -> R) -> Option<R> {
+        let manager = self.manager.lock();
+        manager.node.as_ref().map(f)
+    }
+
     /// Clears the context manager slot if `process` holds it; called when `process` goes away.
     ///
     /// The node is returned so that the caller drops it after this lock is released.

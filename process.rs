@@ -549,13 +549,17 @@ impl Process {
     /// is logged and skipped, as in the C driver.
     pub(crate) fn change_ref_from_user(&self, handle: u32, change: RefChange) -> Result {
         if change.increment && handle == MANAGER_HANDLE {
-            if let Some(manager) = self.context.manager_node() {
+            // Under the manager's lock, as in C: the node cannot stop being the manager
+            // between looking it up and making the handle, which would then not be 0.
+            let taken = self.context.with_manager_node(|manager| {
                 if manager.is_owned_by(self) {
                     pr_debug!("context manager tried to take a reference to itself\n");
                     return Err(EINVAL);
                 }
-                self.take_ref(&manager, change.strong, None)?;
-                return Ok(());
+                self.take_ref(manager, change.strong, None).map(drop)
+            });
+            if let Some(result) = taken {
+                return result;
             }
         }
         let mut inner = self.inner.lock();
