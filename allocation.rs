@@ -119,7 +119,7 @@ pub(crate) struct RangeView {
     size: usize,
 }
 
-/// Where a reserved range lies in its receive buffer. [`ReservedBuffer`] owns one.
+/// Where a reserved range lies in its receive buffer; a [`ReservedBuffer`] owns one.
 pub(crate) struct BufferRange {
     offset: usize,
     size: usize,

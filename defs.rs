@@ -134,6 +134,7 @@ const _: () = assert!(core::mem::size_of::<BinderVersion>() == 4);
 const _: () = assert!(core::mem::size_of::<FlatBinderObject>() == 4 + 4 + 8 + 8);
 const _: () = assert!(core::mem::size_of::<TransactionData>() == 8 + 8 + 4 * 4 + 8 * 4);
 const _: () = assert!(core::mem::size_of::<TransactionDataSg>() == 64 + 8);
+const _: () = assert!(core::mem::size_of::<TransactionDataSecctx>() == 64 + 8);
 const _: () = assert!(core::mem::size_of::<ExtendedError>() == 3 * 4);
 const _: () = assert!(core::mem::size_of::<NodeDebugInfo>() == 8 + 8 + 4 + 4);
 const _: () = assert!(core::mem::size_of::<NodeInfoForRef>() == 6 * 4);

@@ -8,8 +8,9 @@
 //!
 //! Lock order, outermost first: `Context::manager`, `Node::deaths`, `Process::inner`,
 //! `Death::state`. Two processes' `inner` locks are never held together: what concerns a
-//! node and a handle to it in another process is done in two steps (see [`crate::refs`]). The receive buffer's lock nests inside the owner's `mmap_lock` and is never
-//! held while any of the others, or a user copy, is taken (see [`ReceiveBuffer::reserve`]).
+//! node and a handle to it in another process is done in two steps (see [`crate::refs`]).
+//! The receive buffer's lock nests inside the owner's `mmap_lock` and is never held while any
+//! of the others, or a user copy, is taken (see [`ReceiveBuffer::reserve`]).
 
 use kernel::{
     cred::Credential,
@@ -372,8 +373,9 @@ impl Process {
         &self.cred
     }
 
-    /// Whether `other` was opened by the same thread group (the same pid, as the C driver
-    /// compares processes): it may be another open file of this process.
+    /// Whether `other` was opened by the same thread group (the same group leader, as the C
+    /// driver compares the pids it recorded at open): it may be another open file of this
+    /// process.
     pub(crate) fn same_task_group(&self, other: &Process) -> bool {
         *self.task == *other.task
     }

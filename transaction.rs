@@ -499,7 +499,9 @@ impl Deliver for Delivery {
     /// Writes `BR_TRANSACTION` (or `BR_REPLY`) for the reader. Only once the returns are
     /// written is the buffer handed over (and `BC_FREE_BUFFER` allowed on it) and a call put
     /// on the reader's stack; if they cannot be written, the transaction fails instead, as in
-    /// the C driver: a caller reads `BR_FAILED_REPLY`, and the buffer goes back.
+    /// the C driver: a caller reads `BR_FAILED_REPLY`. Unlike C, which keeps such a buffer
+    /// (and a one-way node's queue behind it) until the process closes the device, the
+    /// buffer goes back: a deliberate difference, in the README.
     fn deliver(&self, thread: &Thread, out: &mut Returns) -> Result<Flow> {
         let t = &self.0;
         let Some(range) = t.buffer.lock().take() else {

@@ -2,7 +2,7 @@
 
 //! Work: what a thread finds on a todo list and turns into `BR_*` returns when it reads.
 //!
-//! Every process has a todo list that any of its looper threads may take work from, and every
+//! Every process has a todo list that any of its idle threads may take work from, and every
 //! thread has one of its own. An item on either is a [`Work`] envelope around something that
 //! knows how to [`Deliver`] itself. Items are `ListArc`s, so putting one on a list needs no
 //! allocation, and an item that is queued again and again over its life (a death notification,
