@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The demo's calculator interface (`rb.demo.ICalculator`) on rsbinder, generated from
-//! `aidl/rb/demo/ICalculator.aidl`.
+//! The demo's calculator interface (`rb.demo.ICalculator`) on rsbinder, and the token its
+//! `takeToken` takes (`rb.demo.IToken`), generated from `aidl/rb/demo/`.
 
-rsbinder::include_aidl!("calculator", crate::rb::demo::ICalculator::*);
+rsbinder::include_aidl!("calculator");
+pub use crate::rb::demo::{ICalculator::*, IToken::*};
 
 /// The name the rsbinder calculator registers as unless told otherwise.
 pub const DEFAULT_NAME: &str = "rsb.calculator";

@@ -5,12 +5,12 @@
 //! Usage: rsb-calc-service [NAME]   (default rsb.calculator)
 //!
 //! Opens rsbinder's default device (/dev/binderfs/binder), registers with whatever service
-//! manager holds handle 0 and serves `add` on rsbinder's thread pool.
+//! manager holds handle 0 and serves `add` and `takeToken` on rsbinder's thread pool.
 
 use std::process::ExitCode;
 
-use rsb_interop::{BnCalculator, ICalculator, DEFAULT_NAME};
-use rsbinder::{hub, BinderResult, ExceptionCode, Interface, ProcessState, Status};
+use rsb_interop::{BnCalculator, ICalculator, IToken, DEFAULT_NAME};
+use rsbinder::{hub, BinderResult, ExceptionCode, Interface, ProcessState, Status, Strong};
 
 struct Calculator;
 
@@ -26,6 +26,20 @@ impl ICalculator for Calculator {
             std::process::id()
         );
         Ok(sum)
+    }
+
+    // Quietly: the stress client sends hundreds. The generated code drops the handle (and
+    // with it this process's reference on the client's object) once this returns.
+    fn takeToken(
+        &self,
+        token: &Strong<dyn IToken>,
+        tag: i32,
+        call_back: bool,
+    ) -> BinderResult<i32> {
+        if call_back && token.tag()? != tag {
+            return Err(Status::from(ExceptionCode::IllegalArgument));
+        }
+        Ok(tag)
     }
 }
 

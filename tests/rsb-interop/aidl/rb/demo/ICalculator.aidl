@@ -2,8 +2,17 @@
 //
 // The demo's calculator interface. rb-calculator and rb-calc-client (tests/demo) speak it by
 // hand with binder-client's parcels; the rsbinder programs here use code generated from it.
+// Only add is the demo's: takeToken (the second call code) is rsbinder's calculator's alone,
+// for the interop stress check (rsb-calc-client --stress).
 package rb.demo;
+
+import rb.demo.IToken;
 
 interface ICalculator {
     int add(int a, int b);
+
+    // Answers tag once the service holds token (a handle to the caller's object); with
+    // callBack, only if token.tag() answers tag too. The service lets the handle go when the
+    // call returns.
+    int takeToken(IToken token, int tag, boolean callBack);
 }
