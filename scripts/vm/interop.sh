@@ -6,11 +6,14 @@
 #
 #   with rsb_hub as the service manager: rsbinder's service registers and rsb_service lists
 #   it; rsbinder's client calls it; our rb-calculator registers and rsbinder's client calls
-#   it; our rb-calc-client calls rsbinder's service
+#   it; our rb-calc-client calls rsbinder's service; rsbinder's client, on its thread pool,
+#   sends new local objects to rsbinder's service in calls from several threads while another
+#   thread looks the service up and calls it (rsb-calc-client --stress)
 #
 #   with our rb-servicemanager: rsbinder's service registers, rsb_service lists it, and
 #   rsbinder's client and ours call it; rsbinder's blocking lookup, which registers for
-#   notifications, gets a service registered after it started waiting
+#   notifications, gets a service registered after it started waiting; the same stress as
+#   with rsb_hub
 #
 #   the demo's story (scripts/vm/demo.sh, in /bin as demo.sh)
 #
@@ -35,12 +38,14 @@ checks="
     interop_rsb_client_calls_our_service_via_rsb_hub
     interop_our_client_calls_rsb_service_via_rsb_hub
     interop_our_client_lists_rsb_hub
+    interop_rsb_object_stress_via_rsb_hub
     interop_our_servicemanager_serves
     interop_rsb_service_registers_with_our_servicemanager
     interop_rsb_service_list_on_our_servicemanager
     interop_rsb_client_via_our_servicemanager
     interop_our_client_calls_rsb_service
     interop_rsb_wait_for_service_on_our_servicemanager
+    interop_rsb_object_stress_via_our_servicemanager
     demo_story
 "
 # shellcheck disable=SC2086,SC2116 # on one line, the names between single spaces
@@ -164,6 +169,23 @@ waits_for_later_service() {
     done
 }
 
+# stresses NAME: rsbinder's client sends rsbinder's service (registered as NAME) new local
+# objects in synchronous calls from several threads, 100 each, while one more thread looks
+# NAME up and calls add (rsb-calc-client --stress): first one sender (two threads at once, as
+# when two of rsbinder's own integration tests run together), then three. The client fails
+# itself, naming what each thread waits for, when one got no answer for 60 s; the timeout is
+# a watchdog of its own, in case the client cannot even do that. Each run's summary (how many
+# calls, how long) is a "#" line.
+stresses() {
+    for senders in 1 3; do
+        timeout 300 rsb-calc-client --stress "$1" "$senders" 100 >"$logs/rsb-stress-$senders" 2>&1 ||
+            return 1
+        has "rsb-stress-$senders" "stress passed" || return 1
+        sed -n 's/^\[rsb-calc-client [0-9]*\] stress passed: \(.*\):$/#   \1/p' \
+            "$logs/rsb-stress-$senders"
+    done
+}
+
 # ---- rsb_hub as the service manager
 hub=interop_rsb_hub_serves
 rsb=interop_rsb_service_registers_with_rsb_hub
@@ -189,6 +211,9 @@ after $hub check interop_our_client_lists_rsb_hub "our listServices misses a ser
     sh -c "timeout 20 rb-calc-client --list >$logs/rb-list 2>&1 &&
         grep -qx manager $logs/rb-list && grep -qx calculator $logs/rb-list &&
         grep -qx rsb.calculator $logs/rb-list"
+after $rsb check interop_rsb_object_stress_via_rsb_hub \
+    "rsbinder's calls carrying new objects, on several threads, did not all finish" \
+    stresses rsb.calculator
 stop_all
 rm -f "$logs"/*
 
@@ -211,6 +236,9 @@ after $rsb check interop_our_client_calls_rsb_service "our add(4, 5) on rsbinder
     answers rb-client "reply 9$" rb-calc-client --name rsb.calculator 4 5
 after $rsb check interop_rsb_wait_for_service_on_our_servicemanager \
     "rsbinder's wait_for_interface never got rsb.later" waits_for_later_service
+after $rsb check interop_rsb_object_stress_via_our_servicemanager \
+    "rsbinder's calls carrying new objects, on several threads, did not all finish" \
+    stresses rsb.calculator
 stop_all
 rm -f "$logs"/*
 
