@@ -237,11 +237,15 @@ impl Thread {
             } else {
                 BR_TRANSACTION_COMPLETE
             };
-            let complete = Work::new_item(Complete::with_code(code)).map_err(Failure::failed)?;
-            // On failure, dropping `t` gives its buffer back.
-            t.to.push_work(item, Recipient::Oneway(&node))
-                .map_err(|_| Failure::dead(ESRCH))?;
-            let _ = process.push_work(complete, Recipient::Thread(self));
+            let complete = Work::new_arc(Complete::with_code(code)).map_err(Failure::failed)?;
+            let complete_item = Work::to_queue(&complete).ok_or(Failure::failed(EINVAL))?;
+            // Queued before the transaction, as in C (see `reply_to`); withdrawn if the
+            // transaction cannot be queued. On failure, dropping `t` gives its buffer back.
+            let _ = process.push_work(complete_item, Recipient::Thread(self));
+            if t.to.push_work(item, Recipient::Oneway(&node)).is_err() {
+                complete.withdrawn.store(true, Relaxed);
+                return Err(Failure::dead(ESRCH));
+            }
             return Ok(());
         }
         let complete = Work::new_arc(Complete::new()).map_err(Failure::failed)?;
@@ -294,12 +298,20 @@ impl Thread {
         let to = call.from_process.clone();
         let reply = Transaction::new(self, None, process, to, None, tr, true)?;
         let item = Work::new_item(Delivery(reply.clone())).map_err(Failure::failed)?;
-        let own_complete = Work::new_item(Complete::new()).map_err(Failure::failed)?;
-        // On failure, dropping `reply` gives its buffer back.
+        let own_complete = Work::new_arc(Complete::new()).map_err(Failure::failed)?;
+        let own_item = Work::to_queue(&own_complete).ok_or(Failure::failed(EINVAL))?;
+        // This thread's BR_TRANSACTION_COMPLETE is queued before the reply is delivered, as in
+        // C. The other way round, the caller could answer before it was queued (the caller is
+        // often this thread's caller in turn, waiting on a nested call), and this thread
+        // would read that answer before its BR_TRANSACTION_COMPLETE: userspace that waits for
+        // the complete of its reply (rsbinder, libbinder) drops a BR_REPLY that comes first,
+        // and its call then waits for ever. Withdrawn if the reply cannot be delivered; on
+        // failure, dropping `reply` gives its buffer back.
+        let _ = process.push_work(own_item, Recipient::Thread(self));
         if !caller.deliver_reply(&call.from_process, call, item) {
+            own_complete.withdrawn.store(true, Relaxed);
             return Err(Failure::dead(ESRCH));
         }
-        let _ = process.push_work(own_complete, Recipient::Thread(self));
         Ok(())
     }
 
