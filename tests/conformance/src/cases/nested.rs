@@ -9,7 +9,7 @@ use binder_client::{parse_returns, uapi, Commands, FlatObject, Payload, Return};
 
 use crate::{
     ensure,
-    harness::{Case, Env, Epoll, Outcome, Step},
+    harness::{notice, Case, Env, Epoll, Outcome, Step},
 };
 
 use super::peer::{spawn_manager, Peer};
@@ -18,6 +18,10 @@ pub const CASES: &[Case] = &[
     Case::new(
         "nested_call_arrives_on_the_waiting_thread",
         callback_on_waiting_thread,
+    ),
+    Case::new(
+        "nested_reply_complete_comes_before_the_answer",
+        reply_complete_before_the_answer,
     ),
     Case::new(
         "nested_second_call_while_waiting_eproto",
@@ -218,4 +222,59 @@ fn reply_at_todo_head(_: &Env) -> Outcome {
         "extended error {error:?}"
     );
     manager.kill()
+}
+
+/// A calls B with an object; B calls the object back (a nested call, which reaches A's
+/// waiting thread); A replies, writing only. B, once it has A's answer, answers A's call and
+/// says so; only then does A read. The BR_TRANSACTION_COMPLETE of A's reply comes before B's
+/// BR_REPLY, as in C, which queues the complete before it delivers a reply. Userspace that
+/// waits for the complete of the reply it sent (rsbinder, libbinder) drops a BR_REPLY that
+/// comes first, and its call then waits for ever: the hang behind issue 9's first finding.
+/// That hang needs B to answer while A's BC_REPLY is still in the driver, a window this case
+/// cannot hold open (it passed before the fix too); the interop checks
+/// `interop_rsb_object_stress_*` catch it. This case pins the order the window must not
+/// change.
+fn reply_complete_before_the_answer(_: &Env) -> Outcome {
+    let (answered, await_answer) = notice()?;
+    let manager = spawn_manager(move |m| {
+        let (call, _) = m.next_call()?;
+        let [callback] = m.objects(&call)?[..] else {
+            return Err("no callback object".into());
+        };
+        let answer =
+            m.call_for_reply(callback.handle_value(), 2, &Payload::new().bytes(b"who?"))?;
+        m.free(&answer)?;
+        m.reply_and_free(&call, &Payload::new().bytes(b"done"))?;
+        answered.notify()
+    })?;
+    let a = Peer::open()?;
+    let payload = Payload::new().object(FlatObject::binder(CALLBACK_PTR, CALLBACK_COOKIE));
+    a.send_call(0, 1, &payload)?;
+    let (callback, _) = a.next_call()?;
+    ensure!(
+        callback.target_ptr == CALLBACK_PTR,
+        "A's thread got {callback:?} where the callback was due"
+    );
+    // The reply alone, with no read in the same ioctl.
+    a.send(
+        Commands::new().transaction(true, 0, callback.code, 0, MAIN_THREAD),
+        "reply to the callback",
+    )?;
+    await_answer.wait()?;
+    let returns = a.pending()?;
+    let complete = returns
+        .iter()
+        .position(|ret| *ret == Return::TransactionComplete);
+    let reply = returns
+        .iter()
+        .position(|ret| matches!(ret, Return::Reply(_)));
+    ensure!(
+        matches!((complete, reply), (Some(c), Some(r)) if c < r),
+        "after B answered, A read {returns:?}: the complete of A's reply must come first"
+    );
+    if let Some(Return::Reply(txn)) = reply.and_then(|r| returns.get(r)) {
+        a.free(txn)?;
+    }
+    a.free(&callback)?;
+    manager.join()
 }
