@@ -51,7 +51,7 @@ build() {
     # A copy of the sources, so that the build for the bench tree never touches the repository's
     # rust_binder.ko, which `make check` loads into the debug kernel.
     mkdir -p "$module_dir"
-    rsync -a --delete --include='/*.rs' --include='/Kbuild' --exclude='*' "$top/" "$module_dir/src/"
+    rsync -a --delete --include='/*.rs' --include='/Kbuild' --include='/VERSION' --exclude='*' "$top/" "$module_dir/src/"
     kmake -C "$kernel" M="$module_dir/src" modules >"$module_dir/build.log" 2>&1 ||
         { tail -n 40 "$module_dir/build.log" >&2; die "rust_binder did not build for $kernel"; }
 
