@@ -33,3 +33,17 @@ install_rsbinder_tools() {
     nice -n 10 cargo install --locked --quiet --target "$MUSL_TARGET" --root "$RSBINDER_TOOLS" \
         rsbinder-tools --version "=$RSBINDER_TOOLS_VERSION"
 }
+
+# result NAME [WHY...]: prints one result line for the check scripts (scripts/test-*.sh),
+# "ok   NAME", or "FAIL NAME: WHY; ..." and then sets failed=1 for the script's exit status.
+result() {
+    local name=$1 why
+    shift
+    if [ $# -eq 0 ]; then
+        echo "ok   $name"
+    else
+        why=$(printf '%s; ' "$@")
+        echo "FAIL $name: ${why%; }"
+        failed=1
+    fi
+}

@@ -28,17 +28,6 @@ top=$(cd "$here/.." && pwd)
 kernel=${1:-$(kernel_out debug)}
 
 failed=0
-result() { # result NAME [WHY...]: ok when no WHY is given
-    local name=$1 why
-    shift
-    if [ $# -eq 0 ]; then
-        echo "ok   $name"
-    else
-        why=$(printf '%s; ' "$@")
-        echo "FAIL $name: ${why%; }"
-        failed=1
-    fi
-}
 
 if ! command -v dkms >/dev/null; then
     result dkms_build "dkms is not installed (Debian package dkms; scripts/setup.sh debug check installs it)"

@@ -31,17 +31,6 @@ top=$(cd "$here/.." && pwd)
 kernel=${1:-$(kernel_out debug)}
 
 failed=0
-result() { # result NAME [WHY...]: ok when no WHY is given
-    local name=$1 why
-    shift
-    if [ $# -eq 0 ]; then
-        echo "ok   $name"
-    else
-        why=$(printf '%s; ' "$@")
-        echo "FAIL $name: ${why%; }"
-        failed=1
-    fi
-}
 
 ko=$top/rust_binder.ko
 info() { modinfo -F "$1" "$ko" 2>/dev/null; }

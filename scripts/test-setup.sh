@@ -22,6 +22,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$here/lib.sh"
 setup=$here/setup.sh
 backports=bookworm-backports
 
@@ -29,17 +30,6 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 failed=0
-result() { # result NAME WHY...: ok when no WHY is given
-    local name=$1 why
-    shift
-    if [ $# -eq 0 ]; then
-        echo "ok   $name"
-    else
-        why=$(printf '%s; ' "$@")
-        echo "FAIL $name: ${why%; }"
-        failed=1
-    fi
-}
 
 # dry_run "VARIANT [check]": setup's dry run output; the tool check's verdict does not
 # matter here.
