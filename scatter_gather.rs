@@ -148,7 +148,7 @@ impl ScatterGather {
         offset: usize,
     ) -> Result {
         let mut object: BufferObject = read_object(view, offset)?;
-        let left = self.end - self.next;
+        let left = self.end.saturating_sub(self.next);
         let len = usize::try_from(object.0.length).map_err(|_| EINVAL)?;
         if len > left {
             return Err(EINVAL);
@@ -158,8 +158,9 @@ impl ScatterGather {
         let to = self.next;
         let from = object.0.buffer;
         object.0.buffer = self.address_of(to)?;
-        // Cannot overflow: `len <= end - next`, and both ends are multiples of 8.
-        self.next += len.next_multiple_of(8);
+        // `len <= end - next`, and both are multiples of 8 (`buffers_size` was checked), so
+        // this stays within the area.
+        self.next = self.next.saturating_add(len.next_multiple_of(8));
         if object.0.flags & BUFFER_FLAG_HAS_PARENT != 0 {
             self.fix_up_parent(view, index, &object)?;
         }
