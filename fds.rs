@@ -10,9 +10,9 @@
 //! never reads gains no fd, and no file is left behind.
 //!
 //! The fds of an array belong to the buffer: the driver closes them when the receiver frees it
-//! ([`close_array_fds`]). The close is finished on the receiver's way back to userspace (a task
-//! work, as in C), so that the file cannot be freed while the ioctl that closes it, or another
-//! `fdget` user in the same task, still looks at it.
+//! ([`close_array_fds`]). Their files are released on the receiver's way back to userspace (a
+//! task work, as in C), so that a file cannot be freed while the ioctl that closes it, or an
+//! `fdget` in the same task, still looks at it.
 
 use kernel::{
     bindings,
@@ -26,15 +26,7 @@ use kernel::{
         File,
     },
     prelude::*,
-    sync::{
-        aref::ARef,
-        atomic::{
-            Acquire,
-            Atomic,
-            Relaxed,
-            Release, //
-        },
-    },
+    sync::aref::ARef,
     task::Task,
 };
 
@@ -63,8 +55,8 @@ impl FileTransfer {
         to: &Credential,
     ) -> Result<Self> {
         let file = LocalFile::fget(fd).map_err(|_| EBADF)?;
-        // SAFETY: This runs in the sender's `BINDER_WRITE_READ` ioctl, which holds its binder
-        // file through `fdget`, never `fdget_pos`; so this thread has no `fdget_pos` active.
+        // SAFETY: The current syscall is an ioctl (the sender's `BINDER_WRITE_READ`), which
+        // uses `fdget`, not `fdget_pos`; so this thread has no `fdget_pos` active.
         let file = unsafe { LocalFile::assume_no_fdget_pos(file) };
         kernel::security::binder_transfer_file(from, to, &file).map_err(|_| EPERM)?;
         Ok(Self {
@@ -119,98 +111,26 @@ impl Reserved {
     }
 }
 
-/// How many deferred closes are queued and not yet run; the module waits for none to be left
-/// before it goes, since their callback is module code.
-static PENDING_CLOSES: Atomic<usize> = Atomic::new(0);
-
-/// A close of an fd array element, finished when the task returns to userspace.
-#[repr(C)]
-struct DeferredClose {
-    /// The task work; first, so that the callback finds the whole from its address.
-    work: bindings::callback_head,
-    /// The file, with the reference taken for the task work.
-    file: *mut bindings::file,
-}
-
 /// Closes `fds` in the current task, the owner of a buffer being freed: the fds of its fd
 /// arrays, which the driver installed when the buffer was read.
 ///
-/// Each fd leaves the task's table now, as with `close()`; the driver keeps the file until
-/// the task returns to userspace. As in C, an fd that is not open (userspace closed it
-/// already) is skipped, and so is one whose close cannot be set up for lack of memory.
+/// Each fd leaves the task's table at once, as with `close()`, but its file is released only
+/// when the task returns to userspace: the last `fput` from a user task hands the release to
+/// a task work. That is the guarantee of C's deferred close (which pins the file with a task
+/// work of its own): the ioctl that closes the fd, or an `fdget` in it, never sees the file
+/// freed under it. Unlike C's, the task work is the VFS's, not module code, so the module may
+/// go before it runs. As in C, an fd that is not open (userspace closed it already) is skipped.
 pub(crate) fn close_array_fds(fds: &[u32]) {
-    for &fd in fds {
-        close_deferred(fd);
-    }
-}
-
-fn close_deferred(fd: u32) {
-    let Ok(close) = KBox::new(
-        DeferredClose {
-            work: bindings::callback_head {
-                next: core::ptr::null_mut(),
-                func: Some(run_deferred_close),
-            },
-            file: core::ptr::null_mut(),
-        },
-        GFP_KERNEL,
-    ) else {
-        pr_debug!("no memory to close fd {}\n", fd);
-        return;
-    };
-    // SAFETY: Any number may be passed; it is looked up in the current task's table.
-    let file = unsafe { bindings::file_close_fd(fd) };
-    if file.is_null() {
-        return;
-    }
     let current = Task::current_raw();
-    // SAFETY: `file_close_fd` handed over the table's reference, so `file` is valid. One more
-    // reference is taken for the task work, and `filp_close` (flush, locks) uses up the
-    // table's. `current` is the running task, whose `files` was the table.
-    unsafe {
-        bindings::get_file(file);
-        bindings::filp_close(file, (*current).files.cast());
-    }
-    let close = KBox::into_raw(close);
-    // SAFETY: `close` came from `KBox::into_raw`, so it is valid and ours.
-    unsafe { (*close).file = file };
-    PENDING_CLOSES.fetch_add(1, Relaxed);
-    // SAFETY: `close` stays valid until `run_deferred_close` takes it back; its `work` has its
-    // callback set. `current` is the running task.
-    let queued = unsafe {
-        bindings::task_work_add(
-            current,
-            &raw mut (*close).work,
-            bindings::task_work_notify_mode_TWA_RESUME,
-        )
-    };
-    if queued != 0 {
-        // The task is exiting and runs no more task work: nothing can use the file in its
-        // name any more, so the reference goes now.
-        // SAFETY: The work was not queued, so nothing else has `close`.
-        unsafe { run_deferred_close(&raw mut (*close).work) };
-    }
-}
-
-/// The task work of a [`DeferredClose`]: drops the file and frees the close.
-///
-/// # Safety
-///
-/// `work` must be the `work` of a [`DeferredClose`] made by [`close_deferred`] and given up by
-/// it, run once.
-unsafe extern "C" fn run_deferred_close(work: *mut bindings::callback_head) {
-    // SAFETY: `work` is the first field of a `#[repr(C)]` `DeferredClose` that came from
-    // `KBox::into_raw`, and the caller gives it up.
-    let close = unsafe { KBox::from_raw(work.cast::<DeferredClose>()) };
-    // SAFETY: The close owns one reference on the file.
-    unsafe { bindings::fput(close.file) };
-    drop(close);
-    PENDING_CLOSES.fetch_sub(1, Release);
-}
-
-/// Waits until every deferred close has run, for the module's unload.
-pub(crate) fn wait_for_deferred_closes() {
-    while PENDING_CLOSES.load(Acquire) != 0 {
-        kernel::time::delay::fsleep(kernel::time::Delta::from_millis(1));
+    for &fd in fds {
+        // SAFETY: Any number may be passed; it is looked up in the current task's table.
+        let file = unsafe { bindings::file_close_fd(fd) };
+        if file.is_null() {
+            continue;
+        }
+        // SAFETY: `file_close_fd` handed over the table's reference, which `filp_close` uses
+        // up after flushing (locks, dnotify), as `close()` does. `current` is the running
+        // task, and its `files` the table the fd was in.
+        unsafe { bindings::filp_close(file, (*current).files.cast()) };
     }
 }

@@ -21,7 +21,7 @@
 //! - [`allocation`]: the receive buffer a process maps, where transactions are delivered.
 //! - [`objects`]: binder objects inside transactions, translated for the receiver.
 //! - [`scatter_gather`]: scatter-gather buffers and the fd arrays in them.
-//! - [`fds`]: file descriptors in transactions, and their deferred close.
+//! - [`fds`]: file descriptors in transactions, and closing the fds of fd arrays.
 //! - [`node`]: a binder object owned by a process (`binder_node`).
 //! - [`refs`]: a process's handles to other processes' nodes (`binder_ref`).
 //! - [`work`]: the todo lists threads read their work from.
@@ -117,7 +117,6 @@ impl Drop for RustBinderModule {
     fn drop(&mut self) {
         drop(self.devices.take());
         drop(self.releases.take());
-        fds::wait_for_deferred_closes();
         census::report_leaks();
     }
 }
