@@ -838,16 +838,20 @@ impl Process {
     /// `BC_FREE_BUFFER`: frees the delivered buffer at `addr`; anything else is skipped.
     ///
     /// The fds the buffer's fd arrays brought are closed, in the calling task, as in C.
-    pub(crate) fn free_buffer(&self, addr: u64) {
+    /// Returns whether there were any: their files are released only when the task returns to
+    /// userspace.
+    pub(crate) fn free_buffer(&self, addr: u64) -> bool {
         let Some(freed) = self.buffer.free_by_user(addr) else {
             pr_debug!("BC_FREE_BUFFER of unknown buffer {:#x}\n", addr);
-            return;
+            return false;
         };
         crate::fds::close_array_fds(&freed.array_fds);
+        let closed = !freed.array_fds.is_empty();
         if let Some(node) = &freed.async_node {
             self.oneway_done(node);
         }
         self.release_all_held(freed.held);
+        closed
     }
 
     /// The one-way transaction to `node`, one of this process's nodes, is finished with:
