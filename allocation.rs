@@ -292,8 +292,9 @@ impl ReceiveBuffer {
     /// the owner's address space. The caller fills the range in through the returned view.
     ///
     /// `async_node` is the target node of a one-way transaction, which may only use half the
-    /// area in all. With `clear_on_free`, the range is zeroed when it goes. Fails with `ESRCH` when the buffer is not (or no longer) mapped and with
-    /// `ENOSPC` when no free range is large enough (or the one-way half is full). The last
+    /// area in all. With `clear_on_free`, the range is zeroed when it goes. Fails with `ESRCH`
+    /// when the buffer is not (or no longer) mapped and with `ENOSPC` when no free range is
+    /// large enough (or the one-way half is full). The last
     /// part of the result says whether the sending thread group looks like a one-way spammer
     /// (see [`BufferState::spots_oneway_spam`]).
     ///
@@ -431,6 +432,10 @@ impl ReceiveBuffer {
     pub(crate) fn clear(&self) {
         let mut state = self.state.lock();
         let ranges = core::mem::take(&mut state.ranges);
+        // `TF_CLEAR_BUF` holds for buffers never freed too: their pages go back scrubbed.
+        for range in ranges.iter().filter(|range| range.clear_on_free) {
+            state.zero(range.offset, range.size);
+        }
         let pages = core::mem::take(&mut state.pages);
         state.free_async = 0;
         // A sender racing with the release now finds the buffer unmapped (BR_DEAD_REPLY).

@@ -79,7 +79,8 @@ pub(crate) struct FdSlots {
     pub(crate) count: usize,
 }
 
-/// The objects of a `PTR` object's buffer: where its copy lands and where it came from.
+/// A `PTR` object already placed, for the fd arrays inside its buffer: where the object is,
+/// and where the sender has the buffer.
 struct PlacedBuffer {
     /// The offset of the `PTR` object in the data.
     object: usize,
@@ -112,8 +113,9 @@ pub(crate) struct ScatterGather {
 
 impl ScatterGather {
     /// The state of a transaction whose buffer starts at `base` in the receiver's mapping,
-    /// with `data_size` bytes of data and `offsets_size` of offsets (their sizes checked),
-    /// followed by a scatter-gather area of `buffers_size` bytes.
+    /// with `data_size` bytes of data and `offsets_size` of offsets, followed by a
+    /// scatter-gather area of `buffers_size` bytes. Only sums that overflow fail here; the
+    /// caller checks the sizes' alignment before any object is placed.
     pub(crate) fn new(
         base: u64,
         data_size: usize,
