@@ -11,6 +11,7 @@ mod nested;
 mod objects;
 mod oneway;
 mod peer;
+mod priority;
 mod teardown;
 mod thread_pool;
 mod transaction_errors;
@@ -33,6 +34,7 @@ pub fn all() -> impl Iterator<Item = &'static Case> {
         oneway::CASES,
         objects::CASES,
         nested::CASES,
+        priority::CASES,
         concurrency::CASES,
         introspection::CASES,
         teardown::CASES,
