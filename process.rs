@@ -119,6 +119,8 @@ pub(crate) struct Process {
     cred: ARef<Credential>,
     /// `BINDER_ENABLE_ONEWAY_SPAM_DETECTION` is on.
     oneway_spam_detection: Atomic<bool>,
+    /// The opener's nice value: a thread waiting for the process's work goes back to it.
+    default_nice: i32,
     /// Threads, handles and settings; see [`ProcessInner`]. Threads wait for work under it.
     #[pin]
     inner: SpinLock<ProcessInner>,
@@ -300,6 +302,7 @@ impl Process {
                 mm,
                 cred,
                 oneway_spam_detection: Atomic::new(false),
+                default_nice: crate::priority::current_nice(),
                 inner <- new_spinlock!(
                     ProcessInner {
                         threads: RBTree::new(),
@@ -828,6 +831,11 @@ impl Process {
     /// a receiver finds it spamming.
     pub(crate) fn enable_oneway_spam_detection(&self, enable: bool) {
         self.oneway_spam_detection.store(enable, Relaxed);
+    }
+
+    /// The nice value of the task that opened the device, when it did.
+    pub(crate) fn default_nice(&self) -> i32 {
+        self.default_nice
     }
 
     /// Whether this process asked to hear of one-way spam it is suspected of.

@@ -26,6 +26,7 @@
 //! - [`refs`]: a process's handles to other processes' nodes (`binder_ref`).
 //! - [`work`]: the todo lists threads read their work from.
 //! - [`death`]: death notifications.
+//! - [`priority`]: priority inheritance (nice values) from callers to the threads serving them.
 //! - [`defs`]: the userspace ABI, from `include/uapi/linux/android/binder.h`.
 //! - [`release`]: the deferred teardown of closed processes.
 //! - [`census`]: counts of live objects, checked for leaks at unload.
@@ -42,6 +43,7 @@ mod fds;
 mod ioctl;
 mod node;
 mod objects;
+mod priority;
 mod process;
 mod refs;
 mod release;

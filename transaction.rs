@@ -78,6 +78,7 @@ use crate::{
         Held,
         Translation, //
     },
+    priority,
     process::{
         Process,
         ProcessInner,
@@ -150,6 +151,12 @@ pub(crate) struct Transaction {
     flags: u32,
     /// The sender's effective uid when it sent.
     sender_euid: Kuid,
+    /// The sender's nice value when it sent ([`crate::priority`]).
+    priority: i32,
+    /// The target node's minimum priority (0 for a reply).
+    min_priority: i32,
+    /// The reader's nice value before the call changed it, restored when it replies.
+    saved_priority: Atomic<i32>,
     data_size: u64,
     offsets_size: u64,
     /// Where in the buffer the sender's security context is, for a node that asked for it
@@ -303,6 +310,7 @@ impl Thread {
         id: u32,
     ) -> Result<(), Failure> {
         let call = self.pop_received(process).ok_or(Failure::failed(EPROTO))?;
+        priority::set_nice(call.saved_priority.load(Relaxed));
         if let Err(failure) = self.reply_to(process, &call, tr) {
             pr_debug!("reply {} failed: {}\n", id, failure.errno.to_errno());
             call.fail_caller(failure.code, Some((id, failure.errno)));
@@ -483,6 +491,9 @@ impl Transaction {
                 code: tr.code,
                 flags: tr.flags,
                 sender_euid: Kuid::current_euid(),
+                priority: priority::current_nice(),
+                min_priority: node.map_or(0, |node| node.min_priority()),
+                saved_priority: Atomic::new(0),
                 data_size: tr.data_size,
                 offsets_size: tr.offsets_size,
                 secctx_offset,
@@ -505,6 +516,19 @@ impl Transaction {
         // buffer's mutex.
         let payload = self.payload.lock().take();
         drop(payload);
+    }
+
+    /// Gives the reading thread (the current task) the priority this call or one-way
+    /// transaction carries, as C does; the reader's own is kept for the reply.
+    fn inherit_priority(&self) {
+        let own = priority::current_nice();
+        self.saved_priority.store(own, Relaxed);
+        let oneway = self.flags & TF_ONE_WAY != 0;
+        if !oneway && self.priority < self.min_priority {
+            priority::set_nice(self.priority);
+        } else if !oneway || own > self.min_priority {
+            priority::set_nice(self.min_priority);
+        }
     }
 
     /// Whether `thread` sent this transaction.
@@ -566,6 +590,9 @@ impl Deliver for Delivery {
         let Some(Undelivered { range, files, view }) = t.payload.lock().take() else {
             return Ok(Flow::Continue);
         };
+        if !t.is_reply {
+            t.inherit_priority();
+        }
         let fds = match &view {
             Some(view) => match Reserved::new(files, view) {
                 Ok(fds) => Some(fds),
