@@ -11,6 +11,7 @@ mod nested;
 mod objects;
 mod oneway;
 mod peer;
+mod security_ctx;
 mod teardown;
 mod thread_pool;
 mod transaction_errors;
@@ -32,6 +33,7 @@ pub fn all() -> impl Iterator<Item = &'static Case> {
         transactions::CASES,
         oneway::CASES,
         objects::CASES,
+        security_ctx::CASES,
         nested::CASES,
         concurrency::CASES,
         introspection::CASES,
