@@ -12,6 +12,7 @@ mod objects;
 mod oneway;
 mod peer;
 mod priority;
+mod security_ctx;
 mod teardown;
 mod thread_pool;
 mod transaction_errors;
@@ -33,6 +34,7 @@ pub fn all() -> impl Iterator<Item = &'static Case> {
         transactions::CASES,
         oneway::CASES,
         objects::CASES,
+        security_ctx::CASES,
         nested::CASES,
         priority::CASES,
         concurrency::CASES,

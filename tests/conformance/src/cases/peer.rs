@@ -12,7 +12,8 @@ use crate::{
 
 use super::context_mgr::become_manager;
 
-const MAP_SIZE: usize = 1 << 20;
+/// The size of the receive buffer a [`Peer`] maps.
+pub const MAP_SIZE: usize = 1 << 20;
 
 /// One open, mapped binder device.
 ///
