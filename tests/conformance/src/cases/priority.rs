@@ -121,43 +121,43 @@ fn call_twice(caller_nice: i32) -> Outcome<Seen> {
     })
 }
 
-/// A caller at nice -5 calls a node with minimum 0, served by a thread at nice 0: the thread
-/// serves at -5, and is back at 0 once it replied.
-fn call_runs_at_caller_nice(_: &Env) -> Outcome {
-    let manager = nice_reporting_manager(0, 0, 0, 2)?;
-    let seen = call_twice(-5)?;
+/// Runs two calls from a caller at `caller_nice` to a manager opened at `open_nice` whose
+/// thread sets itself to `own_nice` and whose node has `flags`; checks the serving thread's
+/// nice while serving (`during`) and after its reply (`after_reply`).
+fn expect_served_at(
+    (open_nice, own_nice, flags): (i32, i32, u32),
+    caller_nice: i32,
+    during: i32,
+    after_reply: i32,
+) -> Outcome {
+    let manager = nice_reporting_manager(open_nice, own_nice, flags, 2)?;
+    let seen = call_twice(caller_nice)?;
     manager.join()?;
     ensure!(
-        seen.during == -5,
-        "the serving thread ran at nice {}, the caller's is -5",
+        seen.during == during,
+        "the serving thread ran at nice {}, not {during} (caller at {caller_nice}, node \
+         minimum {flags}, thread at {own_nice}, process opened at {open_nice})",
         seen.during
     );
     ensure!(
-        seen.after_reply == 0,
-        "after its reply the serving thread was at nice {}, before the call 0",
+        seen.after_reply == after_reply,
+        "after its reply the serving thread was at nice {}, not {after_reply}",
         seen.after_reply
     );
     Ok(())
+}
+
+/// A caller at nice -5 calls a node with minimum 0, served by a thread at nice 0: the thread
+/// serves at -5, and is back at 0 once it replied.
+fn call_runs_at_caller_nice(_: &Env) -> Outcome {
+    expect_served_at((0, 0, 0), -5, -5, 0)
 }
 
 /// A caller at nice 10 calls a node with minimum 3: the serving thread, at 0 before, serves
 /// at the minimum, 3 (worse than its own: C applies the minimum to every call the caller does
 /// not beat).
 fn call_runs_at_node_minimum(_: &Env) -> Outcome {
-    let manager = nice_reporting_manager(0, 0, 3, 2)?;
-    let seen = call_twice(10)?;
-    manager.join()?;
-    ensure!(
-        seen.during == 3,
-        "the serving thread ran at nice {}, the node's minimum is 3 (caller 10)",
-        seen.during
-    );
-    ensure!(
-        seen.after_reply == 0,
-        "after its reply the serving thread was at nice {}, before the call 0",
-        seen.after_reply
-    );
-    Ok(())
+    expect_served_at((0, 0, 3), 10, 3, 0)
 }
 
 /// One-way transactions from a caller at nice -10 to a node with minimum 5: a reader opened at
@@ -196,19 +196,5 @@ fn oneway_lifts_to_minimum(_: &Env) -> Outcome {
 /// process's work puts it back to 4, so after replying to a call (from a caller at 15, to a
 /// node whose minimum, 0x7f, no nice reaches: it serves at 15) it returns to 4, not 12.
 fn waiting_restores_open_nice(_: &Env) -> Outcome {
-    let manager = nice_reporting_manager(4, 12, 0x7f, 2)?;
-    let seen = call_twice(15)?;
-    manager.join()?;
-    ensure!(
-        seen.during == 15,
-        "the serving thread ran at nice {}, the caller's is 15",
-        seen.during
-    );
-    ensure!(
-        seen.after_reply == 4,
-        "after its reply the serving thread was at nice {}; it waited for process work, \
-         which restores the nice its process opened the device with (4)",
-        seen.after_reply
-    );
-    Ok(())
+    expect_served_at((4, 12, 0x7f), 15, 15, 4)
 }
