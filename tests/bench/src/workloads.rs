@@ -244,7 +244,7 @@ fn oneway(
 /// Synchronous calls carrying [`OBJECTS`] binder objects (local binders of the client), each
 /// translated into a handle for the server, and released again when it frees the buffer.
 fn objects((iterations, warmup): (usize, usize)) -> Outcome<Figures> {
-    let Payload { data, offsets } = (1..=OBJECTS as u64).fold(Payload::new(), |payload, i| {
+    let Payload { data, offsets, .. } = (1..=OBJECTS as u64).fold(Payload::new(), |payload, i| {
         payload.object(FlatObject::binder(i << 12, i))
     });
     Clients {

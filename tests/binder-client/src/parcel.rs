@@ -12,7 +12,8 @@
 //! | `i32`, `u32`, `bool` | 4 bytes (`bool` as 0 or 1) |
 //! | string | `String16`: length in UTF-16 units (`-1` for null), the units, a NUL unit, padding |
 //! | string list | count (`-1` for null), then each string |
-//! | binder | a 24-byte `flat_binder_object` (listed in the offsets unless null), then a 4-byte stability level |
+//! | binder | a 24-byte `flat_binder_object` (listed in the offsets unless null; a local binder accepts fds), then a 4-byte stability level |
+//! | file descriptor | a 24-byte `BINDER_TYPE_FD` object (listed in the offsets), the fd in the handle field, the cookie 1 if the receiver owns it |
 //! | interface token | strict-mode policy, work-source uid, the `"SYST"` header, the descriptor string |
 //! | AIDL reply status | exception code (0: none); otherwise a message string and a 0 stack trace size |
 
@@ -171,7 +172,12 @@ impl Parcel {
         if object != Object::Null {
             self.offsets.push(self.data.len() as u64);
         }
-        self.write_u32(type_).write_u32(0);
+        // As libbinder does, a process's own binder accepts fds in calls to it.
+        let flags = match object {
+            Object::Binder { .. } => uapi::FLAT_BINDER_FLAG_ACCEPTS_FDS,
+            _ => 0,
+        };
+        self.write_u32(type_).write_u32(flags);
         self.data.extend_from_slice(&value.to_le_bytes());
         self.data.extend_from_slice(&cookie.to_le_bytes());
         let stability = if object == Object::Null {
@@ -180,6 +186,19 @@ impl Parcel {
             STABILITY_SYSTEM
         };
         self.write_i32(stability)
+    }
+
+    /// Appends a file descriptor: the driver carries the open file to the receiver, which
+    /// gets its own fd for it. `take_ownership` sets the cookie to 1, as libbinder does for an
+    /// fd the receiver is to close.
+    pub fn write_fd(&mut self, fd: i32, take_ownership: bool) -> &mut Self {
+        self.offsets.push(self.data.len() as u64);
+        self.write_u32(uapi::BINDER_TYPE_FD).write_u32(0);
+        self.data
+            .extend_from_slice(&u64::from(fd as u32).to_le_bytes());
+        self.data
+            .extend_from_slice(&u64::from(take_ownership).to_le_bytes());
+        self
     }
 
     /// Appends a non-null structured parcelable (or union) as AIDL does: the "present" flag 1,
@@ -407,6 +426,27 @@ impl<'a> ParcelReader<'a> {
         }
     }
 
+    /// Reads a file descriptor: the receiver's fd number, which the receiver now owns (the
+    /// driver installed it, close-on-exec, when the transaction was read).
+    pub fn read_fd(&mut self) -> Result<i32, ParcelError> {
+        let at = self.pos as u64;
+        let type_ = self.read_u32()?;
+        let _flags = self.read_u32()?;
+        let value = u64::from_le_bytes(self.take_array("fd object")?);
+        let _cookie = u64::from_le_bytes(self.take_array("fd object")?);
+        if type_ != uapi::BINDER_TYPE_FD {
+            return Err(ParcelError::Invalid(format!(
+                "an object of type {type_:#x} where an fd belongs"
+            )));
+        }
+        if !self.offsets.contains(&at) {
+            return Err(ParcelError::Invalid(format!(
+                "an fd object at byte {at} that the offsets do not list"
+            )));
+        }
+        Ok(value as u32 as i32)
+    }
+
     /// Reads an AIDL reply's status: `Ok` when the results follow, the exception otherwise.
     pub fn read_status(&mut self) -> Result<(), ParcelError> {
         let mut code = self.read_i32()?;
@@ -592,5 +632,19 @@ mod tests {
         assert_eq!(INTERFACE_TRANSACTION, 0x5f4e_5446);
         assert_eq!(PING_TRANSACTION, 0x5f50_4e47);
         assert_eq!(UNKNOWN_TRANSACTION, -74);
+    }
+
+    #[test]
+    fn fds_are_listed_fd_objects() {
+        let mut p = Parcel::new();
+        p.write_i32(1).write_fd(9, true);
+        assert_eq!(p.offsets(), &[4]);
+        assert_eq!(&p.data()[4..8], &uapi::BINDER_TYPE_FD.to_le_bytes());
+        let mut r = ParcelReader::new(p.data(), p.offsets());
+        assert_eq!(r.read_i32(), Ok(1));
+        assert_eq!(r.read_fd(), Ok(9));
+        let mut r = ParcelReader::new(p.data(), &[]);
+        r.read_i32().unwrap();
+        assert!(r.read_fd().is_err(), "an fd the offsets do not list");
     }
 }
