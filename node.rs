@@ -403,6 +403,12 @@ impl Node {
         self.flags & FLAT_BINDER_FLAG_TXN_SECURITY_CTX != 0
     }
 
+    /// Whether transactions to the node may carry file descriptors
+    /// (`FLAT_BINDER_FLAG_ACCEPTS_FDS`).
+    pub(crate) fn accepts_fds(&self) -> bool {
+        self.flags & FLAT_BINDER_FLAG_ACCEPTS_FDS != 0
+    }
+
     /// The owning process.
     pub(crate) fn owner(&self) -> &Arc<Process> {
         &self.owner

@@ -816,9 +816,10 @@ impl Process {
         self: &Arc<Self>,
         size: usize,
         async_node: Option<NodeArc>,
+        clear_on_free: bool,
     ) -> Result<(ReservedBuffer, RangeView, bool)> {
         let mm = self.mm.as_deref().ok_or(ESRCH)?;
-        let (range, view, spam) = self.buffer.reserve(mm, size, async_node)?;
+        let (range, view, spam) = self.buffer.reserve(mm, size, async_node, clear_on_free)?;
         Ok((ReservedBuffer::new(self.clone(), range), view, spam))
     }
 
@@ -835,11 +836,14 @@ impl Process {
     }
 
     /// `BC_FREE_BUFFER`: frees the delivered buffer at `addr`; anything else is skipped.
+    ///
+    /// The fds the buffer's fd arrays brought are closed, in the calling task, as in C.
     pub(crate) fn free_buffer(&self, addr: u64) {
         let Some(freed) = self.buffer.free_by_user(addr) else {
             pr_debug!("BC_FREE_BUFFER of unknown buffer {:#x}\n", addr);
             return;
         };
+        crate::fds::close_array_fds(&freed.array_fds);
         if let Some(node) = &freed.async_node {
             self.oneway_done(node);
         }

@@ -20,6 +20,8 @@
 //! - [`transaction`]: `BC_TRANSACTION` and `BC_REPLY`.
 //! - [`allocation`]: the receive buffer a process maps, where transactions are delivered.
 //! - [`objects`]: binder objects inside transactions, translated for the receiver.
+//! - [`scatter_gather`]: scatter-gather buffers and the fd arrays in them.
+//! - [`fds`]: file descriptors in transactions, and their deferred close.
 //! - [`node`]: a binder object owned by a process (`binder_node`).
 //! - [`refs`]: a process's handles to other processes' nodes (`binder_ref`).
 //! - [`work`]: the todo lists threads read their work from.
@@ -36,12 +38,14 @@ mod death;
 mod defs;
 mod device;
 mod devices_param;
+mod fds;
 mod ioctl;
 mod node;
 mod objects;
 mod process;
 mod refs;
 mod release;
+mod scatter_gather;
 mod thread;
 mod transaction;
 mod work;
@@ -113,6 +117,7 @@ impl Drop for RustBinderModule {
     fn drop(&mut self) {
         drop(self.devices.take());
         drop(self.releases.take());
+        fds::wait_for_deferred_closes();
         census::report_leaks();
     }
 }
