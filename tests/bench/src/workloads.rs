@@ -331,9 +331,13 @@ fn one_fd((iterations, warmup): (usize, usize)) -> Outcome<Figures> {
 /// The payload of the scatter-gather workload: [`SG_LEVELS`] buffers of [`SG_BUFFER`] bytes,
 /// each after the first pointed to from the one before at [`SG_CHILD_SLOT`], as a HIDL
 /// structure holding a string holding its characters would be.
+///
+/// The objects follow an 8-byte header, as they follow the interface token in a HIDL call:
+/// the C driver takes a parent object at data offset 0 for "no parent" and refuses its child.
 fn sg_chain_payload() -> Payload {
     let bytes = [0x5a; SG_BUFFER];
-    (1..SG_LEVELS).fold(Payload::new().buffer(&bytes), |payload, level| {
+    let first = Payload::new().bytes(&[0; 8]).buffer(&bytes);
+    (1..SG_LEVELS).fold(first, |payload, level| {
         payload.child_buffer(&bytes, level - 1, SG_CHILD_SLOT)
     })
 }
@@ -448,6 +452,7 @@ mod tests {
             .map(|&at| BinderObject::from_bytes(&payload.data[at as usize..]).unwrap())
             .collect();
         assert_eq!(objects.len(), SG_LEVELS);
+        assert_ne!(payload.offsets[0], 0, "the C driver's parent at offset 0");
         for (i, object) in objects.iter().enumerate() {
             let BinderObject::Buffer(buffer) = object else {
                 panic!("object {i} is {object:?}");
