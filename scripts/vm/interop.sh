@@ -236,7 +236,7 @@ after $ours check interop_rsb_service_dumps_our_service_via_rsb_hub \
 # which reads it and answers in a new memfd of its own, which the client reads.
 after $ours check interop_rsb_client_our_service_fds_both_ways_via_rsb_hub \
     "rsbinder's pipe to our sumFile did not come back as a memfd saying 6" \
-    answers rsb-sum-ours "answered /memfd:sum.*: 1 + 2 + 3 = 6$" \
+    answers rsb-sum-ours "answered .*/memfd:sum.*: 1 + 2 + 3 = 6$" \
     rsb-calc-client --sum --pipe calculator 1 2 3
 after $rsb check interop_our_client_rsb_service_fds_both_ways_via_rsb_hub \
     "our memfd to rsbinder's sumFile did not come back as a memfd saying 15" \
@@ -268,7 +268,7 @@ after $rsb check interop_our_client_calls_rsb_service "our add(4, 5) on rsbinder
 start rb-calculator rb-calculator --name calculator
 after $sm check interop_rsb_client_our_service_fds_both_ways \
     "rsbinder's memfd to our sumFile did not come back as a memfd saying 24" \
-    answers rsb-sum-ours "answered /memfd:sum.*: 7 + 8 + 9 = 24$" \
+    answers rsb-sum-ours "answered .*/memfd:sum.*: 7 + 8 + 9 = 24$" \
     rsb-calc-client --sum calculator 7 8 9
 after $rsb check interop_our_client_rsb_service_fds_both_ways \
     "our pipe to rsbinder's sumFile did not come back as a memfd saying 60" \

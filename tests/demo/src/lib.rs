@@ -136,11 +136,22 @@ pub fn pipe() -> io::Result<(File, File)> {
     Ok(unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) })
 }
 
-/// What `fd` of this process is, as /proc tells: `/memfd:numbers (deleted)`, `pipe:[1234]`.
+/// `fd` of this process and what it is, as /proc tells, with the inode, which names the file
+/// across processes: `fd 4 (/memfd:numbers, inode 17)`, `fd 5 (pipe:[1234])`.
 pub fn describe_fd(fd: i32) -> String {
-    std::fs::read_link(format!("/proc/self/fd/{fd}"))
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|e| format!("fd {fd}: {e}"))
+    use std::os::unix::fs::MetadataExt;
+    let link = format!("/proc/self/fd/{fd}");
+    let what = match std::fs::read_link(&link) {
+        Ok(target) => target.display().to_string(),
+        Err(e) => return format!("fd {fd} ({e})"),
+    };
+    // Every memfd is "(deleted)": it never had a name in a directory.
+    let what = what.strip_suffix(" (deleted)").unwrap_or(&what);
+    match std::fs::metadata(&link) {
+        // A pipe's link names its inode already.
+        Ok(meta) if !what.contains('[') => format!("fd {fd} ({what}, inode {})", meta.ino()),
+        _ => format!("fd {fd} ({what})"),
+    }
 }
 
 /// Takes an fd the driver installed in this process for a delivered transaction (an `FD`
@@ -410,6 +421,21 @@ mod tests {
         }
         assert_eq!(r.read_object(), Ok(Object::Handle(4)));
         assert_eq!(r.read_bool(), Ok(false));
+    }
+
+    #[test]
+    fn fds_are_described_by_what_they_are() {
+        use std::os::fd::AsRawFd;
+        let file = memfd(c"numbers").unwrap();
+        let fd = file.as_raw_fd();
+        let said = describe_fd(fd);
+        assert!(
+            said.starts_with(&format!("fd {fd} (/memfd:numbers, inode ")),
+            "{said}"
+        );
+        let (read, _write) = pipe().unwrap();
+        let said = describe_fd(read.as_raw_fd());
+        assert!(said.contains(" (pipe:["), "{said}");
     }
 
     #[test]

@@ -24,11 +24,22 @@ pub fn memfd(name: &CStr) -> io::Result<File> {
     Ok(unsafe { File::from_raw_fd(fd) })
 }
 
-/// What `fd` of this process is, as /proc tells: `/memfd:numbers (deleted)`, `pipe:[1234]`.
+/// `fd` of this process and what it is, as /proc tells, with the inode, which names the file
+/// across processes: `fd 4 (/memfd:numbers, inode 17)`, `fd 5 (pipe:[1234])`.
 pub fn describe_fd(fd: i32) -> String {
-    std::fs::read_link(format!("/proc/self/fd/{fd}"))
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|e| format!("fd {fd}: {e}"))
+    use std::os::unix::fs::MetadataExt;
+    let link = format!("/proc/self/fd/{fd}");
+    let what = match std::fs::read_link(&link) {
+        Ok(target) => target.display().to_string(),
+        Err(e) => return format!("fd {fd} ({e})"),
+    };
+    // Every memfd is "(deleted)": it never had a name in a directory.
+    let what = what.strip_suffix(" (deleted)").unwrap_or(&what);
+    match std::fs::metadata(&link) {
+        // A pipe's link names its inode already.
+        Ok(meta) if !what.contains('[') => format!("fd {fd} ({what}, inode {})", meta.ino()),
+        _ => format!("fd {fd} ({what})"),
+    }
 }
 
 /// The answer `sumFile` writes for `text` (whitespace-separated integers): "1 + 2 + 3 = 6",

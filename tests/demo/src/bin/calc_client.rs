@@ -108,19 +108,14 @@ fn sum_file(process: &Process, args: &Args) -> Result<(), String> {
         .map_err(|e| format!("checkService({name:?}): {e}"))?
         .ok_or_else(|| format!("no service {name:?} registered within {PATIENCE:?}"))?;
     say!(
-        "sumFile (code {}) to handle {handle}: sending fd {}, {} ({} bytes: \"{text}\")",
+        "sumFile (code {}) to handle {handle}: sending {}, {} bytes: \"{text}\"",
         calc::SUM_FILE,
-        numbers.as_raw_fd(),
         describe_fd(numbers.as_raw_fd()),
         text.len()
     );
     let mut answer =
         calc::sum_file(process, handle, numbers).map_err(|e| format!("sumFile: {e}"))?;
-    let what = format!(
-        "fd {}, {}",
-        answer.as_raw_fd(),
-        describe_fd(answer.as_raw_fd())
-    );
+    let what = describe_fd(answer.as_raw_fd());
     let mut said = String::new();
     answer
         .read_to_string(&mut said)

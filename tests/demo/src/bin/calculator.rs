@@ -102,16 +102,12 @@ impl Calculator {
             .and_then(|()| sum.rewind())
             .map_err(io_failure("writing the answer"))?;
         say!(
-            "sumFile for pid {} (code {}): read {} bytes from fd {fd}, {what}: {answer}",
+            "sumFile for pid {} (code {}): read {} bytes from {what}: {answer}",
             call.sender_pid(),
             call.code(),
             text.len()
         );
-        say!(
-            "sumFile: answering with {} (fd {})",
-            describe_fd(sum.as_raw_fd()),
-            sum.as_raw_fd()
-        );
+        say!("sumFile: answering with {}", describe_fd(sum.as_raw_fd()));
         reply.write_ok_status().write_parcel_fd(sum.into());
         self.calls.fetch_add(1, Ordering::Relaxed);
         Ok(reply)
@@ -139,7 +135,7 @@ impl Calculator {
         )
         .map_err(io_failure("writing the dump"))?;
         say!(
-            "dump for pid {} (code {:#x}): wrote into fd {fd}, {what}",
+            "dump for pid {} (code {:#x}): wrote into {what}",
             call.sender_pid(),
             call.code()
         );

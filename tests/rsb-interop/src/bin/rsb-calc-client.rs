@@ -103,10 +103,9 @@ fn sum_file(name: &str, pipe: bool, numbers: &[String]) -> Result<String, String
         .read_to_string(&mut reply)
         .map_err(|e| format!("reading the answer: {e}"))?;
     Ok(format!(
-        "sumFile({sent}, {} bytes) answered {} (fd {}): {}",
+        "sumFile({sent}, {} bytes) answered {}: {}",
         text.len(),
         describe_fd(answer.as_raw_fd()),
-        answer.as_raw_fd(),
         reply.trim_end()
     ))
 }

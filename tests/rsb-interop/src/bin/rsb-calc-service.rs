@@ -68,12 +68,10 @@ impl ICalculator for Calculator {
             .and_then(|()| file.rewind())
             .map_err(|e| failed("writing the answer", &e))?;
         println!(
-            "[rsb-calc-service {}] sumFile: read {} bytes from {} (fd {}): {answer}; \
-             answered in {}",
+            "[rsb-calc-service {}] sumFile: read {} bytes from {}: {answer}; answering with {}",
             std::process::id(),
             text.len(),
             describe_fd(numbers.as_raw_fd()),
-            numbers.as_raw_fd(),
             describe_fd(file.as_raw_fd())
         );
         Ok(ParcelFileDescriptor::from(file))
