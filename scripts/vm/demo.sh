@@ -7,7 +7,9 @@
 #   2. rb-calculator registers "calculator" with it and serves on a thread pool
 #   3. rb-calc-client lists the services, looks "calculator" up, calls add(2, 3), asks for a
 #      death notification
-#   4. the calculator is killed; the client and the service manager hear of its death
+#   4. another rb-calc-client sends the calculator a file, a memfd of numbers (sumFile); the
+#      calculator reads it and answers with a memfd of its own, which the client reads
+#   5. the calculator is killed; the client and the service manager hear of its death
 #
 # Each program writes its own log; after each step the script shows what the programs said,
 # so the story reads in order. Ends with one result line, "ok demo_story" or
@@ -24,7 +26,7 @@ pids=
 
 # show: prints the lines each program wrote since the last show.
 show() {
-    for f in sm calc client list; do
+    for f in sm calc client file list; do
         [ -f "$logs/$f" ] || continue
         n=$(cat "$logs/$f.shown" 2>/dev/null || echo 0)
         total=$(wc -l <"$logs/$f")
@@ -97,14 +99,19 @@ pids="$pids $client"
 wait_for "$logs/client" "waiting" || finish FAIL "the client did not get to wait for the death"
 grep -q "reply 5$" "$logs/client" || finish FAIL "add(2, 3) did not answer 5"
 
-step "5. the calculator (pid $calc) is killed"
+step "5. a second client sends the calculator a file to add up, a memfd (sumFile, code 3); the answer comes back in a memfd"
+timeout 30 rb-calc-client --name calculator --sum 1 2 3 4 5 6 7 8 9 10 >"$logs/file" 2>&1
+grep -q '/memfd:sum.*says "1 + 2 + 3 + 4 + 5 + 6 + 7 + 8 + 9 + 10 = 55"$' "$logs/file" ||
+    finish FAIL "sumFile did not answer 55 in a memfd of the calculator's"
+
+step "6. the calculator (pid $calc) is killed"
 kill -9 "$calc"
 wait_for "$logs/client" "died" || finish FAIL "the client heard of no death"
 wait_exit "$client" || finish FAIL "the client did not exit"
 wait "$client" || finish FAIL "the client failed"
 wait_for "$logs/sm" "died" || finish FAIL "the service manager kept the dead service"
 
-step "6. the service list is empty again"
+step "7. the service list is empty again"
 rm -f "$logs/list" "$logs/list.shown"
 timeout 30 rb-calc-client --list >"$logs/list" 2>&1
 if grep -qx calculator "$logs/list"; then

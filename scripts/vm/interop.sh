@@ -6,14 +6,17 @@
 #
 #   with rsb_hub as the service manager: rsbinder's service registers and rsb_service lists
 #   it; rsbinder's client calls it; our rb-calculator registers and rsbinder's client calls
-#   it; our rb-calc-client calls rsbinder's service; rsbinder's client, on its thread pool,
-#   sends new local objects to rsbinder's service in calls from several threads while another
-#   thread looks the service up and calls it (rsb-calc-client --stress)
+#   it; our rb-calc-client calls rsbinder's service; rsb_service dumps rsb_hub and our
+#   rb-calculator (DUMP_TRANSACTION: an fd, with TF_CLEAR_BUF); files go both ways between
+#   rsbinder's client and our service, and between our client and rsbinder's service
+#   (sumFile: a ParcelFileDescriptor, a pipe or a memfd, each way); rsbinder's client, on its
+#   thread pool, sends new local objects to rsbinder's service in calls from several threads
+#   while another thread looks the service up and calls it (rsb-calc-client --stress)
 #
 #   with our rb-servicemanager: rsbinder's service registers, rsb_service lists it, and
-#   rsbinder's client and ours call it; rsbinder's blocking lookup, which registers for
-#   notifications, gets a service registered after it started waiting; the same stress as
-#   with rsb_hub
+#   rsbinder's client and ours call it; files both ways as with rsb_hub (the other kind of
+#   file each way); rsbinder's blocking lookup, which registers for notifications, gets a
+#   service registered after it started waiting; the same stress as with rsb_hub
 #
 #   the demo's story (scripts/vm/demo.sh, in /bin as demo.sh)
 #
@@ -38,12 +41,18 @@ checks="
     interop_rsb_client_calls_our_service_via_rsb_hub
     interop_our_client_calls_rsb_service_via_rsb_hub
     interop_our_client_lists_rsb_hub
+    interop_rsb_service_dumps_rsb_hub
+    interop_rsb_service_dumps_our_service_via_rsb_hub
+    interop_rsb_client_our_service_fds_both_ways_via_rsb_hub
+    interop_our_client_rsb_service_fds_both_ways_via_rsb_hub
     interop_rsb_object_stress_via_rsb_hub
     interop_our_servicemanager_serves
     interop_rsb_service_registers_with_our_servicemanager
     interop_rsb_service_list_on_our_servicemanager
     interop_rsb_client_via_our_servicemanager
     interop_our_client_calls_rsb_service
+    interop_rsb_client_our_service_fds_both_ways
+    interop_our_client_rsb_service_fds_both_ways
     interop_rsb_wait_for_service_on_our_servicemanager
     interop_rsb_object_stress_via_our_servicemanager
     demo_story
@@ -156,6 +165,12 @@ answers() {
     has "$log" "$pattern"
 }
 
+# dumps LOG PATTERN NAME: rsb_service dump NAME (rsbinder sends a dup of its stdout, the log,
+# in a DUMP_TRANSACTION with TF_CLEAR_BUF; the service writes into it), then looks for PATTERN.
+dumps() {
+    answers "$1" "$2" rsb_service dump "$3"
+}
+
 # rsbinder's blocking lookup registers a callback (registerForNotifications) and is told of
 # the service when it registers (onRegistration), besides polling once a second.
 waits_for_later_service() {
@@ -211,6 +226,22 @@ after $hub check interop_our_client_lists_rsb_hub "our listServices misses a ser
     sh -c "timeout 20 rb-calc-client --list >$logs/rb-list 2>&1 &&
         grep -qx manager $logs/rb-list && grep -qx calculator $logs/rb-list &&
         grep -qx rsb.calculator $logs/rb-list"
+after $rsb check interop_rsb_service_dumps_rsb_hub \
+    "rsb_service dump manager does not list rsb.calculator" \
+    dumps rsb-dump-hub "^  rsb.calculator$" manager
+after $ours check interop_rsb_service_dumps_our_service_via_rsb_hub \
+    "rsb_service dump calculator did not get our service's line" \
+    dumps rsb-dump-ours 'rb.demo.ICalculator registered as "calculator"' calculator
+# sumFile: the client's file (a pipe from rsbinder's, a memfd from ours) goes to the service,
+# which reads it and answers in a new memfd of its own, which the client reads.
+after $ours check interop_rsb_client_our_service_fds_both_ways_via_rsb_hub \
+    "rsbinder's pipe to our sumFile did not come back as a memfd saying 6" \
+    answers rsb-sum-ours "answered .*/memfd:sum.*: 1 + 2 + 3 = 6$" \
+    rsb-calc-client --sum --pipe calculator 1 2 3
+after $rsb check interop_our_client_rsb_service_fds_both_ways_via_rsb_hub \
+    "our memfd to rsbinder's sumFile did not come back as a memfd saying 15" \
+    answers rb-sum-rsb '/memfd:sum.*says "4 + 5 + 6 = 15"$' \
+    rb-calc-client --name rsb.calculator --sum 4 5 6
 after $rsb check interop_rsb_object_stress_via_rsb_hub \
     "rsbinder's calls carrying new objects, on several threads, did not all finish" \
     stresses rsb.calculator
@@ -234,6 +265,15 @@ after $rsb check interop_rsb_client_via_our_servicemanager "rsbinder's add(2, 3)
     answers rsb-client "add(2, 3) = 5" rsb-calc-client rsb.calculator 2 3
 after $rsb check interop_our_client_calls_rsb_service "our add(4, 5) on rsbinder's not 9" \
     answers rb-client "reply 9$" rb-calc-client --name rsb.calculator 4 5
+start rb-calculator rb-calculator --name calculator
+after $sm check interop_rsb_client_our_service_fds_both_ways \
+    "rsbinder's memfd to our sumFile did not come back as a memfd saying 24" \
+    answers rsb-sum-ours "answered .*/memfd:sum.*: 7 + 8 + 9 = 24$" \
+    rsb-calc-client --sum calculator 7 8 9
+after $rsb check interop_our_client_rsb_service_fds_both_ways \
+    "our pipe to rsbinder's sumFile did not come back as a memfd saying 60" \
+    answers rb-sum-rsb '/memfd:sum.*says "10 + 20 + 30 = 60"$' \
+    rb-calc-client --name rsb.calculator --sum --pipe 10 20 30
 after $rsb check interop_rsb_wait_for_service_on_our_servicemanager \
     "rsbinder's wait_for_interface never got rsb.later" waits_for_later_service
 after $rsb check interop_rsb_object_stress_via_our_servicemanager \

@@ -156,7 +156,7 @@ struct Workload {
     metric: Metric,
 }
 
-const WORKLOADS: [Workload; 8] = [
+const WORKLOADS: [Workload; 10] = [
     Workload {
         name: "call",
         title: "1. Synchronous round trip (call with the payload, empty reply; both ends on one vCPU): median µs per call",
@@ -180,6 +180,16 @@ const WORKLOADS: [Workload; 8] = [
     Workload {
         name: "objects",
         title: "4. Round trip carrying 16 binder objects (local binders, translated to handles; both ends on one vCPU): median µs per call",
+        metric: Metric::Latency,
+    },
+    Workload {
+        name: "fd",
+        title: "4b. Round trip carrying one fd (`BINDER_TYPE_FD`, a memfd: installed in the server, which closes it; both ends on one vCPU): median µs per call",
+        metric: Metric::Latency,
+    },
+    Workload {
+        name: "sg-chain",
+        title: "4c. Round trip carrying a 3-level scatter-gather chain (`BC_TRANSACTION_SG`, three 64 B `PTR` buffers, each the child of the one before: copied, and each parent's pointer fixed up; both ends on one vCPU): median µs per call",
         metric: Metric::Latency,
     },
     Workload {
@@ -278,6 +288,8 @@ fn row_label(workload: &str, key: &Key) -> String {
             format!("{} pair{}", key.2, if key.2 == 1 { "" } else { "s" })
         }
         "objects" => "16 objects".to_string(),
+        "fd" => "1 fd".to_string(),
+        "sg-chain" => format!("3 × {}", size_label(key.1 / 3)),
         "floor" => "1 pair".to_string(),
         _ => size_label(key.1),
     }

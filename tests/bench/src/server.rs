@@ -4,7 +4,9 @@
 
 use std::{sync::atomic::Ordering, thread, time::Duration};
 
-use binder_client::{uapi, Binder, Commands, Mapping, Return, Txn};
+use binder_client::{
+    uapi, Binder, BinderObject, Commands, Mapping, Payload, Received, Return, Txn,
+};
 
 use crate::proc::{pin_to, Child, Outcome, SharedCounters, Step};
 
@@ -12,13 +14,19 @@ use crate::proc::{pin_to, Child, Outcome, SharedCounters, Step};
 pub const BINDER: &str = "/dev/binder";
 
 /// Transaction codes. The server checks that a [`CODE_OBJECTS`] call arrives with every
-/// object turned into a handle.
+/// object turned into a handle, a [`CODE_FD`] call with one fd of its own (which it closes),
+/// and a [`CODE_SG_CHAIN`] call with its buffers in its mapping, each parent pointing at its
+/// child.
 pub const CODE_CALL: u32 = 1;
 pub const CODE_ONEWAY: u32 = 2;
 pub const CODE_OBJECTS: u32 = 3;
+pub const CODE_FD: u32 = 4;
+pub const CODE_SG_CHAIN: u32 = 5;
 
-/// The reply payload of a call the server found wrong (an empty reply is success).
+/// The reply payloads of a call the server found wrong (an empty reply is success).
 const REJECTED: &[u8] = b"the objects did not arrive as handles";
+const REJECTED_FD: &[u8] = b"the call did not bring one open fd";
+const REJECTED_SG: &[u8] = b"the buffers did not arrive as a chain in the mapping";
 
 /// The server's receive buffer: the most a binder mapping can be, so that 1 MiB calls fit.
 const SERVER_MAP_SIZE: usize = 4 << 20;
@@ -68,12 +76,13 @@ pub fn start(
 /// still being released.
 fn become_manager(binder: &Binder) -> Outcome {
     for _ in 0..1000 {
-        match binder.set_context_mgr() {
+        // Its node accepts fds, as libbinder's context manager's does: CODE_FD calls bring one.
+        match binder.set_context_mgr_ext(0, 0, uapi::FLAT_BINDER_FLAG_ACCEPTS_FDS) {
             Ok(()) => return Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
                 thread::sleep(Duration::from_millis(10))
             }
-            Err(e) => return Err(format!("server: BINDER_SET_CONTEXT_MGR: {e}")),
+            Err(e) => return Err(format!("server: BINDER_SET_CONTEXT_MGR_EXT: {e}")),
         }
     }
     Err("server: the device keeps another context manager".into())
@@ -97,6 +106,8 @@ fn serve(binder: &Binder, mapping: &Mapping, counters: &SharedCounters) -> Outco
                 Return::Transaction(txn) => {
                     let reply = match txn.code {
                         CODE_OBJECTS if !objects_are_handles(mapping, &txn) => REJECTED,
+                        CODE_FD if !close_the_fd(mapping, &txn) => REJECTED_FD,
+                        CODE_SG_CHAIN if !buffers_are_a_chain(mapping, &txn) => REJECTED_SG,
                         _ => &[],
                     };
                     answer = answer
@@ -127,6 +138,46 @@ fn objects_are_handles(mapping: &Mapping, txn: &Txn) -> bool {
         })
 }
 
+/// Whether `txn` brought exactly one fd, open in this process; closes it, as its receiver
+/// must (the driver never closes the fd of an `FD` object it delivered).
+fn close_the_fd(mapping: &Mapping, txn: &Txn) -> bool {
+    let objects = Received::new(mapping, txn).objects();
+    let Ok([BinderObject::Fd(fd)]) = objects.as_deref() else {
+        return false;
+    };
+    // SAFETY: The driver installed the fd for this transaction; nothing else uses it.
+    unsafe { libc::close(fd.fd as i32) == 0 }
+}
+
+/// Whether `txn` brought `PTR` objects whose buffers lie in the mapping, each after the first
+/// the child of the one before, whose buffer points at it where the object says.
+fn buffers_are_a_chain(mapping: &Mapping, txn: &Txn) -> bool {
+    let received = Received::new(mapping, txn);
+    let Ok(objects) = received.objects() else {
+        return false;
+    };
+    let buffers: Vec<_> = objects
+        .iter()
+        .filter_map(|o| match o {
+            BinderObject::Buffer(b) => Some(*b),
+            _ => None,
+        })
+        .collect();
+    buffers.len() == objects.len()
+        && buffers.iter().all(|b| received.buffer(b).is_ok())
+        && buffers.iter().enumerate().skip(1).all(|(i, child)| {
+            let Some((parent, at)) = child.parent() else {
+                return false;
+            };
+            parent as usize == i - 1
+                && received
+                    .buffer(&buffers[i - 1])
+                    .ok()
+                    .and_then(|bytes| bytes.get(at as usize..at as usize + 8))
+                    .is_some_and(|slot| slot == child.buffer.to_ne_bytes())
+        })
+}
+
 /// A client of the server: its own binder process, calling handle 0.
 pub struct Caller {
     binder: Binder,
@@ -152,12 +203,30 @@ impl Caller {
     /// One synchronous call of `data` with objects at `offsets`, waiting for the reply: one
     /// BINDER_WRITE_READ, plus more reads if the reply comes after other returns.
     pub fn call(&mut self, code: u32, data: &[u8], offsets: &[u64]) -> Outcome {
-        let mut commands = Commands::new();
-        if let Some(buffer) = self.unfreed.take() {
-            commands = commands.free_buffer(buffer);
+        let commands = self
+            .free_last_reply()
+            .transaction_with_objects(false, 0, code, 0, data, offsets);
+        self.round_trip(&commands)
+    }
+
+    /// As [`call`](Self::call), with a payload that may carry fds and scatter-gather buffers
+    /// (`BC_TRANSACTION_SG` if it has buffers).
+    pub fn call_payload(&mut self, code: u32, payload: &Payload) -> Outcome {
+        let commands = self.free_last_reply().payload(false, 0, code, 0, payload);
+        self.round_trip(&commands)
+    }
+
+    /// The commands a call starts with: freeing the last reply's buffer, if there is one.
+    fn free_last_reply(&mut self) -> Commands {
+        match self.unfreed.take() {
+            Some(buffer) => Commands::new().free_buffer(buffer),
+            None => Commands::new(),
         }
-        commands = commands.transaction_with_objects(false, 0, code, 0, data, offsets);
-        let mut returns = self.binder.write_then_read(&commands).step("call")?;
+    }
+
+    /// Writes `commands`, which end in a call, and waits for the reply.
+    fn round_trip(&mut self, commands: &Commands) -> Outcome {
+        let mut returns = self.binder.write_then_read(commands).step("call")?;
         loop {
             for ret in returns {
                 match ret {

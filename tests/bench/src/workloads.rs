@@ -4,16 +4,16 @@
 use std::{
     fs::File,
     io::{Read, Write},
-    os::fd::AsRawFd,
+    os::fd::{AsRawFd, FromRawFd},
     sync::atomic::Ordering,
 };
 
-use binder_client::{FlatObject, Payload};
+use binder_client::{object::FD_OBJECT_SIZE, FlatObject, Payload};
 
 use crate::{
     proc::{pin_to, pipe, Child, Outcome, SharedCounters, Step},
     run::{Clients, Figures},
-    server::{self, Caller, CODE_CALL, CODE_OBJECTS, CODE_ONEWAY},
+    server::{self, Caller, CODE_CALL, CODE_FD, CODE_OBJECTS, CODE_ONEWAY, CODE_SG_CHAIN},
 };
 
 /// The client/server pair counts of the parallel workloads (the server gets as many looper
@@ -29,6 +29,14 @@ const ONEWAY_PAYLOADS: [usize; 2] = [0, 4 << 10];
 /// Binder objects in each transaction of the translation workload.
 const OBJECTS: usize = 16;
 
+/// The scatter-gather chain workload: this many `PTR` buffers, each after the first the child
+/// of the one before, of [`SG_BUFFER`] bytes each.
+pub const SG_LEVELS: usize = 3;
+pub const SG_BUFFER: usize = 64;
+
+/// Where in a buffer of the chain the pointer to its child sits.
+const SG_CHILD_SLOT: u64 = 8;
+
 /// One-way transactions a client may have ahead of the server. The window keeps the
 /// server's one-way space (half its buffer) from filling up, which would fail the send.
 const ONEWAY_WINDOW: u64 = 32;
@@ -37,10 +45,12 @@ const ONEWAY_WINDOW: u64 = 32;
 #[derive(Clone, Copy, Debug)]
 pub struct Row {
     /// `call`, `parallel` (N pairs on one vCPU), `parallel-smp` (N pairs free to use both
-    /// vCPUs), `oneway`, `objects`, `floor` (one pipe pair on one vCPU), `floor-parallel` and
-    /// `floor-parallel-smp` (N pipe pairs, run as the two `parallel` workloads are).
+    /// vCPUs), `oneway`, `objects`, `fd`, `sg-chain`, `floor` (one pipe pair on one vCPU),
+    /// `floor-parallel` and `floor-parallel-smp` (N pipe pairs, run as the two `parallel`
+    /// workloads are).
     pub workload: &'static str,
-    /// Payload bytes per transaction (objects: the bytes the objects take).
+    /// Payload bytes per transaction (objects and fd: the bytes the objects take; sg-chain: the
+    /// bytes of the buffers).
     pub payload: usize,
     /// Client/server pairs running at once.
     pub pairs: usize,
@@ -131,6 +141,26 @@ impl Plan {
         report(
             row,
             with_server(1, LATENCY_CPU, counters, || objects(counts)),
+        );
+        let row = Row {
+            workload: "fd",
+            payload: FD_OBJECT_SIZE,
+            pairs: 1,
+        };
+        let counts = self.counts(6000);
+        report(
+            row,
+            with_server(1, LATENCY_CPU, counters, || one_fd(counts)),
+        );
+        let row = Row {
+            workload: "sg-chain",
+            payload: SG_LEVELS * SG_BUFFER,
+            pairs: 1,
+        };
+        let counts = self.counts(6000);
+        report(
+            row,
+            with_server(1, LATENCY_CPU, counters, || sg_chain(counts)),
         );
         let row = Row {
             workload: "floor",
@@ -244,7 +274,7 @@ fn oneway(
 /// Synchronous calls carrying [`OBJECTS`] binder objects (local binders of the client), each
 /// translated into a handle for the server, and released again when it frees the buffer.
 fn objects((iterations, warmup): (usize, usize)) -> Outcome<Figures> {
-    let Payload { data, offsets } = (1..=OBJECTS as u64).fold(Payload::new(), |payload, i| {
+    let Payload { data, offsets, .. } = (1..=OBJECTS as u64).fold(Payload::new(), |payload, i| {
         payload.object(FlatObject::binder(i << 12, i))
     });
     Clients {
@@ -256,6 +286,76 @@ fn objects((iterations, warmup): (usize, usize)) -> Outcome<Figures> {
             Caller::open()
         },
         step: &|caller: &mut Caller| caller.call(CODE_OBJECTS, &data, &offsets),
+        finish: &|_| Ok(()),
+    }
+    .run()
+}
+
+/// A client of the fd workload: the file it sends, and the call that carries it.
+struct FdSender {
+    caller: Caller,
+    /// Open as long as the client runs: the payload names it by number.
+    _file: File,
+    payload: Payload,
+}
+
+/// Synchronous calls carrying one fd (`BINDER_TYPE_FD`, a memfd of the client's): the driver
+/// takes a reference on the file and installs a new fd for it in the server when the server
+/// reads the call; the server checks it and closes it.
+fn one_fd((iterations, warmup): (usize, usize)) -> Outcome<Figures> {
+    Clients {
+        count: 1,
+        warmup,
+        iterations,
+        setup: &|_| {
+            pin_to(LATENCY_CPU)?;
+            // SAFETY: The name is NUL-terminated; the call only creates an fd.
+            let fd = unsafe { libc::memfd_create(c"bench".as_ptr(), libc::MFD_CLOEXEC) };
+            if fd < 0 {
+                return Err(format!("memfd_create: {}", std::io::Error::last_os_error()));
+            }
+            // SAFETY: `fd` was just created and nothing else owns it.
+            let file = unsafe { File::from_raw_fd(fd) };
+            Ok(FdSender {
+                caller: Caller::open()?,
+                payload: Payload::new().fd(file.as_raw_fd()),
+                _file: file,
+            })
+        },
+        step: &|sender: &mut FdSender| sender.caller.call_payload(CODE_FD, &sender.payload),
+        finish: &|_| Ok(()),
+    }
+    .run()
+}
+
+/// The payload of the scatter-gather workload: [`SG_LEVELS`] buffers of [`SG_BUFFER`] bytes,
+/// each after the first pointed to from the one before at [`SG_CHILD_SLOT`], as a HIDL
+/// structure holding a string holding its characters would be.
+///
+/// The objects follow an 8-byte header, as they follow the interface token in a HIDL call:
+/// the C driver takes a parent object at data offset 0 for "no parent" and refuses its child.
+fn sg_chain_payload() -> Payload {
+    let bytes = [0x5a; SG_BUFFER];
+    let first = Payload::new().bytes(&[0; 8]).buffer(&bytes);
+    (1..SG_LEVELS).fold(first, |payload, level| {
+        payload.child_buffer(&bytes, level - 1, SG_CHILD_SLOT)
+    })
+}
+
+/// Synchronous calls carrying a [`SG_LEVELS`]-level scatter-gather chain
+/// (`BC_TRANSACTION_SG`): the driver copies every buffer into the server's transaction buffer
+/// and writes each child's new address into its parent; the server checks the chain.
+fn sg_chain((iterations, warmup): (usize, usize)) -> Outcome<Figures> {
+    let payload = sg_chain_payload();
+    Clients {
+        count: 1,
+        warmup,
+        iterations,
+        setup: &|_| {
+            pin_to(LATENCY_CPU)?;
+            Caller::open()
+        },
+        step: &|caller: &mut Caller| caller.call_payload(CODE_SG_CHAIN, &payload),
         finish: &|_| Ok(()),
     }
     .run()
@@ -330,4 +430,36 @@ fn floor(
         finish: &|_| Ok(()),
     }
     .run()
+}
+
+#[cfg(test)]
+mod tests {
+    use binder_client::BinderObject;
+
+    use super::*;
+
+    #[test]
+    fn the_sg_chain_is_each_buffer_the_child_of_the_one_before() {
+        let payload = sg_chain_payload();
+        assert_eq!(
+            payload.buffers_size(),
+            Some((SG_LEVELS * SG_BUFFER) as u64),
+            "sent as BC_TRANSACTION_SG, the buffers 8-byte multiples"
+        );
+        let objects: Vec<_> = payload
+            .offsets
+            .iter()
+            .map(|&at| BinderObject::from_bytes(&payload.data[at as usize..]).unwrap())
+            .collect();
+        assert_eq!(objects.len(), SG_LEVELS);
+        assert_ne!(payload.offsets[0], 0, "the C driver's parent at offset 0");
+        for (i, object) in objects.iter().enumerate() {
+            let BinderObject::Buffer(buffer) = object else {
+                panic!("object {i} is {object:?}");
+            };
+            assert_eq!(buffer.length, SG_BUFFER as u64);
+            let expected = (i > 0).then(|| ((i - 1) as u64, SG_CHILD_SLOT));
+            assert_eq!(buffer.parent(), expected);
+        }
+    }
 }

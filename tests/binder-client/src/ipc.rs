@@ -30,7 +30,7 @@ use std::{
 use crate::{
     parcel::{Parcel, ParcelReader, UNKNOWN_TRANSACTION},
     protocol::{take, take_txn, take_u32, take_u64, Commands, Txn},
-    uapi, Binder, Mapping, PROTOCOL_VERSION,
+    uapi, Binder, Mapping, Payload, Received, PROTOCOL_VERSION,
 };
 
 /// The size of the receive buffer: 1 MiB less two pages, as libbinder maps it.
@@ -125,6 +125,9 @@ pub enum Response {
     /// A bare status code instead of a parcel (`TF_STATUS_CODE`), such as
     /// [`UNKNOWN_TRANSACTION`].
     Status(i32),
+    /// A raw payload, which may carry fds and scatter-gather buffers (sent as `BC_REPLY_SG`
+    /// if it has buffers).
+    Payload(Payload),
 }
 
 impl Response {
@@ -154,6 +157,7 @@ pub struct Call<'a> {
     txn: &'a Txn,
     data: &'a [u8],
     offsets: Vec<u64>,
+    mapping: &'a Mapping,
 }
 
 impl Call<'_> {
@@ -182,9 +186,19 @@ impl Call<'_> {
         self.txn.target_ptr
     }
 
+    /// The `TF_*` flags the caller sent.
+    pub fn flags(&self) -> u32 {
+        self.txn.flags
+    }
+
     /// A reader of the call's payload.
     pub fn reader(&self) -> ParcelReader<'_> {
         ParcelReader::new(self.data, &self.offsets)
+    }
+
+    /// The call's objects and scatter-gather buffers, as delivered.
+    pub fn received(&self) -> Received<'_> {
+        Received::new(self.mapping, self.txn)
     }
 }
 
@@ -200,6 +214,16 @@ impl Reply<'_> {
     pub fn reader(&self) -> io::Result<ParcelReader<'_>> {
         let (data, offsets) = self.process.payload(&self.txn)?;
         Ok(ParcelReader::new(data, &offsets))
+    }
+
+    /// The reply's objects and scatter-gather buffers, as delivered.
+    pub fn received(&self) -> Received<'_> {
+        Received::new(&self.process.mapping, &self.txn)
+    }
+
+    /// The reply as the driver delivered it.
+    pub fn txn(&self) -> &Txn {
+        &self.txn
     }
 }
 
@@ -382,7 +406,7 @@ impl Process {
     ///
     /// A reply that is a bare status code (`TF_STATUS_CODE`) is returned as an error.
     pub fn transact(&self, handle: u32, code: u32, data: &Parcel) -> io::Result<Reply<'_>> {
-        self.send(&Commands::new().transaction_with_objects(
+        self.transact_with(Commands::new().transaction_with_objects(
             false,
             handle,
             code,
@@ -390,7 +414,30 @@ impl Process {
             data.data(),
             data.offsets(),
         ))
-        .map_err(|e| context(e, "BC_TRANSACTION failed"))?;
+    }
+
+    /// Calls `code` on `handle` with `payload` (which may carry fds and scatter-gather
+    /// buffers) and waits for the reply, as [`transact`](Self::transact) does. The call
+    /// accepts fds in the reply.
+    pub fn transact_payload(
+        &self,
+        handle: u32,
+        code: u32,
+        payload: &Payload,
+    ) -> io::Result<Reply<'_>> {
+        self.transact_with(Commands::new().payload(
+            false,
+            handle,
+            code,
+            uapi::TF_ACCEPT_FDS,
+            payload,
+        ))
+    }
+
+    /// Sends `call`, one transaction command, and waits for its reply.
+    fn transact_with(&self, call: Commands) -> io::Result<Reply<'_>> {
+        self.send(&call)
+            .map_err(|e| context(e, "BC_TRANSACTION failed"))?;
         loop {
             let mut reply = None;
             let mut failure = None;
@@ -559,7 +606,12 @@ impl Process {
     /// Hands one incoming call to `service`, sends the answer and frees the call's buffer.
     fn dispatch(&self, service: &dyn Service, txn: &Txn) -> io::Result<()> {
         let (data, offsets) = self.payload(txn)?;
-        let call = Call { txn, data, offsets };
+        let call = Call {
+            txn,
+            data,
+            offsets,
+            mapping: &self.mapping,
+        };
         let response = service.on_transact(&call);
         if call.is_oneway() {
             return self.send(&Commands::new().free_buffer(txn.buffer));
@@ -574,6 +626,7 @@ impl Process {
                 parcel.data(),
                 parcel.offsets(),
             ),
+            Response::Payload(payload) => Commands::new().payload(true, 0, 0, 0, payload),
             Response::Status(code) => {
                 status = code.to_le_bytes();
                 Commands::new().transaction(true, 0, 0, uapi::TF_STATUS_CODE, &status)

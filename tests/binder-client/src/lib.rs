@@ -19,7 +19,9 @@ pub mod uapi;
 pub use device::{Binder, WriteRead};
 pub use ipc::{Call, Process, Reply, Response, Service};
 pub use mapping::Mapping;
-pub use object::{FlatObject, ObjectKind, Payload};
+pub use object::{
+    BinderObject, BufferObject, FdArrayObject, FdObject, FlatObject, ObjectKind, Payload, Received,
+};
 pub use parcel::{Object, Parcel, ParcelError, ParcelReader};
 pub use protocol::{parse_returns, Commands, Return, Txn};
 

@@ -61,6 +61,11 @@ impl Mapping {
         Some(unsafe { std::slice::from_raw_parts(self.addr.as_ptr().add(start), len) })
     }
 
+    /// The transaction `txn`, delivered into this mapping: its data, objects and buffers.
+    pub fn received<'a>(&'a self, txn: &'a crate::Txn) -> crate::Received<'a> {
+        crate::Received::new(self, txn)
+    }
+
     /// Changes the protection of the whole mapping (`mprotect`).
     pub fn protect(&self, prot: i32) -> io::Result<()> {
         // SAFETY: The range is exactly this mapping, which we own.

@@ -12,11 +12,17 @@
 //! | `i32`, `u32`, `bool` | 4 bytes (`bool` as 0 or 1) |
 //! | string | `String16`: length in UTF-16 units (`-1` for null), the units, a NUL unit, padding |
 //! | string list | count (`-1` for null), then each string |
-//! | binder | a 24-byte `flat_binder_object` (listed in the offsets unless null), then a 4-byte stability level |
+//! | binder | a 24-byte `flat_binder_object` (listed in the offsets unless null; a local binder accepts fds), then a 4-byte stability level |
+//! | file descriptor | a 24-byte `BINDER_TYPE_FD` object (listed in the offsets), the fd in the handle field, the cookie 1 if the receiver owns it |
+//! | `ParcelFileDescriptor` | present flag (0: null, then nothing), a 0 "no comm channel" word, the file descriptor |
 //! | interface token | strict-mode policy, work-source uid, the `"SYST"` header, the descriptor string |
 //! | AIDL reply status | exception code (0: none); otherwise a message string and a 0 stack trace size |
 
-use std::fmt;
+use std::{
+    fmt,
+    os::fd::{AsRawFd, OwnedFd},
+    sync::Arc,
+};
 
 use crate::uapi;
 
@@ -29,6 +35,10 @@ pub const INTERFACE_TRANSACTION: u32 = pack_chars(b"_NTF");
 
 /// libbinder's `PING_TRANSACTION` (`'_PNG'`): answered with an empty reply.
 pub const PING_TRANSACTION: u32 = pack_chars(b"_PNG");
+
+/// libbinder's `DUMP_TRANSACTION` (`'_DMP'`): "write your state into this fd" (`dumpsys`); the
+/// call carries the fd, then an argument count and the argument strings. The reply is empty.
+pub const DUMP_TRANSACTION: u32 = pack_chars(b"_DMP");
 
 /// The header word of an interface token on Android 11 and later (`'SYST'`).
 pub const INTERFACE_HEADER: u32 = pack_chars(b"SYST");
@@ -84,11 +94,26 @@ pub enum Object {
 }
 
 /// A parcel being written.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+///
+/// It may own some of the fds it carries ([`write_owned_fd`](Self::write_owned_fd)): they stay
+/// open as long as the parcel (or a clone of it) lives, which is until after it was sent.
+#[derive(Clone, Debug, Default)]
 pub struct Parcel {
     data: Vec<u8>,
     offsets: Vec<u64>,
+    /// The fds the parcel keeps open until it is dropped.
+    fds: Vec<Arc<OwnedFd>>,
 }
+
+/// Two parcels are equal when their bytes and offsets are: the fds a parcel owns are the ones
+/// its bytes name.
+impl PartialEq for Parcel {
+    fn eq(&self, other: &Self) -> bool {
+        self.data == other.data && self.offsets == other.offsets
+    }
+}
+
+impl Eq for Parcel {}
 
 impl Parcel {
     /// An empty parcel.
@@ -171,7 +196,12 @@ impl Parcel {
         if object != Object::Null {
             self.offsets.push(self.data.len() as u64);
         }
-        self.write_u32(type_).write_u32(0);
+        // As libbinder does, a process's own binder accepts fds in calls to it.
+        let flags = match object {
+            Object::Binder { .. } => uapi::FLAT_BINDER_FLAG_ACCEPTS_FDS,
+            _ => 0,
+        };
+        self.write_u32(type_).write_u32(flags);
         self.data.extend_from_slice(&value.to_le_bytes());
         self.data.extend_from_slice(&cookie.to_le_bytes());
         let stability = if object == Object::Null {
@@ -180,6 +210,35 @@ impl Parcel {
             STABILITY_SYSTEM
         };
         self.write_i32(stability)
+    }
+
+    /// Appends a file descriptor: the driver carries the open file to the receiver, which
+    /// gets its own fd for it. `take_ownership` sets the cookie to 1, as libbinder does for an
+    /// fd the receiver is to close.
+    pub fn write_fd(&mut self, fd: i32, take_ownership: bool) -> &mut Self {
+        self.offsets.push(self.data.len() as u64);
+        self.write_u32(uapi::BINDER_TYPE_FD).write_u32(0);
+        self.data
+            .extend_from_slice(&u64::from(fd as u32).to_le_bytes());
+        self.data
+            .extend_from_slice(&u64::from(take_ownership).to_le_bytes());
+        self
+    }
+
+    /// Appends a file descriptor the parcel owns: the fd stays open until the parcel is dropped,
+    /// after it was sent, so a service can return a file it made for the reply (libbinder's
+    /// `writeDupFileDescriptor`, with the dup left to the caller). The receiver owns its fd.
+    pub fn write_owned_fd(&mut self, fd: OwnedFd) -> &mut Self {
+        self.write_fd(fd.as_raw_fd(), true);
+        self.fds.push(Arc::new(fd));
+        self
+    }
+
+    /// Appends an AIDL `ParcelFileDescriptor` (what `android.os.ParcelFileDescriptor`,
+    /// libbinder's and rsbinder's write): present, no comm channel, then `fd`, owned by the
+    /// parcel as with [`write_owned_fd`](Self::write_owned_fd).
+    pub fn write_parcel_fd(&mut self, fd: OwnedFd) -> &mut Self {
+        self.write_i32(1).write_i32(0).write_owned_fd(fd)
     }
 
     /// Appends a non-null structured parcelable (or union) as AIDL does: the "present" flag 1,
@@ -407,6 +466,48 @@ impl<'a> ParcelReader<'a> {
         }
     }
 
+    /// Reads a file descriptor: the receiver's fd number, which the receiver now owns (the
+    /// driver installed it, close-on-exec, when the transaction was read).
+    pub fn read_fd(&mut self) -> Result<i32, ParcelError> {
+        let at = self.pos as u64;
+        let type_ = self.read_u32()?;
+        let _flags = self.read_u32()?;
+        let value = u64::from_le_bytes(self.take_array("fd object")?);
+        let _cookie = u64::from_le_bytes(self.take_array("fd object")?);
+        if type_ != uapi::BINDER_TYPE_FD {
+            return Err(ParcelError::Invalid(format!(
+                "an object of type {type_:#x} where an fd belongs"
+            )));
+        }
+        if !self.offsets.contains(&at) {
+            return Err(ParcelError::Invalid(format!(
+                "an fd object at byte {at} that the offsets do not list"
+            )));
+        }
+        Ok(value as u32 as i32)
+    }
+
+    /// Reads an AIDL `ParcelFileDescriptor`: `None` for the null one, else the receiver's fd
+    /// number, which the receiver owns (as with [`read_fd`](Self::read_fd)). One with a comm
+    /// channel (a second fd, Java's "reliable" descriptors) is refused.
+    pub fn read_parcel_fd(&mut self) -> Result<Option<i32>, ParcelError> {
+        match self.read_i32()? {
+            0 => return Ok(None),
+            1 => {}
+            other => {
+                return Err(ParcelError::Invalid(format!(
+                    "ParcelFileDescriptor present flag {other}"
+                )))
+            }
+        }
+        if self.read_i32()? != 0 {
+            return Err(ParcelError::Invalid(
+                "a ParcelFileDescriptor with a comm channel".into(),
+            ));
+        }
+        self.read_fd().map(Some)
+    }
+
     /// Reads an AIDL reply's status: `Ok` when the results follow, the exception otherwise.
     pub fn read_status(&mut self) -> Result<(), ParcelError> {
         let mut code = self.read_i32()?;
@@ -592,5 +693,62 @@ mod tests {
         assert_eq!(INTERFACE_TRANSACTION, 0x5f4e_5446);
         assert_eq!(PING_TRANSACTION, 0x5f50_4e47);
         assert_eq!(UNKNOWN_TRANSACTION, -74);
+    }
+
+    #[test]
+    fn fds_are_listed_fd_objects() {
+        let mut p = Parcel::new();
+        p.write_i32(1).write_fd(9, true);
+        assert_eq!(p.offsets(), &[4]);
+        assert_eq!(&p.data()[4..8], &uapi::BINDER_TYPE_FD.to_le_bytes());
+        let mut r = ParcelReader::new(p.data(), p.offsets());
+        assert_eq!(r.read_i32(), Ok(1));
+        assert_eq!(r.read_fd(), Ok(9));
+        let mut r = ParcelReader::new(p.data(), &[]);
+        r.read_i32().unwrap();
+        assert!(r.read_fd().is_err(), "an fd the offsets do not list");
+    }
+
+    fn dev_null() -> OwnedFd {
+        std::fs::File::open("/dev/null").unwrap().into()
+    }
+
+    #[test]
+    fn owned_fds_stay_open_while_the_parcel_lives() {
+        let fd = dev_null();
+        let raw = fd.as_raw_fd();
+        let mut p = Parcel::new();
+        p.write_owned_fd(fd);
+        let copy = p.clone();
+        assert_eq!(p, copy);
+        drop(p);
+        // SAFETY: F_GETFD only asks about the fd.
+        assert_ne!(
+            unsafe { libc::fcntl(raw, libc::F_GETFD) },
+            -1,
+            "the clone still holds it"
+        );
+        let mut r = ParcelReader::new(copy.data(), copy.offsets());
+        assert_eq!(r.read_fd(), Ok(raw));
+        // The cookie says the receiver owns its copy, as libbinder writes it.
+        assert_eq!(&copy.data()[16..24], &1u64.to_le_bytes());
+    }
+
+    #[test]
+    fn parcel_fds_are_present_no_comm_then_the_fd() {
+        let fd = dev_null();
+        let raw = fd.as_raw_fd();
+        let mut p = Parcel::new();
+        p.write_parcel_fd(fd).write_i32(0);
+        assert_eq!(&p.data()[..8], &[1, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(p.offsets(), &[8]);
+        let mut r = ParcelReader::new(p.data(), p.offsets());
+        assert_eq!(r.read_parcel_fd(), Ok(Some(raw)));
+        assert_eq!(r.read_parcel_fd(), Ok(None), "the null one");
+
+        let mut p = Parcel::new();
+        p.write_i32(1).write_i32(1).write_fd(3, true);
+        let mut r = ParcelReader::new(p.data(), p.offsets());
+        assert!(r.read_parcel_fd().is_err(), "a comm channel");
     }
 }

@@ -1,6 +1,6 @@
 //! The `BINDER_WRITE_READ` protocol: commands to write and the returns read back.
 
-use crate::uapi;
+use crate::{uapi, Payload};
 
 /// A write buffer of `BC_*` commands, built one command at a time.
 #[derive(Clone, Debug, Default)]
@@ -165,8 +165,46 @@ impl Commands {
         data: &[u8],
         buffers_size: u64,
     ) -> Self {
+        self.transaction_sg_offsets(reply, transaction_data(handle, code, 0, data), buffers_size)
+    }
+
+    /// The transaction (or reply, with `reply`) of `payload` with `code` and the `TF_*`
+    /// `flags` to `handle`: `BC_TRANSACTION_SG`/`BC_REPLY_SG` if the payload has
+    /// scatter-gather buffers ([`Payload::buffers_size`]), else `BC_TRANSACTION`/`BC_REPLY`.
+    ///
+    /// The command holds the addresses of the payload's data, offsets and buffers: the payload
+    /// must stay alive, unchanged, until the command is written.
+    pub fn payload(
+        self,
+        reply: bool,
+        handle: u32,
+        code: u32,
+        flags: u32,
+        payload: &Payload,
+    ) -> Self {
+        let mut tr = transaction_data(handle, code, flags, &payload.data);
+        tr.offsets_size = size_of_val(payload.offsets.as_slice()) as u64;
+        tr.data.ptr.offsets = payload.offsets.as_ptr() as u64;
+        match payload.buffers_size() {
+            Some(buffers_size) => self.transaction_sg_offsets(reply, tr, buffers_size),
+            None => self
+                .word(if reply {
+                    uapi::BC_REPLY
+                } else {
+                    uapi::BC_TRANSACTION
+                })
+                .raw(&tr),
+        }
+    }
+
+    fn transaction_sg_offsets(
+        self,
+        reply: bool,
+        tr: uapi::binder_transaction_data,
+        buffers_size: u64,
+    ) -> Self {
         let tr = uapi::binder_transaction_data_sg {
-            transaction_data: transaction_data(handle, code, 0, data),
+            transaction_data: tr,
             buffers_size,
         };
         self.word(if reply {
@@ -531,5 +569,20 @@ mod tests {
         let mut bytes = uapi::BR_DEAD_BINDER.to_ne_bytes().to_vec();
         bytes.extend_from_slice(&[1, 2, 3]);
         assert_eq!(parse_returns(&bytes), Err(Truncated));
+    }
+
+    #[test]
+    fn a_payload_with_buffers_goes_as_sg() {
+        let plain = Payload::new().fd(3);
+        let commands = Commands::new().payload(true, 0, 1, uapi::TF_ACCEPT_FDS, &plain);
+        assert_eq!(&commands.as_bytes()[..4], &uapi::BC_REPLY.to_ne_bytes());
+        assert_eq!(commands.len(), 4 + 64);
+        let sg = Payload::new().buffer(&[0; 12]);
+        let commands = Commands::new().payload(false, 2, 1, 0, &sg);
+        let bytes = commands.as_bytes();
+        assert_eq!(&bytes[..4], &uapi::BC_TRANSACTION_SG.to_ne_bytes());
+        assert_eq!(bytes.len(), 4 + 72);
+        assert_eq!(&bytes[4 + 64..], &16u64.to_ne_bytes());
+        assert_eq!(&bytes[4 + 40..4 + 48], &8u64.to_ne_bytes());
     }
 }

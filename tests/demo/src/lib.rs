@@ -7,10 +7,19 @@
 //! other binder userspace too (rsbinder's `rsb_hub` and `rsb_service`, its AIDL services):
 //!
 //! - [`sm`]: the service manager, `android.os.IServiceManager` as of Android 16, at handle 0.
-//! - [`calc`]: the demo's calculator, `rb.demo.ICalculator` (`int add(int a, int b)`), whose
-//!   AIDL file is `tests/rsb-interop/aidl/rb/demo/ICalculator.aidl`.
+//! - [`calc`]: the demo's calculator, `rb.demo.ICalculator` (`int add(int a, int b)` and
+//!   `ParcelFileDescriptor sumFile(in ParcelFileDescriptor numbers)`), whose AIDL file is
+//!   `tests/rsb-interop/aidl/rb/demo/ICalculator.aidl`.
 
-use std::{io, process::ExitCode, thread, time::Duration};
+use std::{
+    ffi::CStr,
+    fs::File,
+    io,
+    os::fd::{FromRawFd, OwnedFd},
+    process::ExitCode,
+    thread,
+    time::Duration,
+};
 
 use binder_client::{parcel::FIRST_CALL_TRANSACTION, Object, Parcel, ParcelError, Process};
 
@@ -102,6 +111,58 @@ impl Args {
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
     }
+}
+
+/// A new memfd (an anonymous file in memory) called `name`, open for reading and writing,
+/// close-on-exec.
+pub fn memfd(name: &CStr) -> io::Result<File> {
+    // SAFETY: `name` is a NUL-terminated string; the call only creates an fd.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just created and nothing else owns it.
+    Ok(unsafe { File::from_raw_fd(fd) })
+}
+
+/// A pipe, `(read end, write end)`, both close-on-exec.
+pub fn pipe() -> io::Result<(File, File)> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two fds pipe2 writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: Both fds were just created and nothing else owns them.
+    Ok(unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) })
+}
+
+/// `fd` of this process and what it is, as /proc tells, with the inode, which names the file
+/// across processes: `fd 4 (/memfd:numbers, inode 17)`, `fd 5 (pipe:[1234])`.
+pub fn describe_fd(fd: i32) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let link = format!("/proc/self/fd/{fd}");
+    let what = match std::fs::read_link(&link) {
+        Ok(target) => target.display().to_string(),
+        Err(e) => return format!("fd {fd} ({e})"),
+    };
+    // Every memfd is "(deleted)": it never had a name in a directory.
+    let what = what.strip_suffix(" (deleted)").unwrap_or(&what);
+    match std::fs::metadata(&link) {
+        // A pipe's link names its inode already.
+        Ok(meta) if !what.contains('[') => format!("fd {fd} ({what}, inode {})", meta.ino()),
+        _ => format!("fd {fd} ({what})"),
+    }
+}
+
+/// Takes an fd the driver installed in this process for a delivered transaction (an `FD`
+/// object's, as [`ParcelReader::read_fd`](binder_client::ParcelReader::read_fd) returns it).
+///
+/// # Safety
+///
+/// `fd` must be such an fd, taken only once: nothing else in the process owns it.
+pub unsafe fn take_fd(fd: i32) -> OwnedFd {
+    // SAFETY: The caller's promise.
+    unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
 /// The service manager interface (`android.os.IServiceManager`, Android 16 numbering) and
@@ -248,6 +309,10 @@ pub mod calc {
     /// `int add(int a, int b)`.
     pub const ADD: u32 = FIRST_CALL_TRANSACTION;
 
+    /// `ParcelFileDescriptor sumFile(in ParcelFileDescriptor numbers)` (after rsbinder's
+    /// calculator's `takeToken`, which the demo's does not serve).
+    pub const SUM_FILE: u32 = FIRST_CALL_TRANSACTION + 2;
+
     /// The name the demo's calculator registers as.
     pub const DEFAULT_NAME: &str = "calculator";
 
@@ -261,6 +326,41 @@ pub mod calc {
         let mut reader = reply.reader()?;
         reader.read_status()?;
         Ok(reader.read_i32()?)
+    }
+
+    /// Calls `sumFile(numbers)` on the calculator at `handle`: sends `numbers`, a file of
+    /// whitespace-separated integers read from its offset, and returns the file that comes
+    /// back. The call's parcel owns `numbers` and closes it once sent.
+    pub fn sum_file(process: &Process, handle: u32, numbers: OwnedFd) -> io::Result<File> {
+        let mut data = Parcel::new();
+        data.write_interface_token(DESCRIPTOR)
+            .write_parcel_fd(numbers);
+        let reply = process.transact(handle, SUM_FILE, &data)?;
+        let mut reader = reply.reader()?;
+        reader.read_status()?;
+        let fd = reader
+            .read_parcel_fd()?
+            .ok_or_else(|| ParcelError::Invalid("sumFile answered no file".into()))?;
+        // SAFETY: The driver installed `fd` for this reply, and it is read only here.
+        Ok(File::from(unsafe { take_fd(fd) }))
+    }
+
+    /// The answer `sumFile` writes for `text`, whitespace-separated integers: "1 + 2 + 3 = 6";
+    /// or why there is none.
+    pub fn sum_text(text: &str) -> Result<String, String> {
+        let numbers = text
+            .split_whitespace()
+            .map(|n| n.parse::<i32>().map_err(|_| format!("{n:?} is not an int")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let sum = numbers
+            .iter()
+            .try_fold(0i32, |sum, &n| sum.checked_add(n))
+            .ok_or("the sum does not fit an int")?;
+        if numbers.is_empty() {
+            return Ok("nothing = 0".into());
+        }
+        let terms: Vec<String> = numbers.iter().map(i32::to_string).collect();
+        Ok(format!("{} = {sum}", terms.join(" + ")))
     }
 }
 
@@ -321,6 +421,30 @@ mod tests {
         }
         assert_eq!(r.read_object(), Ok(Object::Handle(4)));
         assert_eq!(r.read_bool(), Ok(false));
+    }
+
+    #[test]
+    fn fds_are_described_by_what_they_are() {
+        use std::os::fd::AsRawFd;
+        let file = memfd(c"numbers").unwrap();
+        let fd = file.as_raw_fd();
+        let said = describe_fd(fd);
+        assert!(
+            said.starts_with(&format!("fd {fd} (/memfd:numbers, inode ")),
+            "{said}"
+        );
+        let (read, _write) = pipe().unwrap();
+        let said = describe_fd(read.as_raw_fd());
+        assert!(said.contains(" (pipe:["), "{said}");
+    }
+
+    #[test]
+    fn sums_are_written_out() {
+        assert_eq!(calc::sum_text(" 1 2\n3 "), Ok("1 + 2 + 3 = 6".into()));
+        assert_eq!(calc::sum_text(""), Ok("nothing = 0".into()));
+        assert!(calc::sum_text("1 x").is_err());
+        assert!(calc::sum_text("2147483647 1").is_err());
+        assert_eq!(calc::SUM_FILE, 3, "the third method of ICalculator.aidl");
     }
 
     #[test]

@@ -1,18 +1,29 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! rb-calc-client: looks a calculator up by name, calls `add`, and can wait for its death.
+//! rb-calc-client: looks a calculator up by name, calls `add`, and can wait for its death;
+//! or sends it a file of numbers to add up.
 //!
 //! Usage:
 //!   rb-calc-client [--device PATH] [--name NAME] [--wait-death] A B
+//!   rb-calc-client [--device PATH] [--name NAME] --sum [--pipe] N...
 //!   rb-calc-client [--device PATH] --list
 //!
 //! With `--wait-death` it asks the driver for a death notification on the service after the
 //! call and waits until the service's process dies (the demo kills it).
+//!
+//! With `--sum` it writes the numbers into a memfd (with `--pipe`: into a pipe, whose write
+//! end it closes), sends the file to `sumFile` and prints the file the calculator answers
+//! with: an fd each way, carried by the driver as `BINDER_TYPE_FD` objects.
 
-use std::{process::ExitCode, time::Duration};
+use std::{
+    io::{Read, Seek, Write},
+    os::fd::{AsRawFd, OwnedFd},
+    process::ExitCode,
+    time::Duration,
+};
 
 use binder_client::Process;
-use demo::{calc, fail, say, sm, Args};
+use demo::{calc, describe_fd, fail, memfd, pipe, say, sm, Args};
 
 /// How long to wait for the service to be registered.
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -33,6 +44,9 @@ fn run(args: &Args) -> Result<(), String> {
             println!("{name}");
         }
         return Ok(());
+    }
+    if args.flag("sum") {
+        return sum_file(&process, args);
     }
     let [a, b] = args.positional.as_slice() else {
         return Err(
@@ -70,6 +84,45 @@ fn run(args: &Args) -> Result<(), String> {
         process.release(handle).map_err(|e| e.to_string())?;
     }
     Ok(())
+}
+
+/// `--sum`: the numbers to `sumFile` in a file, and what the file that came back says.
+fn sum_file(process: &Process, args: &Args) -> Result<(), String> {
+    let name = args.value("name").unwrap_or(calc::DEFAULT_NAME);
+    let text = args.positional.join(" ");
+    let numbers: OwnedFd = if args.flag("pipe") {
+        let (read, mut write) = pipe().map_err(|e| format!("cannot make a pipe: {e}"))?;
+        // A few bytes fit the pipe; the service reads to the end, so the write end goes now.
+        write
+            .write_all(text.as_bytes())
+            .map_err(|e| format!("writing the pipe: {e}"))?;
+        read.into()
+    } else {
+        let mut file = memfd(c"numbers").map_err(|e| format!("memfd_create: {e}"))?;
+        file.write_all(text.as_bytes())
+            .and_then(|()| file.rewind())
+            .map_err(|e| format!("writing the memfd: {e}"))?;
+        file.into()
+    };
+    let handle = sm::wait_for_service(process, name, PATIENCE)
+        .map_err(|e| format!("checkService({name:?}): {e}"))?
+        .ok_or_else(|| format!("no service {name:?} registered within {PATIENCE:?}"))?;
+    say!(
+        "sumFile (code {}) to handle {handle}: sending {}, {} bytes: \"{text}\"",
+        calc::SUM_FILE,
+        describe_fd(numbers.as_raw_fd()),
+        text.len()
+    );
+    let mut answer =
+        calc::sum_file(process, handle, numbers).map_err(|e| format!("sumFile: {e}"))?;
+    let what = describe_fd(answer.as_raw_fd());
+    let mut said = String::new();
+    answer
+        .read_to_string(&mut said)
+        .map_err(|e| format!("reading the answer: {e}"))?;
+    say!("reply: {what}, which says \"{}\"", said.trim_end());
+    // Every handle from the service manager carries a reference of this process's own.
+    process.release(handle).map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {

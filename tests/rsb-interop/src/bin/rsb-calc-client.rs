@@ -4,11 +4,16 @@
 //! rsbinder.
 //!
 //! Usage: rsb-calc-client [--wait] NAME A B
+//!        rsb-calc-client --sum [--pipe] NAME N...
 //!        rsb-calc-client --stress NAME SENDERS ITERATIONS
 //!
 //! Polls `getService` for up to 30 seconds; with `--wait` it uses rsbinder's own
 //! `wait_for_interface` instead, which registers an `IServiceCallback` with the service
 //! manager (registerForNotifications) and waits for its `onRegistration`.
+//!
+//! `--sum` writes the numbers into a file, a memfd (with `--pipe`: the write end of a pipe,
+//! closed before the call), sends it to `sumFile` as a `ParcelFileDescriptor` and prints the
+//! file that comes back: fds both ways.
 //!
 //! `--stress` is what rsbinder's own integration tests do to a service when two of them run at
 //! once: on rsbinder's thread pool, SENDERS threads each make a new local object (an
@@ -22,6 +27,8 @@
 //! for: a hang is a failure, not a stuck program.
 
 use std::{
+    io::{Read, Seek, Write},
+    os::fd::AsRawFd,
     process::ExitCode,
     sync::{
         atomic::{AtomicBool, AtomicU32, Ordering},
@@ -31,8 +38,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use rsb_interop::{BnToken, ICalculator, IToken};
-use rsbinder::{hub, BinderResult, Interface, ProcessState, Strong};
+use rsb_interop::{describe_fd, memfd, BnToken, ICalculator, IToken};
+use rsbinder::{hub, BinderResult, Interface, ParcelFileDescriptor, ProcessState, Strong};
 
 /// Looks `name` up, polling `getService` for up to 30 s.
 fn look_up(name: &str) -> Result<Strong<dyn ICalculator>, String> {
@@ -63,6 +70,44 @@ fn run(wait: bool, name: &str, a: i32, b: i32) -> Result<i32, String> {
     look_up(name)?
         .add(a, b)
         .map_err(|e| format!("add({a}, {b}) failed: {e}"))
+}
+
+/// Sends `numbers` to `sumFile` in a memfd or a pipe, and returns what the file that came
+/// back says, with what was sent and received.
+fn sum_file(name: &str, pipe: bool, numbers: &[String]) -> Result<String, String> {
+    ProcessState::init_default().map_err(|e| format!("cannot open the binder device: {e}"))?;
+    let calculator = look_up(name)?;
+    let text = numbers.join(" ");
+    let file = if pipe {
+        let (read, write) =
+            ParcelFileDescriptor::pipe().map_err(|e| format!("cannot make a pipe: {e}"))?;
+        // A few bytes fit the pipe; the service reads to the end, so the write end goes now.
+        (&write)
+            .write_all(text.as_bytes())
+            .map_err(|e| format!("writing the pipe: {e}"))?;
+        drop(write);
+        read
+    } else {
+        let mut file = memfd(c"numbers").map_err(|e| format!("memfd_create: {e}"))?;
+        file.write_all(text.as_bytes())
+            .and_then(|()| file.rewind())
+            .map_err(|e| format!("writing the memfd: {e}"))?;
+        ParcelFileDescriptor::from(file)
+    };
+    let sent = describe_fd(file.as_raw_fd());
+    let answer = calculator
+        .sumFile(&file)
+        .map_err(|e| format!("sumFile failed: {e}"))?;
+    let mut reply = String::new();
+    (&answer)
+        .read_to_string(&mut reply)
+        .map_err(|e| format!("reading the answer: {e}"))?;
+    Ok(format!(
+        "sumFile({sent}, {} bytes) answered {}: {}",
+        text.len(),
+        describe_fd(answer.as_raw_fd()),
+        reply.trim_end()
+    ))
 }
 
 /// A thread that made no progress for this long is stuck: far longer than any call takes,
@@ -341,6 +386,24 @@ fn main() -> ExitCode {
             }
         };
     }
+    if args.first().is_some_and(|a| a == "--sum") {
+        let pipe = args.get(1).is_some_and(|a| a == "--pipe");
+        let rest = &args[if pipe { 2 } else { 1 }..];
+        let Some((name, numbers)) = rest.split_first() else {
+            eprintln!("usage: rsb-calc-client --sum [--pipe] NAME N...");
+            return ExitCode::from(2);
+        };
+        return match sum_file(name, pipe, numbers) {
+            Ok(said) => {
+                println!("[rsb-calc-client {}] {name}: {said}", std::process::id());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("rsb-calc-client: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let wait = args.first().is_some_and(|a| a == "--wait");
     if wait {
         args.remove(0);
@@ -355,6 +418,7 @@ fn main() -> ExitCode {
     };
     let Some((name, a, b)) = parsed else {
         eprintln!("usage: rsb-calc-client [--wait] NAME A B");
+        eprintln!("       rsb-calc-client --sum [--pipe] NAME N...");
         eprintln!("       rsb-calc-client --stress NAME SENDERS ITERATIONS");
         return ExitCode::from(2);
     };

@@ -5,12 +5,19 @@
 //! Usage: rsb-calc-service [NAME]   (default rsb.calculator)
 //!
 //! Opens rsbinder's default device (/dev/binderfs/binder), registers with whatever service
-//! manager holds handle 0 and serves `add` and `takeToken` on rsbinder's thread pool.
+//! manager holds handle 0 and serves `add`, `takeToken` and `sumFile` on rsbinder's thread
+//! pool.
 
-use std::process::ExitCode;
+use std::{
+    io::{Read, Seek, Write},
+    os::fd::AsRawFd,
+    process::ExitCode,
+};
 
-use rsb_interop::{BnCalculator, ICalculator, IToken, DEFAULT_NAME};
-use rsbinder::{hub, BinderResult, ExceptionCode, Interface, ProcessState, Status, Strong};
+use rsb_interop::{describe_fd, memfd, sum_text, BnCalculator, ICalculator, IToken, DEFAULT_NAME};
+use rsbinder::{
+    hub, BinderResult, ExceptionCode, Interface, ParcelFileDescriptor, ProcessState, Status, Strong,
+};
 
 struct Calculator;
 
@@ -40,6 +47,34 @@ impl ICalculator for Calculator {
             return Err(Status::from(ExceptionCode::IllegalArgument));
         }
         Ok(tag)
+    }
+
+    fn sumFile(&self, numbers: &ParcelFileDescriptor) -> BinderResult<ParcelFileDescriptor> {
+        let failed = |what: &str, e: &dyn std::fmt::Display| {
+            eprintln!("rsb-calc-service: sumFile: {what}: {e}");
+            Status::from(ExceptionCode::IllegalState)
+        };
+        let mut text = String::new();
+        let mut input = numbers;
+        input
+            .read_to_string(&mut text)
+            .map_err(|e| failed("reading the file", &e))?;
+        let answer = sum_text(&text).map_err(|e| {
+            eprintln!("rsb-calc-service: sumFile: {e}");
+            Status::from(ExceptionCode::IllegalArgument)
+        })?;
+        let mut file = memfd(c"sum").map_err(|e| failed("memfd_create", &e))?;
+        writeln!(file, "{answer}")
+            .and_then(|()| file.rewind())
+            .map_err(|e| failed("writing the answer", &e))?;
+        println!(
+            "[rsb-calc-service {}] sumFile: read {} bytes from {}: {answer}; answering with {}",
+            std::process::id(),
+            text.len(),
+            describe_fd(numbers.as_raw_fd()),
+            describe_fd(file.as_raw_fd())
+        );
+        Ok(ParcelFileDescriptor::from(file))
     }
 }
 
