@@ -31,8 +31,10 @@ use kernel::{
             Atomic,
             Relaxed, //
         },
+        new_condvar,
         new_spinlock,
         Arc,
+        CondVar,
         SpinLock, //
     },
     task::{
@@ -77,6 +79,7 @@ use crate::{
         MANAGER_HANDLE, //
     },
     thread::Thread,
+    transaction::Transaction,
     work::{
         self,
         Deliver,
@@ -91,6 +94,14 @@ pub(crate) use crate::refs::RefChange;
 /// The key of a withdrawn death notification in [`ProcessInner::withdrawn_deaths`].
 fn death_key(death: &Arc<Work<Death>>) -> usize {
     core::ptr::from_ref::<Work<Death>>(death) as usize
+}
+
+/// Why [`Process::queue_transaction`] refused a transaction.
+pub(crate) enum Refused {
+    /// The process, or the recipient thread, is gone.
+    Dead,
+    /// A call to a frozen process.
+    Frozen,
 }
 
 /// Where queued work goes.
@@ -128,6 +139,10 @@ pub(crate) struct Process {
     /// Queues the release of the process once its file is closed; see [`crate::release`].
     #[pin]
     pub(crate) release_work: workqueue::Work<Process>,
+    /// Signalled, under `inner`, when the last outstanding transaction of a frozen process
+    /// finishes; a freeze waiting for that waits on it.
+    #[pin]
+    freeze_wait: CondVar,
 }
 
 /// The mutable state of a [`Process`], guarded by [`Process::inner`].
@@ -154,6 +169,15 @@ pub(crate) struct ProcessInner {
     /// How many times a thread began to wait for process work (see
     /// [`ProcessInner::next_wait_number`]).
     waits: u64,
+    /// `BINDER_FREEZE` froze the process: calls to it fail with `BR_FROZEN_REPLY`.
+    frozen: bool,
+    /// A call came while the process was frozen, since it was last frozen or thawed.
+    sync_recv: bool,
+    /// A one-way transaction came while the process was frozen, likewise.
+    async_recv: bool,
+    /// Transactions to the process not finished with, as the C driver counts them: a call
+    /// until it is answered, a one-way transaction or reply until it is read.
+    outstanding: u32,
 }
 
 impl ProcessInner {
@@ -249,6 +273,53 @@ impl ProcessInner {
         result
     }
 
+    /// Freezes or thaws the process; either forgets what came while it was frozen.
+    pub(crate) fn set_frozen(&mut self, frozen: bool) {
+        self.frozen = frozen;
+        self.sync_recv = false;
+        self.async_recv = false;
+    }
+
+    /// Whether a call came while frozen.
+    pub(crate) fn sync_received(&self) -> bool {
+        self.sync_recv
+    }
+
+    /// Whether a one-way transaction came while frozen.
+    pub(crate) fn async_received(&self) -> bool {
+        self.async_recv
+    }
+
+    /// How many transactions to the process are outstanding.
+    pub(crate) fn outstanding_transactions(&self) -> u32 {
+        self.outstanding
+    }
+
+    /// Counts a transaction queued for the process, until it is finished with.
+    pub(crate) fn count_outstanding(&mut self) {
+        self.outstanding = self.outstanding.saturating_add(1);
+    }
+
+    /// A transaction counted by [`ProcessInner::count_outstanding`] is finished with. Returns
+    /// whether it was the last of a frozen process, so that a freeze waiting for that wakes.
+    pub(crate) fn uncount_outstanding(&mut self) -> bool {
+        match self.outstanding.checked_sub(1) {
+            Some(left) => self.outstanding = left,
+            None => pr_warn!("outstanding transaction count underflow\n"),
+        }
+        self.outstanding == 0 && self.frozen
+    }
+
+    /// Whether transactions are pending, as a freeze checks: outstanding ones, or a thread
+    /// in a call (sent or received).
+    pub(crate) fn has_pending_transactions(&self) -> bool {
+        self.outstanding > 0
+            || self
+                .threads
+                .values()
+                .any(|thread| thread.has_transaction_stack(self))
+    }
+
     /// Decides, at the end of a read by `reader`, whether to ask userspace for one more looper
     /// thread (`BR_SPAWN_LOOPER`), as the C driver does: when `reader` is a looper, no thread
     /// waits for the process's work (none is a candidate to pick), no request is outstanding,
@@ -292,7 +363,7 @@ impl Process {
         let task = ARef::from(current.group_leader());
         let mm = current.mm().map(|mm| ARef::from(&**mm));
         let cred = ARef::from(file.cred());
-        Arc::pin_init(
+        let process = Arc::pin_init(
             try_pin_init!(Self {
                 _census: Counted::new(Kind::Process),
                 context,
@@ -312,14 +383,21 @@ impl Process {
                         requested_threads: 0,
                         requested_threads_started: 0,
                         waits: 0,
+                        frozen: false,
+                        sync_recv: false,
+                        async_recv: false,
+                        outstanding: 0,
                     },
                     "Process::inner"
                 ),
                 buffer <- ReceiveBuffer::new(),
                 release_work <- workqueue::new_work!("Process::release_work"),
+                freeze_wait <- new_condvar!("Process::freeze_wait"),
             }),
             GFP_KERNEL,
-        )
+        )?;
+        crate::registry::add(&process)?;
+        Ok(process)
     }
 
     /// Tears the process down once its file is released (from the module's release
@@ -329,11 +407,13 @@ impl Process {
     /// their nodes), and everything queued for it is cancelled: callers waiting on it read
     /// `BR_DEAD_REPLY`.
     pub(crate) fn release(self: Arc<Self>) {
+        let registered = crate::registry::remove(&self);
         let manager = self.context.take_manager_of(&self);
         // Everything taken out here is dropped after the lock is released. Once `is_dead` is
         // set, nothing new is queued for the process or its threads.
         let mut inner = self.inner.lock();
         inner.is_dead = true;
+        inner.frozen = false;
         let threads = core::mem::take(&mut inner.threads);
         let mut undelivered = core::mem::take(&mut inner.todo);
         let refs = inner.refs.take_all();
@@ -361,6 +441,7 @@ impl Process {
         drop(refs);
         drop(withdrawn_deaths);
         drop(manager);
+        drop(registered);
     }
 
     /// The lock that guards the process's threads, handles and settings.
@@ -371,6 +452,26 @@ impl Process {
     /// The credentials the device was opened with.
     pub(crate) fn cred(&self) -> &Credential {
         &self.cred
+    }
+
+    /// Whether the process was opened by the thread group `pid` (its pid in the initial pid
+    /// namespace, which the C driver compares with too).
+    pub(crate) fn has_pid(&self, pid: u32) -> bool {
+        Pid::try_from(pid).is_ok_and(|pid| self.task.pid() == pid)
+    }
+
+    /// Where a freeze waits for the process's outstanding transactions.
+    pub(crate) fn freeze_wait(&self) -> &CondVar {
+        &self.freeze_wait
+    }
+
+    /// A transaction to the process was finished with (see
+    /// [`ProcessInner::count_outstanding`]); a freeze waiting for the last wakes.
+    pub(crate) fn transaction_finished(&self) {
+        let mut inner = self.inner.lock();
+        if inner.uncount_outstanding() {
+            self.freeze_wait.notify_all();
+        }
     }
 
     /// Whether `other` was opened by the same thread group (the same group leader, as the C
@@ -419,9 +520,61 @@ impl Process {
             Recipient::Process => inner.push_process_work(item),
             Recipient::Thread(thread) if thread.is_dead() => return Err(item),
             Recipient::Thread(thread) => thread.push_work(&mut inner, item),
-            Recipient::Oneway(node) => node.queue_oneway(&mut inner, item),
+            // Not frozen, so nothing is replaced: `None`.
+            Recipient::Oneway(node) => drop(node.queue_oneway(&mut inner, item, false)),
         }
         Ok(())
+    }
+
+    /// Queues the transaction `t`, in its envelope `item`, for `recipient`, as the C driver
+    /// does; from then on it counts as outstanding here until it is finished with.
+    ///
+    /// A call to a frozen process is refused (`Refused::Frozen`), and anything once the
+    /// process or the recipient thread is gone (`Refused::Dead`). A one-way transaction to a
+    /// frozen process is queued all the same, and `Ok(true)` says so; with `TF_UPDATE_TXN` it
+    /// replaces an outdated one waiting in its node's queue, which is dropped here. Either
+    /// kind notes that it came while the process was frozen.
+    pub(crate) fn queue_transaction(
+        &self,
+        t: &Transaction,
+        item: WorkItem,
+        recipient: Recipient<'_>,
+    ) -> Result<bool, Refused> {
+        let oneway = t.is_oneway();
+        let mut inner = self.inner.lock();
+        let frozen = inner.frozen;
+        if frozen {
+            inner.sync_recv |= !oneway;
+            inner.async_recv |= oneway;
+            if !oneway {
+                return Err(Refused::Frozen);
+            }
+        }
+        if inner.is_dead {
+            return Err(Refused::Dead);
+        }
+        let outdated = match recipient {
+            Recipient::Thread(thread) if thread.is_dead() => return Err(Refused::Dead),
+            Recipient::Thread(thread) => {
+                thread.push_work(&mut inner, item);
+                None
+            }
+            Recipient::Process => {
+                inner.push_transaction(item);
+                None
+            }
+            Recipient::Oneway(node) => node.queue_oneway(&mut inner, item, frozen),
+        };
+        t.mark_outstanding(&mut inner);
+        if let Some(old) = outdated.as_ref().and_then(|w| w.item.as_transaction()) {
+            if old.take_outstanding() {
+                inner.uncount_outstanding();
+            }
+        }
+        drop(inner);
+        // Its buffer goes back, with the references it holds, outside the lock.
+        drop(outdated);
+        Ok(frozen && oneway)
     }
 
     /// Queues the reusable `work` for `recipient`, unless it is queued already; cancels it if

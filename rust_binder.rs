@@ -26,6 +26,8 @@
 //! - [`refs`]: a process's handles to other processes' nodes (`binder_ref`).
 //! - [`work`]: the todo lists threads read their work from.
 //! - [`death`]: death notifications.
+//! - [`freeze`]: freezing processes, and freeze notifications.
+//! - [`registry`]: every open process, for the ioctls that name a pid.
 //! - [`defs`]: the userspace ABI, from `include/uapi/linux/android/binder.h`.
 //! - [`release`]: the deferred teardown of closed processes.
 //! - [`census`]: counts of live objects, checked for leaks at unload.
@@ -39,11 +41,13 @@ mod defs;
 mod device;
 mod devices_param;
 mod fds;
+mod freeze;
 mod ioctl;
 mod node;
 mod objects;
 mod process;
 mod refs;
+mod registry;
 mod release;
 mod scatter_gather;
 mod thread;
@@ -118,12 +122,14 @@ impl Drop for RustBinderModule {
         drop(self.devices.take());
         drop(self.releases.take());
         fds::wait_for_deferred_closes();
+        registry::shutdown();
         census::report_leaks();
     }
 }
 
 impl kernel::Module for RustBinderModule {
     fn init(_module: &'static ThisModule) -> Result<Self> {
+        registry::init();
         let releases = release::ReleaseQueue::new()?;
         let devices = device::Devices::register(devices_param::device_names()?)?;
         Ok(Self {
