@@ -159,6 +159,10 @@ uapi_newtype!(
     /// `struct binder_frozen_status_info`, the argument of `BINDER_GET_FROZEN_INFO`.
     FrozenStatusInfo => binder_frozen_status_info
 );
+uapi_newtype!(
+    /// `struct binder_frozen_state_info`, the payload of `BR_FROZEN_BINDER`.
+    FrozenStateInfo => binder_frozen_state_info
+);
 
 // The newtypes claim there is no padding; these sizes prove it.
 const _: () = assert!(core::mem::size_of::<BinderVersion>() == 4);
@@ -174,6 +178,7 @@ const _: () = assert!(core::mem::size_of::<NodeDebugInfo>() == 8 + 8 + 4 + 4);
 const _: () = assert!(core::mem::size_of::<NodeInfoForRef>() == 6 * 4);
 const _: () = assert!(core::mem::size_of::<FreezeInfo>() == 3 * 4);
 const _: () = assert!(core::mem::size_of::<FrozenStatusInfo>() == 3 * 4);
+const _: () = assert!(core::mem::size_of::<FrozenStateInfo>() == 8 + 4 + 4);
 
 impl TransactionDataSg {
     /// The target handle (the `target` union, as a sender fills it in).

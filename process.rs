@@ -32,9 +32,11 @@ use kernel::{
             Relaxed, //
         },
         new_condvar,
+        new_mutex,
         new_spinlock,
         Arc,
         CondVar,
+        Mutex,
         SpinLock, //
     },
     task::{
@@ -64,6 +66,10 @@ use crate::{
         NodeDebugInfo,
         NodeInfoForRef, //
     },
+    freeze::{
+        FreezeListener,
+        Watchers, //
+    },
     node::{
         Count,
         Node,
@@ -74,7 +80,6 @@ use crate::{
         HandleSlot,
         InvalidRef,
         Loss,
-        NodeRef,
         Refs,
         MANAGER_HANDLE, //
     },
@@ -143,6 +148,10 @@ pub(crate) struct Process {
     /// finishes; a freeze waiting for that waits on it.
     #[pin]
     freeze_wait: CondVar,
+    /// The freeze notifications other processes asked for on this process's nodes; see
+    /// [`crate::freeze`]. Taken before any process's `inner` lock.
+    #[pin]
+    freeze_watchers: Mutex<Watchers>,
 }
 
 /// The mutable state of a [`Process`], guarded by [`Process::inner`].
@@ -178,6 +187,10 @@ pub(crate) struct ProcessInner {
     /// Transactions to the process not finished with, as the C driver counts them: a call
     /// until it is answered, a one-way transaction or reply until it is read.
     outstanding: u32,
+    /// The freeze notifications the process asked for and that are not finished, by address.
+    freeze_listeners: RBTree<usize, Arc<Work<FreezeListener>>>,
+    /// How many freeze reports were delivered (orders the ones awaiting their done).
+    freeze_deliveries: u64,
 }
 
 impl ProcessInner {
@@ -273,6 +286,11 @@ impl ProcessInner {
         result
     }
 
+    /// Whether the process is frozen.
+    pub(crate) fn is_frozen(&self) -> bool {
+        self.frozen
+    }
+
     /// Freezes or thaws the process; either forgets what came while it was frozen.
     pub(crate) fn set_frozen(&mut self, frozen: bool) {
         self.frozen = frozen;
@@ -318,6 +336,51 @@ impl ProcessInner {
                 .threads
                 .values()
                 .any(|thread| thread.has_transaction_stack(self))
+    }
+
+    /// The handles of the process.
+    pub(crate) fn refs_mut(&mut self) -> &mut Refs {
+        &mut self.refs
+    }
+
+    /// Keeps a freeze notification request until it is finished.
+    pub(crate) fn add_freeze_listener(
+        &mut self,
+        node: rbtree::RBTreeNode<usize, Arc<Work<FreezeListener>>>,
+    ) {
+        self.freeze_listeners.insert(node);
+    }
+
+    /// Forgets the freeze notification request with `key`; returns it for the caller to drop
+    /// once the lock is released.
+    pub(crate) fn remove_freeze_listener(
+        &mut self,
+        key: usize,
+    ) -> Option<Arc<Work<FreezeListener>>> {
+        self.freeze_listeners.remove(&key)
+    }
+
+    /// The request whose report with `cookie` awaits its done, the earliest delivered if
+    /// several do.
+    pub(crate) fn freeze_listener_awaiting_done(
+        &self,
+        cookie: u64,
+    ) -> Option<Arc<Work<FreezeListener>>> {
+        self.freeze_listeners
+            .values()
+            .filter(|listener| listener.item.cookie() == cookie)
+            .filter_map(|listener| {
+                let delivered = listener.item.state_ref(self).awaiting_done()?;
+                Some((delivered, listener))
+            })
+            .min_by_key(|(delivered, _)| *delivered)
+            .map(|(_, listener)| listener.clone())
+    }
+
+    /// Numbers a delivered freeze report.
+    pub(crate) fn next_freeze_delivery(&mut self) -> u64 {
+        self.freeze_deliveries = self.freeze_deliveries.wrapping_add(1);
+        self.freeze_deliveries
     }
 
     /// Decides, at the end of a read by `reader`, whether to ask userspace for one more looper
@@ -387,12 +450,15 @@ impl Process {
                         sync_recv: false,
                         async_recv: false,
                         outstanding: 0,
+                        freeze_listeners: RBTree::new(),
+                        freeze_deliveries: 0,
                     },
                     "Process::inner"
                 ),
                 buffer <- ReceiveBuffer::new(),
                 release_work <- workqueue::new_work!("Process::release_work"),
                 freeze_wait <- new_condvar!("Process::freeze_wait"),
+                freeze_watchers <- new_mutex!(Watchers::new(), "Process::freeze_watchers"),
             }),
             GFP_KERNEL,
         )?;
@@ -408,6 +474,7 @@ impl Process {
     /// `BR_DEAD_REPLY`.
     pub(crate) fn release(self: Arc<Self>) {
         let registered = crate::registry::remove(&self);
+        let watchers = self.close_freeze_watchers();
         let manager = self.context.take_manager_of(&self);
         // Everything taken out here is dropped after the lock is released. Once `is_dead` is
         // set, nothing new is queued for the process or its threads.
@@ -419,10 +486,15 @@ impl Process {
         let refs = inner.refs.take_all();
         let nodes = core::mem::take(&mut inner.nodes);
         let withdrawn_deaths = core::mem::take(&mut inner.withdrawn_deaths);
+        let freeze_listeners = core::mem::take(&mut inner.freeze_listeners);
+        for listener in freeze_listeners.values() {
+            listener.item.state(&mut inner).set_gone();
+        }
         for node in nodes.values() {
             undelivered.push_all_back(&mut node.take_oneway_queue(&mut inner));
         }
         drop(inner);
+        drop(watchers);
         work::cancel_all(undelivered);
         for node in nodes.values() {
             node.release();
@@ -437,9 +509,13 @@ impl Process {
             if let Some(death) = &node_ref.death {
                 node_ref.node.remove_death(death);
             }
+            if let Some(listener) = &node_ref.freeze {
+                node_ref.node.owner().forget_freeze_watcher(listener);
+            }
         }
         drop(refs);
         drop(withdrawn_deaths);
+        drop(freeze_listeners);
         drop(manager);
         drop(registered);
     }
@@ -463,6 +539,11 @@ impl Process {
     /// Where a freeze waits for the process's outstanding transactions.
     pub(crate) fn freeze_wait(&self) -> &CondVar {
         &self.freeze_wait
+    }
+
+    /// The freeze notifications on the process's nodes.
+    pub(crate) fn freeze_watchers(&self) -> &Mutex<Watchers> {
+        &self.freeze_watchers
     }
 
     /// A transaction to the process was finished with (see
@@ -787,11 +868,13 @@ impl Process {
     /// lock is released; drops a removed handle (and its death notification).
     fn settle_loss(&self, loss: Loss) {
         self.uncount_handle(&loss.node, loss.lost_strong, loss.removed.is_some());
-        if let Some(NodeRef {
-            death: Some(death), ..
-        }) = &loss.removed
-        {
-            loss.node.remove_death(death);
+        if let Some(removed) = &loss.removed {
+            if let Some(death) = &removed.death {
+                loss.node.remove_death(death);
+            }
+            if let Some(listener) = &removed.freeze {
+                self.drop_freeze_listener(listener, loss.node.owner());
+            }
         }
     }
 
