@@ -114,7 +114,7 @@ fn pid_of(child: &Child) -> u32 {
     child.pid() as u32
 }
 
-/// Opens and maps BINDER.
+/// Opens and maps `device`: a caller needs the mapping for its replies.
 fn open_mapped(device: &str) -> Outcome<(Binder, Mapping)> {
     let binder = Binder::open(device).step("open")?;
     let mapping = binder.map(MAP_SIZE, libc::PROT_READ).step("mmap")?;
@@ -244,7 +244,7 @@ fn freeze_pid_without_binder_is_einval(_: &Env) -> Outcome {
     let (done, await_done) = notice()?;
     let bystander = spawn_ready(move |ready| {
         ready();
-        let _ = await_done.wait();
+        await_done.wait()?;
         Ok(())
     })?;
     let binder = Binder::open(BINDER).step("open")?;
@@ -265,7 +265,7 @@ fn freeze_pid_without_binder_is_einval(_: &Env) -> Outcome {
             &format!("BINDER_GET_FROZEN_INFO of pid {pid}"),
         )?;
     }
-    drop(done);
+    done.notify()?;
     bystander.join()
 }
 
@@ -300,7 +300,7 @@ fn freeze_dead_process_is_einval(_: &Env) -> Outcome {
 fn freeze_call_gets_frozen_reply_until_thawed(_: &Env) -> Outcome {
     let server = serving_manager(1)?;
     let pid = pid_of(&server);
-    let binder = Binder::open(BINDER).step("open")?;
+    let (binder, _mapping) = open_mapped(BINDER)?;
     let before = call(&binder, 1)?;
     ensure!(
         matches!(
@@ -374,7 +374,7 @@ fn freeze_oneways_pending_then_delivered_in_order(_: &Env) -> Outcome {
             answer(&binder, txn)?;
         }
         read_all.notify()?;
-        let _ = await_finish.wait();
+        await_finish.wait()?;
         Ok(())
     })?;
     let pid = pid_of(&server);
@@ -398,7 +398,7 @@ fn freeze_oneways_pending_then_delivered_in_order(_: &Env) -> Outcome {
         .freeze(pid, true, 0)
         .step("BINDER_FREEZE when idle")?;
     binder.freeze(pid, false, 0).step("thaw")?;
-    drop(finish);
+    finish.notify()?;
     server.join()
 }
 
@@ -417,7 +417,7 @@ fn freeze_does_not_hide_oneway_from_a_reader(_: &Env) -> Outcome {
         ensure!(txn.code == 7, "code {}", txn.code);
         answer(&binder, txn)?;
         got.notify()?;
-        let _ = await_finish.wait();
+        await_finish.wait()?;
         Ok(())
     })?;
     let pid = pid_of(&server);
@@ -430,7 +430,7 @@ fn freeze_does_not_hide_oneway_from_a_reader(_: &Env) -> Outcome {
     );
     await_got.wait()?;
     expect_info(&binder, pid, (0, 1), "frozen, the one-way read")?;
-    drop(finish);
+    finish.notify()?;
     server.join()
 }
 
@@ -465,7 +465,7 @@ fn holding_server() -> Outcome<(Child, crate::harness::AwaitNotice, crate::harne
 fn freeze_with_unanswered_call_is_eagain(_: &Env) -> Outcome {
     let (server, await_got, reply_now) = holding_server()?;
     let pid = pid_of(&server);
-    let binder = Binder::open(BINDER).step("open")?;
+    let (binder, _mapping) = open_mapped(BINDER)?;
     thread::scope(|s| {
         let caller = s.spawn(|| call(&binder, 1));
         await_got.wait()?;
@@ -518,8 +518,8 @@ fn freeze_with_unanswered_call_is_eagain(_: &Env) -> Outcome {
 fn freeze_wait_ends_when_the_call_is_answered(_: &Env) -> Outcome {
     let (server, await_got, reply_now) = holding_server()?;
     let pid = pid_of(&server);
-    let binder = Binder::open(BINDER).step("open")?;
-    let caller = Binder::open(BINDER).step("open for the caller")?;
+    let (binder, _mapping) = open_mapped(BINDER)?;
+    let (caller, _caller_mapping) = open_mapped(BINDER)?;
     thread::scope(|s| {
         let call_thread = s.spawn(|| call(&caller, 1));
         await_got.wait()?;
@@ -573,8 +573,8 @@ fn freeze_wait_interrupted_by_signal(_: &Env) -> Outcome {
             return Err("sigaction".to_string());
         }
     }
-    let binder = Binder::open(BINDER).step("open")?;
-    let caller = Binder::open(BINDER).step("open for the caller")?;
+    let (binder, _mapping) = open_mapped(BINDER)?;
+    let (caller, _caller_mapping) = open_mapped(BINDER)?;
     // SAFETY: Plain call. Kept as an integer, so that another thread may hold it.
     let me = unsafe { libc::pthread_self() } as usize;
     let stop = AtomicBool::new(false);
@@ -627,8 +627,8 @@ fn freeze_every_process_of_the_pid(_: &Env) -> Outcome {
         })
     })?;
     let pid = pid_of(&server);
-    let binder = Binder::open(BINDER).step("open")?;
-    let hwbinder = Binder::open(HWBINDER).step("open hwbinder")?;
+    let (binder, _mapping) = open_mapped(BINDER)?;
+    let (hwbinder, _hw_mapping) = open_mapped(HWBINDER)?;
     binder.freeze(pid, true, 0).step("BINDER_FREEZE")?;
     ensure!(call(&binder, 1)? == [Return::FrozenReply], "call on binder");
     ensure!(
@@ -689,7 +689,7 @@ fn late_reader(
         binder.set_nonblocking(true).step("O_NONBLOCK")?;
         expect_errno(binder.read(), libc::EAGAIN, "read after the last one-way")?;
         read_all.notify()?;
-        let _ = await_finish.wait();
+        await_finish.wait()?;
         Ok(())
     })?;
     Ok((server, go, await_read_all, finish))
@@ -749,7 +749,7 @@ fn freeze_update_txn_replaces_queued_oneway(_: &Env) -> Outcome {
         .freeze(pid, true, 0)
         .step("BINDER_FREEZE with nothing outstanding")?;
     binder.freeze(pid, false, 0).step("thaw")?;
-    drop(finish);
+    finish.notify()?;
     server.join()
 }
 
@@ -765,7 +765,7 @@ fn freeze_update_txn_only_while_frozen(_: &Env) -> Outcome {
     send_updates(&binder, Return::TransactionComplete)?;
     go.notify()?;
     await_read_all.wait()?;
-    drop(finish);
+    finish.notify()?;
     server.join()
 }
 
@@ -1064,7 +1064,7 @@ fn freeze_killed_while_frozen_with_queued_work(_: &Env) -> Outcome {
             "one-way {code}: {ret:?}"
         );
     }
-    drop(asked);
+    asked.notify()?;
     target.kill()?;
     holder_child.kill()?;
     // The driver releases the killed process later, from a workqueue: until then a call
@@ -1129,7 +1129,7 @@ fn freeze_races_calls_oneways_and_notifications(_: &Env) -> Outcome {
     let mut clients = Vec::new();
     for _ in 0..CLIENTS {
         clients.push(spawn_ready(move |ready| {
-            let binder = Binder::open(BINDER).step("open")?;
+            let (binder, _mapping) = open_mapped(BINDER)?;
             ready();
             thread::scope(|s| {
                 let workers: Vec<_> = (0..2u32)
