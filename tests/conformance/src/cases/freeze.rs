@@ -59,6 +59,10 @@ pub const CASES: &[Case] = &[
         freeze_wait_interrupted_by_signal,
     ),
     Case::new(
+        "freeze_after_the_receiving_thread_exits",
+        freeze_after_the_receiving_thread_exits,
+    ),
+    Case::new(
         "freeze_every_process_of_the_pid",
         freeze_every_process_of_the_pid,
     ),
@@ -342,6 +346,17 @@ fn freeze_call_gets_frozen_reply_until_thawed(_: &Env) -> Outcome {
     );
     // Thawing a process that is not frozen is fine too.
     binder.freeze(pid, false, 0).step("thaw again")?;
+    // The longest timeout there is: with nothing outstanding, the freeze does not wait.
+    let start = Instant::now();
+    binder
+        .freeze(pid, true, u32::MAX)
+        .step("BINDER_FREEZE with the longest timeout")?;
+    let waited = start.elapsed();
+    ensure!(
+        waited < Duration::from_secs(10),
+        "an idle process took {waited:?} to freeze"
+    );
+    binder.freeze(pid, false, 0).step("thaw")?;
     server.kill()
 }
 
@@ -605,6 +620,46 @@ fn freeze_wait_interrupted_by_signal(_: &Env) -> Outcome {
         Ok(())
     })?;
     server.kill()
+}
+
+/// A thread that leaves the driver (`BINDER_THREAD_EXIT`) with a call it has not answered
+/// fails the call (the caller reads `BR_DEAD_REPLY`), and the call no longer counts as
+/// outstanding: the process can be frozen at once.
+fn freeze_after_the_receiving_thread_exits(_: &Env) -> Outcome {
+    let (left, await_left) = notice()?;
+    let (finish, await_finish) = notice()?;
+    let server = spawn_ready(move |ready| {
+        let (binder, _mapping) = manager_of(BINDER)?;
+        ready();
+        loop {
+            let returns = binder.read().step("server read")?;
+            if returns.iter().any(|r| matches!(r, Return::Transaction(_))) {
+                break;
+            }
+        }
+        binder.thread_exit().step("BINDER_THREAD_EXIT")?;
+        left.notify()?;
+        await_finish.wait()
+    })?;
+    let pid = pid_of(&server);
+    let (binder, _mapping) = open_mapped(BINDER)?;
+    thread::scope(|s| {
+        let caller = s.spawn(|| call(&binder, 1));
+        await_left.wait()?;
+        let returns = caller.join().map_err(|_| "the caller panicked")??;
+        ensure!(
+            returns.last() == Some(&Return::DeadReply),
+            "the call whose thread exited ended with {returns:?}"
+        );
+        Ok(())
+    })?;
+    expect_info(&binder, pid, (0, 0), "after the thread exited")?;
+    binder
+        .freeze(pid, true, 0)
+        .step("BINDER_FREEZE after the thread exited")?;
+    binder.freeze(pid, false, 0).step("thaw")?;
+    finish.notify()?;
+    server.join()
 }
 
 /// A process with binder open on two devices has two binder processes; one BINDER_FREEZE
