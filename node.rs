@@ -375,9 +375,11 @@ impl Node {
     /// none outstanding, else behind the outstanding one. `inner` is the owner's state.
     ///
     /// If the owner is `frozen` and the transaction has `TF_UPDATE_TXN`, the first one
-    /// waiting behind the outstanding one that it makes outdated (see
-    /// [`Transaction::is_outdated_by`](crate::transaction::Transaction::is_outdated_by)) leaves the queue, as in the C driver; it is returned
-    /// for the caller to drop once the lock is released.
+    /// waiting behind the outstanding one that it makes outdated leaves the queue, as in the C
+    /// driver (see [`Transaction::is_outdated_by`]); it is returned for the caller to drop once
+    /// the lock is released.
+    ///
+    /// [`Transaction::is_outdated_by`]: crate::transaction::Transaction::is_outdated_by
     pub(crate) fn queue_oneway(
         &self,
         inner: &mut ProcessInner,
