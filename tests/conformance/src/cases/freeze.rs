@@ -346,15 +346,37 @@ fn freeze_call_gets_frozen_reply_until_thawed(_: &Env) -> Outcome {
     );
     // Thawing a process that is not frozen is fine too.
     binder.freeze(pid, false, 0).step("thaw again")?;
-    // The longest timeout there is: with nothing outstanding, the freeze does not wait.
+    // From 2^31 ms on, C's timeout is MAX_JIFFY_OFFSET jiffies, and the C driver keeps what
+    // its wait leaves of it in an int: with nothing outstanding that reads as -2, and the
+    // freeze fails with ENOENT, leaving the process thawed.
+    for timeout in [u32::MAX, 1 << 31] {
+        expect_errno(
+            binder.freeze(pid, true, timeout),
+            libc::ENOENT,
+            &format!("BINDER_FREEZE of an idle process with a timeout of {timeout} ms"),
+        )?;
+        let returns = call(&binder, 5)?;
+        ensure!(
+            matches!(
+                returns.as_slice(),
+                [Return::TransactionComplete, Return::Reply(_)]
+            ),
+            "call after a freeze with a timeout of {timeout} ms: {returns:?}"
+        );
+    }
+    // Just below, the timeout is only a bound: an idle process freezes at once.
     let start = Instant::now();
     binder
-        .freeze(pid, true, u32::MAX)
-        .step("BINDER_FREEZE with the longest timeout")?;
+        .freeze(pid, true, (1 << 31) - 1)
+        .step("BINDER_FREEZE with a timeout of 2^31 - 1 ms")?;
     let waited = start.elapsed();
     ensure!(
         waited < Duration::from_secs(10),
         "an idle process took {waited:?} to freeze"
+    );
+    ensure!(
+        call(&binder, 6)? == [Return::FrozenReply],
+        "call after a freeze with a timeout of 2^31 - 1 ms"
     );
     binder.freeze(pid, false, 0).step("thaw")?;
     server.kill()
