@@ -62,8 +62,8 @@ use crate::{
 
 /// `BINDER_FREEZE`: freezes or thaws every process of `info.pid`, newest first, stopping at
 /// the first that fails (the ones frozen before it stay frozen, as in the C driver). `EINVAL`
-/// if the pid has no binder process.
-pub(crate) fn freeze(info: &FreezeInfo) -> Result {
+/// if the pid has no binder process. Returns what the ioctl returns (see [`Failed::Raw`]).
+pub(crate) fn freeze(info: &FreezeInfo) -> Result<isize> {
     let targets = registry::processes_of(info.0.pid)?;
     let mut result = Ok(());
     for target in targets.iter() {
@@ -73,7 +73,29 @@ pub(crate) fn freeze(info: &FreezeInfo) -> Result {
         }
     }
     drop(targets);
-    result
+    match result {
+        Ok(()) => Ok(0),
+        Err(Failed::Errno(err)) => Err(err),
+        Err(Failed::Raw(value)) => Ok(value as isize),
+    }
+}
+
+/// The lowest errno is `-MAX_ERRNO`, as in the kernel.
+const MAX_ERRNO: i32 = 4095;
+
+/// Why a freeze failed.
+enum Failed {
+    /// With an errno.
+    Errno(Error),
+    /// With the negative number C's wait left in its `int`, too low to be an errno: the C
+    /// driver's ioctl returns it as it is, which userspace takes for a result, not an error.
+    Raw(i32),
+}
+
+impl From<Error> for Failed {
+    fn from(err: Error) -> Self {
+        Failed::Errno(err)
+    }
 }
 
 /// `BINDER_GET_FROZEN_INFO`: what the processes of `info.pid` received since they were last
@@ -95,7 +117,7 @@ impl Process {
     /// Freezes (`enable`) or thaws this process, as [`freeze`] asks. A freeze waits up to
     /// `timeout_ms` for the outstanding transactions to finish; a signal ends the wait
     /// (`ERESTARTSYS`). The holders that asked hear of a freeze or thaw that succeeded.
-    fn freeze(&self, enable: bool, timeout_ms: u32) -> Result {
+    fn freeze(&self, enable: bool, timeout_ms: u32) -> Result<(), Failed> {
         let mut inner = self.inner_lock().lock();
         inner.set_frozen(enable);
         if !enable {
@@ -106,14 +128,29 @@ impl Process {
         let mut result = Ok(());
         if timeout_ms > 0 {
             let mut left = msecs_to_jiffies(timeout_ms);
-            while inner.outstanding_transactions() > 0 {
+            loop {
+                if inner.outstanding_transactions() == 0 {
+                    // C's wait returns the jiffies left and the C driver keeps them in an
+                    // `int`: from 2^31 ms on, the timeout is `MAX_JIFFY_OFFSET`, and the low
+                    // half of what is left reads as a negative number, which C returns as an
+                    // error (`ENOENT` at once), leaving the process thawed. So does this.
+                    let kept = left as u32 as i32;
+                    if kept < 0 {
+                        result = Err(if kept >= -MAX_ERRNO {
+                            Failed::Errno(Error::from_errno(kept))
+                        } else {
+                            Failed::Raw(kept)
+                        });
+                    }
+                    break;
+                }
                 match self
                     .freeze_wait()
                     .wait_interruptible_timeout(&mut inner, left)
                 {
                     CondVarTimeoutResult::Timeout => break,
                     CondVarTimeoutResult::Signal { .. } => {
-                        result = Err(ERESTARTSYS);
+                        result = Err(ERESTARTSYS.into());
                         break;
                     }
                     CondVarTimeoutResult::Woken { jiffies } => left = jiffies,
@@ -121,10 +158,10 @@ impl Process {
             }
         }
         if result.is_ok() && inner.has_pending_transactions() {
-            result = Err(EAGAIN);
+            result = Err(EAGAIN.into());
         }
         if result.is_err() {
-            inner.set_frozen(false);
+            inner.cancel_freeze();
             return result;
         }
         drop(inner);

@@ -96,7 +96,7 @@ fn handle(
         }
         BINDER_FREEZE => {
             let info = read_arg::<FreezeInfo>(arg)?;
-            crate::freeze::freeze(&info)?;
+            return crate::freeze::freeze(&info);
         }
         BINDER_GET_FROZEN_INFO => {
             let mut info = read_arg::<FrozenStatusInfo>(arg)?;

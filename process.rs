@@ -298,6 +298,12 @@ impl ProcessInner {
         self.async_recv = false;
     }
 
+    /// Undoes a freeze that failed: the process is thawed, and keeps what it received while
+    /// the freeze waited, as in the C driver.
+    pub(crate) fn cancel_freeze(&mut self) {
+        self.frozen = false;
+    }
+
     /// Whether a call came while frozen.
     pub(crate) fn sync_received(&self) -> bool {
         self.sync_recv
