@@ -2,8 +2,8 @@
 
 //! A census of the driver's objects, checked when the module is unloaded.
 //!
-//! Every process, thread, node, transaction and death notification is counted while it
-//! lives. A module can only be unloaded once none of its files is open, and with every file
+//! Every process, thread, node, transaction, death and freeze notification is counted while
+//! it lives. A module can only be unloaded once none of its files is open, and with every file
 //! released nothing of the driver should be left: whatever is still counted then leaked, and
 //! the unload says so in the kernel log. That catches a reference cycle every time, where
 //! kmemleak only sometimes does.
@@ -24,14 +24,16 @@ pub(crate) enum Kind {
     Node,
     Transaction,
     Death,
+    FreezeListener,
 }
 
-const KINDS: [(Kind, &str); 5] = [
+const KINDS: [(Kind, &str); 6] = [
     (Kind::Process, "processes"),
     (Kind::Thread, "threads"),
     (Kind::Node, "nodes"),
     (Kind::Transaction, "transactions"),
     (Kind::Death, "death notifications"),
+    (Kind::FreezeListener, "freeze notifications"),
 ];
 
 /// How many objects of each kind are alive, indexed by `Kind as usize`.

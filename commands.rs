@@ -4,7 +4,8 @@
 //!
 //! The C driver sorts misuse into two kinds, and so does this file: some commands fail the
 //! whole ioctl with `EINVAL` (an unknown command, the never-implemented `BC_ATTEMPT_ACQUIRE`
-//! and `BC_ACQUIRE_RESULT`, the context manager taking a reference to itself), while others
+//! and `BC_ACQUIRE_RESULT`, the context manager taking a reference to itself, any misuse of
+//! freeze notifications), while others
 //! are logged and skipped (reference counting on a handle that does not exist, freeing a
 //! buffer that was never delivered).
 
@@ -117,10 +118,20 @@ impl Thread {
                 process.confirm_node_ref(ptr, cookie, code == BC_ACQUIRE_DONE);
                 Ok(())
             }
-            // Known, and still to be written here. They fail rather than pretend.
-            BC_REQUEST_FREEZE_NOTIFICATION
-            | BC_CLEAR_FREEZE_NOTIFICATION
-            | BC_FREEZE_NOTIFICATION_DONE => Err(EOPNOTSUPP),
+            BC_REQUEST_FREEZE_NOTIFICATION | BC_CLEAR_FREEZE_NOTIFICATION => {
+                // The same packed `struct binder_handle_cookie` as the death commands.
+                let handle: u32 = commands.read()?;
+                let cookie: u64 = commands.read()?;
+                if code == BC_REQUEST_FREEZE_NOTIFICATION {
+                    process.request_freeze_notification(handle, cookie)
+                } else {
+                    process.clear_freeze_notification(handle, cookie)
+                }
+            }
+            BC_FREEZE_NOTIFICATION_DONE => {
+                let cookie: u64 = commands.read()?;
+                process.freeze_notification_done(cookie)
+            }
             // Unknown commands, and BC_ATTEMPT_ACQUIRE / BC_ACQUIRE_RESULT, which no binder
             // driver ever implemented.
             _ => Err(EINVAL),

@@ -70,6 +70,9 @@ pub(crate) const TF_ONE_WAY: u32 = uapi::transaction_flags_TF_ONE_WAY;
 pub(crate) const TF_ACCEPT_FDS: u32 = uapi::transaction_flags_TF_ACCEPT_FDS;
 /// Transaction flag: the buffer is zeroed when it is freed.
 pub(crate) const TF_CLEAR_BUF: u32 = uapi::transaction_flags_TF_CLEAR_BUF;
+/// Transaction flag of a one-way transaction to a frozen process: it replaces an older one
+/// like it that still waits in its node's queue.
+pub(crate) const TF_UPDATE_TXN: u32 = uapi::transaction_flags_TF_UPDATE_TXN;
 
 /// `binder_buffer_object.flags`: the buffer's address goes into a parent buffer.
 pub(crate) const BUFFER_FLAG_HAS_PARENT: u32 = uapi::BINDER_BUFFER_FLAG_HAS_PARENT;
@@ -148,6 +151,18 @@ uapi_newtype!(
     /// `struct binder_node_info_for_ref`, the argument of `BINDER_GET_NODE_INFO_FOR_REF`.
     NodeInfoForRef => binder_node_info_for_ref
 );
+uapi_newtype!(
+    /// `struct binder_freeze_info`, the argument of `BINDER_FREEZE`.
+    FreezeInfo => binder_freeze_info
+);
+uapi_newtype!(
+    /// `struct binder_frozen_status_info`, the argument of `BINDER_GET_FROZEN_INFO`.
+    FrozenStatusInfo => binder_frozen_status_info
+);
+uapi_newtype!(
+    /// `struct binder_frozen_state_info`, the payload of `BR_FROZEN_BINDER`.
+    FrozenStateInfo => binder_frozen_state_info
+);
 
 // The newtypes claim there is no padding; these sizes prove it.
 const _: () = assert!(core::mem::size_of::<BinderVersion>() == 4);
@@ -161,6 +176,9 @@ const _: () = assert!(core::mem::size_of::<TransactionDataSecctx>() == 64 + 8);
 const _: () = assert!(core::mem::size_of::<ExtendedError>() == 3 * 4);
 const _: () = assert!(core::mem::size_of::<NodeDebugInfo>() == 8 + 8 + 4 + 4);
 const _: () = assert!(core::mem::size_of::<NodeInfoForRef>() == 6 * 4);
+const _: () = assert!(core::mem::size_of::<FreezeInfo>() == 3 * 4);
+const _: () = assert!(core::mem::size_of::<FrozenStatusInfo>() == 3 * 4);
+const _: () = assert!(core::mem::size_of::<FrozenStateInfo>() == 8 + 4 + 4);
 
 impl TransactionDataSg {
     /// The target handle (the `target` union, as a sender fills it in).

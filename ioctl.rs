@@ -94,8 +94,15 @@ fn handle(
             let enable = read_arg::<u32>(arg)?;
             process.enable_oneway_spam_detection(enable != 0);
         }
-        // Known to the C driver, and still to be written here. They fail rather than pretend.
-        BINDER_FREEZE | BINDER_GET_FROZEN_INFO => return Err(EOPNOTSUPP),
+        BINDER_FREEZE => {
+            let info = read_arg::<FreezeInfo>(arg)?;
+            return crate::freeze::freeze(&info);
+        }
+        BINDER_GET_FROZEN_INFO => {
+            let mut info = read_arg::<FrozenStatusInfo>(arg)?;
+            crate::freeze::frozen_info(&mut info)?;
+            write_arg(arg, &info)?;
+        }
         // Unknown ioctls, and BINDER_SET_IDLE_TIMEOUT/_PRIORITY, which the uapi header defines
         // but no binder driver ever implemented.
         _ => return Err(EINVAL),

@@ -373,14 +373,47 @@ impl Node {
 
     /// Queues a one-way transaction to this node: on the owner's todo list if the node has
     /// none outstanding, else behind the outstanding one. `inner` is the owner's state.
-    pub(crate) fn queue_oneway(&self, inner: &mut ProcessInner, item: WorkItem) {
+    ///
+    /// If the owner is `frozen` and the transaction has `TF_UPDATE_TXN`, the first one
+    /// waiting behind the outstanding one that it makes outdated leaves the queue, as in the C
+    /// driver (see [`Transaction::is_outdated_by`]); it is returned for the caller to drop once
+    /// the lock is released.
+    ///
+    /// [`Transaction::is_outdated_by`]: crate::transaction::Transaction::is_outdated_by
+    pub(crate) fn queue_oneway(
+        &self,
+        inner: &mut ProcessInner,
+        item: WorkItem,
+        frozen: bool,
+    ) -> Option<WorkItem> {
         let queue = self.oneway.access_mut(inner);
-        if queue.busy {
-            queue.waiting.push_back(item);
-        } else {
+        if !queue.busy {
             queue.busy = true;
             inner.push_transaction(item);
+            return None;
         }
+        let outdated = match item.item.as_transaction() {
+            Some(newer) if frozen && newer.updates_outdated() => {
+                let mut cursor = queue.waiting.cursor_front();
+                loop {
+                    let Some(next) = cursor.peek_next() else {
+                        break None;
+                    };
+                    let is_outdated = next
+                        .arc()
+                        .item
+                        .as_transaction()
+                        .is_some_and(|queued| queued.is_outdated_by(newer));
+                    if is_outdated {
+                        break Some(next.remove());
+                    }
+                    cursor.move_next();
+                }
+            }
+            _ => None,
+        };
+        queue.waiting.push_back(item);
+        outdated
     }
 
     /// The buffer of the node's outstanding one-way transaction was freed: the next may go.

@@ -31,8 +31,12 @@ use kernel::{
             Atomic,
             Relaxed, //
         },
+        new_condvar,
+        new_mutex,
         new_spinlock,
         Arc,
+        CondVar,
+        Mutex,
         SpinLock, //
     },
     task::{
@@ -62,6 +66,10 @@ use crate::{
         NodeDebugInfo,
         NodeInfoForRef, //
     },
+    freeze::{
+        FreezeListener,
+        Watchers, //
+    },
     node::{
         Count,
         Node,
@@ -72,11 +80,11 @@ use crate::{
         HandleSlot,
         InvalidRef,
         Loss,
-        NodeRef,
         Refs,
         MANAGER_HANDLE, //
     },
     thread::Thread,
+    transaction::Transaction,
     work::{
         self,
         Deliver,
@@ -91,6 +99,14 @@ pub(crate) use crate::refs::RefChange;
 /// The key of a withdrawn death notification in [`ProcessInner::withdrawn_deaths`].
 fn death_key(death: &Arc<Work<Death>>) -> usize {
     core::ptr::from_ref::<Work<Death>>(death) as usize
+}
+
+/// Why [`Process::queue_transaction`] refused a transaction.
+pub(crate) enum Refused {
+    /// The process, or the recipient thread, is gone.
+    Dead,
+    /// A call to a frozen process.
+    Frozen,
 }
 
 /// Where queued work goes.
@@ -130,6 +146,14 @@ pub(crate) struct Process {
     /// Queues the release of the process once its file is closed; see [`crate::release`].
     #[pin]
     pub(crate) release_work: workqueue::Work<Process>,
+    /// Signalled, under `inner`, when the last outstanding transaction of a frozen process
+    /// finishes; a freeze waiting for that waits on it.
+    #[pin]
+    freeze_wait: CondVar,
+    /// The freeze notifications other processes asked for on this process's nodes; see
+    /// [`crate::freeze`]. Taken before any process's `inner` lock.
+    #[pin]
+    freeze_watchers: Mutex<Watchers>,
 }
 
 /// The mutable state of a [`Process`], guarded by [`Process::inner`].
@@ -156,6 +180,19 @@ pub(crate) struct ProcessInner {
     /// How many times a thread began to wait for process work (see
     /// [`ProcessInner::next_wait_number`]).
     waits: u64,
+    /// `BINDER_FREEZE` froze the process: calls to it fail with `BR_FROZEN_REPLY`.
+    frozen: bool,
+    /// A call came while the process was frozen, since it was last frozen or thawed.
+    sync_recv: bool,
+    /// A one-way transaction came while the process was frozen, likewise.
+    async_recv: bool,
+    /// Transactions to the process not finished with, as the C driver counts them: a call
+    /// until it is answered, a one-way transaction or reply until it is read.
+    outstanding: u32,
+    /// The freeze notifications the process asked for and that are not finished, by address.
+    freeze_listeners: RBTree<usize, Arc<Work<FreezeListener>>>,
+    /// How many freeze reports were delivered (orders the ones awaiting their done).
+    freeze_deliveries: u64,
 }
 
 impl ProcessInner {
@@ -251,6 +288,109 @@ impl ProcessInner {
         result
     }
 
+    /// Whether the process is frozen.
+    pub(crate) fn is_frozen(&self) -> bool {
+        self.frozen
+    }
+
+    /// Freezes or thaws the process; either forgets what came while it was frozen.
+    pub(crate) fn set_frozen(&mut self, frozen: bool) {
+        self.frozen = frozen;
+        self.sync_recv = false;
+        self.async_recv = false;
+    }
+
+    /// Undoes a freeze that failed: the process is thawed, and keeps what it received while
+    /// the freeze waited, as in the C driver.
+    pub(crate) fn cancel_freeze(&mut self) {
+        self.frozen = false;
+    }
+
+    /// Whether a call came while frozen.
+    pub(crate) fn sync_received(&self) -> bool {
+        self.sync_recv
+    }
+
+    /// Whether a one-way transaction came while frozen.
+    pub(crate) fn async_received(&self) -> bool {
+        self.async_recv
+    }
+
+    /// How many transactions to the process are outstanding.
+    pub(crate) fn outstanding_transactions(&self) -> u32 {
+        self.outstanding
+    }
+
+    /// Counts a transaction queued for the process, until it is finished with.
+    pub(crate) fn count_outstanding(&mut self) {
+        self.outstanding = self.outstanding.saturating_add(1);
+    }
+
+    /// A transaction counted by [`ProcessInner::count_outstanding`] is finished with. Returns
+    /// whether it was the last of a frozen process, so that a freeze waiting for that wakes.
+    pub(crate) fn uncount_outstanding(&mut self) -> bool {
+        match self.outstanding.checked_sub(1) {
+            Some(left) => self.outstanding = left,
+            None => pr_warn!("outstanding transaction count underflow\n"),
+        }
+        self.outstanding == 0 && self.frozen
+    }
+
+    /// Whether transactions are pending, as a freeze checks: outstanding ones, or a thread
+    /// in a call (sent or received).
+    pub(crate) fn has_pending_transactions(&self) -> bool {
+        self.outstanding > 0
+            || self
+                .threads
+                .values()
+                .any(|thread| thread.has_transaction_stack(self))
+    }
+
+    /// The handles of the process.
+    pub(crate) fn refs_mut(&mut self) -> &mut Refs {
+        &mut self.refs
+    }
+
+    /// Keeps a freeze notification request until it is finished.
+    pub(crate) fn add_freeze_listener(
+        &mut self,
+        node: rbtree::RBTreeNode<usize, Arc<Work<FreezeListener>>>,
+    ) {
+        self.freeze_listeners.insert(node);
+    }
+
+    /// Forgets the freeze notification request with `key`; returns it for the caller to drop
+    /// once the lock is released.
+    pub(crate) fn remove_freeze_listener(
+        &mut self,
+        key: usize,
+    ) -> Option<Arc<Work<FreezeListener>>> {
+        self.freeze_listeners.remove(&key)
+    }
+
+    /// The request whose report with `cookie` awaits its done, the earliest delivered if
+    /// several do.
+    pub(crate) fn freeze_listener_awaiting_done(
+        &self,
+        cookie: u64,
+    ) -> Option<Arc<Work<FreezeListener>>> {
+        self.freeze_listeners
+            .values()
+            .filter(|listener| listener.item.cookie() == cookie)
+            .filter_map(|listener| {
+                let delivered = listener.item.state_ref(self).awaiting_done()?;
+                Some((delivered, listener))
+            })
+            .min_by_key(|(delivered, _)| *delivered)
+            .map(|(_, listener)| listener.clone())
+    }
+
+    /// Numbers a delivered freeze report.
+    pub(crate) fn next_freeze_delivery(&mut self) -> u64 {
+        self.freeze_deliveries = self.freeze_deliveries.wrapping_add(1);
+        self.freeze_deliveries
+    }
+
     /// Decides, at the end of a read by `reader`, whether to ask userspace for one more looper
     /// thread (`BR_SPAWN_LOOPER`), as the C driver does: when `reader` is a looper, no thread
     /// waits for the process's work (none is a candidate to pick), no request is outstanding,
@@ -294,7 +434,7 @@ impl Process {
         let task = ARef::from(current.group_leader());
         let mm = current.mm().map(|mm| ARef::from(&**mm));
         let cred = ARef::from(file.cred());
-        Arc::pin_init(
+        let process = Arc::pin_init(
             try_pin_init!(Self {
                 _census: Counted::new(Kind::Process),
                 context,
@@ -315,14 +455,24 @@ impl Process {
                         requested_threads: 0,
                         requested_threads_started: 0,
                         waits: 0,
+                        frozen: false,
+                        sync_recv: false,
+                        async_recv: false,
+                        outstanding: 0,
+                        freeze_listeners: RBTree::new(),
+                        freeze_deliveries: 0,
                     },
                     "Process::inner"
                 ),
                 buffer <- ReceiveBuffer::new(),
                 release_work <- workqueue::new_work!("Process::release_work"),
+                freeze_wait <- new_condvar!("Process::freeze_wait"),
+                freeze_watchers <- new_mutex!(Watchers::new(), "Process::freeze_watchers"),
             }),
             GFP_KERNEL,
-        )
+        )?;
+        crate::registry::add(&process)?;
+        Ok(process)
     }
 
     /// Tears the process down once its file is released (from the module's release
@@ -332,20 +482,28 @@ impl Process {
     /// their nodes), and everything queued for it is cancelled: callers waiting on it read
     /// `BR_DEAD_REPLY`.
     pub(crate) fn release(self: Arc<Self>) {
+        let registered = crate::registry::remove(&self);
+        let watchers = self.close_freeze_watchers();
         let manager = self.context.take_manager_of(&self);
         // Everything taken out here is dropped after the lock is released. Once `is_dead` is
         // set, nothing new is queued for the process or its threads.
         let mut inner = self.inner.lock();
         inner.is_dead = true;
+        inner.frozen = false;
         let threads = core::mem::take(&mut inner.threads);
         let mut undelivered = core::mem::take(&mut inner.todo);
         let refs = inner.refs.take_all();
         let nodes = core::mem::take(&mut inner.nodes);
         let withdrawn_deaths = core::mem::take(&mut inner.withdrawn_deaths);
+        let freeze_listeners = core::mem::take(&mut inner.freeze_listeners);
+        for listener in freeze_listeners.values() {
+            listener.item.state(&mut inner).set_gone();
+        }
         for node in nodes.values() {
             undelivered.push_all_back(&mut node.take_oneway_queue(&mut inner));
         }
         drop(inner);
+        drop(watchers);
         work::cancel_all(undelivered);
         for node in nodes.values() {
             node.release();
@@ -360,10 +518,15 @@ impl Process {
             if let Some(death) = &node_ref.death {
                 node_ref.node.remove_death(death);
             }
+            if let Some(listener) = &node_ref.freeze {
+                node_ref.node.owner().forget_freeze_watcher(listener);
+            }
         }
         drop(refs);
         drop(withdrawn_deaths);
+        drop(freeze_listeners);
         drop(manager);
+        drop(registered);
     }
 
     /// The lock that guards the process's threads, handles and settings.
@@ -374,6 +537,31 @@ impl Process {
     /// The credentials the device was opened with.
     pub(crate) fn cred(&self) -> &Credential {
         &self.cred
+    }
+
+    /// Whether the process was opened by the thread group `pid` (its pid in the initial pid
+    /// namespace, which the C driver compares with too).
+    pub(crate) fn has_pid(&self, pid: u32) -> bool {
+        Pid::try_from(pid).is_ok_and(|pid| self.task.pid() == pid)
+    }
+
+    /// Where a freeze waits for the process's outstanding transactions.
+    pub(crate) fn freeze_wait(&self) -> &CondVar {
+        &self.freeze_wait
+    }
+
+    /// The freeze notifications on the process's nodes.
+    pub(crate) fn freeze_watchers(&self) -> &Mutex<Watchers> {
+        &self.freeze_watchers
+    }
+
+    /// A transaction to the process was finished with (see
+    /// [`ProcessInner::count_outstanding`]); a freeze waiting for the last wakes.
+    pub(crate) fn transaction_finished(&self) {
+        let mut inner = self.inner.lock();
+        if inner.uncount_outstanding() {
+            self.freeze_wait.notify_all();
+        }
     }
 
     /// Whether `other` was opened by the same thread group (the same group leader, as the C
@@ -422,9 +610,61 @@ impl Process {
             Recipient::Process => inner.push_process_work(item),
             Recipient::Thread(thread) if thread.is_dead() => return Err(item),
             Recipient::Thread(thread) => thread.push_work(&mut inner, item),
-            Recipient::Oneway(node) => node.queue_oneway(&mut inner, item),
+            // Not frozen, so nothing is replaced: `None`.
+            Recipient::Oneway(node) => drop(node.queue_oneway(&mut inner, item, false)),
         }
         Ok(())
+    }
+
+    /// Queues the transaction `t`, in its envelope `item`, for `recipient`, as the C driver
+    /// does; from then on it counts as outstanding here until it is finished with.
+    ///
+    /// A call to a frozen process is refused (`Refused::Frozen`), and anything once the
+    /// process or the recipient thread is gone (`Refused::Dead`). A one-way transaction to a
+    /// frozen process is queued all the same, and `Ok(true)` says so; with `TF_UPDATE_TXN` it
+    /// replaces an outdated one waiting in its node's queue, which is dropped here. Either
+    /// kind notes that it came while the process was frozen.
+    pub(crate) fn queue_transaction(
+        &self,
+        t: &Transaction,
+        item: WorkItem,
+        recipient: Recipient<'_>,
+    ) -> Result<bool, Refused> {
+        let oneway = t.is_oneway();
+        let mut inner = self.inner.lock();
+        let frozen = inner.frozen;
+        if frozen {
+            inner.sync_recv |= !oneway;
+            inner.async_recv |= oneway;
+            if !oneway {
+                return Err(Refused::Frozen);
+            }
+        }
+        if inner.is_dead {
+            return Err(Refused::Dead);
+        }
+        let outdated = match recipient {
+            Recipient::Thread(thread) if thread.is_dead() => return Err(Refused::Dead),
+            Recipient::Thread(thread) => {
+                thread.push_work(&mut inner, item);
+                None
+            }
+            Recipient::Process => {
+                inner.push_transaction(item);
+                None
+            }
+            Recipient::Oneway(node) => node.queue_oneway(&mut inner, item, frozen),
+        };
+        t.mark_outstanding(&mut inner);
+        if let Some(old) = outdated.as_ref().and_then(|w| w.item.as_transaction()) {
+            if old.take_outstanding() {
+                inner.uncount_outstanding();
+            }
+        }
+        drop(inner);
+        // Its buffer goes back, with the references it holds, outside the lock.
+        drop(outdated);
+        Ok(frozen && oneway)
     }
 
     /// Queues the reusable `work` for `recipient`, unless it is queued already; cancels it if
@@ -637,11 +877,13 @@ impl Process {
     /// lock is released; drops a removed handle (and its death notification).
     fn settle_loss(&self, loss: Loss) {
         self.uncount_handle(&loss.node, loss.lost_strong, loss.removed.is_some());
-        if let Some(NodeRef {
-            death: Some(death), ..
-        }) = &loss.removed
-        {
-            loss.node.remove_death(death);
+        if let Some(removed) = &loss.removed {
+            if let Some(death) = &removed.death {
+                loss.node.remove_death(death);
+            }
+            if let Some(listener) = &removed.freeze {
+                self.drop_freeze_listener(listener, loss.node.owner());
+            }
         }
     }
 

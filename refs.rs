@@ -23,6 +23,7 @@ use kernel::{
 
 use crate::{
     death::Death,
+    freeze::FreezeListener,
     node::NodeArc,
     work::Work, //
 };
@@ -40,6 +41,8 @@ pub(crate) struct NodeRef {
     weak: u32,
     /// The death notification requested through this handle, if any.
     pub(crate) death: Option<Arc<Work<Death>>>,
+    /// The freeze notification requested through this handle, if any.
+    pub(crate) freeze: Option<Arc<Work<FreezeListener>>>,
 }
 
 /// A change of a reference count, as `BC_INCREFS`, `BC_ACQUIRE`, `BC_RELEASE` and
@@ -150,6 +153,7 @@ impl Refs {
             strong: 0,
             weak: 0,
             death: None,
+            freeze: None,
         };
         node_ref.count(strong);
         self.by_handle

@@ -27,6 +27,8 @@
 //! - [`work`]: the todo lists threads read their work from.
 //! - [`death`]: death notifications.
 //! - [`priority`]: priority inheritance (nice values) from callers to the threads serving them.
+//! - [`freeze`]: freezing processes, and freeze notifications.
+//! - [`registry`]: every open process, for the ioctls that name a pid.
 //! - [`defs`]: the userspace ABI, from `include/uapi/linux/android/binder.h`.
 //! - [`release`]: the deferred teardown of closed processes.
 //! - [`census`]: counts of live objects, checked for leaks at unload.
@@ -40,12 +42,14 @@ mod defs;
 mod device;
 mod devices_param;
 mod fds;
+mod freeze;
 mod ioctl;
 mod node;
 mod objects;
 mod priority;
 mod process;
 mod refs;
+mod registry;
 mod release;
 mod scatter_gather;
 mod thread;
@@ -119,12 +123,14 @@ impl Drop for RustBinderModule {
     fn drop(&mut self) {
         drop(self.devices.take());
         drop(self.releases.take());
+        registry::shutdown();
         census::report_leaks();
     }
 }
 
 impl kernel::Module for RustBinderModule {
     fn init(_module: &'static ThisModule) -> Result<Self> {
+        registry::init();
         let releases = release::ReleaseQueue::new()?;
         let devices = device::Devices::register(devices_param::device_names()?)?;
         Ok(Self {

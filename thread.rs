@@ -241,11 +241,12 @@ impl Thread {
         self.return_error.item.code.load(Relaxed) != BR_OK
     }
 
-    /// Reports a failed transaction: `code` (`BR_FAILED_REPLY`, `BR_DEAD_REPLY`) is queued
-    /// for the thread, and `id` and `errno` are kept for `BINDER_GET_EXTENDED_ERROR`.
-    pub(crate) fn transaction_failed(&self, process: &Process, id: u32, code: u32, errno: Error) {
+    /// Reports a failed transaction: `code` (`BR_FAILED_REPLY`, `BR_DEAD_REPLY`,
+    /// `BR_FROZEN_REPLY`) is queued for the thread, and `id` and `param` (a negative errno, or
+    /// 0) are kept for `BINDER_GET_EXTENDED_ERROR`.
+    pub(crate) fn transaction_failed(&self, process: &Process, id: u32, code: u32, param: i32) {
         let mut inner = process.inner_lock().lock();
-        *self.extended_error.access_mut(&mut inner) = extended_error(id, code, errno.to_errno());
+        *self.extended_error.access_mut(&mut inner) = extended_error(id, code, param);
         self.return_error.item.code.store(code, Relaxed);
         if let Some(item) = Work::to_queue(&self.return_error) {
             self.push_work(&mut inner, item);
@@ -278,6 +279,12 @@ impl Thread {
             self.extended_error.access_mut(&mut inner),
             no_extended_error(),
         )
+    }
+
+    /// Whether the thread is in a call, sent or received (its transaction stack is not
+    /// empty). `inner` is its process's state.
+    pub(crate) fn has_transaction_stack(&self, inner: &ProcessInner) -> bool {
+        self.stack.access(inner).is_some()
     }
 
     /// Whether the thread left the driver.
@@ -413,6 +420,10 @@ impl Thread {
             return false;
         }
         let popped = self.pop_sent(&mut inner, call);
+        // Outstanding for the caller's process until it is read, as in C.
+        if let Some(t) = reply.item.as_transaction() {
+            t.mark_outstanding(&mut inner);
+        }
         self.push_work(&mut inner, reply);
         drop(inner);
         drop(popped);

@@ -59,15 +59,18 @@ use crate::{
         TransactionDataSg,
         BR_DEAD_REPLY,
         BR_FAILED_REPLY,
+        BR_FROZEN_REPLY,
         BR_OK,
         BR_ONEWAY_SPAM_SUSPECT,
         BR_REPLY,
         BR_TRANSACTION,
         BR_TRANSACTION_COMPLETE,
+        BR_TRANSACTION_PENDING_FROZEN,
         BR_TRANSACTION_SEC_CTX,
         TF_ACCEPT_FDS,
         TF_CLEAR_BUF,
-        TF_ONE_WAY, //
+        TF_ONE_WAY,
+        TF_UPDATE_TXN, //
     },
     fds::{
         FileTransfer,
@@ -82,7 +85,8 @@ use crate::{
     process::{
         Process,
         ProcessInner,
-        Recipient, //
+        Recipient,
+        Refused, //
     },
     refs::MANAGER_HANDLE,
     scatter_gather::ScatterGather,
@@ -127,6 +131,22 @@ impl Failure {
             errno,
         }
     }
+
+    /// A call to a frozen process. (C reports no errno with it; see `Thread::transaction`.)
+    fn frozen() -> Self {
+        Self {
+            code: BR_FROZEN_REPLY,
+            errno: EAGAIN,
+        }
+    }
+
+    /// What [`Process::queue_transaction`] refused.
+    fn refused(refused: Refused) -> Self {
+        match refused {
+            Refused::Frozen => Self::frozen(),
+            Refused::Dead => Self::dead(ESRCH),
+        }
+    }
 }
 
 /// A transaction or reply on its way, or a call delivered and awaiting its reply.
@@ -165,6 +185,9 @@ pub(crate) struct Transaction {
     /// The receiver suspects the sender of one-way spam (see `Complete`).
     oneway_spam_suspect: bool,
     is_reply: bool,
+    /// The receiver counts the transaction as outstanding (for a freeze); see
+    /// [`Process::queue_transaction`].
+    outstanding: Atomic<bool>,
     /// The payload, until it is delivered.
     #[pin]
     payload: SpinLock<Option<Undelivered>>,
@@ -192,7 +215,8 @@ struct Delivery(Arc<Transaction>);
 /// `BR_ONEWAY_SPAM_SUSPECT` instead, if the sender enabled that report.
 pub(crate) struct Complete {
     withdrawn: Atomic<bool>,
-    code: u32,
+    /// The return: set before the complete is read, by the thread that reads it.
+    code: Atomic<u32>,
 }
 
 impl Complete {
@@ -203,7 +227,7 @@ impl Complete {
     fn with_code(code: u32) -> Self {
         Self {
             withdrawn: Atomic::new(false),
-            code,
+            code: Atomic::new(code),
         }
     }
 }
@@ -226,7 +250,12 @@ impl Thread {
         };
         if let Err(failure) = outcome {
             pr_debug!("transaction {} failed: {}\n", id, failure.errno.to_errno());
-            self.transaction_failed(process, id, failure.code, failure.errno);
+            // The C driver's extended error of a call to a frozen process has no errno.
+            let param = match failure.code {
+                BR_FROZEN_REPLY => 0,
+                _ => failure.errno.to_errno(),
+            };
+            self.transaction_failed(process, id, failure.code, param);
         }
         Ok(())
     }
@@ -272,12 +301,17 @@ impl Thread {
             };
             let complete = Work::new_arc(Complete::with_code(code)).map_err(Failure::failed)?;
             let complete_item = Work::to_queue(&complete).ok_or(Failure::failed(EINVAL))?;
-            // Queued before the transaction, as in C (see `reply_to`); withdrawn if the
-            // transaction cannot be queued. On failure, dropping `t` gives its buffer back.
+            // Queued before the transaction (see `reply_to`); withdrawn if the transaction
+            // cannot be queued. On failure, dropping `t` gives its buffer back. To a frozen
+            // process, the sender reads that it is pending instead, as in C.
             let _ = process.push_work(complete_item, Recipient::Thread(self));
-            if t.to.push_work(item, Recipient::Oneway(&node)).is_err() {
-                complete.withdrawn.store(true, Relaxed);
-                return Err(Failure::dead(ESRCH));
+            match t.to.queue_transaction(&t, item, Recipient::Oneway(&node)) {
+                Ok(true) => complete.code.store(BR_TRANSACTION_PENDING_FROZEN, Relaxed),
+                Ok(false) => {}
+                Err(refused) => {
+                    complete.withdrawn.store(true, Relaxed);
+                    return Err(Failure::refused(refused));
+                }
             }
             return Ok(());
         }
@@ -290,10 +324,10 @@ impl Thread {
             Some(thread) => Recipient::Thread(thread),
             None => Recipient::Process,
         };
-        if t.to.push_work(item, recipient).is_err() {
+        if let Err(refused) = t.to.queue_transaction(&t, item, recipient) {
             complete.withdrawn.store(true, Relaxed);
             self.pop_sent_call(process, &t);
-            return Err(Failure::dead(ESRCH));
+            return Err(Failure::refused(refused));
         }
         Ok(())
     }
@@ -316,6 +350,7 @@ impl Thread {
             call.fail_caller(failure.code, Some((id, failure.errno)));
             self.reply_failed(process);
         }
+        call.finished();
         Ok(())
     }
 
@@ -499,6 +534,7 @@ impl Transaction {
                 secctx_offset,
                 oneway_spam_suspect,
                 is_reply,
+                outstanding: Atomic::new(false),
                 payload <- new_spinlock!(
                     Some(Undelivered { range, files, view }),
                     "Transaction::payload"
@@ -562,12 +598,60 @@ impl Transaction {
         if let Some(caller) = &self.from {
             caller.deliver_failure(&self.from_process, self, code, error);
         }
+        self.finished();
+    }
+
+    /// Whether the transaction is one-way.
+    pub(crate) fn is_oneway(&self) -> bool {
+        self.flags & TF_ONE_WAY != 0
+    }
+
+    /// Whether the transaction may replace an outdated one (`TF_UPDATE_TXN`, one-way).
+    pub(crate) fn updates_outdated(&self) -> bool {
+        self.flags & (TF_ONE_WAY | TF_UPDATE_TXN) == TF_ONE_WAY | TF_UPDATE_TXN
+    }
+
+    /// Whether this queued one-way transaction is made outdated by `newer`, as the C driver
+    /// decides: both ask for it, and they go to the same node with the same code and flags
+    /// from the same thread group.
+    pub(crate) fn is_outdated_by(&self, newer: &Transaction) -> bool {
+        self.updates_outdated()
+            && newer.updates_outdated()
+            && core::ptr::eq::<Process>(&*self.to, &*newer.to)
+            && self.code == newer.code
+            && self.flags == newer.flags
+            && self.from_process.same_task_group(&newer.from_process)
+            && self.target == newer.target
+    }
+
+    /// Counts the transaction as outstanding for its receiver, whose state `inner` is.
+    pub(crate) fn mark_outstanding(&self, inner: &mut ProcessInner) {
+        inner.count_outstanding();
+        self.outstanding.store(true, Relaxed);
+    }
+
+    /// Takes the transaction's outstanding mark; returns whether it had one. The caller
+    /// uncounts it.
+    pub(crate) fn take_outstanding(&self) -> bool {
+        self.outstanding.xchg(false, Relaxed)
+    }
+
+    /// The receiver is finished with the transaction (a call was answered or failed, a
+    /// one-way transaction or a reply read or dropped): it is no longer outstanding.
+    ///
+    /// Takes the receiver's `inner` lock, if the mark is still there.
+    pub(crate) fn finished(&self) {
+        if self.take_outstanding() {
+            self.to.transaction_finished();
+        }
     }
 }
 
 #[pinned_drop]
 impl PinnedDrop for Transaction {
     fn drop(self: Pin<&mut Self>) {
+        // Every path that ends a transaction has done this already.
+        self.finished();
         self.release_buffer();
     }
 }
@@ -587,6 +671,10 @@ impl Deliver for Delivery {
     /// in its place.
     fn deliver(&self, thread: &Thread, out: &mut Returns) -> Result<Flow> {
         let t = &self.0;
+        // A one-way transaction or reply is finished with once read; a call when answered.
+        if t.from.is_none() {
+            t.finished();
+        }
         let Some(Undelivered { range, files, view }) = t.payload.lock().take() else {
             return Ok(Flow::Continue);
         };
@@ -660,6 +748,10 @@ impl Deliver for Delivery {
         true
     }
 
+    fn as_transaction(&self) -> Option<&Transaction> {
+        Some(&self.0)
+    }
+
     fn cancel(&self) {
         self.0.release_buffer();
         self.0.fail_caller(BR_DEAD_REPLY, None);
@@ -671,7 +763,7 @@ impl Deliver for Complete {
         if self.withdrawn.load(Relaxed) {
             return Ok(Flow::Continue);
         }
-        out.put_code(self.code)?;
+        out.put_code(self.code.load(Relaxed))?;
         Ok(Flow::Continue)
     }
 }

@@ -24,6 +24,7 @@ use kernel::{
 
 use crate::{
     thread::Thread,
+    transaction::Transaction,
     write_read::Returns, //
 };
 
@@ -43,6 +44,11 @@ pub(crate) trait Deliver: Send + Sync {
     /// todo list may not send a new call, as in the C driver.
     fn is_transaction(&self) -> bool {
         false
+    }
+
+    /// The transaction or reply this item delivers, if it is one.
+    fn as_transaction(&self) -> Option<&Transaction> {
+        None
     }
 }
 

@@ -109,6 +109,30 @@ impl Binder {
             .map(drop)
     }
 
+    /// `BINDER_FREEZE`: freezes (`enable`) or thaws every binder process of the thread group
+    /// `pid`, on every device; a freeze waits up to `timeout_ms` for their transactions to
+    /// finish.
+    pub fn freeze(&self, pid: u32, enable: bool, timeout_ms: u32) -> io::Result<()> {
+        let mut info = uapi::binder_freeze_info {
+            pid,
+            enable: u32::from(enable),
+            timeout_ms,
+        };
+        self.ioctl(uapi::BINDER_FREEZE, &mut info).map(drop)
+    }
+
+    /// `BINDER_GET_FROZEN_INFO`: `(sync_recv, async_recv)` of the binder processes of `pid`:
+    /// bit 0 of `sync_recv` says a call came while frozen, bit 1 that transactions are still
+    /// pending; `async_recv` says a one-way transaction came while frozen.
+    pub fn frozen_info(&self, pid: u32) -> io::Result<(u32, u32)> {
+        let mut info = uapi::binder_frozen_status_info {
+            pid,
+            ..Default::default()
+        };
+        self.ioctl(uapi::BINDER_GET_FROZEN_INFO, &mut info)?;
+        Ok((info.sync_recv, info.async_recv))
+    }
+
     /// `BINDER_SET_CONTEXT_MGR`: become the context manager (handle 0) of this device.
     pub fn set_context_mgr(&self) -> io::Result<()> {
         let mut unused = 0u32;

@@ -244,6 +244,26 @@ impl Commands {
         self.word(uapi::BC_DEAD_BINDER_DONE).pointer(cookie)
     }
 
+    /// `BC_REQUEST_FREEZE_NOTIFICATION handle cookie`: ask to hear when the process owning
+    /// the node is frozen or thawed.
+    pub fn request_freeze_notification(self, handle: u32, cookie: u64) -> Self {
+        self.word(uapi::BC_REQUEST_FREEZE_NOTIFICATION)
+            .word(handle)
+            .pointer(cookie)
+    }
+
+    /// `BC_CLEAR_FREEZE_NOTIFICATION handle cookie`: withdraw that request.
+    pub fn clear_freeze_notification(self, handle: u32, cookie: u64) -> Self {
+        self.word(uapi::BC_CLEAR_FREEZE_NOTIFICATION)
+            .word(handle)
+            .pointer(cookie)
+    }
+
+    /// `BC_FREEZE_NOTIFICATION_DONE cookie`: the `BR_FROZEN_BINDER` with `cookie` was handled.
+    pub fn freeze_notification_done(self, cookie: u64) -> Self {
+        self.word(uapi::BC_FREEZE_NOTIFICATION_DONE).pointer(cookie)
+    }
+
     /// The encoded commands.
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes
@@ -385,6 +405,21 @@ pub enum Return {
     Decrefs(u64, u64),
     /// `BR_CLEAR_DEATH_NOTIFICATION_DONE cookie`.
     ClearDeathNotificationDone(u64),
+    /// `BR_FROZEN_REPLY`: the call's target is frozen.
+    FrozenReply,
+    /// `BR_TRANSACTION_PENDING_FROZEN`: a one-way transaction was accepted, and waits for its
+    /// frozen receiver (sent in place of `BR_TRANSACTION_COMPLETE`).
+    TransactionPendingFrozen,
+    /// `BR_FROZEN_BINDER`: the process owning a node this process asked about was frozen
+    /// or thawed.
+    FrozenBinder {
+        /// The cookie of the request.
+        cookie: u64,
+        /// 1 if frozen, 0 if not.
+        is_frozen: u32,
+    },
+    /// `BR_CLEAR_FREEZE_NOTIFICATION_DONE cookie`.
+    ClearFreezeNotificationDone(u64),
     /// A return this decoder does not know, with its code.
     Other(u32),
 }
@@ -418,6 +453,18 @@ pub fn parse_returns(bytes: &[u8]) -> Result<Vec<Return>, Truncated> {
             }
             uapi::BR_CLEAR_DEATH_NOTIFICATION_DONE => {
                 Return::ClearDeathNotificationDone(take_u64(&mut rest)?)
+            }
+            uapi::BR_FROZEN_REPLY => Return::FrozenReply,
+            uapi::BR_TRANSACTION_PENDING_FROZEN => Return::TransactionPendingFrozen,
+            uapi::BR_FROZEN_BINDER => {
+                let cookie = take_u64(&mut rest)?;
+                let is_frozen = take_u32(&mut rest)?;
+                // The struct's reserved word.
+                take_u32(&mut rest)?;
+                Return::FrozenBinder { cookie, is_frozen }
+            }
+            uapi::BR_CLEAR_FREEZE_NOTIFICATION_DONE => {
+                Return::ClearFreezeNotificationDone(take_u64(&mut rest)?)
             }
             uapi::BR_TRANSACTION | uapi::BR_TRANSACTION_SEC_CTX => {
                 Return::Transaction(take_txn(code, &mut rest)?)
@@ -528,7 +575,9 @@ mod tests {
         bytes.extend_from_slice(&5u64.to_ne_bytes());
         bytes.extend_from_slice(&6u64.to_ne_bytes());
         bytes.extend_from_slice(&uapi::BR_FROZEN_BINDER.to_ne_bytes());
-        bytes.extend_from_slice(&[0; 16]);
+        bytes.extend_from_slice(&9u64.to_ne_bytes());
+        bytes.extend_from_slice(&1u32.to_ne_bytes());
+        bytes.extend_from_slice(&0u32.to_ne_bytes());
         bytes.extend_from_slice(&uapi::BR_TRANSACTION_COMPLETE.to_ne_bytes());
         assert_eq!(
             parse_returns(&bytes),
@@ -536,7 +585,10 @@ mod tests {
                 Return::Noop,
                 Return::DeadBinder(7),
                 Return::Increfs(5, 6),
-                Return::Other(uapi::BR_FROZEN_BINDER),
+                Return::FrozenBinder {
+                    cookie: 9,
+                    is_frozen: 1
+                },
                 Return::TransactionComplete
             ])
         );

@@ -275,6 +275,11 @@ impl Child {
         })
     }
 
+    /// The child's pid.
+    pub fn pid(&self) -> libc::pid_t {
+        self.pid
+    }
+
     /// Kills the child with SIGKILL and reaps it.
     pub fn kill(self) -> Outcome {
         // SAFETY: Plain syscall on our own child.

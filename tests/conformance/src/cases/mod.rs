@@ -4,6 +4,7 @@ mod basics;
 mod concurrency;
 mod context_mgr;
 mod death;
+mod freeze;
 mod introspection;
 mod mmap;
 mod module;
@@ -33,6 +34,7 @@ pub fn all() -> impl Iterator<Item = &'static Case> {
         transaction_errors::CASES,
         transactions::CASES,
         oneway::CASES,
+        freeze::CASES,
         objects::CASES,
         security_ctx::CASES,
         nested::CASES,
