@@ -4,6 +4,8 @@ mod basics;
 mod concurrency;
 mod context_mgr;
 mod death;
+mod fds;
+mod files;
 mod introspection;
 mod mmap;
 mod module;
@@ -32,6 +34,7 @@ pub fn all() -> impl Iterator<Item = &'static Case> {
         transactions::CASES,
         oneway::CASES,
         objects::CASES,
+        fds::CASES,
         nested::CASES,
         concurrency::CASES,
         introspection::CASES,
