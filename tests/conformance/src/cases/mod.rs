@@ -4,6 +4,7 @@ mod basics;
 mod concurrency;
 mod context_mgr;
 mod death;
+mod fd_arrays;
 mod fds;
 mod files;
 mod introspection;
@@ -13,6 +14,7 @@ mod nested;
 mod objects;
 mod oneway;
 mod peer;
+mod sg;
 mod teardown;
 mod thread_pool;
 mod transaction_errors;
@@ -35,6 +37,8 @@ pub fn all() -> impl Iterator<Item = &'static Case> {
         oneway::CASES,
         objects::CASES,
         fds::CASES,
+        sg::CASES,
+        fd_arrays::CASES,
         nested::CASES,
         concurrency::CASES,
         introspection::CASES,
