@@ -7,6 +7,7 @@ mod death;
 mod fd_arrays;
 mod fds;
 mod files;
+mod free_buffer;
 mod introspection;
 mod mmap;
 mod module;
@@ -19,6 +20,7 @@ mod teardown;
 mod thread_pool;
 mod transaction_errors;
 mod transactions;
+mod txn_flags;
 mod write_read;
 
 use crate::harness::Case;
@@ -39,6 +41,8 @@ pub fn all() -> impl Iterator<Item = &'static Case> {
         fds::CASES,
         sg::CASES,
         fd_arrays::CASES,
+        txn_flags::CASES,
+        free_buffer::CASES,
         nested::CASES,
         concurrency::CASES,
         introspection::CASES,
