@@ -13,6 +13,7 @@ mod mmap;
 mod module;
 mod nested;
 mod objects;
+mod objects_in_flight;
 mod oneway;
 mod peer;
 mod sg;
@@ -43,6 +44,7 @@ pub fn all() -> impl Iterator<Item = &'static Case> {
         fd_arrays::CASES,
         txn_flags::CASES,
         free_buffer::CASES,
+        objects_in_flight::CASES,
         nested::CASES,
         concurrency::CASES,
         introspection::CASES,
