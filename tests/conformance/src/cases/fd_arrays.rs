@@ -26,6 +26,7 @@ pub const CASES: &[Case] = &[
         "cve_2020_0041_fda_free_closes_only_its_own_fds",
         free_closes_only_own,
     ),
+    Case::new("fda_native_handle_fds_between_ints", native_handle),
     Case::new("fda_zero_fds_accepted", zero_fds),
     Case::new("fda_child_pointer_after_fds_accepted", child_after_fds),
     Case::new("fda_in_reply_closed_when_caller_frees", fda_in_reply),
@@ -192,6 +193,52 @@ fn free_closes_only_own(_: &Env) -> Outcome {
     c.free(&reply)?;
     drop(writes);
     expect_messages(&reads, &[b"one"])?;
+    manager.join()
+}
+
+/// A native_handle as HIDL sends it: version, numFds, numInts, then the fds, then the ints.
+/// The fds sit at offset 12 of the parent; only they change on the way.
+fn native_handle(_: &Env) -> Outcome {
+    fn handle(fds: &[i32]) -> Vec<u8> {
+        [12, fds.len() as u32, 2]
+            .into_iter()
+            .chain(fds.iter().map(|&fd| fd as u32))
+            .chain([0x1111_1111, 0x2222_2222])
+            .flat_map(u32::to_ne_bytes)
+            .collect()
+    }
+    let manager = spawn_fd_manager(|m| {
+        let (call, _) = m.next_call()?;
+        let received = m.received(&call);
+        let [parent] = buffers(&received)?[..] else {
+            return Err("expected one buffer".into());
+        };
+        let fds = received.fds().step("fds")?;
+        let bytes = received.buffer(&parent).step("the handle")?;
+        ensure!(
+            bytes == handle(&fds),
+            "the handle arrived as {bytes:?}, the receiver's fds are {fds:?}"
+        );
+        for (&fd, message) in fds.iter().zip(MESSAGES) {
+            write_fd(fd, message)?;
+        }
+        m.reply_and_free(&call, &Payload::new())?;
+        ensure!(
+            fds.iter().all(|&fd| !is_open(fd)),
+            "fds {fds:?} survived the free"
+        );
+        Ok(())
+    })?;
+    let c = Peer::open()?;
+    let (reads, writes) = pipes(2)?;
+    let payload = Payload::new()
+        .bytes(LEAD)
+        .buffer(&handle(&raw(&writes)))
+        .fd_array(0, 12, 2);
+    let reply = c.call_for_reply(0, 1, &payload)?;
+    c.free(&reply)?;
+    drop(writes);
+    expect_messages(&reads, &MESSAGES[..2])?;
     manager.join()
 }
 
