@@ -98,6 +98,10 @@ struct Range {
     held: KVec<Held>,
     /// The thread group that sent the transaction (for spotting one-way spam).
     sender: Pid,
+    /// The transaction asked for the range to be zeroed when it goes (`TF_CLEAR_BUF`).
+    clear_on_free: bool,
+    /// The fds the owner got for the fd arrays in the buffer, closed when userspace frees it.
+    array_fds: KVec<u32>,
 }
 
 /// What a range that went away leaves for its owner to settle, without the buffer's lock.
@@ -106,6 +110,8 @@ pub(crate) struct Freed {
     pub(crate) async_node: Option<NodeArc>,
     /// The references to release; see [`Range::held`].
     pub(crate) held: KVec<Held>,
+    /// The fds to close; see [`Range::array_fds`].
+    pub(crate) array_fds: KVec<u32>,
 }
 
 /// The pages under a reserved range, for the transaction to fill the range in.
@@ -182,10 +188,11 @@ impl ReservedBuffer {
         self.owner.release_all_held(freed.held);
     }
 
-    /// Hands the range to userspace, which gives it back with `BC_FREE_BUFFER`.
-    pub(crate) fn deliver(mut self) {
+    /// Hands the range to userspace, which gives it back with `BC_FREE_BUFFER`; `array_fds`
+    /// are the fds the reader got for the buffer's fd arrays, closed then.
+    pub(crate) fn deliver(mut self, array_fds: KVec<u32>) {
         if let Some(range) = self.range.take() {
-            self.owner.buffer.mark_delivered(&range);
+            self.owner.buffer.mark_delivered(&range, array_fds);
         }
     }
 }
@@ -285,8 +292,9 @@ impl ReceiveBuffer {
     /// the owner's address space. The caller fills the range in through the returned view.
     ///
     /// `async_node` is the target node of a one-way transaction, which may only use half the
-    /// area in all. Fails with `ESRCH` when the buffer is not (or no longer) mapped and with
-    /// `ENOSPC` when no free range is large enough (or the one-way half is full). The last
+    /// area in all. With `clear_on_free`, the range is zeroed when it goes. Fails with `ESRCH`
+    /// when the buffer is not (or no longer) mapped and with `ENOSPC` when no free range is
+    /// large enough (or the one-way half is full). The last
     /// part of the result says whether the sending thread group looks like a one-way spammer
     /// (see [`BufferState::spots_oneway_spam`]).
     ///
@@ -298,9 +306,10 @@ impl ReceiveBuffer {
         mm: &Mm,
         size: usize,
         async_node: Option<NodeArc>,
+        clear_on_free: bool,
     ) -> Result<(BufferRange, RangeView, bool)> {
         let size = size.max(size_of::<usize>());
-        let (area, range, spam) = self.reserve_range(size, async_node)?;
+        let (area, range, spam) = self.reserve_range(size, async_node, clear_on_free)?;
         match self.pages_for(mm, area, &range) {
             Ok(pages) => {
                 let view = RangeView {
@@ -322,6 +331,7 @@ impl ReceiveBuffer {
         &self,
         size: usize,
         async_node: Option<NodeArc>,
+        clear_on_free: bool,
     ) -> Result<(MappedArea, BufferRange, bool)> {
         let mut state = self.state.lock();
         let area = match state.area {
@@ -347,6 +357,8 @@ impl ReceiveBuffer {
             async_node,
             held: KVec::new(),
             sender,
+            clear_on_free,
+            array_fds: KVec::new(),
         };
         state
             .ranges
@@ -405,10 +417,11 @@ impl ReceiveBuffer {
 
     /// Marks `range` as handed to userspace: from now on `BC_FREE_BUFFER` may free it, and
     /// only now, as in the C driver.
-    fn mark_delivered(&self, range: &BufferRange) {
+    fn mark_delivered(&self, range: &BufferRange, array_fds: KVec<u32>) {
         let mut state = self.state.lock();
         if let Some(found) = state.ranges.iter_mut().find(|r| r.offset == range.offset) {
             found.delivered = true;
+            found.array_fds = array_fds;
         }
     }
 
@@ -419,6 +432,10 @@ impl ReceiveBuffer {
     pub(crate) fn clear(&self) {
         let mut state = self.state.lock();
         let ranges = core::mem::take(&mut state.ranges);
+        // `TF_CLEAR_BUF` holds for buffers never freed too: their pages go back scrubbed.
+        for range in ranges.iter().filter(|range| range.clear_on_free) {
+            state.zero(range.offset, range.size);
+        }
         let pages = core::mem::take(&mut state.pages);
         state.free_async = 0;
         // A sender racing with the release now finds the buffer unmapped (BR_DEAD_REPLY).
@@ -470,6 +487,7 @@ impl Range {
         Freed {
             async_node: self.async_node,
             held: self.held,
+            array_fds: self.array_fds,
         }
     }
 }
@@ -527,7 +545,28 @@ impl BufferState {
         if range.async_node.is_some() {
             self.free_async += range.size;
         }
+        if range.clear_on_free {
+            self.zero(range.offset, range.size);
+        }
         Some(range)
+    }
+
+    /// Zeroes `size` bytes at `offset` of the area, for a range that goes with `TF_CLEAR_BUF`.
+    /// Called before the range can be reserved again.
+    fn zero(&self, offset: usize, size: usize) {
+        let mut done = 0;
+        while done < size {
+            let at = offset + done;
+            let in_page = at % PAGE_SIZE;
+            let chunk = (PAGE_SIZE - in_page).min(size - done);
+            if let Some(Some(page)) = self.pages.get(at / PAGE_SIZE) {
+                // SAFETY: The bytes are those of a range being removed under the buffer's
+                // lock: no transaction writes them any more, and none can reserve them before
+                // the lock is released. (Userspace may only read them.)
+                let _ = unsafe { page.fill_zero_raw(in_page, chunk) };
+            }
+            done += chunk;
+        }
     }
 }
 

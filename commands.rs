@@ -63,7 +63,11 @@ impl Thread {
             }
             BC_FREE_BUFFER => {
                 let buffer: u64 = commands.read()?;
-                process.free_buffer(buffer);
+                if process.free_buffer(buffer) {
+                    // Fds were closed: their files go when the task returns to userspace,
+                    // so the read half must not block first (C's `looper_need_return`).
+                    self.set_need_return(&process.inner_lock().lock());
+                }
                 Ok(())
             }
             BC_TRANSACTION | BC_REPLY => {

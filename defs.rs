@@ -66,6 +66,13 @@ uapi_consts!(binder_driver_return_protocol_:
 
 /// Transaction flag: one-way, no reply expected.
 pub(crate) const TF_ONE_WAY: u32 = uapi::transaction_flags_TF_ONE_WAY;
+/// Transaction flag of a call: its reply may carry file descriptors.
+pub(crate) const TF_ACCEPT_FDS: u32 = uapi::transaction_flags_TF_ACCEPT_FDS;
+/// Transaction flag: the buffer is zeroed when it is freed.
+pub(crate) const TF_CLEAR_BUF: u32 = uapi::transaction_flags_TF_CLEAR_BUF;
+
+/// `binder_buffer_object.flags`: the buffer's address goes into a parent buffer.
+pub(crate) const BUFFER_FLAG_HAS_PARENT: u32 = uapi::BINDER_BUFFER_FLAG_HAS_PARENT;
 
 // Flags of `flat_binder_object.flags` that a node keeps from its creation.
 pub(crate) const FLAT_BINDER_FLAG_PRIORITY_MASK: u32 =
@@ -103,6 +110,19 @@ uapi_newtype!(
     /// `BINDER_SET_CONTEXT_MGR_EXT`.
     FlatBinderObject => flat_binder_object
 );
+uapi_newtype!(
+    /// `struct binder_fd_object`: a file descriptor in a transaction (`BINDER_TYPE_FD`).
+    FdObject => binder_fd_object
+);
+uapi_newtype!(
+    /// `struct binder_buffer_object`: a scatter-gather buffer (`BINDER_TYPE_PTR`).
+    BufferObject => binder_buffer_object
+);
+uapi_newtype!(
+    /// `struct binder_fd_array_object`: an array of file descriptors inside a parent buffer
+    /// (`BINDER_TYPE_FDA`).
+    FdArrayObject => binder_fd_array_object
+);
 
 uapi_newtype!(
     /// `struct binder_transaction_data`, the argument of `BC_TRANSACTION` and `BC_REPLY`.
@@ -132,6 +152,9 @@ uapi_newtype!(
 // The newtypes claim there is no padding; these sizes prove it.
 const _: () = assert!(core::mem::size_of::<BinderVersion>() == 4);
 const _: () = assert!(core::mem::size_of::<FlatBinderObject>() == 4 + 4 + 8 + 8);
+const _: () = assert!(core::mem::size_of::<FdObject>() == 4 + 4 + 8 + 8);
+const _: () = assert!(core::mem::size_of::<BufferObject>() == 4 + 4 + 8 * 4);
+const _: () = assert!(core::mem::size_of::<FdArrayObject>() == 4 + 4 + 8 * 3);
 const _: () = assert!(core::mem::size_of::<TransactionData>() == 8 + 8 + 4 * 4 + 8 * 4);
 const _: () = assert!(core::mem::size_of::<TransactionDataSg>() == 64 + 8);
 const _: () = assert!(core::mem::size_of::<TransactionDataSecctx>() == 64 + 8);

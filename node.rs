@@ -403,6 +403,19 @@ impl Node {
         self.flags & FLAT_BINDER_FLAG_TXN_SECURITY_CTX != 0
     }
 
+    /// The node's minimum priority (`FLAT_BINDER_FLAG_PRIORITY_MASK`), compared with nice
+    /// values as the C driver does (see [`crate::priority`]).
+    pub(crate) fn min_priority(&self) -> i32 {
+        // At most 0xff.
+        (self.flags & FLAT_BINDER_FLAG_PRIORITY_MASK) as i32
+    }
+
+    /// Whether transactions to the node may carry file descriptors
+    /// (`FLAT_BINDER_FLAG_ACCEPTS_FDS`).
+    pub(crate) fn accepts_fds(&self) -> bool {
+        self.flags & FLAT_BINDER_FLAG_ACCEPTS_FDS != 0
+    }
+
     /// The owning process.
     pub(crate) fn owner(&self) -> &Arc<Process> {
         &self.owner

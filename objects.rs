@@ -11,19 +11,40 @@
 //! - `BINDER_TYPE_HANDLE`/`WEAK_HANDLE`, a handle of the sender: the receiver gets its own
 //!   handle to the same node, or, if it owns the node, the `BINDER` object with the node's
 //!   pointer and cookie.
+//! - `BINDER_TYPE_FD`, a file descriptor of the sender: its file is taken, and the receiver
+//!   gets an fd of its own when it reads the transaction ([`crate::fds`]).
+//! - `BINDER_TYPE_PTR` and `BINDER_TYPE_FDA`, scatter-gather buffers and the fd arrays in them
+//!   ([`crate::scatter_gather`]).
 //!
 //! The references taken for the receiver belong to its buffer until the buffer is freed
-//! ([`Held`]). File descriptors and scatter-gather buffers (`FD`, `FDA`, `PTR`) are not
-//! carried yet: a transaction with one fails with `BR_FAILED_REPLY` (`EOPNOTSUPP` in
-//! `BINDER_GET_EXTENDED_ERROR`), where the C driver would carry it.
+//! ([`Held`]); the files go with the transaction until it is read.
 
-use kernel::{prelude::*, sync::Arc, transmute::AsBytes, uapi};
+use kernel::{
+    prelude::*,
+    sync::Arc,
+    transmute::AsBytes,
+    uaccess::{
+        UserPtr,
+        UserSlice, //
+    },
+    uapi,
+};
 
 use crate::{
     allocation::RangeView,
-    defs::FlatBinderObject,
+    defs::{
+        FdObject,
+        FlatBinderObject, //
+    },
+    fds::FileTransfer,
     node::NodeArc,
     process::Process,
+    scatter_gather::{
+        object_at,
+        read_object,
+        FdSlots,
+        ScatterGather, //
+    },
     thread::Thread, //
 };
 
@@ -36,6 +57,9 @@ pub(crate) enum Held {
     Local { node: NodeArc, strong: bool },
 }
 
+/// Where the fd is in a `binder_fd_object`: after the header and the padding.
+const FD_FIELD_OFFSET: usize = 8;
+
 /// The object types a transaction may contain.
 const TYPE_BINDER: u32 = uapi::BINDER_TYPE_BINDER;
 const TYPE_WEAK_BINDER: u32 = uapi::BINDER_TYPE_WEAK_BINDER;
@@ -44,22 +68,6 @@ const TYPE_WEAK_HANDLE: u32 = uapi::BINDER_TYPE_WEAK_HANDLE;
 const TYPE_FD: u32 = uapi::BINDER_TYPE_FD;
 const TYPE_FDA: u32 = uapi::BINDER_TYPE_FDA;
 const TYPE_PTR: u32 = uapi::BINDER_TYPE_PTR;
-
-/// The largest object: what the C driver reads before it knows the type.
-const MAX_OBJECT_SIZE: usize = size_of::<uapi::binder_buffer_object>();
-
-/// The size of an object of `kind`, or `None` for an unknown type.
-fn object_size(kind: u32) -> Option<usize> {
-    match kind {
-        TYPE_BINDER | TYPE_WEAK_BINDER | TYPE_HANDLE | TYPE_WEAK_HANDLE => {
-            Some(size_of::<uapi::flat_binder_object>())
-        }
-        TYPE_FD => Some(size_of::<uapi::binder_fd_object>()),
-        TYPE_FDA => Some(size_of::<uapi::binder_fd_array_object>()),
-        TYPE_PTR => Some(size_of::<uapi::binder_buffer_object>()),
-        _ => None,
-    }
-}
 
 /// Translates the objects of one transaction, from `from` to `to`.
 pub(crate) struct Translation<'a> {
@@ -71,10 +79,18 @@ pub(crate) struct Translation<'a> {
     pub(crate) to: &'a Arc<Process>,
     /// The references taken so far for the receiver's buffer.
     pub(crate) held: KVec<Held>,
+    /// Whether file descriptors may be sent: the target node accepts them, or, for a reply,
+    /// the call was sent with `TF_ACCEPT_FDS`.
+    pub(crate) accept_fds: bool,
+    /// The files taken so far, for the receiver to get when it reads the transaction.
+    pub(crate) files: KVec<FileTransfer>,
+    /// The scatter-gather buffers placed so far.
+    pub(crate) buffers: ScatterGather,
 }
 
 impl Translation<'_> {
-    /// Checks and translates every object that the offsets in `view` point at.
+    /// Checks and translates every object that the offsets in `view` point at, then copies
+    /// the scatter-gather buffers they name.
     ///
     /// `view` holds the copied data (`data_size` bytes) and, from the next multiple of 8,
     /// the `offsets_size` bytes of offsets (a multiple of 8, which the caller checked). The
@@ -96,44 +112,77 @@ impl Translation<'_> {
             if offset != end_of_last && (offset < end_of_last || offset > data_size) {
                 return Err(EFAULT);
             }
-            let size = self.translate_one(view, data_size, offset)?;
+            let size = self.translate_one(view, data_size, index, offset)?;
             end_of_last = offset + size;
         }
-        Ok(())
+        self.buffers.copy_buffers(view)
     }
 
-    /// Translates the object at `offset`; returns its size.
+    /// Translates the object at `offset`, the `index`th object; returns its size.
     fn translate_one(
         &mut self,
         view: &RangeView,
         data_size: usize,
+        index: usize,
         offset: usize,
     ) -> Result<usize> {
-        let available = data_size.saturating_sub(offset).min(MAX_OBJECT_SIZE);
-        if offset > data_size || available < size_of::<u32>() || offset % size_of::<u32>() != 0 {
-            return Err(EINVAL);
-        }
-        let mut kind = [0u8; 4];
-        view.read(offset, &mut kind)?;
-        let kind = u32::from_ne_bytes(kind);
-        let size = object_size(kind).ok_or(EINVAL)?;
-        if size > data_size - offset {
-            return Err(EINVAL);
-        }
+        let (kind, size) = object_at(view, data_size, offset)?;
         match kind {
             TYPE_BINDER | TYPE_WEAK_BINDER | TYPE_HANDLE | TYPE_WEAK_HANDLE => {
-                let mut object = read_flat_object(view, offset)?;
+                let mut object: FlatBinderObject = read_object(view, offset)?;
                 if kind == TYPE_BINDER || kind == TYPE_WEAK_BINDER {
                     self.translate_binder(&mut object)?;
                 } else {
                     self.translate_handle(&mut object)?;
                 }
                 view.write(offset, object.as_bytes())?;
-                Ok(size)
             }
-            // Carried in a later step of the driver; see the module documentation.
-            _ => Err(EOPNOTSUPP),
+            TYPE_FD => {
+                let mut object: FdObject = read_object(view, offset)?;
+                // SAFETY: Both members of the union are integers, so reading either is valid.
+                let fd = unsafe { object.0.__bindgen_anon_1.fd };
+                self.take_file(fd, offset + FD_FIELD_OFFSET, false)?;
+                // Until the receiver reads it, the object holds no fd: the whole word is
+                // cleared, as in C.
+                object.0.__bindgen_anon_1.pad_binder = 0;
+                view.write(offset, object.as_bytes())?;
+            }
+            TYPE_PTR => self.buffers.translate_buffer(view, index, offset)?,
+            TYPE_FDA => {
+                let slots = self.buffers.translate_fd_array(view, index, offset)?;
+                self.take_fd_array(&slots)?;
+            }
+            _ => return Err(EINVAL),
         }
+        Ok(size)
+    }
+
+    /// Takes the sender's file `fd`, for the receiver's fd to go at `offset` in the buffer.
+    fn take_file(&mut self, fd: u32, offset: usize, in_array: bool) -> Result {
+        if !self.accept_fds {
+            pr_debug!("fd {} sent to a receiver that does not accept fds\n", fd);
+            return Err(EPERM);
+        }
+        self.files.reserve(1, GFP_KERNEL)?;
+        let transfer = FileTransfer::take(fd, offset, in_array, self.from.cred(), self.to.cred())?;
+        // Cannot fail: room was reserved above.
+        let _ = self.files.push_within_capacity(transfer);
+        Ok(())
+    }
+
+    /// Takes the files of an fd array, reading the fds from the sender's memory. A fault
+    /// fails the transaction with `EINVAL`, as in C.
+    fn take_fd_array(&mut self, slots: &FdSlots) -> Result {
+        for i in 0..slots.count {
+            let step = i * size_of::<u32>();
+            let from = usize::try_from(slots.from.wrapping_add(step as u64)).map_err(|_| EINVAL)?;
+            let fd = UserSlice::new(UserPtr::from_addr(from), size_of::<u32>())
+                .reader()
+                .read::<u32>()
+                .map_err(|_| EINVAL)?;
+            self.take_file(fd, slots.to + step, true)?;
+        }
+        Ok(())
     }
 
     /// An object of the sender: the receiver gets a handle to the sender's node for it.
@@ -151,6 +200,7 @@ impl Translation<'_> {
             );
             return Err(EINVAL);
         }
+        self.may_transfer_binder()?;
         self.give_handle(object, node, strong, true)
     }
 
@@ -161,6 +211,7 @@ impl Translation<'_> {
         // SAFETY: Both members of the union are integers, so reading either is always valid.
         let handle = unsafe { object.0.__bindgen_anon_1.handle };
         let node = self.from.ref_target(handle, strong).ok_or(EINVAL)?;
+        self.may_transfer_binder()?;
         if !node.is_owned_by(self.to) {
             return self.give_handle(object, node, strong, false);
         }
@@ -174,6 +225,13 @@ impl Translation<'_> {
         object.set_binder(kind, node.ptr(), node.cookie());
         self.keep(Held::Local { node, strong });
         Ok(())
+    }
+
+    /// Asks the LSM whether the sender may pass a binder object to the receiver; `EPERM` if
+    /// not, as in C.
+    fn may_transfer_binder(&self) -> Result {
+        kernel::security::binder_transfer_binder(self.from.cred(), self.to.cred())
+            .map_err(|_| EPERM)
     }
 
     /// Makes `object` the receiver's handle to `node`, taking the reference for its buffer.
@@ -207,11 +265,4 @@ impl Translation<'_> {
             self.to.release_held(err.0);
         }
     }
-}
-
-/// Reads the `flat_binder_object` at `offset` in `view`.
-fn read_flat_object(view: &RangeView, offset: usize) -> Result<FlatBinderObject> {
-    let mut object = FlatBinderObject(pin_init::zeroed());
-    view.read(offset, object.as_bytes_mut())?;
-    Ok(object)
 }

@@ -119,6 +119,8 @@ pub(crate) struct Process {
     cred: ARef<Credential>,
     /// `BINDER_ENABLE_ONEWAY_SPAM_DETECTION` is on.
     oneway_spam_detection: Atomic<bool>,
+    /// The opener's nice value: a thread waiting for the process's work goes back to it.
+    default_nice: i32,
     /// Threads, handles and settings; see [`ProcessInner`]. Threads wait for work under it.
     #[pin]
     inner: SpinLock<ProcessInner>,
@@ -300,6 +302,7 @@ impl Process {
                 mm,
                 cred,
                 oneway_spam_detection: Atomic::new(false),
+                default_nice: crate::priority::current_nice(),
                 inner <- new_spinlock!(
                     ProcessInner {
                         threads: RBTree::new(),
@@ -816,9 +819,10 @@ impl Process {
         self: &Arc<Self>,
         size: usize,
         async_node: Option<NodeArc>,
+        clear_on_free: bool,
     ) -> Result<(ReservedBuffer, RangeView, bool)> {
         let mm = self.mm.as_deref().ok_or(ESRCH)?;
-        let (range, view, spam) = self.buffer.reserve(mm, size, async_node)?;
+        let (range, view, spam) = self.buffer.reserve(mm, size, async_node, clear_on_free)?;
         Ok((ReservedBuffer::new(self.clone(), range), view, spam))
     }
 
@@ -829,21 +833,33 @@ impl Process {
         self.oneway_spam_detection.store(enable, Relaxed);
     }
 
+    /// The nice value of the task that opened the device, when it did.
+    pub(crate) fn default_nice(&self) -> i32 {
+        self.default_nice
+    }
+
     /// Whether this process asked to hear of one-way spam it is suspected of.
     pub(crate) fn detects_oneway_spam(&self) -> bool {
         self.oneway_spam_detection.load(Relaxed)
     }
 
     /// `BC_FREE_BUFFER`: frees the delivered buffer at `addr`; anything else is skipped.
-    pub(crate) fn free_buffer(&self, addr: u64) {
+    ///
+    /// The fds the buffer's fd arrays brought are closed, in the calling task, as in C.
+    /// Returns whether there were any: their files are released only when the task returns to
+    /// userspace.
+    pub(crate) fn free_buffer(&self, addr: u64) -> bool {
         let Some(freed) = self.buffer.free_by_user(addr) else {
             pr_debug!("BC_FREE_BUFFER of unknown buffer {:#x}\n", addr);
-            return;
+            return false;
         };
+        crate::fds::close_array_fds(&freed.array_fds);
+        let closed = !freed.array_fds.is_empty();
         if let Some(node) = &freed.async_node {
             self.oneway_done(node);
         }
         self.release_all_held(freed.held);
+        closed
     }
 
     /// The one-way transaction to `node`, one of this process's nodes, is finished with:

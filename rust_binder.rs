@@ -20,10 +20,13 @@
 //! - [`transaction`]: `BC_TRANSACTION` and `BC_REPLY`.
 //! - [`allocation`]: the receive buffer a process maps, where transactions are delivered.
 //! - [`objects`]: binder objects inside transactions, translated for the receiver.
+//! - [`scatter_gather`]: scatter-gather buffers and the fd arrays in them.
+//! - [`fds`]: file descriptors in transactions, and closing the fds of fd arrays.
 //! - [`node`]: a binder object owned by a process (`binder_node`).
 //! - [`refs`]: a process's handles to other processes' nodes (`binder_ref`).
 //! - [`work`]: the todo lists threads read their work from.
 //! - [`death`]: death notifications.
+//! - [`priority`]: priority inheritance (nice values) from callers to the threads serving them.
 //! - [`defs`]: the userspace ABI, from `include/uapi/linux/android/binder.h`.
 //! - [`release`]: the deferred teardown of closed processes.
 //! - [`census`]: counts of live objects, checked for leaks at unload.
@@ -36,12 +39,15 @@ mod death;
 mod defs;
 mod device;
 mod devices_param;
+mod fds;
 mod ioctl;
 mod node;
 mod objects;
+mod priority;
 mod process;
 mod refs;
 mod release;
+mod scatter_gather;
 mod thread;
 mod transaction;
 mod work;

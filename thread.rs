@@ -550,6 +550,12 @@ impl Thread {
     fn wait_for_work(&self, process: &Process, nonblock: bool) -> Result<bool> {
         let mut guard = process.inner_lock().lock();
         let process_work = self.takes_process_work(&mut guard);
+        if process_work {
+            // As in C, outside the lock: the scheduler takes its own.
+            drop(guard);
+            crate::priority::set_nice(process.default_nice());
+            guard = process.inner_lock().lock();
+        }
         if process_work && !self.is_looper() {
             pr_debug!(
                 "thread {} waits for process work without a looper command\n",

@@ -65,19 +65,27 @@ use crate::{
         BR_TRANSACTION,
         BR_TRANSACTION_COMPLETE,
         BR_TRANSACTION_SEC_CTX,
+        TF_ACCEPT_FDS,
+        TF_CLEAR_BUF,
         TF_ONE_WAY, //
+    },
+    fds::{
+        FileTransfer,
+        Reserved, //
     },
     node::NodeArc,
     objects::{
         Held,
         Translation, //
     },
+    priority,
     process::{
         Process,
         ProcessInner,
         Recipient, //
     },
     refs::MANAGER_HANDLE,
+    scatter_gather::ScatterGather,
     thread::{
         NewCall,
         Thread, //
@@ -143,6 +151,12 @@ pub(crate) struct Transaction {
     flags: u32,
     /// The sender's effective uid when it sent.
     sender_euid: Kuid,
+    /// The sender's nice value when it sent ([`crate::priority`]).
+    priority: i32,
+    /// The target node's minimum priority (0 for a reply).
+    min_priority: i32,
+    /// The reader's nice value before the call changed it, restored when it replies.
+    saved_priority: Atomic<i32>,
     data_size: u64,
     offsets_size: u64,
     /// Where in the buffer the sender's security context is, for a node that asked for it
@@ -151,9 +165,18 @@ pub(crate) struct Transaction {
     /// The receiver suspects the sender of one-way spam (see `Complete`).
     oneway_spam_suspect: bool,
     is_reply: bool,
-    /// The payload's range, until it is delivered.
+    /// The payload, until it is delivered.
     #[pin]
-    buffer: SpinLock<Option<ReservedBuffer>>,
+    payload: SpinLock<Option<Undelivered>>,
+}
+
+/// What a transaction hands its reader: the range of the receive buffer its payload is in,
+/// and the files the reader gets fds for.
+struct Undelivered {
+    range: ReservedBuffer,
+    files: KVec<FileTransfer>,
+    /// The pages of the range, to write the reader's fds into; kept only when there are files.
+    view: Option<RangeView>,
 }
 
 /// A [`Transaction`] on a todo list.
@@ -217,6 +240,8 @@ impl Thread {
     ) -> Result<(), Failure> {
         let oneway = tr.flags() & TF_ONE_WAY != 0;
         let node = self.find_target(process, tr.target_handle())?;
+        kernel::security::binder_transaction(process.cred(), node.owner().cred())
+            .map_err(|_| Failure::failed(EPERM))?;
         let NewCall {
             parent: from_parent,
             waiting: waiting_thread,
@@ -227,7 +252,15 @@ impl Thread {
                 .map_err(Failure::failed)?
         };
         let to = node.owner().clone();
-        let t = Transaction::new(self, from_parent, process, to, Some(&node), tr, false)?;
+        let t = Transaction::new(
+            self,
+            from_parent,
+            process,
+            to,
+            Some(&node),
+            tr,
+            node.accepts_fds(),
+        )?;
         let item = Work::new_item(Delivery(t.clone())).map_err(Failure::failed)?;
         if oneway {
             // C decides when the sender reads it, from the sender's setting; the sender is
@@ -277,6 +310,7 @@ impl Thread {
         id: u32,
     ) -> Result<(), Failure> {
         let call = self.pop_received(process).ok_or(Failure::failed(EPROTO))?;
+        priority::set_nice(call.saved_priority.load(Relaxed));
         if let Err(failure) = self.reply_to(process, &call, tr) {
             pr_debug!("reply {} failed: {}\n", id, failure.errno.to_errno());
             call.fail_caller(failure.code, Some((id, failure.errno)));
@@ -296,7 +330,8 @@ impl Thread {
             return Err(Failure::failed(EPROTO));
         };
         let to = call.from_process.clone();
-        let reply = Transaction::new(self, None, process, to, None, tr, true)?;
+        let accept_fds = call.flags & TF_ACCEPT_FDS != 0;
+        let reply = Transaction::new(self, None, process, to, None, tr, accept_fds)?;
         let item = Work::new_item(Delivery(reply.clone())).map_err(Failure::failed)?;
         let own_complete = Work::new_arc(Complete::new()).map_err(Failure::failed)?;
         let own_item = Work::to_queue(&own_complete).ok_or(Failure::failed(EINVAL))?;
@@ -345,9 +380,10 @@ fn align8(n: u64) -> Option<u64> {
 
 impl Transaction {
     /// Creates a transaction from `from_process` (its thread `sender`) to `to`: copies the
-    /// payload into `to`'s receive buffer and translates the objects in it. A call (neither
-    /// a reply nor one-way) remembers `sender`, to reply to, and `from_parent`, the sender's
-    /// stack below it.
+    /// payload into `to`'s receive buffer and translates the objects in it. `node` is the
+    /// target of a call or one-way transaction, `None` for a reply; `accept_fds` says whether
+    /// the payload may carry file descriptors. A call (neither a reply nor one-way)
+    /// remembers `sender`, to reply to, and `from_parent`, the sender's stack below it.
     fn new(
         sender: &Arc<Thread>,
         from_parent: Option<Arc<Transaction>>,
@@ -355,19 +391,21 @@ impl Transaction {
         to: Arc<Process>,
         node: Option<&NodeArc>,
         tr: &TransactionDataSg,
-        is_reply: bool,
+        accept_fds: bool,
     ) -> Result<Arc<Self>, Failure> {
+        let is_reply = node.is_none();
         let extra = tr.0.buffers_size;
         let tr = &tr.0.transaction_data;
         let is_call = !is_reply && tr.flags & TF_ONE_WAY == 0;
         let from = is_call.then(|| sender.clone());
         let data_size = usize::try_from(tr.data_size).map_err(|_| Failure::failed(EINVAL))?;
         let offsets_size = usize::try_from(tr.offsets_size).map_err(|_| Failure::failed(EINVAL))?;
+        let buffers_size = usize::try_from(extra).map_err(|_| Failure::failed(EINVAL))?;
         // A node that asks for the sender's security context gets it after everything else
         // in the buffer, as in the C driver; without an LSM that has contexts the transaction
         // fails, with the LSM's errno, as there.
         let secctx = match node {
-            Some(node) if !is_reply && node.wants_security_context() => Some(
+            Some(node) if node.wants_security_context() => Some(
                 SecurityCtx::from_secid(from_process.cred().get_secid())
                     .map_err(Failure::failed)?,
             ),
@@ -380,8 +418,6 @@ impl Transaction {
                 .ok_or(Failure::failed(EINVAL))?,
             None => 0,
         };
-        // As in C, room for scatter-gather buffers is allocated even though no `PTR` object
-        // can use it yet.
         let before_secctx = align8(tr.data_size)
             .and_then(|data| data.checked_add(align8(tr.offsets_size)?))
             .and_then(|size| size.checked_add(align8(extra)?))
@@ -390,8 +426,8 @@ impl Transaction {
             .checked_add(secctx_room)
             .and_then(|size| usize::try_from(size).ok())
             .ok_or(Failure::failed(EINVAL))?;
-        let async_node = match (is_reply, tr.flags & TF_ONE_WAY != 0, node) {
-            (false, true, Some(node)) => Some(node.clone()),
+        let async_node = match (tr.flags & TF_ONE_WAY != 0, node) {
+            (true, Some(node)) => Some(node.clone()),
             _ => None,
         };
         // Room for the references of the first objects (and the target's), so that a usual
@@ -399,21 +435,28 @@ impl Transaction {
         let expected = (offsets_size / size_of::<u64>()).min(32) + 1;
         let held =
             KVec::with_capacity(expected, GFP_KERNEL).map_err(|_| Failure::failed(ENOMEM))?;
-        let (range, view, oneway_spam_suspect) =
-            to.reserve_buffer(size, async_node)
-                .map_err(|err| match err {
-                    e if e == ESRCH => Failure::dead(ESRCH),
-                    e => Failure::failed(e),
-                })?;
+        let clear_on_free = tr.flags & TF_CLEAR_BUF != 0;
+        let (range, view, oneway_spam_suspect) = to
+            .reserve_buffer(size, async_node, clear_on_free)
+            .map_err(|err| match err {
+                e if e == ESRCH => Failure::dead(ESRCH),
+                e => Failure::failed(e),
+            })?;
+        let buffers =
+            ScatterGather::new(range.user_address(), data_size, offsets_size, buffers_size)
+                .map_err(Failure::failed)?;
         let mut translation = Translation {
             from: from_process,
             thread: sender,
             to: &to,
             held,
+            accept_fds,
+            files: KVec::new(),
+            buffers,
         };
         if let Err(err) = translation.fill(&view, tr, node, data_size, offsets_size, extra) {
             to.release_all_held(translation.held);
-            // Dropping `range` gives it back.
+            // Dropping `range` gives it back, and dropping the translation the files taken.
             return Err(if err == ESRCH {
                 Failure::dead(err)
             } else {
@@ -431,6 +474,9 @@ impl Transaction {
             None => None,
         };
         drop(secctx);
+        let files = translation.files;
+        // The reader writes its fds into the buffer; only then does it need the pages.
+        let view = (!files.is_empty()).then_some(view);
         let target = node.map_or((0, 0), |node| (node.ptr(), node.cookie()));
         let to_parent = LockedBy::new(to.inner_lock(), None);
         Arc::pin_init(
@@ -445,12 +491,18 @@ impl Transaction {
                 code: tr.code,
                 flags: tr.flags,
                 sender_euid: Kuid::current_euid(),
+                priority: priority::current_nice(),
+                min_priority: node.map_or(0, |node| node.min_priority()),
+                saved_priority: Atomic::new(0),
                 data_size: tr.data_size,
                 offsets_size: tr.offsets_size,
                 secctx_offset,
                 oneway_spam_suspect,
                 is_reply,
-                buffer <- new_spinlock!(Some(range), "Transaction::buffer"),
+                payload <- new_spinlock!(
+                    Some(Undelivered { range, files, view }),
+                    "Transaction::payload"
+                ),
             }),
             GFP_KERNEL,
         )
@@ -462,8 +514,21 @@ impl Transaction {
     fn release_buffer(&self) {
         // The spinlock guard must be gone before the range is dropped: that takes the
         // buffer's mutex.
-        let range = self.buffer.lock().take();
-        drop(range);
+        let payload = self.payload.lock().take();
+        drop(payload);
+    }
+
+    /// Gives the reading thread (the current task) the priority this call or one-way
+    /// transaction carries, as C does; the reader's own is kept for the reply.
+    fn inherit_priority(&self) {
+        let own = priority::current_nice();
+        self.saved_priority.store(own, Relaxed);
+        let oneway = self.flags & TF_ONE_WAY != 0;
+        if !oneway && self.priority < self.min_priority {
+            priority::set_nice(self.priority);
+        } else if !oneway || own > self.min_priority {
+            priority::set_nice(self.min_priority);
+        }
     }
 
     /// Whether `thread` sent this transaction.
@@ -514,10 +579,38 @@ impl Deliver for Delivery {
     /// the C driver: a caller reads `BR_FAILED_REPLY`. Unlike C, which keeps such a buffer
     /// (and a one-way node's queue behind it) until the process closes the device, the
     /// buffer goes back: a deliberate difference, in the README.
+    ///
+    /// The files the transaction carries get fds in the reader first, their numbers written
+    /// into the buffer; they are installed once the returns are written. If the reader cannot
+    /// have that many fds, the transaction fails as in C: a caller reads `BR_FAILED_REPLY`
+    /// and the reader goes on with its other work; a reply's reader reads `BR_FAILED_REPLY`
+    /// in its place.
     fn deliver(&self, thread: &Thread, out: &mut Returns) -> Result<Flow> {
         let t = &self.0;
-        let Some(range) = t.buffer.lock().take() else {
+        let Some(Undelivered { range, files, view }) = t.payload.lock().take() else {
             return Ok(Flow::Continue);
+        };
+        if !t.is_reply {
+            t.inherit_priority();
+        }
+        let fds = match &view {
+            Some(view) => match Reserved::new(files, view) {
+                Ok(fds) => Some(fds),
+                Err(err) => {
+                    pr_debug!(
+                        "transaction undelivered: no fds for its files ({:?})\n",
+                        err
+                    );
+                    range.give_back_undelivered();
+                    if t.is_reply {
+                        out.put_code(BR_FAILED_REPLY)?;
+                        return Ok(Flow::Return);
+                    }
+                    t.fail_caller(BR_FAILED_REPLY, None);
+                    return Ok(Flow::Continue);
+                }
+            },
+            None => None,
         };
         let buffer = range.user_address();
         // Zeroed rather than `Default`: the uapi crate's `Default` is not linkable from a
@@ -555,7 +648,8 @@ impl Deliver for Delivery {
             t.fail_caller(BR_FAILED_REPLY, None);
             return Err(err);
         }
-        range.deliver();
+        let array_fds = fds.map(Reserved::install).unwrap_or_default();
+        range.deliver(array_fds);
         if t.from.is_some() {
             thread.push_received(&t.to, t.clone());
         }

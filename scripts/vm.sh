@@ -129,7 +129,9 @@ if [ -n "$run" ]; then
     [ -f "$run" ] || { echo "vm.sh: missing $run" >&2; exit 2; }
     install -m 0755 "$run" "$root/etc/rb-run"
 fi
-cp "$c_module" "$rust_module" "$root/lib/modules/"
+cp "$c_module" "$root/lib/modules/"
+# Under the name the guest loads, whatever --module's file is called.
+cp "$rust_module" "$root/lib/modules/rust_binder.ko"
 if [ "$selftest" = leak ]; then
     [ -f "$leak_module" ] || { echo "vm.sh: missing $leak_module" >&2; exit 2; }
     cp "$leak_module" "$root/lib/modules/"

@@ -29,7 +29,7 @@ use std::{
 
 use crate::{
     parcel::{Parcel, ParcelReader, UNKNOWN_TRANSACTION},
-    protocol::{take, take_u32, take_u64, Commands, Txn},
+    protocol::{take, take_txn, take_u32, take_u64, Commands, Txn},
     uapi, Binder, Mapping, Payload, Received, PROTOCOL_VERSION,
 };
 
@@ -42,7 +42,7 @@ const READ_SIZE: usize = 4096;
 /// One return the driver delivers, decoded with everything a client or server acts on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
-    /// `BR_TRANSACTION`: an incoming call.
+    /// `BR_TRANSACTION` or `BR_TRANSACTION_SEC_CTX`: an incoming call.
     Transaction(Txn),
     /// `BR_REPLY`: the answer to this thread's call.
     Reply(Txn),
@@ -88,23 +88,10 @@ pub fn parse_events(bytes: &[u8]) -> io::Result<Vec<Event>> {
             ))
         };
         let event = match code {
-            uapi::BR_TRANSACTION | uapi::BR_REPLY => {
-                let raw =
-                    take(&mut rest, size_of::<uapi::binder_transaction_data>()).map_err(cut)?;
-                // SAFETY: `raw` holds exactly one `binder_transaction_data`, a struct of
-                // integers; the read does not need alignment.
-                let tr = unsafe {
-                    raw.as_ptr()
-                        .cast::<uapi::binder_transaction_data>()
-                        .read_unaligned()
-                };
-                let txn = Txn::from_raw(&tr);
-                if code == uapi::BR_TRANSACTION {
-                    Event::Transaction(txn)
-                } else {
-                    Event::Reply(txn)
-                }
+            uapi::BR_TRANSACTION | uapi::BR_TRANSACTION_SEC_CTX => {
+                Event::Transaction(take_txn(code, &mut rest).map_err(cut)?)
             }
+            uapi::BR_REPLY => Event::Reply(take_txn(code, &mut rest).map_err(cut)?),
             uapi::BR_INCREFS => ptr_cookie().map(|(p, c)| Event::IncRefs(p, c))?,
             uapi::BR_ACQUIRE => ptr_cookie().map(|(p, c)| Event::Acquire(p, c))?,
             uapi::BR_RELEASE => ptr_cookie().map(|(p, c)| Event::Release(p, c))?,

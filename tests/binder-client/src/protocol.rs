@@ -301,6 +301,10 @@ pub struct Txn {
     pub offsets: u64,
     /// The length of the object offsets.
     pub offsets_size: u64,
+    /// The user address of the sender's security context, for a transaction delivered as
+    /// `BR_TRANSACTION_SEC_CTX` (to a node that asked for it with
+    /// `FLAT_BINDER_FLAG_TXN_SECURITY_CTX`); `None` for `BR_TRANSACTION` and `BR_REPLY`.
+    pub secctx: Option<u64>,
 }
 
 impl Txn {
@@ -319,14 +323,40 @@ impl Txn {
             data_size: tr.data_size,
             offsets,
             offsets_size: tr.offsets_size,
+            secctx: None,
         }
     }
+}
+
+/// Takes the payload of a `BR_TRANSACTION`, `BR_REPLY` or `BR_TRANSACTION_SEC_CTX` (`code`)
+/// off the front of `rest`.
+pub(crate) fn take_txn(code: u32, rest: &mut &[u8]) -> Result<Txn, Truncated> {
+    if code == uapi::BR_TRANSACTION_SEC_CTX {
+        let tr: uapi::binder_transaction_data_secctx = take_struct(rest)?;
+        return Ok(Txn {
+            secctx: Some(tr.secctx),
+            ..Txn::from_raw(&tr.transaction_data)
+        });
+    }
+    let tr: uapi::binder_transaction_data = take_struct(rest)?;
+    Ok(Txn::from_raw(&tr))
+}
+
+/// Takes one `T` off the front of `rest`.
+///
+/// Only for the uapi structs of the returns: structs of integers, for which any bytes are a
+/// valid value.
+fn take_struct<T: Copy>(rest: &mut &[u8]) -> Result<T, Truncated> {
+    let bytes = take(rest, size_of::<T>())?;
+    // SAFETY: `bytes` holds exactly `size_of::<T>()` bytes, and `T` is a uapi struct of
+    // integers (see above); the read does not need alignment.
+    Ok(unsafe { bytes.as_ptr().cast::<T>().read_unaligned() })
 }
 
 /// One `BR_*` return, decoded.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Return {
-    /// `BR_TRANSACTION`.
+    /// `BR_TRANSACTION`, or `BR_TRANSACTION_SEC_CTX` (then with [`Txn::secctx`]).
     Transaction(Txn),
     /// `BR_REPLY`.
     Reply(Txn),
@@ -389,23 +419,10 @@ pub fn parse_returns(bytes: &[u8]) -> Result<Vec<Return>, Truncated> {
             uapi::BR_CLEAR_DEATH_NOTIFICATION_DONE => {
                 Return::ClearDeathNotificationDone(take_u64(&mut rest)?)
             }
-            uapi::BR_TRANSACTION | uapi::BR_REPLY => {
-                let bytes = take(&mut rest, size_of::<uapi::binder_transaction_data>())?;
-                // SAFETY: `bytes` holds exactly one `binder_transaction_data`, a struct of
-                // integers; the read does not need alignment.
-                let tr = unsafe {
-                    bytes
-                        .as_ptr()
-                        .cast::<uapi::binder_transaction_data>()
-                        .read_unaligned()
-                };
-                let txn = Txn::from_raw(&tr);
-                if code == uapi::BR_TRANSACTION {
-                    Return::Transaction(txn)
-                } else {
-                    Return::Reply(txn)
-                }
+            uapi::BR_TRANSACTION | uapi::BR_TRANSACTION_SEC_CTX => {
+                Return::Transaction(take_txn(code, &mut rest)?)
             }
+            uapi::BR_REPLY => Return::Reply(take_txn(code, &mut rest)?),
             other => {
                 // The size of a return's payload is encoded in its code, like an ioctl's.
                 let size = ((other >> 16) & 0x3fff) as usize;
@@ -522,6 +539,28 @@ mod tests {
                 Return::Other(uapi::BR_FROZEN_BINDER),
                 Return::TransactionComplete
             ])
+        );
+    }
+
+    #[test]
+    fn a_transaction_with_a_security_context_keeps_its_address() {
+        let mut tr = uapi::binder_transaction_data_secctx::default();
+        tr.transaction_data.code = 9;
+        tr.transaction_data.data_size = 3;
+        tr.secctx = 0x7000_0008;
+        let mut bytes = uapi::BR_TRANSACTION_SEC_CTX.to_ne_bytes().to_vec();
+        bytes.extend_from_slice(&Commands::new().raw(&tr).bytes);
+        bytes.extend_from_slice(&uapi::BR_NOOP.to_ne_bytes());
+        let returns = parse_returns(&bytes).unwrap();
+        let [Return::Transaction(txn), Return::Noop] = &returns[..] else {
+            panic!("decoded {returns:?}");
+        };
+        assert_eq!((txn.code, txn.data_size), (9, 3));
+        assert_eq!(txn.secctx, Some(0x7000_0008));
+        assert_eq!(
+            parse_returns(&bytes[..4 + 64]),
+            Err(Truncated),
+            "a BR_TRANSACTION_SEC_CTX is 72 bytes, not 64"
         );
     }
 

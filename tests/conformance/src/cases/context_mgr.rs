@@ -5,15 +5,12 @@ use binder_client::{uapi, Binder, Commands, FlatObject, Payload, Return};
 use crate::{
     ensure,
     harness::{
-        eventually, expect_errno, expect_null_arg_errno, in_child, spawn_ready, Case, Child, Env,
-        Exit, Outcome, Step, BINDER, HWBINDER, VNDBINDER,
+        eventually, expect_errno, expect_null_arg_errno, in_child, spawn_ready, Case, Env, Exit,
+        Outcome, Step, BINDER, HWBINDER, VNDBINDER,
     },
 };
 
-use super::{
-    peer::{spawn_manager, Peer},
-    transaction_errors::expect_extended_error,
-};
+use super::peer::{spawn_manager, Peer};
 
 pub const CASES: &[Case] = &[
     Case::new("context_mgr_set_once", context_mgr_set_once),
@@ -39,10 +36,6 @@ pub const CASES: &[Case] = &[
     Case::new(
         "context_mgr_former_node_sent_as_ordinary_handle",
         context_mgr_former_node_sent_as_ordinary_handle,
-    ),
-    Case::new(
-        "context_mgr_security_ctx_fails_without_lsm",
-        context_mgr_security_ctx_fails_without_lsm,
     ),
 ];
 
@@ -275,29 +268,4 @@ fn context_mgr_former_node_sent_as_ordinary_handle(_: &Env) -> Outcome {
         .reply
         .ok_or_else(|| format!("the call failed: {:?}", exchange.returns))?;
     c.free(&reply)
-}
-
-/// A context manager set with BINDER_SET_CONTEXT_MGR_EXT and FLAT_BINDER_FLAG_TXN_SECURITY_CTX
-/// asks for the caller's security context with every call. The test kernel has no LSM that
-/// gives one (CONFIG_SECURITY is off), so the C driver fails each call to it before
-/// delivery: BR_FAILED_REPLY at once, EOPNOTSUPP in the extended error.
-fn context_mgr_security_ctx_fails_without_lsm(_: &Env) -> Outcome {
-    let manager: Child = spawn_ready(|ready| {
-        let m = Peer::open()?;
-        become_manager_ext(&m.binder, 0, 0, uapi::FLAT_BINDER_FLAG_TXN_SECURITY_CTX)?;
-        m.send(Commands::new().enter_looper(), "enter looper")?;
-        ready();
-        pause_forever()
-    })?;
-    let c = Binder::open(BINDER).step("open")?;
-    let data = [0u8; 8];
-    c.send(&Commands::new().transaction(false, 0, 1, 0, &data))
-        .step("call")?;
-    let returns = c.read_pending().step("read")?;
-    ensure!(
-        returns == [Return::FailedReply],
-        "a call to a manager that wants security contexts read {returns:?}"
-    );
-    expect_extended_error(&c, uapi::BR_FAILED_REPLY, libc::EOPNOTSUPP)?;
-    manager.kill()
 }

@@ -16,6 +16,8 @@ mod objects;
 mod objects_in_flight;
 mod oneway;
 mod peer;
+mod priority;
+mod security_ctx;
 mod sg;
 mod teardown;
 mod thread_pool;
@@ -45,7 +47,9 @@ pub fn all() -> impl Iterator<Item = &'static Case> {
         txn_flags::CASES,
         free_buffer::CASES,
         objects_in_flight::CASES,
+        security_ctx::CASES,
         nested::CASES,
+        priority::CASES,
         concurrency::CASES,
         introspection::CASES,
         teardown::CASES,

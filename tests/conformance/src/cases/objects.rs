@@ -10,10 +10,7 @@ use crate::{
     harness::{spawn_ready, Case, Env, Outcome, Step},
 };
 
-use super::{
-    peer::{refcount_returns, spawn_manager, Peer},
-    transaction_errors::expect_extended_error,
-};
+use super::peer::{refcount_returns, spawn_manager, Peer};
 
 pub const CASES: &[Case] = &[
     Case::new(
@@ -57,10 +54,6 @@ pub const CASES: &[Case] = &[
     ),
     Case::new("transaction_sg_buffers_size_unaligned_einval", sg_unaligned),
     Case::new("transaction_sg_without_buffers_delivered", sg_delivered),
-    Case::new(
-        "object_security_ctx_node_fails_without_lsm",
-        security_ctx_node_fails_without_lsm,
-    ),
 ];
 
 const PING: &[u8] = b"ping";
@@ -580,41 +573,5 @@ fn sg_delivered(_: &Env) -> Outcome {
             "the caller read {returns:?}"
         );
     }
-    manager.join()
-}
-
-/// An object sent with FLAT_BINDER_FLAG_TXN_SECURITY_CTX makes a node that asks for the
-/// caller's security context with every call. The test kernel has no LSM that gives one
-/// (CONFIG_SECURITY is off), so the C driver fails a call to that node (here, the manager's,
-/// through the handle it got) before delivery: BR_FAILED_REPLY at once, EOPNOTSUPP in the
-/// extended error.
-fn security_ctx_node_fails_without_lsm(_: &Env) -> Outcome {
-    let manager = spawn_manager(|m| {
-        let (call, _) = m.next_call()?;
-        m.send(
-            Commands::new().acquire(1).free_buffer(call.buffer),
-            "keep the handle",
-        )?;
-        m.reply(&call, &Payload::new())?;
-        m.send_call(1, 2, &Payload::new().bytes(PING))?;
-        let returns = m.pending()?;
-        ensure!(
-            returns == [Return::FailedReply],
-            "a call to a node that wants security contexts read {returns:?}"
-        );
-        expect_extended_error(
-            &m.binder,
-            binder_client::uapi::BR_FAILED_REPLY,
-            libc::EOPNOTSUPP,
-        )?;
-        m.send(Commands::new().release(1), "let go")
-    })?;
-    let c = Peer::open()?;
-    let wants_context = FlatObject {
-        flags: binder_client::uapi::FLAT_BINDER_FLAG_TXN_SECURITY_CTX,
-        ..object()
-    };
-    let reply = c.call_for_reply(0, 1, &Payload::new().object(wants_context))?;
-    c.free(&reply)?;
     manager.join()
 }

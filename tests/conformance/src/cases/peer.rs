@@ -15,7 +15,8 @@ use super::{
     transaction_errors::expect_extended_error,
 };
 
-const MAP_SIZE: usize = 1 << 20;
+/// The size of the receive buffer a [`Peer`] maps.
+pub const MAP_SIZE: usize = 1 << 20;
 
 /// One open, mapped binder device.
 ///

@@ -1,0 +1,420 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Scatter-gather buffers: `BINDER_TYPE_PTR` objects of `BC_TRANSACTION_SG`/`BC_REPLY_SG`, and
+//! the fd arrays (`BINDER_TYPE_FDA`) that live inside them.
+//!
+//! A `PTR` object points at a buffer in the sender's memory. Each is given the next 8-byte
+//! aligned place of the transaction's scatter-gather area (`buffers_size` bytes after the
+//! offsets), and the object is rewritten to point at that place in the receiver's mapping.
+//! A buffer may have a parent, an earlier `PTR` object: the pointer field at
+//! `parent_offset` in the parent buffer is then patched to the child's new address, so that
+//! nested structures (a `native_handle` inside a HIDL struct) arrive intact. An fd array
+//! names its parent and the place of its fds there the same way.
+//!
+//! The rules are the C driver's, errors included (`EINVAL` for every broken one):
+//!
+//! - a parent is an object listed *before* the child, and it must be a `PTR`;
+//! - fixups happen at increasing offsets, and only in the buffer fixed up last or in one of
+//!   its ancestors, above the pointer that led from it to the child;
+//! - a pointer fixup needs 8 bytes within its parent, an fd array all its fds.
+//!
+//! As in C, nothing is copied while the objects are checked: the copies are listed, and done at
+//! the end ([`ScatterGather::copy_buffers`]), the patched pointers written in place of the
+//! sender's and the fd slots of arrays skipped (they get the receiver's fds when it reads). The
+//! receiver's read-only mapping thus never shows the sender's pointers.
+
+use kernel::{
+    prelude::*,
+    transmute::{
+        AsBytes,
+        FromBytes, //
+    },
+    uaccess::{
+        UserPtr,
+        UserSlice, //
+    },
+    uapi,
+};
+
+use crate::{
+    allocation::RangeView,
+    defs::{
+        BufferObject,
+        FdArrayObject,
+        BUFFER_FLAG_HAS_PARENT, //
+    },
+};
+
+/// The size of a pointer in a parent buffer, as the C driver's `binder_uintptr_t`.
+const POINTER_SIZE: u64 = size_of::<u64>() as u64;
+
+/// A sender's buffer to copy into the scatter-gather area.
+struct BufferCopy {
+    /// Where in the transaction buffer it goes.
+    to: usize,
+    /// Its address in the sender's memory.
+    from: u64,
+    len: usize,
+}
+
+/// What to do, instead of copying, at `at` in the scatter-gather area.
+struct Fixup {
+    at: usize,
+    kind: FixupKind,
+}
+
+enum FixupKind {
+    /// Write the receiver's address of a child buffer.
+    Pointer(u64),
+    /// Leave the bytes to the fd array whose fds the reader's fds replace.
+    FdSlots(usize),
+}
+
+/// The place of an fd array's fds, found by [`ScatterGather::translate_fd_array`].
+pub(crate) struct FdSlots {
+    /// Where the first fd is in the transaction buffer.
+    pub(crate) to: usize,
+    /// Where the sender has the first fd.
+    pub(crate) from: u64,
+    pub(crate) count: usize,
+}
+
+/// A `PTR` object already placed, for the fd arrays inside its buffer: where the object is,
+/// and where the sender has the buffer.
+struct PlacedBuffer {
+    /// The offset of the `PTR` object in the data.
+    object: usize,
+    /// The sender's address of the buffer.
+    from: u64,
+}
+
+/// The scatter-gather state of one transaction being translated.
+pub(crate) struct ScatterGather {
+    /// The receiver's address of the transaction buffer.
+    base: u64,
+    /// The transaction's data size; objects lie within it.
+    data_size: usize,
+    /// Where the offsets array starts in the buffer.
+    offsets_start: usize,
+    /// The next free place in the scatter-gather area, and its end.
+    next: usize,
+    end: usize,
+    copies: KVec<BufferCopy>,
+    /// Sorted by `at`.
+    fixups: KVec<Fixup>,
+    placed: KVec<PlacedBuffer>,
+    /// The offset of the `PTR` object last fixed up into or placed, as C's
+    /// `last_fixup_obj_off`: 0 means none (so, as in C, an object at offset 0 of the data
+    /// cannot take a fixup once it was last).
+    last_object: usize,
+    /// The lowest offset a fixup into `last_object` may have.
+    last_min: u64,
+}
+
+impl ScatterGather {
+    /// The state of a transaction whose buffer starts at `base` in the receiver's mapping,
+    /// with `data_size` bytes of data and `offsets_size` of offsets, followed by a
+    /// scatter-gather area of `buffers_size` bytes. Only sums that overflow fail here; the
+    /// caller checks the sizes' alignment before any object is placed.
+    pub(crate) fn new(
+        base: u64,
+        data_size: usize,
+        offsets_size: usize,
+        buffers_size: usize,
+    ) -> Result<Self> {
+        let offsets_start = data_size.checked_next_multiple_of(8).ok_or(EINVAL)?;
+        let next = offsets_size
+            .checked_next_multiple_of(8)
+            .and_then(|size| size.checked_add(offsets_start))
+            .ok_or(EINVAL)?;
+        Ok(Self {
+            base,
+            data_size,
+            offsets_start,
+            next,
+            end: next.checked_add(buffers_size).ok_or(EINVAL)?,
+            copies: KVec::new(),
+            fixups: KVec::new(),
+            placed: KVec::new(),
+            last_object: 0,
+            last_min: 0,
+        })
+    }
+
+    /// Places the buffer of the `PTR` object at `offset`, the `index`th object, and rewrites
+    /// the object for the receiver.
+    pub(crate) fn translate_buffer(
+        &mut self,
+        view: &RangeView,
+        index: usize,
+        offset: usize,
+    ) -> Result {
+        let mut object: BufferObject = read_object(view, offset)?;
+        let left = self.end.saturating_sub(self.next);
+        let len = usize::try_from(object.0.length).map_err(|_| EINVAL)?;
+        if len > left {
+            return Err(EINVAL);
+        }
+        self.copies.reserve(1, GFP_KERNEL)?;
+        self.placed.reserve(1, GFP_KERNEL)?;
+        let to = self.next;
+        let from = object.0.buffer;
+        object.0.buffer = self.address_of(to)?;
+        // `len <= end - next`, and both are multiples of 8 (`buffers_size` was checked), so
+        // this stays within the area.
+        self.next = self.next.saturating_add(len.next_multiple_of(8));
+        if object.0.flags & BUFFER_FLAG_HAS_PARENT != 0 {
+            self.fix_up_parent(view, index, &object)?;
+        }
+        view.write(offset, object.as_bytes())?;
+        // Cannot fail: room was reserved above.
+        let _ = self
+            .copies
+            .push_within_capacity(BufferCopy { to, from, len });
+        let _ = self.placed.push_within_capacity(PlacedBuffer {
+            object: offset,
+            from,
+        });
+        self.last_object = offset;
+        self.last_min = 0;
+        Ok(())
+    }
+
+    /// Checks the `FDA` object at `offset`, the `index`th object, against its parent; returns
+    /// where its fds are, for the caller to take each one.
+    pub(crate) fn translate_fd_array(
+        &mut self,
+        view: &RangeView,
+        index: usize,
+        offset: usize,
+    ) -> Result<FdSlots> {
+        let array: FdArrayObject = read_object(view, offset)?;
+        let (parent_object, parent) = self.parent(view, array.0.parent, index).ok_or(EINVAL)?;
+        if !self.fixup_allowed(view, parent_object, array.0.parent_offset) {
+            return Err(EINVAL);
+        }
+        let sender_parent = self
+            .placed
+            .iter()
+            .find(|placed| placed.object == parent_object)
+            .map(|placed| placed.from)
+            .ok_or(EINVAL)?;
+        let mut slots = FdSlots {
+            to: 0,
+            from: 0,
+            count: 0,
+        };
+        if array.0.num_fds != 0 {
+            let count = usize::try_from(array.0.num_fds).map_err(|_| EINVAL)?;
+            let bytes = count
+                .checked_mul(size_of::<u32>())
+                .and_then(|bytes| u64::try_from(bytes).ok())
+                .ok_or(EINVAL)?;
+            if bytes > parent.0.length || array.0.parent_offset > parent.0.length - bytes {
+                return Err(EINVAL);
+            }
+            let to = self.place_in(&parent, array.0.parent_offset)?;
+            let from = sender_parent.wrapping_add(array.0.parent_offset);
+            if to % size_of::<u32>() != 0 || from % size_of::<u32>() as u64 != 0 {
+                return Err(EINVAL);
+            }
+            // `bytes` came from a `usize`.
+            self.add_fixup(to, FixupKind::FdSlots(bytes as usize))?;
+            slots = FdSlots { to, from, count };
+        }
+        self.last_object = parent_object;
+        self.last_min = array
+            .0
+            .parent_offset
+            .wrapping_add(array.0.num_fds.wrapping_mul(4));
+        Ok(slots)
+    }
+
+    /// Copies every placed buffer from the sender, with the patched pointers in place of the
+    /// sender's and the fd slots left out. The C driver fails a copy that faults with `EINVAL`.
+    pub(crate) fn copy_buffers(&self, view: &RangeView) -> Result {
+        let mut fixups = self.fixups.iter().peekable();
+        for copy in &self.copies {
+            let end = copy.to + copy.len;
+            let mut at = copy.to;
+            while at < end {
+                let fixup = fixups.peek().filter(|fixup| fixup.at < end);
+                let stop = fixup.map_or(end, |fixup| fixup.at);
+                // Fixups do not overlap and lie within their buffers, as checked when they
+                // were added; anything else is refused rather than written twice.
+                if stop < at {
+                    return Err(EINVAL);
+                }
+                if stop > at {
+                    let from = copy.from.wrapping_add((at - copy.to) as u64);
+                    let from = usize::try_from(from).map_err(|_| EINVAL)?;
+                    let mut reader = UserSlice::new(UserPtr::from_addr(from), stop - at).reader();
+                    view.copy_from_user(at, &mut reader, stop - at)
+                        .map_err(|_| EINVAL)?;
+                }
+                at = stop;
+                if let Some(fixup) = fixups.next_if(|fixup| fixup.at < end) {
+                    match fixup.kind {
+                        FixupKind::Pointer(address) => {
+                            view.write(at, &address.to_ne_bytes())?;
+                            at += size_of::<u64>();
+                        }
+                        FixupKind::FdSlots(len) => at += len,
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The receiver's address of `offset` in the buffer.
+    fn address_of(&self, offset: usize) -> Result<u64> {
+        u64::try_from(offset)
+            .ok()
+            .and_then(|offset| self.base.checked_add(offset))
+            .ok_or(EINVAL)
+    }
+
+    /// Where `offset_in_parent` of the placed buffer of `parent` is in the transaction buffer.
+    fn place_in(&self, parent: &BufferObject, offset_in_parent: u64) -> Result<usize> {
+        let at = parent
+            .0
+            .buffer
+            .wrapping_sub(self.base)
+            .wrapping_add(offset_in_parent);
+        usize::try_from(at).map_err(|_| EINVAL)
+    }
+
+    /// The child `object` (already rewritten) goes into its parent: checks the parent and the
+    /// place, and lists the pointer fixup.
+    fn fix_up_parent(&mut self, view: &RangeView, index: usize, object: &BufferObject) -> Result {
+        let (parent_object, parent) = self.parent(view, object.0.parent, index).ok_or(EINVAL)?;
+        if !self.fixup_allowed(view, parent_object, object.0.parent_offset) {
+            return Err(EINVAL);
+        }
+        if parent.0.length < POINTER_SIZE || object.0.parent_offset > parent.0.length - POINTER_SIZE
+        {
+            return Err(EINVAL);
+        }
+        let at = self.place_in(&parent, object.0.parent_offset)?;
+        self.add_fixup(at, FixupKind::Pointer(object.0.buffer))
+    }
+
+    /// The `PTR` object listed at `parent` in the offsets, if that is one of the `before`
+    /// objects already translated: its offset in the data, and the object as translated.
+    fn parent(
+        &self,
+        view: &RangeView,
+        parent: u64,
+        before: usize,
+    ) -> Option<(usize, BufferObject)> {
+        let parent = usize::try_from(parent).ok()?;
+        if parent >= before {
+            return None;
+        }
+        let offset = self.object_offset(view, parent)?;
+        match object_at(view, self.data_size, offset) {
+            Ok((uapi::BINDER_TYPE_PTR, _)) => read_object(view, offset).ok().map(|o| (offset, o)),
+            _ => None,
+        }
+    }
+
+    /// The offset of the `index`th object, from the offsets array in the buffer.
+    fn object_offset(&self, view: &RangeView, index: usize) -> Option<usize> {
+        let mut raw = [0u8; 8];
+        let at = index.checked_mul(8)?.checked_add(self.offsets_start)?;
+        view.read(at, &mut raw).ok()?;
+        usize::try_from(u64::from_ne_bytes(raw)).ok()
+    }
+
+    /// Whether a fixup at `at` in the buffer of the `PTR` object at `parent_object` keeps the
+    /// order the C driver demands: the buffer is the one fixed up into last, or an ancestor of
+    /// it, and `at` is not below the last fixup there (for an ancestor: past the pointer
+    /// that leads down to the last one).
+    fn fixup_allowed(&self, view: &RangeView, parent_object: usize, at: u64) -> bool {
+        let mut last = self.last_object;
+        let mut min = self.last_min;
+        if last == 0 {
+            return false;
+        }
+        // Each step goes to an earlier object, so there are at most as many as objects.
+        let mut steps = self.placed.len();
+        while last != parent_object {
+            if steps == 0 {
+                return false;
+            }
+            steps -= 1;
+            let Ok((uapi::BINDER_TYPE_PTR, _)) = object_at(view, self.data_size, last) else {
+                return false;
+            };
+            let Ok(object) = read_object::<BufferObject>(view, last) else {
+                return false;
+            };
+            if object.0.flags & BUFFER_FLAG_HAS_PARENT == 0 {
+                return false;
+            }
+            min = object.0.parent_offset.wrapping_add(POINTER_SIZE);
+            let Some(parent) = usize::try_from(object.0.parent)
+                .ok()
+                .and_then(|parent| self.object_offset(view, parent))
+            else {
+                return false;
+            };
+            last = parent;
+        }
+        at >= min
+    }
+
+    /// Lists a fixup, keeping the list sorted by place.
+    fn add_fixup(&mut self, at: usize, kind: FixupKind) -> Result {
+        let index = self
+            .fixups
+            .iter()
+            .rposition(|fixup| fixup.at < at)
+            .map_or(0, |before| before + 1);
+        self.fixups.reserve(1, GFP_KERNEL)?;
+        self.fixups
+            .insert_within_capacity(index, Fixup { at, kind })
+            .map_err(|_| ENOMEM)
+    }
+}
+
+/// The object at `offset` of the data, as the C driver accepts one: 4-byte aligned, of a
+/// known type, and whole within the `data_size` bytes of data. Returns its type and size;
+/// fails with `EINVAL`.
+pub(crate) fn object_at(view: &RangeView, data_size: usize, offset: usize) -> Result<(u32, usize)> {
+    if offset > data_size || data_size - offset < size_of::<u32>() || offset % size_of::<u32>() != 0
+    {
+        return Err(EINVAL);
+    }
+    let mut kind = [0u8; 4];
+    view.read(offset, &mut kind)?;
+    let kind = u32::from_ne_bytes(kind);
+    let size = object_size(kind).ok_or(EINVAL)?;
+    if size > data_size - offset {
+        return Err(EINVAL);
+    }
+    Ok((kind, size))
+}
+
+/// The size of an object of `kind`, or `None` for an unknown type.
+fn object_size(kind: u32) -> Option<usize> {
+    match kind {
+        uapi::BINDER_TYPE_BINDER
+        | uapi::BINDER_TYPE_WEAK_BINDER
+        | uapi::BINDER_TYPE_HANDLE
+        | uapi::BINDER_TYPE_WEAK_HANDLE => Some(size_of::<uapi::flat_binder_object>()),
+        uapi::BINDER_TYPE_FD => Some(size_of::<uapi::binder_fd_object>()),
+        uapi::BINDER_TYPE_FDA => Some(size_of::<uapi::binder_fd_array_object>()),
+        uapi::BINDER_TYPE_PTR => Some(size_of::<uapi::binder_buffer_object>()),
+        _ => None,
+    }
+}
+
+/// Reads the object of type `T` at `offset` in `view`.
+pub(crate) fn read_object<T: FromBytes>(view: &RangeView, offset: usize) -> Result<T> {
+    let mut raw = [0u8; size_of::<uapi::binder_buffer_object>()];
+    let raw = raw.get_mut(..size_of::<T>()).ok_or(EINVAL)?;
+    view.read(offset, raw)?;
+    T::from_bytes_copy(raw).ok_or(EINVAL)
+}
