@@ -4,20 +4,27 @@ mod basics;
 mod concurrency;
 mod context_mgr;
 mod death;
+mod fd_arrays;
+mod fds;
+mod files;
+mod free_buffer;
 mod freeze;
 mod introspection;
 mod mmap;
 mod module;
 mod nested;
 mod objects;
+mod objects_in_flight;
 mod oneway;
 mod peer;
 mod priority;
 mod security_ctx;
+mod sg;
 mod teardown;
 mod thread_pool;
 mod transaction_errors;
 mod transactions;
+mod txn_flags;
 mod write_read;
 
 use crate::harness::Case;
@@ -36,6 +43,12 @@ pub fn all() -> impl Iterator<Item = &'static Case> {
         oneway::CASES,
         freeze::CASES,
         objects::CASES,
+        fds::CASES,
+        sg::CASES,
+        fd_arrays::CASES,
+        txn_flags::CASES,
+        free_buffer::CASES,
+        objects_in_flight::CASES,
         security_ctx::CASES,
         nested::CASES,
         priority::CASES,

@@ -7,7 +7,7 @@ use binder_client::{Commands, FlatObject, ObjectKind, Payload, Return};
 
 use crate::{
     ensure,
-    harness::{spawn_ready, Case, Driver, Env, Outcome, Step},
+    harness::{spawn_ready, Case, Env, Outcome, Step},
 };
 
 use super::peer::{refcount_returns, spawn_manager, Peer};
@@ -51,11 +51,6 @@ pub const CASES: &[Case] = &[
     Case::new(
         "object_failed_translation_releases_earlier_objects",
         failed_translation_releases,
-    ),
-    Case::only(
-        Driver::Rust,
-        "object_fd_not_carried_yet",
-        fd_not_carried_yet,
     ),
     Case::new("transaction_sg_buffers_size_unaligned_einval", sg_unaligned),
     Case::new("transaction_sg_without_buffers_delivered", sg_delivered),
@@ -579,13 +574,4 @@ fn sg_delivered(_: &Env) -> Outcome {
         );
     }
     manager.join()
-}
-
-/// File descriptors in transactions come with a later issue; until then rust_binder fails
-/// such a transaction cleanly (EOPNOTSUPP), where the C driver would carry the fd to a node
-/// that accepts fds.
-fn fd_not_carried_yet(_: &Env) -> Outcome {
-    let mut data = vec![0u8; 24];
-    data[..4].copy_from_slice(&binder_client::uapi::BINDER_TYPE_FD.to_ne_bytes());
-    expect_bad_objects(&data, &offsets(&[0]), libc::EOPNOTSUPP)
 }

@@ -3,14 +3,17 @@
 
 use std::{cell::RefCell, collections::VecDeque};
 
-use binder_client::{Binder, Commands, FlatObject, Mapping, Payload, Return, Txn};
+use binder_client::{Binder, Commands, FlatObject, Mapping, Payload, Received, Return, Txn};
 
 use crate::{
     ensure,
     harness::{spawn_ready, Child, Outcome, Step, BINDER},
 };
 
-use super::context_mgr::become_manager;
+use super::{
+    context_mgr::{become_manager, become_manager_ext},
+    transaction_errors::expect_extended_error,
+};
 
 /// The size of the receive buffer a [`Peer`] maps.
 pub const MAP_SIZE: usize = 1 << 20;
@@ -47,6 +50,20 @@ impl Peer {
     pub fn manager() -> Outcome<Self> {
         let peer = Self::open()?;
         become_manager(&peer.binder)?;
+        peer.send(Commands::new().enter_looper(), "enter looper")?;
+        Ok(peer)
+    }
+
+    /// Like [`Peer::manager`], with a manager node that accepts fds
+    /// (BINDER_SET_CONTEXT_MGR_EXT with FLAT_BINDER_FLAG_ACCEPTS_FDS).
+    pub fn manager_accepting_fds() -> Outcome<Self> {
+        let peer = Self::open()?;
+        become_manager_ext(
+            &peer.binder,
+            0,
+            0,
+            binder_client::uapi::FLAT_BINDER_FLAG_ACCEPTS_FDS,
+        )?;
         peer.send(Commands::new().enter_looper(), "enter looper")?;
         Ok(peer)
     }
@@ -134,11 +151,34 @@ impl Peer {
 
     /// Sends a call to `handle` with `payload`, reading nothing.
     pub fn send_call(&self, handle: u32, code: u32, payload: &Payload) -> Outcome {
-        let offsets = payload.offsets_bytes();
+        self.send_call_flags(handle, code, 0, payload)
+    }
+
+    /// Sends a call with the `TF_*` `flags` to `handle` with `payload` (as
+    /// BC_TRANSACTION_SG if it has buffers), reading nothing.
+    pub fn send_call_flags(
+        &self,
+        handle: u32,
+        code: u32,
+        flags: u32,
+        payload: &Payload,
+    ) -> Outcome {
         self.send(
-            Commands::new().transaction_raw(false, handle, code, 0, &payload.data, &offsets),
+            Commands::new().payload(false, handle, code, flags, payload),
             "call",
         )
+    }
+
+    /// Calls like [`Peer::call`], with the `TF_*` `flags`.
+    pub fn call_flags(
+        &self,
+        handle: u32,
+        code: u32,
+        flags: u32,
+        payload: &Payload,
+    ) -> Outcome<Exchange> {
+        self.send_call_flags(handle, code, flags, payload)?;
+        self.await_reply()
     }
 
     /// Reads until the reply to the call this thread sent, or its failure, comes.
@@ -203,12 +243,22 @@ impl Peer {
 
     /// Replies `payload` to `call`, keeping the call's buffer.
     pub fn reply(&self, call: &Txn, payload: &Payload) -> Outcome {
-        let offsets = payload.offsets_bytes();
+        self.reply_flags(call, 0, payload)
+    }
+
+    /// Replies `payload` with the `TF_*` `flags` to `call` (as BC_REPLY_SG if it has
+    /// buffers), keeping the call's buffer.
+    pub fn reply_flags(&self, call: &Txn, flags: u32, payload: &Payload) -> Outcome {
         self.send(
-            Commands::new().transaction_raw(true, 0, call.code, 0, &payload.data, &offsets),
+            Commands::new().payload(true, 0, call.code, flags, payload),
             "reply",
         )?;
         self.await_complete("the reply")
+    }
+
+    /// What `txn` delivered into this peer's mapping.
+    pub fn received<'a>(&'a self, txn: &'a Txn) -> Received<'a> {
+        self.mapping.received(txn)
     }
 
     /// Frees a delivered buffer.
@@ -247,6 +297,59 @@ pub fn spawn_manager(body: impl FnOnce(&Peer) -> Outcome) -> Outcome<Child> {
         ready();
         body(&manager)
     })
+}
+
+/// Like [`spawn_manager`], with a manager node that accepts fds.
+pub fn spawn_fd_manager(body: impl FnOnce(&Peer) -> Outcome) -> Outcome<Child> {
+    spawn_ready(|ready| {
+        let manager = Peer::manager_accepting_fds()?;
+        ready();
+        body(&manager)
+    })
+}
+
+/// The code of the good call [`expect_refused`] makes after the refused one.
+const AFTER_REFUSED: u32 = 0x600d;
+
+/// Sends a call with `send` from a fresh process to a context manager (one whose node accepts
+/// fds, with `accepts_fds`) and expects the driver to refuse it before delivery: the sender
+/// reads BR_FAILED_REPLY at once, with `errno` in its extended error. A good call afterwards
+/// must get through, and must be the first call the manager sees.
+pub fn expect_refused(
+    accepts_fds: bool,
+    send: impl FnOnce(&Peer) -> Outcome,
+    errno: i32,
+) -> Outcome {
+    let serve_one = |m: &Peer| {
+        let (call, _) = m.next_call()?;
+        ensure!(
+            call.code == AFTER_REFUSED,
+            "the manager got the call that should have been refused: {call:?}"
+        );
+        m.reply_and_free(&call, &Payload::new())
+    };
+    let manager = if accepts_fds {
+        spawn_fd_manager(serve_one)?
+    } else {
+        spawn_manager(serve_one)?
+    };
+    let c = Peer::open()?;
+    send(&c)?;
+    let returns = c.pending()?;
+    ensure!(
+        returns == [Return::FailedReply],
+        "the sender read {returns:?}, expected BR_FAILED_REPLY at once"
+    );
+    expect_extended_error(&c.binder, binder_client::uapi::BR_FAILED_REPLY, errno)?;
+    let reply = c.call_for_reply(0, AFTER_REFUSED, &Payload::new())?;
+    c.free(&reply)?;
+    manager.join()
+}
+
+/// [`expect_refused`] for a call of `payload` with the `TF_*` `flags`, to a manager that
+/// accepts fds.
+pub fn expect_payload_refused(flags: u32, payload: &Payload, errno: i32) -> Outcome {
+    expect_refused(true, |c| c.send_call_flags(0, 1, flags, payload), errno)
 }
 
 /// The refcount returns among `returns`, in order.

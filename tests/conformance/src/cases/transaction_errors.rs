@@ -51,7 +51,7 @@ pub const CASES: &[Case] = &[
 ];
 
 /// Checks the extended error, which the read also resets.
-fn expect_extended_error(binder: &Binder, command: u32, errno: i32) -> Outcome {
+pub(super) fn expect_extended_error(binder: &Binder, command: u32, errno: i32) -> Outcome {
     let error = binder.extended_error().step("BINDER_GET_EXTENDED_ERROR")?;
     ensure!(
         error.command == command && error.param == -errno && error.id != 0,
