@@ -33,6 +33,10 @@ pub const CASES: &[Case] = &[
         "priority_waiting_for_process_work_restores_the_open_nice",
         waiting_restores_open_nice,
     ),
+    Case::new(
+        "priority_without_cap_sys_nice_gets_the_best_rlimit_nice",
+        nice_limited_by_rlimit,
+    ),
 ];
 
 /// The calling thread's nice value.
@@ -62,21 +66,44 @@ struct Seen {
     after_reply: i32,
 }
 
-/// A context manager whose process opens the device at nice `open_nice`, with node flags
-/// `flags`; its thread sets its own nice to `own_nice` before it enters the looper. It serves
-/// `calls` calls, answering each with its nice while serving it and its nice after replying
-/// to the call before (0 for the first).
-fn nice_reporting_manager(
+/// How a serving process is set up: it opens the device at nice `open_nice`, with node flags
+/// `flags`; its thread sets its own nice to `own_nice` before it enters the looper; with a
+/// `nice_limit` it then sets that `RLIMIT_NICE` and gives up root (and `CAP_SYS_NICE`).
+#[derive(Clone, Copy, Default)]
+struct Server {
     open_nice: i32,
     own_nice: i32,
     flags: u32,
-    calls: usize,
-) -> Outcome<Child> {
+    nice_limit: Option<u64>,
+}
+
+/// Sets `RLIMIT_NICE` to `limit` and becomes uid 1000, losing every capability.
+fn limit_nice(limit: u64) -> Outcome {
+    let rlimit = libc::rlimit {
+        rlim_cur: limit,
+        rlim_max: limit,
+    };
+    // SAFETY: Plain syscalls on the calling process, with a valid `rlimit`.
+    let ret = unsafe { libc::setrlimit(libc::RLIMIT_NICE, &rlimit) };
+    ensure!(ret == 0, "setrlimit: {}", std::io::Error::last_os_error());
+    // SAFETY: As above.
+    let ret = unsafe { libc::setresuid(1000, 1000, 1000) };
+    ensure!(ret == 0, "setresuid: {}", std::io::Error::last_os_error());
+    Ok(())
+}
+
+/// A context manager set up as `server` says. It serves `calls` calls, answering each with
+/// its nice while serving it and its nice after replying to the call before (0 for the
+/// first).
+fn nice_reporting_manager(server: Server, calls: usize) -> Outcome<Child> {
     spawn_ready(|ready| {
-        set_nice(open_nice)?;
+        set_nice(server.open_nice)?;
         let m = Peer::open()?;
-        become_manager_ext(&m.binder, 0, 0, flags)?;
-        set_nice(own_nice)?;
+        become_manager_ext(&m.binder, 0, 0, server.flags)?;
+        set_nice(server.own_nice)?;
+        if let Some(limit) = server.nice_limit {
+            limit_nice(limit)?;
+        }
         m.send(Commands::new().enter_looper(), "enter looper")?;
         ready();
         let mut after_reply: i32 = 0;
@@ -121,16 +148,17 @@ fn call_twice(caller_nice: i32) -> Outcome<Seen> {
     })
 }
 
-/// Runs two calls from a caller at `caller_nice` to a manager opened at `open_nice` whose
-/// thread sets itself to `own_nice` and whose node has `flags`; checks the serving thread's
-/// nice while serving (`during`) and after its reply (`after_reply`).
-fn expect_served_at(
-    (open_nice, own_nice, flags): (i32, i32, u32),
-    caller_nice: i32,
-    during: i32,
-    after_reply: i32,
-) -> Outcome {
-    let manager = nice_reporting_manager(open_nice, own_nice, flags, 2)?;
+/// Runs two calls from a caller at `caller_nice` to a manager set up as `server` says;
+/// checks the serving thread's nice while serving (`during`) and after its reply
+/// (`after_reply`).
+fn expect_served_at(server: Server, caller_nice: i32, during: i32, after_reply: i32) -> Outcome {
+    let Server {
+        open_nice,
+        own_nice,
+        flags,
+        ..
+    } = server;
+    let manager = nice_reporting_manager(server, 2)?;
     let seen = call_twice(caller_nice)?;
     manager.join()?;
     ensure!(
@@ -150,14 +178,18 @@ fn expect_served_at(
 /// A caller at nice -5 calls a node with minimum 0, served by a thread at nice 0: the thread
 /// serves at -5, and is back at 0 once it replied.
 fn call_runs_at_caller_nice(_: &Env) -> Outcome {
-    expect_served_at((0, 0, 0), -5, -5, 0)
+    expect_served_at(Server::default(), -5, -5, 0)
 }
 
 /// A caller at nice 10 calls a node with minimum 3: the serving thread, at 0 before, serves
 /// at the minimum, 3 (worse than its own: C applies the minimum to every call the caller does
 /// not beat).
 fn call_runs_at_node_minimum(_: &Env) -> Outcome {
-    expect_served_at((0, 0, 3), 10, 3, 0)
+    let server = Server {
+        flags: 3,
+        ..Server::default()
+    };
+    expect_served_at(server, 10, 3, 0)
 }
 
 /// One-way transactions from a caller at nice -10 to a node with minimum 5: a reader opened at
@@ -196,5 +228,24 @@ fn oneway_lifts_to_minimum(_: &Env) -> Outcome {
 /// process's work puts it back to 4, so after replying to a call (from a caller at 15, to a
 /// node whose minimum, 0x7f, no nice reaches: it serves at 15) it returns to 4, not 12.
 fn waiting_restores_open_nice(_: &Env) -> Outcome {
-    expect_served_at((4, 12, 0x7f), 15, 15, 4)
+    let server = Server {
+        open_nice: 4,
+        own_nice: 12,
+        flags: 0x7f,
+        nice_limit: None,
+    };
+    expect_served_at(server, 15, 15, 4)
+}
+
+/// A serving thread at nice 10 without `CAP_SYS_NICE` and with `RLIMIT_NICE` 15 (nice 5 at
+/// best) serves a caller at nice -5: it may not have -5, so it gets the best its limit allows,
+/// 5, as C's `binder_set_nice` does; its reply restores 10, which it may have.
+fn nice_limited_by_rlimit(_: &Env) -> Outcome {
+    let server = Server {
+        open_nice: 10,
+        own_nice: 10,
+        flags: 0,
+        nice_limit: Some(15),
+    };
+    expect_served_at(server, -5, 5, 10)
 }
