@@ -290,6 +290,17 @@ impl Child {
         }
     }
 
+    /// Waits for the child after this process's own part of a case ended with `ours`, and
+    /// reports the child's failure first: when this side failed because the child gave up
+    /// (a call that got BR_DEAD_REPLY, say), the child's message says why.
+    pub fn join_after(self, ours: Outcome) -> Outcome {
+        self.join().map_err(|e| match &ours {
+            Ok(()) => e,
+            Err(why) => format!("{e} (and then, here: {why})"),
+        })?;
+        ours
+    }
+
     /// Waits for the child and turns anything but success into an error.
     pub fn join(self) -> Outcome {
         match self.wait()? {

@@ -6,7 +6,7 @@ use binder_client::{uapi, Payload, Txn};
 
 use crate::{
     ensure,
-    harness::{Case, Env, Outcome, Step},
+    harness::{notice, Case, Env, Outcome, Step},
 };
 
 use super::{
@@ -64,9 +64,12 @@ fn expect_zeroed(peer: &Peer, region: (u64, u64), live: Option<(u64, u64)>) -> O
         .collect();
     ensure!(
         dirty.is_empty(),
-        "{} bytes of the freed buffer are not zero, from offset {:?}",
+        "{} bytes of the freed buffer ({} bytes at {:#x}; live since: {live:x?}) are not \
+         zero, at offsets {:?}...",
         dirty.len(),
-        dirty.first()
+        region.1,
+        region.0,
+        &dirty[..dirty.len().min(8)]
     );
     Ok(())
 }
@@ -86,26 +89,32 @@ fn expect_busy(peer: &Peer, txn: &Txn) -> Outcome {
 }
 
 /// The buffer of a call with TF_CLEAR_BUF reads zero once freed, also when the next call
-/// reuses its space.
+/// reuses its space. (The caller sends the next call only once the manager checked the freed
+/// buffer: sent earlier, it may land there in between.)
 fn clear_buf_call(_: &Env) -> Outcome {
-    let manager = spawn_manager(|m| {
+    let (checked, await_checked) = notice()?;
+    let manager = spawn_manager(move |m| {
         let (call, _) = m.next_call()?;
         let region = whole_buffer(&call);
         expect_busy(m, &call)?;
         m.reply_and_free(&call, &Payload::new())?;
         expect_zeroed(m, region, None)?;
+        checked.notify()?;
         let (next, _) = m.next_call()?;
         let data = m.received(&next).data().step("data")?;
         ensure!(data == b"reuse!!!", "the next call brought {data:?}");
         expect_zeroed(m, region, Some((next.buffer, 8)))?;
         m.reply_and_free(&next, &Payload::new())
     })?;
-    let c = Peer::open()?;
-    let exchange = c.call_flags(0, 1, uapi::TF_CLEAR_BUF, &busy_payload())?;
-    c.free(&exchange.reply.ok_or("the call failed")?)?;
-    let reply = c.call_for_reply(0, 2, &Payload::new().bytes(b"reuse!!!"))?;
-    c.free(&reply)?;
-    manager.join()
+    let calls = (|| {
+        let c = Peer::open()?;
+        let exchange = c.call_flags(0, 1, uapi::TF_CLEAR_BUF, &busy_payload())?;
+        c.free(&exchange.reply.ok_or("the call failed")?)?;
+        await_checked.wait()?;
+        let reply = c.call_for_reply(0, 2, &Payload::new().bytes(b"reuse!!!"))?;
+        c.free(&reply)
+    })();
+    manager.join_after(calls)
 }
 
 fn clear_buf_oneway(_: &Env) -> Outcome {
