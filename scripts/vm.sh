@@ -115,6 +115,19 @@ prepare_out() {
     echo "made by scripts/vm.sh, which deletes this directory and makes it again on every boot" >"$real/$out_stamp"
     out=$real
 }
+# One VM at a time on this machine: two boots at once on 2 cores make both slow enough to hit
+# timeouts and make benchmark figures meaningless. The lock is held by an open file that
+# QEMU inherits, so it lasts exactly as long as QEMU (even if this script is killed first).
+# It is taken before anything is copied into the guest: a kernel rebuilt while this boot
+# waited (under the same lock) must not get the modules of the kernel before.
+mkdir -p "$RB_CACHE"
+vm_lock=$RB_CACHE/vm.lock
+exec {lock_fd}>>"$vm_lock"
+if ! flock -n "$lock_fd"; then
+    echo "vm: another VM is running (lock $vm_lock); waiting for it to finish" >&2
+    flock "$lock_fd"
+fi
+
 prepare_out
 mkdir -p "$out/root/bin" "$out/root/lib/modules" "$out/root/dev" "$out/root/proc" \
     "$out/root/sys" "$out/root/tmp" "$out/root/etc"
@@ -191,17 +204,6 @@ use_accel() { # use_accel kvm|tcg
     echo "$accel" >"$out/accel"
 }
 use_accel "$accel"
-
-# One VM at a time on this machine: two boots at once on 2 cores make both slow enough to hit
-# timeouts and make benchmark figures meaningless. The lock is held by an open file that
-# QEMU inherits, so it lasts exactly as long as QEMU (even if this script is killed first).
-mkdir -p "$RB_CACHE"
-vm_lock=$RB_CACHE/vm.lock
-exec {lock_fd}>>"$vm_lock"
-if ! flock -n "$lock_fd"; then
-    echo "vm: another VM is running (lock $vm_lock); waiting for it to finish" >&2
-    flock "$lock_fd"
-fi
 
 run_qemu() {
     qemu_status=0
