@@ -197,6 +197,8 @@ pub(crate) struct Transaction {
 /// and the files the reader gets fds for.
 struct Undelivered {
     range: ReservedBuffer,
+    /// Where the range is in the receiver's mapping.
+    address: u64,
     files: KVec<FileTransfer>,
     /// The pages of the range, to write the reader's fds into; kept only when there are files.
     view: Option<RangeView>,
@@ -477,9 +479,10 @@ impl Transaction {
                 e if e == ESRCH => Failure::dead(ESRCH),
                 e => Failure::failed(e),
             })?;
-        let buffers =
-            ScatterGather::new(range.user_address(), data_size, offsets_size, buffers_size)
-                .map_err(Failure::failed)?;
+        // Read once here, under the buffer's lock: the reader needs it again at delivery.
+        let address = range.user_address();
+        let buffers = ScatterGather::new(address, data_size, offsets_size, buffers_size)
+            .map_err(Failure::failed)?;
         let mut translation = Translation {
             from: from_process,
             thread: sender,
@@ -536,7 +539,12 @@ impl Transaction {
                 is_reply,
                 outstanding: Atomic::new(false),
                 payload <- new_spinlock!(
-                    Some(Undelivered { range, files, view }),
+                    Some(Undelivered {
+                        range,
+                        address,
+                        files,
+                        view
+                    }),
                     "Transaction::payload"
                 ),
             }),
@@ -559,7 +567,7 @@ impl Transaction {
     fn inherit_priority(&self) {
         let own = priority::current_nice();
         self.saved_priority.store(own, Relaxed);
-        let oneway = self.flags & TF_ONE_WAY != 0;
+        let oneway = self.is_oneway();
         if !oneway && self.priority < self.min_priority {
             priority::set_nice(self.priority);
         } else if !oneway || own > self.min_priority {
@@ -675,7 +683,13 @@ impl Deliver for Delivery {
         if t.from.is_none() {
             t.finished();
         }
-        let Some(Undelivered { range, files, view }) = t.payload.lock().take() else {
+        let Some(Undelivered {
+            range,
+            address: buffer,
+            files,
+            view,
+        }) = t.payload.lock().take()
+        else {
             return Ok(Flow::Continue);
         };
         if !t.is_reply {
@@ -700,7 +714,6 @@ impl Deliver for Delivery {
             },
             None => None,
         };
-        let buffer = range.user_address();
         // Zeroed rather than `Default`: the uapi crate's `Default` is not linkable from a
         // module.
         let mut tr: uapi::binder_transaction_data = pin_init::zeroed();
