@@ -135,7 +135,7 @@ dkms-build: kdir-check
 	+$(KMAKE) CC=clang-19 LD=ld.lld-19 modules
 
 fmt:
-	rustfmt --edition 2021 rust_binder.rs tests/leak-selftest/rb_leak_selftest.rs
+	rustfmt --edition 2021 binder.rs tests/leak-selftest/rb_leak_selftest.rs
 	cd tests && cargo fmt
 
 clean:

@@ -45,7 +45,7 @@ count "$setup_results"
 
 step "formatting (rustfmt defaults, as the kernel's coding guidelines ask)"
 fmt=$runs/fmt-result
-if rustfmt --edition 2021 --check "$top/rust_binder.rs" "$top/tests/leak-selftest/rb_leak_selftest.rs" &&
+if rustfmt --edition 2021 --check "$top/binder.rs" "$top/tests/leak-selftest/rb_leak_selftest.rs" &&
     (cd "$top/tests" && cargo fmt --check); then
     echo "ok   formatting" >"$fmt"
 else
