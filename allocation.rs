@@ -6,17 +6,29 @@
 //! The rules follow the C driver: only the opener's thread group may map it, never writable,
 //! at most once per open file (also after `munmap`), and binder uses at most 4 MiB of it.
 //! Nothing is allocated up front: pages are put in only under the buffers that transactions
-//! occupy, so a process that touches the area outside of them gets `SIGBUS`.
+//! occupy, so a process that touches the area outside of them gets `SIGBUS`. A page that no
+//! buffer uses any more stays for the next one, until memory runs short: then the shrinker
+//! takes it back ([`crate::pages`], [`crate::shrinker`]).
+
+use core::ops::RangeInclusive;
 
 use kernel::{
     bindings,
     ffi::c_void,
+    list::{
+        impl_list_arc_safe,
+        impl_list_item,
+        AtomicTracker,
+        ListLinks,
+        TryNewListArc, //
+    },
     mm::{
         virt::{
             VmaNew,
             VmaRef, //
         },
-        Mm, //
+        Mm,
+        MmWithUser, //
     },
     page::{
         Page,
@@ -24,6 +36,7 @@ use kernel::{
     },
     prelude::*,
     sync::{
+        aref::ARef,
         atomic::{
             Acquire,
             Atomic,
@@ -40,6 +53,10 @@ use kernel::{
 use crate::{
     node::NodeArc,
     objects::Held,
+    pages::{
+        BufferPages,
+        PageCounts, //
+    },
     process::Process, //
 };
 
@@ -47,6 +64,9 @@ use crate::{
 pub(crate) const MAX_MAPPED_SIZE: usize = bindings::SZ_4M as usize;
 
 /// The receive buffer of one process.
+///
+/// It lives in an `Arc` of its own, which the shrinker's list ([`crate::shrinker`]) shares
+/// while the buffer has unused pages.
 #[pin_data]
 pub(crate) struct ReceiveBuffer {
     /// The mapped area and what is allocated in it; see [`BufferState`].
@@ -58,15 +78,32 @@ pub(crate) struct ReceiveBuffer {
     /// than part of `state` because inserting pages takes `state`'s lock first and the
     /// `mmap_lock` second; taking `state`'s lock in `close` would invert that order.
     mapped: Atomic<bool>,
+    /// The address space of the process that opened the device: the only one the buffer
+    /// can be mapped into, where pages are put in and taken back.
+    mm: Option<ARef<Mm>>,
+    /// Links the buffer into the shrinker's list of buffers with unused pages.
+    #[pin]
+    links: ListLinks,
+    /// Whether the buffer is on that list.
+    #[pin]
+    tracker: AtomicTracker,
+}
+
+impl_list_arc_safe! {
+    impl ListArcSafe<0> for ReceiveBuffer { tracked_by tracker: AtomicTracker; }
+}
+
+impl_list_item! {
+    impl ListItem<0> for ReceiveBuffer { using ListLinks { self.links }; }
 }
 
 /// The allocation state of a [`ReceiveBuffer`], guarded by [`ReceiveBuffer::state`].
 struct BufferState {
     /// The mapped area, set by the first successful `mmap` and kept from then on.
     area: Option<MappedArea>,
-    /// The pages put in so far, one slot per page of the area. A page stays until the process
-    /// closes the device; a sender copying into it holds a reference of its own meanwhile.
-    pages: KVec<Option<Arc<Page>>>,
+    /// The pages put in so far, one slot per page of the area, and which ranges use them.
+    /// A sender copying into a page holds a reference of its own meanwhile.
+    pages: BufferPages,
     /// The allocated ranges, sorted by offset.
     ranges: KVec<Range>,
     /// Room left for one-way transactions: half the area, as in the C driver.
@@ -123,6 +160,19 @@ pub(crate) struct RangeView {
     start: usize,
     /// The size of the range.
     size: usize,
+}
+
+/// The pages of a range just reserved: all there, or some still to be put in.
+enum Reserved {
+    /// Every page of the range, in order.
+    Complete(KVec<Arc<Page>>),
+    /// Room for them, empty.
+    Incomplete(KVec<Arc<Page>>),
+}
+
+/// The slots of the pages that `size` bytes at `offset` lie on; `size` is not zero.
+fn page_indices(offset: usize, size: usize) -> RangeInclusive<usize> {
+    offset / PAGE_SIZE..=(offset + size - 1) / PAGE_SIZE
 }
 
 /// Where a reserved range lies in its receive buffer; a [`ReservedBuffer`] owns one.
@@ -222,13 +272,18 @@ static RECEIVE_BUFFER_VM_OPS: VmOps = VmOps(bindings::vm_operations_struct {
 });
 
 impl ReceiveBuffer {
-    /// Creates the receive buffer of a process that has not mapped anything yet.
-    pub(crate) fn new() -> impl PinInit<Self> {
+    /// Creates the receive buffer of a process that has not mapped anything yet; `mm` is
+    /// the opener's address space.
+    pub(crate) fn new(mm: Option<ARef<Mm>>) -> Result<Arc<Self>> {
+        Arc::pin_init(Self::init(mm), GFP_KERNEL)
+    }
+
+    fn init(mm: Option<ARef<Mm>>) -> impl PinInit<Self> {
         pin_init!(Self {
             state <- new_mutex!(
                 BufferState {
                     area: None,
-                    pages: KVec::new(),
+                    pages: BufferPages::new(),
                     ranges: KVec::new(),
                     free_async: 0,
                     oneway_spam_detected: false,
@@ -236,14 +291,16 @@ impl ReceiveBuffer {
                 "ReceiveBuffer::state"
             ),
             mapped: Atomic::new(false),
+            mm,
+            links <- ListLinks::new(),
+            tracker <- AtomicTracker::new(),
         })
     }
 
     /// Sets up `vma` as this receive buffer; the `mmap` file operation.
     ///
-    /// `owner_mm` is the address space of the process that opened the device. The caller has
-    /// checked that the current task belongs to the opener's thread group.
-    pub(crate) fn map(&self, vma: &VmaNew, owner_mm: Option<&Mm>) -> Result {
+    /// The caller has checked that the current task belongs to the opener's thread group.
+    pub(crate) fn map(&self, vma: &VmaNew) -> Result {
         if vma.writable() {
             return Err(EPERM);
         }
@@ -252,7 +309,7 @@ impl ReceiveBuffer {
         vma.try_clear_maywrite()?;
         let vma = vma.set_mixedmap();
 
-        match owner_mm {
+        match &self.mm {
             Some(mm) if mm.as_raw() == vma.mm().as_raw() => {}
             _ => return Err(EINVAL),
         }
@@ -263,11 +320,7 @@ impl ReceiveBuffer {
         }
         let start = vma.start();
         let size = (vma.end() - start).min(MAX_MAPPED_SIZE);
-        let mut pages = KVec::with_capacity(size.div_ceil(PAGE_SIZE), GFP_KERNEL)?;
-        for _ in 0..size.div_ceil(PAGE_SIZE) {
-            pages.push(None, GFP_KERNEL)?;
-        }
-        state.pages = pages;
+        state.pages = BufferPages::with_slots(size.div_ceil(PAGE_SIZE))?;
         state.free_async = size / 2;
         state.area = Some(MappedArea { start, size });
         self.mapped.store(true, Release);
@@ -288,8 +341,8 @@ impl ReceiveBuffer {
         self.mapped.load(Acquire)
     }
 
-    /// Reserves `size` bytes for a transaction, with the pages under them put in; `mm` is
-    /// the owner's address space. The caller fills the range in through the returned view.
+    /// Reserves `size` bytes for a transaction, with the pages under them put in. The caller
+    /// fills the range in through the returned view.
     ///
     /// `async_node` is the target node of a one-way transaction, which may only use half the
     /// area in all. With `clear_on_free`, the range is zeroed when it goes. Fails with `ESRCH`
@@ -298,19 +351,26 @@ impl ReceiveBuffer {
     /// part of the result says whether the sending thread group looks like a one-way spammer
     /// (see [`BufferState::spots_oneway_spam`]).
     ///
-    /// Locking: the range is reserved under `state` alone; pages are put in under the owner's
-    /// `mmap_lock` and then `state`, the order `mmap` has too. Filling the range in holds no
-    /// lock, since it may fault on the sender's memory.
+    /// Locking: the range is reserved under `state` alone, which is all it takes when its
+    /// pages are all there (unused ones are taken back off the shrinker's list); missing
+    /// pages are put in under the owner's `mmap_lock` and then `state`, the order `mmap` has
+    /// too. Filling the range in holds no lock, since it may fault on the sender's memory.
     pub(crate) fn reserve(
-        &self,
-        mm: &Mm,
+        self: &Arc<Self>,
         size: usize,
         async_node: Option<NodeArc>,
         clear_on_free: bool,
     ) -> Result<(BufferRange, RangeView, bool)> {
         let size = size.max(size_of::<usize>());
-        let (area, range, spam) = self.reserve_range(size, async_node, clear_on_free)?;
-        match self.pages_for(mm, area, &range) {
+        // Room for the pages of the range wherever it starts; allocated before the lock.
+        let pages = KVec::with_capacity(size.div_ceil(PAGE_SIZE) + 1, GFP_KERNEL)?;
+        let (area, range, pages, spam) =
+            self.reserve_range(size, async_node, clear_on_free, pages)?;
+        let pages = match pages {
+            Reserved::Complete(pages) => Ok(pages),
+            Reserved::Incomplete(pages) => self.pages_for(area, &range, pages),
+        };
+        match pages {
             Ok(pages) => {
                 let view = RangeView {
                     pages,
@@ -326,13 +386,15 @@ impl ReceiveBuffer {
         }
     }
 
-    /// Reserves a free range of `size` bytes.
+    /// Reserves a free range of `size` bytes, and counts it on its pages. If they are all
+    /// there, they are pushed to `pages`.
     fn reserve_range(
         &self,
         size: usize,
         async_node: Option<NodeArc>,
         clear_on_free: bool,
-    ) -> Result<(MappedArea, BufferRange, bool)> {
+        mut pages: KVec<Arc<Page>>,
+    ) -> Result<(MappedArea, BufferRange, Reserved, bool)> {
         let mut state = self.state.lock();
         let area = match state.area {
             Some(area) if self.is_mapped() => area,
@@ -348,6 +410,8 @@ impl ReceiveBuffer {
             .take_while(|range| range.offset < offset)
             .count();
         state.ranges.reserve(1, GFP_KERNEL)?;
+        let indices = page_indices(offset, size);
+        let complete = state.pages.start_using(indices.clone())?;
         let is_async = async_node.is_some();
         let sender = kernel::current!().group_leader().pid();
         let new_range = Range {
@@ -360,33 +424,49 @@ impl ReceiveBuffer {
             clear_on_free,
             array_fds: KVec::new(),
         };
-        state
+        // Cannot fail: there is room for one more range.
+        if state
             .ranges
             .insert_within_capacity(index, new_range)
-            .map_err(|_| ENOMEM)?;
+            .is_err()
+        {
+            state.pages.stop_using(indices);
+            return Err(ENOMEM);
+        }
         let spam = is_async && {
             state.free_async -= size;
             state.spots_oneway_spam(area.size, sender)
         };
-        Ok((area, BufferRange { offset, size }, spam))
+        // The pushes cannot fail: `reserve` made room for every page of the range.
+        let complete = complete
+            && indices.into_iter().all(|index| {
+                state
+                    .pages
+                    .get(index)
+                    .is_some_and(|page| pages.push_within_capacity(page.clone()).is_ok())
+            });
+        let reserved = if complete {
+            Reserved::Complete(pages)
+        } else {
+            pages.clear();
+            Reserved::Incomplete(pages)
+        };
+        Ok((area, BufferRange { offset, size }, reserved, spam))
     }
 
-    /// The pages under `range`, putting in and mapping the ones that are missing.
-    fn pages_for(&self, mm: &Mm, area: MappedArea, range: &BufferRange) -> Result<KVec<Arc<Page>>> {
-        let first = range.offset / PAGE_SIZE;
-        let last = (range.offset + range.size - 1) / PAGE_SIZE;
-        let mut pages = KVec::with_capacity(last - first + 1, GFP_KERNEL)?;
-        {
-            let state = self.state.lock();
-            let present = state.pages.get(first..=last).ok_or(EINVAL)?;
-            if present.iter().all(Option::is_some) {
-                for page in present.iter().flatten() {
-                    pages.push(page.clone(), GFP_KERNEL)?;
-                }
-                return Ok(pages);
-            }
-        }
-        let mm = mm.mmget_not_zero().ok_or(ESRCH)?;
+    /// The pages under `range`, putting in and mapping the ones that are missing; pushed to
+    /// `pages`, which is empty.
+    fn pages_for(
+        &self,
+        area: MappedArea,
+        range: &BufferRange,
+        mut pages: KVec<Arc<Page>>,
+    ) -> Result<KVec<Arc<Page>>> {
+        let mm = self
+            .mm
+            .as_deref()
+            .and_then(Mm::mmget_not_zero)
+            .ok_or(ESRCH)?;
         let mmap = mm.mmap_read_lock();
         let vma = mmap.vma_lookup(area.start).ok_or(ESRCH)?;
         if !self.owns(vma) {
@@ -394,19 +474,83 @@ impl ReceiveBuffer {
         }
         let vma = vma.as_mixedmap_vma().ok_or(ESRCH)?;
         let mut state = self.state.lock();
-        for index in first..=last {
-            let slot = state.pages.get_mut(index).ok_or(EINVAL)?;
-            let page = match slot {
+        // The process was released meanwhile: its slots are gone.
+        if state.area.is_none() {
+            return Err(ESRCH);
+        }
+        for index in page_indices(range.offset, range.size) {
+            let page = match state.pages.get(index) {
                 Some(page) => page.clone(),
                 None => {
+                    // An allocation that reclaims may run the shrinker, which only tries
+                    // the locks held here and skips this buffer.
                     let page = Arc::new(Page::alloc_page(GFP_KERNEL | __GFP_ZERO)?, GFP_KERNEL)?;
                     vma.vm_insert_page(area.start + index * PAGE_SIZE, &page)?;
-                    slot.insert(page).clone()
+                    state.pages.put(index, page)?.clone()
                 }
             };
             pages.push(page, GFP_KERNEL)?;
         }
         Ok(pages)
+    }
+
+    /// Gives back up to `max` unused pages, those unused longest first: unmaps each from the
+    /// owner and frees it. For the shrinker; returns how many it freed.
+    ///
+    /// Locking: this runs where the kernel looks for memory, maybe inside an allocation made
+    /// with the owner's `mmap_lock` or this buffer's lock held (see [`Self::pages_for`]), so
+    /// it only tries them, in their usual order, and gives up if either is busy.
+    pub(crate) fn give_back_unused(&self, max: usize) -> usize {
+        // With the address space gone (its last user exited), its page tables went or are
+        // going, and nothing can map a page again: the pages are freed without unmapping.
+        let mm = self
+            .mm
+            .as_deref()
+            .and_then(Mm::mmget_not_zero)
+            .map(MmWithUser::into_mmput_async);
+        let mmap = match &mm {
+            Some(mm) => match mm.mmap_read_trylock() {
+                Some(mmap) => Some(mmap),
+                None => return 0,
+            },
+            None => None,
+        };
+        let Some(mut state) = self.state.try_lock() else {
+            return 0;
+        };
+        let start = state.area.map_or(0, |area| area.start);
+        let mut freed = 0;
+        while freed < max {
+            let Some((index, page)) = state.pages.take_oldest_unused() else {
+                break;
+            };
+            let address = start + index * PAGE_SIZE;
+            // No vma of ours there: the buffer was unmapped, and its page table entries with
+            // it. (A page the owner still maps elsewhere, after `mremap`, keeps its own
+            // reference there, as with the C driver.)
+            let vma = mmap.as_ref().and_then(|mmap| mmap.vma_lookup(address));
+            if let Some(vma) = vma.filter(|vma| self.owns(vma)) {
+                vma.zap_vma_range(address, PAGE_SIZE);
+            }
+            drop(page);
+            freed += 1;
+        }
+        let unlisted = if state.pages.unused() == 0 {
+            crate::shrinker::unlist(self)
+        } else {
+            None
+        };
+        drop(state);
+        drop(mmap);
+        drop(mm);
+        drop(unlisted);
+        freed
+    }
+
+    /// How many of the buffer's pages are in use, unused and missing, and its high watermark:
+    /// the numbers of the C driver's `pages:` lines in debugfs.
+    pub(crate) fn page_counts(&self) -> PageCounts {
+        self.state.lock().pages.counts()
     }
 
     /// The user address of `range`.
@@ -430,19 +574,23 @@ impl ReceiveBuffer {
     /// A one-way range holds its target node, which holds the owning process: without this,
     /// a process that never freed such a buffer would keep itself alive.
     pub(crate) fn clear(&self) {
+        pr_debug!("releasing a receive buffer, pages {}\n", self.page_counts());
         let mut state = self.state.lock();
         let ranges = core::mem::take(&mut state.ranges);
         // `TF_CLEAR_BUF` holds for buffers never freed too: their pages go back scrubbed.
         for range in ranges.iter().filter(|range| range.clear_on_free) {
             state.zero(range.offset, range.size);
         }
-        let pages = core::mem::take(&mut state.pages);
+        let pages = state.pages.take_all();
         state.free_async = 0;
         // A sender racing with the release now finds the buffer unmapped (BR_DEAD_REPLY).
         state.area = None;
+        // With no slots left, no page can become unused and list the buffer again.
+        let unlisted = crate::shrinker::unlist(self);
         drop(state);
         drop(ranges);
         drop(pages);
+        drop(unlisted);
     }
 
     /// Gives the references in `held` to the range, to be released when the range goes.
@@ -459,8 +607,10 @@ impl ReceiveBuffer {
     }
 
     /// Gives back a range that was never delivered; returns what it leaves to settle.
-    fn release(&self, range: BufferRange) -> Option<Freed> {
-        let removed = self.state.lock().remove_range(range.offset);
+    fn release(self: &Arc<Self>, range: BufferRange) -> Option<Freed> {
+        let mut state = self.state.lock();
+        let removed = self.remove_range(&mut state, range.offset);
+        drop(state);
         removed.map(Range::into_freed)
     }
 
@@ -468,7 +618,7 @@ impl ReceiveBuffer {
     ///
     /// Returns `None`, changing nothing, for any other address: as in the C driver, freeing
     /// something that is not a delivered buffer is skipped.
-    pub(crate) fn free_by_user(&self, addr: u64) -> Option<Freed> {
+    pub(crate) fn free_by_user(self: &Arc<Self>, addr: u64) -> Option<Freed> {
         let mut state = self.state.lock();
         let area = state.area?;
         let offset = usize::try_from(addr).ok()?.checked_sub(area.start)?;
@@ -476,9 +626,33 @@ impl ReceiveBuffer {
             .ranges
             .iter()
             .find(|r| r.offset == offset && r.delivered)?;
-        let removed = state.remove_range(offset);
+        let removed = self.remove_range(&mut state, offset);
         drop(state);
         removed.map(Range::into_freed)
+    }
+}
+
+impl ReceiveBuffer {
+    /// Forgets the range at `offset`, giving back its one-way room; the pages no range uses
+    /// any more become unused, and the buffer goes on the shrinker's list. Returns the range
+    /// for the caller to drop once the lock is released.
+    fn remove_range(self: &Arc<Self>, state: &mut BufferState, offset: usize) -> Option<Range> {
+        let index = state.ranges.iter().position(|r| r.offset == offset)?;
+        let range = state.ranges.remove(index).ok()?;
+        if range.async_node.is_some() {
+            state.free_async += range.size;
+        }
+        if range.clear_on_free {
+            state.zero(range.offset, range.size);
+        }
+        if state
+            .pages
+            .stop_using(page_indices(range.offset, range.size))
+            != 0
+        {
+            crate::shrinker::list(self);
+        }
+        Some(range)
     }
 }
 
@@ -537,20 +711,6 @@ impl BufferState {
         best.map(|(offset, _)| offset)
     }
 
-    /// Forgets the range at `offset`, giving back its one-way room; returns it for the caller
-    /// to drop once the lock is released.
-    fn remove_range(&mut self, offset: usize) -> Option<Range> {
-        let index = self.ranges.iter().position(|r| r.offset == offset)?;
-        let range = self.ranges.remove(index).ok()?;
-        if range.async_node.is_some() {
-            self.free_async += range.size;
-        }
-        if range.clear_on_free {
-            self.zero(range.offset, range.size);
-        }
-        Some(range)
-    }
-
     /// Zeroes `size` bytes at `offset` of the area, for a range that goes with `TF_CLEAR_BUF`.
     /// Called before the range can be reserved again.
     fn zero(&self, offset: usize, size: usize) {
@@ -559,7 +719,7 @@ impl BufferState {
             let at = offset + done;
             let in_page = at % PAGE_SIZE;
             let chunk = (PAGE_SIZE - in_page).min(size - done);
-            if let Some(Some(page)) = self.pages.get(at / PAGE_SIZE) {
+            if let Some(page) = self.pages.get(at / PAGE_SIZE) {
                 // SAFETY: The bytes are those of a range being removed under the buffer's
                 // lock: no transaction writes them any more, and none can reserve them before
                 // the lock is released. (Userspace may only read them.)

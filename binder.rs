@@ -19,6 +19,8 @@
 //! - [`commands`]: the `BC_*` commands a thread writes.
 //! - [`transaction`]: `BC_TRANSACTION` and `BC_REPLY`.
 //! - [`allocation`]: the receive buffer a process maps, where transactions are delivered.
+//! - [`pages`]: the pages of a receive buffer, and the unused ones kept for reuse.
+//! - [`shrinker`]: giving unused receive-buffer pages back under memory pressure.
 //! - [`objects`]: binder objects inside transactions, translated for the receiver.
 //! - [`scatter_gather`]: scatter-gather buffers and the fd arrays in them.
 //! - [`fds`]: file descriptors in transactions, and closing the fds of fd arrays.
@@ -46,12 +48,14 @@ mod freeze;
 mod ioctl;
 mod node;
 mod objects;
+mod pages;
 mod priority;
 mod process;
 mod refs;
 mod registry;
 mod release;
 mod scatter_gather;
+mod shrinker;
 mod thread;
 mod transaction;
 mod work;
@@ -117,12 +121,15 @@ static MODINFO_VERSION: [u8; VERSION_KEY.len() + VERSION_LEN + 1] = {
 struct RustBinderModule {
     devices: Option<device::Devices>,
     releases: Option<release::ReleaseQueue>,
+    shrinker: Option<shrinker::Shrinker>,
 }
 
 impl Drop for RustBinderModule {
     fn drop(&mut self) {
         drop(self.devices.take());
         drop(self.releases.take());
+        // After the releases: by then every buffer left the shrinker's list.
+        drop(self.shrinker.take());
         registry::shutdown();
         census::report_leaks();
     }
@@ -131,11 +138,13 @@ impl Drop for RustBinderModule {
 impl kernel::Module for RustBinderModule {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         registry::init();
+        let shrinker = shrinker::Shrinker::register()?;
         let releases = release::ReleaseQueue::new()?;
         let devices = device::Devices::register(devices_param::device_names()?)?;
         Ok(Self {
             devices: Some(devices),
             releases: Some(releases),
+            shrinker: Some(shrinker),
         })
     }
 }

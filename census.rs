@@ -25,15 +25,17 @@ pub(crate) enum Kind {
     Transaction,
     Death,
     FreezeListener,
+    BufferPage,
 }
 
-const KINDS: [(Kind, &str); 6] = [
+const KINDS: [(Kind, &str); 7] = [
     (Kind::Process, "processes"),
     (Kind::Thread, "threads"),
     (Kind::Node, "nodes"),
     (Kind::Transaction, "transactions"),
     (Kind::Death, "death notifications"),
     (Kind::FreezeListener, "freeze notifications"),
+    (Kind::BufferPage, "receive buffer pages"),
 ];
 
 /// How many objects of each kind are alive, indexed by `Kind as usize`.

@@ -15,10 +15,7 @@
 use kernel::{
     cred::Credential,
     fs::File,
-    mm::{
-        virt::VmaNew,
-        Mm, //
-    },
+    mm::virt::VmaNew,
     prelude::*,
     rbtree::{
         self,
@@ -129,8 +126,6 @@ pub(crate) struct Process {
     pub(crate) context: Arc<Context>,
     /// The leader of the thread group that opened the device.
     task: ARef<Task>,
-    /// The address space of the opener; the receive buffer can only be mapped into it.
-    mm: Option<ARef<Mm>>,
     /// The credentials the device was opened with (`file->f_cred`).
     cred: ARef<Credential>,
     /// `BINDER_ENABLE_ONEWAY_SPAM_DETECTION` is on.
@@ -140,9 +135,9 @@ pub(crate) struct Process {
     /// Threads, handles and settings; see [`ProcessInner`]. Threads wait for work under it.
     #[pin]
     inner: SpinLock<ProcessInner>,
-    /// Where this process receives transactions.
-    #[pin]
-    pub(crate) buffer: ReceiveBuffer,
+    /// Where this process receives transactions; shared with the shrinker's list while it
+    /// has unused pages.
+    pub(crate) buffer: Arc<ReceiveBuffer>,
     /// Queues the release of the process once its file is closed; see [`crate::release`].
     #[pin]
     pub(crate) release_work: workqueue::Work<Process>,
@@ -434,12 +429,13 @@ impl Process {
         let task = ARef::from(current.group_leader());
         let mm = current.mm().map(|mm| ARef::from(&**mm));
         let cred = ARef::from(file.cred());
+        // The receive buffer can only be mapped into the opener's address space.
+        let buffer = ReceiveBuffer::new(mm)?;
         let process = Arc::pin_init(
             try_pin_init!(Self {
                 _census: Counted::new(Kind::Process),
                 context,
                 task,
-                mm,
                 cred,
                 oneway_spam_detection: Atomic::new(false),
                 default_nice: crate::priority::current_nice(),
@@ -464,7 +460,7 @@ impl Process {
                     },
                     "Process::inner"
                 ),
-                buffer <- ReceiveBuffer::new(),
+                buffer,
                 release_work <- workqueue::new_work!("Process::release_work"),
                 freeze_wait <- new_condvar!("Process::freeze_wait"),
                 freeze_watchers <- new_mutex!(Watchers::new(), "Process::freeze_watchers"),
@@ -1063,8 +1059,7 @@ impl Process {
         async_node: Option<NodeArc>,
         clear_on_free: bool,
     ) -> Result<(ReservedBuffer, RangeView, bool)> {
-        let mm = self.mm.as_deref().ok_or(ESRCH)?;
-        let (range, view, spam) = self.buffer.reserve(mm, size, async_node, clear_on_free)?;
+        let (range, view, spam) = self.buffer.reserve(size, async_node, clear_on_free)?;
         Ok((ReservedBuffer::new(self.clone(), range), view, spam))
     }
 
@@ -1146,6 +1141,6 @@ impl Process {
         if *kernel::current!().group_leader() != *self.task {
             return Err(EINVAL);
         }
-        self.buffer.map(vma, self.mm.as_deref())
+        self.buffer.map(vma)
     }
 }

@@ -18,6 +18,7 @@ mod objects_in_flight;
 mod oneway;
 mod peer;
 mod priority;
+mod reclaim;
 mod security_ctx;
 mod sg;
 mod teardown;
@@ -53,6 +54,7 @@ pub fn all() -> impl Iterator<Item = &'static Case> {
         nested::CASES,
         priority::CASES,
         concurrency::CASES,
+        reclaim::CASES,
         introspection::CASES,
         teardown::CASES,
         module::CASES,

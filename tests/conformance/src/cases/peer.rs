@@ -37,8 +37,13 @@ pub struct Exchange {
 impl Peer {
     /// Opens and maps BINDER.
     pub fn open() -> Outcome<Self> {
+        Self::open_mapped(MAP_SIZE)
+    }
+
+    /// Opens BINDER and maps `size` bytes of it.
+    pub fn open_mapped(size: usize) -> Outcome<Self> {
         let binder = Binder::open(BINDER).step("open")?;
-        let mapping = binder.map(MAP_SIZE, libc::PROT_READ).step("mmap")?;
+        let mapping = binder.map(size, libc::PROT_READ).step("mmap")?;
         Ok(Self {
             binder,
             mapping,
