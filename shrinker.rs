@@ -110,7 +110,7 @@ unsafe extern "C" fn count_unused(
     _shrinker: *mut bindings::shrinker,
     _sc: *mut bindings::shrink_control,
 ) -> c_ulong {
-    UNUSED_PAGES.load(Relaxed) as c_ulong
+    UNUSED_PAGES.load(Relaxed)
 }
 
 /// `shrinker->scan_objects`: gives back up to `sc->nr_to_scan` unused pages, visiting each
@@ -126,7 +126,7 @@ unsafe extern "C" fn give_back_unused(
     sc: *mut bindings::shrink_control,
 ) -> c_ulong {
     // SAFETY: The caller passes a valid `shrink_control`.
-    let wanted = usize::try_from(unsafe { (*sc).nr_to_scan }).unwrap_or(usize::MAX);
+    let wanted: usize = unsafe { (*sc).nr_to_scan };
     let visits = LISTED.lock().count;
     let mut freed = 0;
     for _ in 0..visits {
@@ -141,7 +141,7 @@ unsafe extern "C" fn give_back_unused(
         // its process was released, so what is left is memory and an `mm` reference.
         drop(buffer);
     }
-    freed as c_ulong
+    freed
 }
 
 /// The module's registered shrinker; dropping it unregisters it.
