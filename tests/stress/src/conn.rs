@@ -18,7 +18,9 @@ use std::{
     thread,
 };
 
-use binder_client::{parse_returns, uapi, Binder, Commands, Mapping, Payload, Received, Return, Txn};
+use binder_client::{
+    parse_returns, uapi, Binder, Commands, Mapping, Payload, Received, Return, Txn,
+};
 
 use crate::{
     serve,
@@ -335,7 +337,9 @@ impl Conn {
         Ok(())
     }
 
-    /// Makes a call (`oneway` or not) and waits for its outcome, serving nested calls.
+    /// Makes a call (`oneway` or not) and waits for its outcome, serving nested calls. The
+    /// target slot, op and sequence number only describe the call to the watchdog.
+    #[allow(clippy::too_many_arguments)]
     pub fn call(
         self: &Arc<Self>,
         ctx: &mut Ctx,
@@ -514,8 +518,16 @@ impl Conn {
         let mut deaths = self.deaths.lock().map_err(|_| "deaths lock poisoned")?;
         match deaths.get(&cookie) {
             Some(death) if death.clearing_ns != 0 => {}
-            Some(_) => return Err(format!("BR_CLEAR_DEATH_NOTIFICATION_DONE {cookie} before its clear")),
-            None => return Err(format!("BR_CLEAR_DEATH_NOTIFICATION_DONE {cookie} was never asked for")),
+            Some(_) => {
+                return Err(format!(
+                    "BR_CLEAR_DEATH_NOTIFICATION_DONE {cookie} before its clear"
+                ))
+            }
+            None => {
+                return Err(format!(
+                    "BR_CLEAR_DEATH_NOTIFICATION_DONE {cookie} was never asked for"
+                ))
+            }
         }
         self.sh.count(Counter::DeathsCleared);
         let removed = deaths.remove(&cookie);

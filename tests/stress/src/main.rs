@@ -297,13 +297,17 @@ fn run(opts: &Opts) -> i32 {
                         spawn(slot, &mut workers);
                     }
                 } else {
-                    sh.fail(&format!("worker slot {slot} (pid {pid}) exited by itself (status {status:#x})"));
+                    sh.fail(&format!(
+                        "worker slot {slot} (pid {pid}) exited by itself (status {status:#x})"
+                    ));
                 }
             }
         }
         if let Some(call) = sh.overdue_call() {
             dump_all_stacks();
-            sh.fail(&format!("watchdog: {call}; every task's stack is in the kernel log"));
+            sh.fail(&format!(
+                "watchdog: {call}; every task's stack is in the kernel log"
+            ));
             break;
         }
         let now = now_ns();
@@ -347,7 +351,9 @@ fn run(opts: &Opts) -> i32 {
     while sh.failed.load(SeqCst) == 0 && now_ns() - grace < 70_000_000_000 {
         if let Some(call) = sh.overdue_call() {
             dump_all_stacks();
-            sh.fail(&format!("watchdog: {call}; every task's stack is in the kernel log"));
+            sh.fail(&format!(
+                "watchdog: {call}; every task's stack is in the kernel log"
+            ));
             break;
         }
         let busy = sh.records.iter().any(|r| r.tid.load(SeqCst) != 0);
@@ -379,7 +385,10 @@ fn run(opts: &Opts) -> i32 {
         if sh.failed.load(SeqCst) != 0 {
             println!("stress: result: FAIL: {}", sh.message());
         } else {
-            println!("stress: result: FAIL: the kernel logged {} reports", reports.len());
+            println!(
+                "stress: result: FAIL: the kernel logged {} reports",
+                reports.len()
+            );
         }
         1
     }

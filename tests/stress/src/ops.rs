@@ -83,14 +83,25 @@ pub fn handle_for(ctx: &mut Ctx, slot: u32) -> Result<Option<Arc<HandleRef>>, St
         if found == 0 {
             return Ok(None);
         }
-        let current = ctx.conn.sh.slot(slot).map(|s| s.gen.load(SeqCst)).unwrap_or(0);
+        let current = ctx
+            .conn
+            .sh
+            .slot(slot)
+            .map(|s| s.gen.load(SeqCst))
+            .unwrap_or(0);
         if gen > current {
-            return Err(format!("LOOKUP of slot {slot}: generation {gen} is from the future ({current})"));
+            return Err(format!(
+                "LOOKUP of slot {slot}: generation {gen} is from the future ({current})"
+            ));
         }
         let objects = received.objects().map_err(|e| e.to_string())?;
         let handle = match objects.as_slice() {
             [BinderObject::Flat(f)] if f.kind == ObjectKind::Handle => f.handle_value(),
-            other => return Err(format!("LOOKUP of slot {slot}: expected a handle, got {other:?}")),
+            other => {
+                return Err(format!(
+                    "LOOKUP of slot {slot}: expected a handle, got {other:?}"
+                ))
+            }
         };
         ctx.conn.sh.count(Counter::Handles);
         // Kept past the reply's buffer, which holds the reference until it is freed.
@@ -155,7 +166,15 @@ fn echo(ctx: &mut Ctx, handle: &Arc<HandleRef>) -> Result<(), String> {
     let (mut w, seq) = header(ctx, wire::ECHO);
     w.u32(u32::from(weak)).u32(0);
     let payload = Payload::new().bytes(&w.0).object(object);
-    let outcome = conn.call(ctx, handle.handle, handle.slot, wire::ECHO, seq, &payload, false)?;
+    let outcome = conn.call(
+        ctx,
+        handle.handle,
+        handle.slot,
+        wire::ECHO,
+        seq,
+        &payload,
+        false,
+    )?;
     let what = format!("ECHO {seq} to slot {}", handle.slot);
     let done = outcome_of(ctx, outcome, owner(handle), &what, |_, _, received| {
         let mut r = Reader::new(received.data().map_err(|e| e.to_string())?);
@@ -163,7 +182,9 @@ fn echo(ctx: &mut Ctx, handle: &Arc<HandleRef>) -> Result<(), String> {
         let objects = received.objects().map_err(|e| e.to_string())?;
         match objects.as_slice() {
             [BinderObject::Flat(f)]
-                if f.kind == object.kind && f.value == object.value && f.cookie == object.cookie => {}
+                if f.kind == object.kind
+                    && f.value == object.value
+                    && f.cookie == object.cookie => {}
             other => {
                 return Err(format!(
                     "{what}: sent {object:?}, its handle came back as {other:?}, not as the object"
@@ -196,7 +217,15 @@ fn callback(ctx: &mut Ctx, handle: &Arc<HandleRef>) -> Result<(), String> {
     let payload = Payload::new().bytes(&w.0).object(object);
     ctx.nested_token = Some(token);
     ctx.nested_seen = false;
-    let outcome = conn.call(ctx, handle.handle, handle.slot, wire::CALLBACK, seq, &payload, false);
+    let outcome = conn.call(
+        ctx,
+        handle.handle,
+        handle.slot,
+        wire::CALLBACK,
+        seq,
+        &payload,
+        false,
+    );
     ctx.nested_token = None;
     let what = format!("CALLBACK {seq} to slot {}", handle.slot);
     let done = outcome_of(ctx, outcome?, owner(handle), &what, |ctx, _, received| {
@@ -231,8 +260,18 @@ fn forward(ctx: &mut Ctx, handle: &Arc<HandleRef>) -> Result<(), String> {
     };
     let (mut w, seq) = header(ctx, wire::FORWARD);
     w.u32(third.slot).u32(0).u64(third.gen);
-    let payload = Payload::new().bytes(&w.0).object(FlatObject::handle(third.handle));
-    let outcome = conn.call(ctx, handle.handle, handle.slot, wire::FORWARD, seq, &payload, false)?;
+    let payload = Payload::new()
+        .bytes(&w.0)
+        .object(FlatObject::handle(third.handle));
+    let outcome = conn.call(
+        ctx,
+        handle.handle,
+        handle.slot,
+        wire::FORWARD,
+        seq,
+        &payload,
+        false,
+    )?;
     let what = format!(
         "FORWARD {seq} of slot {}'s handle {} to slot {}",
         third.slot, third.handle, handle.slot
@@ -247,7 +286,9 @@ fn forward(ctx: &mut Ctx, handle: &Arc<HandleRef>) -> Result<(), String> {
         }
         let objects = received.objects().map_err(|e| e.to_string())?;
         match objects.as_slice() {
-            [BinderObject::Flat(f)] if f.kind == ObjectKind::Handle && f.handle_value() == third.handle => {
+            [BinderObject::Flat(f)]
+                if f.kind == ObjectKind::Handle && f.handle_value() == third.handle =>
+            {
                 Ok(())
             }
             other => Err(format!(
@@ -296,9 +337,21 @@ fn fd(ctx: &mut Ctx, handle: &Arc<HandleRef>) -> Result<(), String> {
     let (fd, dev, ino) = memfd(&content)?;
     let sum = fnv(&content);
     let (mut w, seq) = header(ctx, wire::FD);
-    w.u64(ino).u64(dev).u32(content.len() as u32).u64(sum).align();
+    w.u64(ino)
+        .u64(dev)
+        .u32(content.len() as u32)
+        .u64(sum)
+        .align();
     let payload = Payload::new().bytes(&w.0).fd(fd);
-    let outcome = conn.call(ctx, handle.handle, handle.slot, wire::FD, seq, &payload, false);
+    let outcome = conn.call(
+        ctx,
+        handle.handle,
+        handle.slot,
+        wire::FD,
+        seq,
+        &payload,
+        false,
+    );
     close(fd);
     let what = format!("FD {seq} to slot {}", handle.slot);
     let done = outcome_of(ctx, outcome?, owner(handle), &what, |_, _, received| {
@@ -366,7 +419,15 @@ fn sg(ctx: &mut Ctx, handle: &Arc<HandleRef>) -> Result<(), String> {
         .buffer(&root)
         .child_buffer(&child, parent, 8)
         .fd_array(parent, 16, k as u64);
-    let outcome = conn.call(ctx, handle.handle, handle.slot, wire::SG, seq, &payload, false);
+    let outcome = conn.call(
+        ctx,
+        handle.handle,
+        handle.slot,
+        wire::SG,
+        seq,
+        &payload,
+        false,
+    );
     files.iter().for_each(|f| close(f.0));
     let what = format!("SG {seq} to slot {}", handle.slot);
     let done = outcome_of(ctx, outcome?, owner(handle), &what, |_, _, received| {
@@ -381,7 +442,9 @@ fn sg(ctx: &mut Ctx, handle: &Arc<HandleRef>) -> Result<(), String> {
         };
         let root_bytes = received.buffer(&root).map_err(|e| e.to_string())?;
         let child_bytes = received.buffer(&child).map_err(|e| e.to_string())?;
-        if word_at(root_bytes, 0) != Some(SG_REPLY_MAGIC) || word_at(root_bytes, 8) != Some(child.buffer) {
+        if word_at(root_bytes, 0) != Some(SG_REPLY_MAGIC)
+            || word_at(root_bytes, 8) != Some(child.buffer)
+        {
             return Err(format!(
                 "{what}: the reply's root buffer is wrong or its child pointer was not fixed up \
                  ({:?}, child at {:#x})",
@@ -390,7 +453,9 @@ fn sg(ctx: &mut Ctx, handle: &Arc<HandleRef>) -> Result<(), String> {
             ));
         }
         if child.length != len || fnv(child_bytes) != sum {
-            return Err(format!("{what}: the reply's child buffer changed on the way"));
+            return Err(format!(
+                "{what}: the reply's child buffer changed on the way"
+            ));
         }
         Ok(())
     })?;
@@ -416,7 +481,15 @@ fn hold(ctx: &mut Ctx, handle: &Arc<HandleRef>) -> Result<(), String> {
     for _ in 0..n {
         payload = payload.object(local_binder(ctx, false));
     }
-    let outcome = conn.call(ctx, handle.handle, handle.slot, wire::HOLD, seq, &payload, false)?;
+    let outcome = conn.call(
+        ctx,
+        handle.handle,
+        handle.slot,
+        wire::HOLD,
+        seq,
+        &payload,
+        false,
+    )?;
     let what = format!("HOLD {seq} to slot {}", handle.slot);
     let done = outcome_of(ctx, outcome, owner(handle), &what, |_, _, received| {
         let mut r = Reader::new(received.data().map_err(|e| e.to_string())?);
@@ -450,7 +523,10 @@ fn hold_target(ctx: &mut Ctx) -> Option<u32> {
 /// get its reply, and calls to its objects fail), and closes.
 fn ephemeral(ctx: &mut Ctx) -> Result<(), String> {
     let sh = ctx.conn.sh;
-    let device = DEVICE.get().cloned().unwrap_or_else(|| "/dev/binder".into());
+    let device = DEVICE
+        .get()
+        .cloned()
+        .unwrap_or_else(|| "/dev/binder".into());
     let seed = ctx.rng.next();
     let conn = Arc::new(Conn::open(&device, EPHEMERAL, 0, sh, seed)?);
     sh.count(Counter::Ephemerals);
@@ -477,14 +553,25 @@ fn ephemeral(ctx: &mut Ctx) -> Result<(), String> {
             let (mut w, seq) = header(&ectx, wire::PING);
             w.u32(0).u64(fnv(&[]));
             let payload = Payload::new().bytes(&w.0);
-            let outcome =
-                conn.call(&mut ectx, handle.handle, slot, wire::PING, seq, &payload, false)?;
+            let outcome = conn.call(
+                &mut ectx,
+                handle.handle,
+                slot,
+                wire::PING,
+                seq,
+                &payload,
+                false,
+            )?;
             match outcome {
                 Outcome::Dead | Outcome::Failed => sh.count(Counter::DeadReplies),
                 Outcome::Reply(_) => {
-                    return Err("a reply was delivered to a process that unmapped its buffer".into())
+                    return Err(
+                        "a reply was delivered to a process that unmapped its buffer".into(),
+                    )
                 }
-                Outcome::Complete => return Err("TRANSACTION_COMPLETE for a synchronous call".into()),
+                Outcome::Complete => {
+                    return Err("TRANSACTION_COMPLETE for a synchronous call".into())
+                }
             }
         }
         Ok(())
@@ -507,7 +594,11 @@ fn one_op(ctx: &mut Ctx) -> Result<(), String> {
     if pick < 2 {
         return ephemeral(ctx);
     }
-    let slot = if pick < 20 { hold_target(ctx) } else { other_slot(ctx) };
+    let slot = if pick < 20 {
+        hold_target(ctx)
+    } else {
+        other_slot(ctx)
+    };
     let Some(slot) = slot else {
         return Ok(());
     };

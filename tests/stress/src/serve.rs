@@ -6,9 +6,7 @@
 
 use std::{os::fd::RawFd, sync::Arc};
 
-use binder_client::{
-    object::ObjectKind, uapi, BinderObject, FlatObject, Payload, Received, Txn,
-};
+use binder_client::{object::ObjectKind, uapi, BinderObject, FlatObject, Payload, Received, Txn};
 
 use crate::{
     conn::{cookie_of, Ctx, HandleRef, Held, Outcome, ROOT_PTR},
@@ -73,9 +71,7 @@ pub fn expect_ident(r: &mut Reader<'_>, slot: u32, gen: u64, what: &str) -> Resu
 }
 
 fn objects(received: &Received<'_>) -> Result<Vec<BinderObject>, String> {
-    received
-        .objects()
-        .map_err(|e| format!("the objects: {e}"))
+    received.objects().map_err(|e| format!("the objects: {e}"))
 }
 
 fn flat(object: Option<&BinderObject>, what: &str) -> Result<FlatObject, String> {
@@ -91,7 +87,10 @@ pub fn check_fd(fd: RawFd, dev: u64, ino: u64, what: &str) -> Result<(), String>
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: `st` is valid for the call.
     if unsafe { libc::fstat(fd, &mut st) } != 0 {
-        return Err(format!("{what}: fd {fd} is not open: {}", std::io::Error::last_os_error()));
+        return Err(format!(
+            "{what}: fd {fd} is not open: {}",
+            std::io::Error::last_os_error()
+        ));
     }
     if (st.st_dev, st.st_ino) != (dev, ino) {
         return Err(format!(
@@ -113,7 +112,9 @@ pub fn read_file(fd: RawFd, len: usize, what: &str) -> Result<Vec<u8>, String> {
     // SAFETY: `bytes` is valid for `len` bytes of writes.
     let n = unsafe { libc::pread(fd, bytes.as_mut_ptr().cast(), len, 0) };
     if n != len as isize {
-        return Err(format!("{what}: pread of fd {fd} gave {n}, not {len} bytes"));
+        return Err(format!(
+            "{what}: pread of fd {fd} gave {n}, not {len} bytes"
+        ));
     }
     Ok(bytes)
 }
@@ -150,7 +151,9 @@ pub fn outcome_of<T>(
             ctx.conn.forget_generation(slot, gen);
             Ok(None)
         }
-        Outcome::Complete => Err(format!("{what}: BR_TRANSACTION_COMPLETE for a synchronous call")),
+        Outcome::Complete => Err(format!(
+            "{what}: BR_TRANSACTION_COMPLETE for a synchronous call"
+        )),
     }
 }
 
@@ -197,7 +200,10 @@ pub fn serve(ctx: &mut Ctx, txn: &Txn, received: &Received<'_>) -> Result<Answer
         h.from_slot
     );
     if h.op != txn.code {
-        return Err(format!("{what}: code {} but the payload says op {}", txn.code, h.op));
+        return Err(format!(
+            "{what}: code {} but the payload says op {}",
+            txn.code, h.op
+        ));
     }
     let caller = (h.from_slot, h.from_gen);
     // The node called: the root, the context manager's, or (for OBJ_PING) an object.
@@ -254,7 +260,10 @@ pub fn serve(ctx: &mut Ctx, txn: &Txn, received: &Received<'_>) -> Result<Answer
             }
             let back = FlatObject::handle(object.handle_value()).with_kind(want);
             out.align();
-            Ok(Answer::reply(caller, Payload::new().bytes(&out.0).object(back)))
+            Ok(Answer::reply(
+                caller,
+                Payload::new().bytes(&out.0).object(back),
+            ))
         }
         wire::CALLBACK => {
             let token = r.u64()?;
@@ -282,7 +291,9 @@ pub fn serve(ctx: &mut Ctx, txn: &Txn, received: &Received<'_>) -> Result<Answer
                 let mut r = Reader::new(data);
                 let back = r.u64()?;
                 if back != token.wrapping_add(1) {
-                    return Err(format!("nested call: token {back:#x} back, sent {token:#x}"));
+                    return Err(format!(
+                        "nested call: token {back:#x} back, sent {token:#x}"
+                    ));
                 }
                 expect_ident(&mut r, caller.0, caller.1, "nested call")
             })?;
@@ -314,13 +325,15 @@ pub fn serve(ctx: &mut Ctx, txn: &Txn, received: &Received<'_>) -> Result<Answer
                     w.u32(16).bytes(&body).u64(fnv(&body));
                     let payload = Payload::new().bytes(&w.0);
                     let handle = object.handle_value();
-                    let outcome = conn.call(ctx, handle, third, wire::PING, seq, &payload, false)?;
+                    let outcome =
+                        conn.call(ctx, handle, third, wire::PING, seq, &payload, false)?;
                     conn.sh.count(Counter::SyncCalls);
-                    let pinged = outcome_of(ctx, outcome, (third, third_gen), &what, |_, _, rc| {
-                        let data = rc.data().map_err(|e| e.to_string())?;
-                        let mut r = Reader::new(data);
-                        expect_ident(&mut r, third, third_gen, "the forwarded handle")
-                    })?;
+                    let pinged =
+                        outcome_of(ctx, outcome, (third, third_gen), &what, |_, _, rc| {
+                            let data = rc.data().map_err(|e| e.to_string())?;
+                            let mut r = Reader::new(data);
+                            expect_ident(&mut r, third, third_gen, "the forwarded handle")
+                        })?;
                     if pinged.is_none() {
                         result = 1;
                     }
@@ -336,7 +349,10 @@ pub fn serve(ctx: &mut Ctx, txn: &Txn, received: &Received<'_>) -> Result<Answer
             };
             let mut w = Writer::default();
             w.u32(result).u32(0).bytes(&out.0);
-            Ok(Answer::reply(caller, Payload::new().bytes(&w.0).object(back)))
+            Ok(Answer::reply(
+                caller,
+                Payload::new().bytes(&w.0).object(back),
+            ))
         }
         wire::FD => {
             let ino = r.u64()?;
@@ -349,7 +365,9 @@ pub fn serve(ctx: &mut Ctx, txn: &Txn, received: &Received<'_>) -> Result<Answer
             };
             check_fd(fd, dev, ino, &what)?;
             if fnv(&read_file(fd, len, &what)?) != sum {
-                return Err(format!("{what}: the file's content is not what the sender wrote"));
+                return Err(format!(
+                    "{what}: the file's content is not what the sender wrote"
+                ));
             }
             out.u64(sum);
             let mut answer = Answer::reply(caller, Payload::new().bytes(&out.0).fd(fd));
@@ -371,14 +389,14 @@ pub fn serve(ctx: &mut Ctx, txn: &Txn, received: &Received<'_>) -> Result<Answer
                 }
                 other => return Err(format!("{what}: expected PTR, PTR, FDA, got {other:?}")),
             };
-            let root_bytes = received
-                .buffer(&root)
-                .map_err(|e| format!("{what}: {e}"))?;
+            let root_bytes = received.buffer(&root).map_err(|e| format!("{what}: {e}"))?;
             let child_bytes = received
                 .buffer(&child)
                 .map_err(|e| format!("{what}: {e}"))?;
             if word_at(root_bytes, 0) != Some(SG_MAGIC) {
-                return Err(format!("{what}: the root buffer's content changed on the way"));
+                return Err(format!(
+                    "{what}: the root buffer's content changed on the way"
+                ));
             }
             if word_at(root_bytes, 8) != Some(child.buffer) {
                 return Err(format!(
@@ -392,7 +410,9 @@ pub fn serve(ctx: &mut Ctx, txn: &Txn, received: &Received<'_>) -> Result<Answer
                 return Err(format!("{what}: the child buffer changed on the way"));
             }
             if child.parent() != Some((0, 8)) || fda.num_fds != k as u64 {
-                return Err(format!("{what}: objects changed on the way: {child:?} {fda:?}"));
+                return Err(format!(
+                    "{what}: objects changed on the way: {child:?} {fda:?}"
+                ));
             }
             let fds = received
                 .fd_array(&fda)
@@ -414,7 +434,10 @@ pub fn serve(ctx: &mut Ctx, txn: &Txn, received: &Received<'_>) -> Result<Answer
         wire::HOLD => {
             let n = r.u32()? as usize;
             if objects.len() != n {
-                return Err(format!("{what}: {n} objects sent, {} arrived", objects.len()));
+                return Err(format!(
+                    "{what}: {n} objects sent, {} arrived",
+                    objects.len()
+                ));
             }
             let mut new = Vec::new();
             for object in &objects {
@@ -422,7 +445,12 @@ pub fn serve(ctx: &mut Ctx, txn: &Txn, received: &Received<'_>) -> Result<Answer
                 if object.kind != ObjectKind::Handle {
                     return Err(format!("{what}: a binder was sent, got {object:?}"));
                 }
-                new.push(HandleRef::acquire(&conn, object.handle_value(), caller.0, caller.1)?);
+                new.push(HandleRef::acquire(
+                    &conn,
+                    object.handle_value(),
+                    caller.0,
+                    caller.1,
+                )?);
             }
             // Now and then, a call back to one of them: nested, to the waiting caller.
             if let Some(first) = new.first().filter(|_| ctx.rng.one_in(3)) {
@@ -438,10 +466,17 @@ pub fn serve(ctx: &mut Ctx, txn: &Txn, received: &Received<'_>) -> Result<Answer
             }
             // Dropping the oldest: some are called first (by their owner's loopers, or by the
             // waiting caller if they are its own).
+            // Not an ephemeral process's: it has no looper to answer, and a wait for it could
+            // close a cycle of waits between two of them.
             for old in dropped {
-                if ctx.rng.one_in(2) {
+                if old.handle.slot != EPHEMERAL && ctx.rng.one_in(2) {
                     let owner = (old.handle.slot, old.handle.gen);
-                    ping_object(ctx, old.handle.handle, owner, &format!("{what}: held object"))?;
+                    ping_object(
+                        ctx,
+                        old.handle.handle,
+                        owner,
+                        &format!("{what}: held object"),
+                    )?;
                 }
             }
             out.u32(n as u32);
@@ -455,20 +490,33 @@ pub fn serve(ctx: &mut Ctx, txn: &Txn, received: &Received<'_>) -> Result<Answer
             if object.kind != ObjectKind::Handle {
                 return Err(format!("{what}: a binder was sent, got {object:?}"));
             }
-            let current = conn.sh.slot(slot).map(|s| s.gen.load(std::sync::atomic::Ordering::SeqCst));
+            let current = conn
+                .sh
+                .slot(slot)
+                .map(|s| s.gen.load(std::sync::atomic::Ordering::SeqCst));
             if current != Some(gen) {
-                return Err(format!("{what}: slot {slot} registers generation {gen}, the live one is {current:?}"));
+                return Err(format!(
+                    "{what}: slot {slot} registers generation {gen}, the live one is {current:?}"
+                ));
             }
             let handle = HandleRef::acquire(&conn, object.handle_value(), slot, gen)?;
             conn.request_death(&handle)?;
-            let old = conn.registry.lock().ok().and_then(|mut r| r.insert(slot, handle));
+            let old = conn
+                .registry
+                .lock()
+                .ok()
+                .and_then(|mut r| r.insert(slot, handle));
             drop(old);
             out.u32(1);
             Ok(Answer::reply(caller, Payload::new().bytes(&out.0)))
         }
         wire::LOOKUP => {
             let slot = r.u32()?;
-            let entry = conn.registry.lock().ok().and_then(|r| r.get(&slot).cloned());
+            let entry = conn
+                .registry
+                .lock()
+                .ok()
+                .and_then(|r| r.get(&slot).cloned());
             let mut w = Writer::default();
             match entry {
                 Some(handle) => {

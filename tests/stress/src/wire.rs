@@ -45,7 +45,6 @@ pub struct Header {
     pub seq: u64,
 }
 
-
 impl Header {
     pub fn write(&self, w: &mut Writer) {
         w.u32(MAGIC).u32(self.op).u32(self.from_slot).u32(0);
@@ -55,7 +54,9 @@ impl Header {
     pub fn read(r: &mut Reader<'_>) -> Result<Self, String> {
         let magic = r.u32()?;
         if magic != MAGIC {
-            return Err(format!("bad magic {magic:#x}: the payload was not carried intact"));
+            return Err(format!(
+                "bad magic {magic:#x}: the payload was not carried intact"
+            ));
         }
         let op = r.u32()?;
         let from_slot = r.u32()?;
@@ -91,7 +92,7 @@ impl Writer {
 
     /// Pads to a multiple of 8, so that the objects that follow are aligned.
     pub fn align(&mut self) -> &mut Self {
-        while self.0.len() % 8 != 0 {
+        while !self.0.len().is_multiple_of(8) {
             self.0.push(0);
         }
         self
