@@ -309,3 +309,25 @@ pub fn fnv(bytes: &[u8]) -> u64 {
         (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_seed_gives_the_same_stream_every_time() {
+        let (mut a, mut b, mut c) = (Rng::new(0x5eed), Rng::new(0x5eed), Rng::new(0x5eee));
+        let first: Vec<u64> = (0..8).map(|_| a.next()).collect();
+        assert_eq!(first, (0..8).map(|_| b.next()).collect::<Vec<_>>());
+        assert_ne!(first, (0..8).map(|_| c.next()).collect::<Vec<_>>());
+        assert!((0..1000).all(|_| a.below(7) < 7));
+        let bytes = a.some_bytes(3, 5);
+        assert!((3..=5).contains(&bytes.len()));
+    }
+
+    #[test]
+    fn the_checksum_sees_every_byte() {
+        assert_ne!(fnv(b"abc"), fnv(b"abd"));
+        assert_ne!(fnv(b""), fnv(b"\0"));
+    }
+}

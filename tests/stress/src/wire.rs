@@ -145,3 +145,33 @@ pub fn word_at(bytes: &[u8], at: usize) -> Option<u64> {
     a.copy_from_slice(b);
     Some(u64::from_ne_bytes(a))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_header_and_fields_read_back_as_written() {
+        let mut w = Writer::default();
+        let header = Header {
+            op: FORWARD,
+            from_slot: 3,
+            from_gen: 7,
+            seq: 99,
+        };
+        header.write(&mut w);
+        w.u32(5).u32(0).u64(11).bytes(b"xyz").align();
+        assert_eq!(w.0.len() % 8, 0);
+        let mut r = Reader::new(&w.0);
+        assert_eq!(Header::read(&mut r), Ok(header));
+        assert_eq!((r.u32(), r.u32(), r.u64()), (Ok(5), Ok(0), Ok(11)));
+        assert_eq!(r.bytes(3), Ok(&b"xyz"[..]));
+        assert!(r.bytes(64).is_err(), "reading past the end is an error");
+    }
+
+    #[test]
+    fn a_payload_from_elsewhere_is_refused() {
+        let mut r = Reader::new(&[0u8; 32]);
+        assert!(Header::read(&mut r).is_err());
+    }
+}
