@@ -32,6 +32,9 @@ use proc::{Outcome, Shared};
 use run::Figures;
 use workloads::{Plan, Row};
 
+/// How long `memory` and `profile` may take before their watchdog ends them.
+const WATCHDOG_SECONDS: u32 = 1200;
+
 /// The two drivers, by the names raw.csv uses.
 const DRIVERS: [&str; 2] = ["c", "rust"];
 
@@ -155,6 +158,8 @@ fn interleave(scale: f64, blocks: usize) -> Outcome {
 /// The memory figures of each driver: `mem,DRIVER,PHASE,PAGES` for the pages of a receive
 /// buffer through a burst and memory pressure, `slab,DRIVER,OBJECT,BYTES` per object.
 fn memory(drivers: &[&str]) -> Outcome {
+    // SAFETY: `alarm` only arms a timer: a measurement that hangs ends the run, not the boot.
+    unsafe { libc::alarm(WATCHDOG_SECONDS) };
     let shared = Shared::new()?;
     for &driver in drivers {
         let device = server::device(driver);
@@ -196,6 +201,8 @@ const PROFILE_TOP: usize = 30;
 /// prints, per run, the kernel CPU time per operation, the driver module's share, and the
 /// top functions by self and by inclusive samples.
 fn profile(scale: f64) -> Outcome {
+    // SAFETY: As in `memory`.
+    unsafe { libc::alarm(WATCHDOG_SECONDS) };
     let shared = Shared::new()?;
     let plan = Plan::new(scale);
     for (workload, payload) in PROFILED {

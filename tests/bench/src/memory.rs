@@ -8,7 +8,7 @@
 //! all active slab objects, before and after making many of one kind of object, divided by
 //! their count (both drivers allocate from the kmalloc caches).
 
-use std::{fs, io::Write, thread, time::Duration};
+use std::{fs, io::Write, sync::Arc, thread, time::Duration};
 
 use binder_client::{Binder, Commands, FlatObject, Payload};
 
@@ -21,8 +21,9 @@ use crate::{
 const BURST_CALLS: usize = 3;
 const BURST_BYTES: usize = 1 << 20;
 
-/// How long the hog keeps the guest short of memory.
+/// How long the hog keeps the guest short of memory, and how long it may take to get there.
 const PRESSURE_MS: u64 = 3000;
+const HOG_LIMIT_MS: u64 = 120_000;
 
 /// Objects of each kind made for the slab figures.
 const OBJECTS: usize = 256;
@@ -149,18 +150,37 @@ fn hog() -> Outcome {
         held.push((addr as usize, len));
         Ok(())
     };
-    let start = now_ns();
-    while now_ns() - start < PRESSURE_MS * 1_000_000 {
-        let zone = main_zone()?;
+    // The pressure lasts PRESSURE_MS from the first time the zone is below its low mark.
+    let mut pressed_at = None;
+    let give_up = now_ns() + HOG_LIMIT_MS * 1_000_000;
+    let mut lowest = u64::MAX;
+    let mut zone = main_zone()?;
+    while pressed_at.is_none_or(|at| now_ns() - at < PRESSURE_MS * 1_000_000) {
+        if now_ns() > give_up {
+            return Err(format!(
+                "hog: the zone never got below its low mark: {zone:?}"
+            ));
+        }
+        zone = main_zone()?;
+        lowest = lowest.min(zone.free);
         // Aim between the two watermarks.
         let aim = zone.min + (zone.low - zone.min) / 2;
+        if zone.free < zone.low && pressed_at.is_none() {
+            pressed_at = Some(now_ns());
+        }
         if zone.free > aim {
             // Big steps while far off, small ones near.
-            take(((zone.free - aim) / 2).clamp(1, 16384), &mut held)?;
+            take(((zone.free - aim) / 2).clamp(1, 65536), &mut held)?;
         } else {
             thread::sleep(Duration::from_millis(20));
         }
     }
+    eprintln!(
+        "hog: {} MiB taken, the main zone's free pages down to {lowest} (min {}, low {})",
+        held.iter().map(|h| h.1).sum::<usize>() >> 20,
+        zone.min,
+        zone.low
+    );
     for (addr, len) in held {
         // SAFETY: Mappings this function made and nothing refers to.
         unsafe { libc::munmap(addr as *mut libc::c_void, len) };
@@ -201,29 +221,25 @@ fn per_object(make: impl FnOnce() -> Outcome) -> Outcome<f64> {
     Ok((after as f64 - before as f64) / OBJECTS as f64)
 }
 
-/// Makes [`OBJECTS`] threads of one process, each after `setup` first making its own
-/// binder thread with `touch`; returns once all exist (the threads stay until the process
-/// ends).
-fn threads(touch: impl Fn() -> Outcome + Sync) -> Outcome {
+/// Makes [`OBJECTS`] threads in this process, each first calling `touch` (which makes its
+/// binder thread, or nothing); returns once all have, leaving them blocked until the process
+/// ends.
+fn threads(touch: Arc<dyn Fn() -> Outcome + Send + Sync>) -> Outcome {
     let (tx, rx) = std::sync::mpsc::channel();
-    thread::scope(|scope| {
-        for _ in 0..OBJECTS {
-            let tx = tx.clone();
-            let touch = &touch;
-            scope.spawn(move || {
-                let _ = tx.send(touch());
-                loop {
-                    thread::sleep(Duration::from_secs(60));
-                }
-            });
-        }
-        for _ in 0..OBJECTS {
-            rx.recv().map_err(|e| e.to_string())??;
-        }
-        // The threads run until the process is killed; leave the scope without joining them.
-        Err("done".to_string())
-    })
-    .or_else(|e| if e == "done" { Ok(()) } else { Err(e) })
+    for _ in 0..OBJECTS {
+        let tx = tx.clone();
+        let touch = touch.clone();
+        thread::spawn(move || {
+            let _ = tx.send(touch());
+            loop {
+                thread::sleep(Duration::from_secs(60));
+            }
+        });
+    }
+    for _ in 0..OBJECTS {
+        rx.recv().map_err(|e| e.to_string())??;
+    }
+    Ok(())
 }
 
 /// Kernel bytes per binder object on the driver of `device`: (object, bytes) for a process,
@@ -248,16 +264,14 @@ pub fn objects(
     // A thread: the binder thread made by a thread's first BINDER_WRITE_READ (the task itself
     // is counted out: a baseline of as many threads that do not touch binder).
     let binder_threads = per_object(|| {
-        let binder = Binder::open(device).step("open")?;
-        threads(|| {
+        let binder = Arc::new(Binder::open(device).step("open")?);
+        threads(Arc::new(move || {
             binder
                 .send(&Commands::new().enter_looper())
                 .step("enter looper")
-        })?;
-        std::mem::forget(binder);
-        Ok(())
+        }))
     })?;
-    let plain_threads = per_object(|| threads(|| Ok(())))?;
+    let plain_threads = per_object(|| threads(Arc::new(|| Ok(()))))?;
     out.push(("thread", binder_threads - plain_threads));
 
     let server = server::start(device, 1, Some(0), counters)?;
