@@ -36,8 +36,9 @@
 #                     interleaved, a block is a quarter of that row's iterations)
 #   BENCH_OUT=DIR     where the results go instead
 #   BENCH_KERNEL_READY=1  the bench kernel is built as it should be: do not run setup.sh
-#   PROFILE=1         also profile the gap workloads on both drivers (one more boot; see
-#                     tests/bench/src/profile.rs): profile/ in the results
+#   PROFILE=1         also profile the gap workloads on both drivers (at the end of the
+#                     interleaved boot, or one more boot in separate mode; see
+#                     tests/bench/src/profile.rs): profile/profile.txt in the results
 #
 #   scripts/bench.sh                   build, boot, measure, sum up (what `make bench` runs)
 #   scripts/bench.sh --report DIR      only the tables and plot again, from DIR/raw.csv
@@ -104,8 +105,11 @@ both_drivers_script() { # both_drivers_script FILE COMMAND...
 # round), the memory figures in memory.csv.
 measure_interleaved() {
     mkdir -p "$out/boots"
+    local profile=
+    # The profile rides in the same boot (one boot less to wait for the VM lock).
+    [ "${PROFILE:-}" != 1 ] || profile="echo '--- profile'; /bin/bench profile --scale $scale; echo '--- profile end'"
     both_drivers_script "$out/boots/guest.sh" \
-        "/bin/bench interleave --scale $scale --blocks $blocks" "/bin/bench memory c rust"
+        "/bin/bench interleave --scale $scale --blocks $blocks" "/bin/bench memory c rust" "$profile"
     echo "round,driver,workload,payload,pairs,iterations,median_ns,p99_ns,ops_per_s,steady_ops_per_s,error" >"$out/raw.csv"
     start=$SECONDS
     step "one boot, both drivers, $blocks block pair(s) per row"
@@ -117,6 +121,11 @@ measure_interleaved() {
     cp "$boot/accel" "$out/accel" 2>/dev/null || echo unknown >"$out/accel"
     tr -d '\r' <"$boot/guest.log" | grep '^ibench,' | sed 's/^ibench,//' >>"$out/raw.csv" || true
     tr -d '\r' <"$boot/guest.log" | grep -E '^(mem|slab),' >"$out/memory.csv" || true
+    if [ "${PROFILE:-}" = 1 ]; then
+        mkdir -p "$out/profile"
+        tr -d '\r' <"$boot/guest.log" | sed -n '/^--- profile$/,/^--- profile end$/p' | grep -v '^--- profile' >"$out/profile/profile.txt" || true
+        echo "profile: $out/profile/profile.txt"
+    fi
     [ "$(wc -l <"$out/raw.csv")" -gt 1 ] ||
         echo "bench: no results from the boot; see $boot/guest.log and $boot/console.log" >&2
     grep -h '^FAIL' "$boot/results" 2>/dev/null | sed 's/^/  /' || true
@@ -124,7 +133,8 @@ measure_interleaved() {
     elapsed=$((SECONDS - start))
 }
 
-# PROFILE=1: one more boot with both drivers, profiling the gap workloads on each.
+# PROFILE=1 in separate mode: one more boot with both drivers, profiling the gap workloads on
+# each. (In interleaved mode the profile runs at the end of the one boot.)
 measure_profile() {
     mkdir -p "$out/profile"
     both_drivers_script "$out/profile/guest.sh" "/bin/bench profile --scale $scale"
@@ -280,6 +290,6 @@ else
         echo separate >"$out/mode"
         step "summary ($rounds boot pair(s), scale $scale, $((elapsed / 60)) min $((elapsed % 60)) s of booting and measuring)"
     fi
-    [ "${PROFILE:-}" != 1 ] || measure_profile
+    [ "${PROFILE:-}" != 1 ] || [ "$mode" = interleaved ] || measure_profile
 fi
 summarise
