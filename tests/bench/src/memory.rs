@@ -25,8 +25,14 @@ const BURST_BYTES: usize = 1 << 20;
 const PRESSURE_MS: u64 = 3000;
 const HOG_LIMIT_MS: u64 = 120_000;
 
-/// Objects of each kind made for the slab figures.
-const OBJECTS: usize = 256;
+/// Objects of each kind made for the slab figures (threads: [`THREADS`]). SLUB's slabinfo
+/// counts the free objects of the per-CPU slabs as active, so a figure moves by whole slabs:
+/// the more objects, the smaller that error per object.
+const OBJECTS: usize = 1024;
+const THREADS: usize = 256;
+
+/// Each slab figure is the median of this many measurements.
+const TRIALS: usize = 3;
 
 /// The phases of the page measurement, in order.
 pub const PHASES: [&str; 4] = ["before", "peak", "freed", "pressure"];
@@ -201,10 +207,20 @@ fn slab_bytes() -> Outcome<u64> {
         .sum())
 }
 
-/// The slab bytes that `make` adds, per object, over [`OBJECTS`] objects: `make` runs in a
-/// child that, once done, reports ready and waits to be killed (so that what it made stays
-/// while the slab is read).
-fn per_object(make: impl FnOnce() -> Outcome) -> Outcome<f64> {
+/// The slab bytes that `make` adds, per object, over `count` objects: the median of
+/// [`TRIALS`] runs of [`per_object_once`].
+fn per_object(count: usize, make: impl Fn() -> Outcome) -> Outcome<f64> {
+    let mut trials = (0..TRIALS)
+        .map(|_| per_object_once(count, &make))
+        .collect::<Outcome<Vec<f64>>>()?;
+    trials.sort_by(f64::total_cmp);
+    Ok(trials[TRIALS / 2])
+}
+
+/// The slab bytes that `make` adds, per object, over `count` objects: `make` runs in a child
+/// that, once done, reports ready and waits to be killed (so that what it made stays while the
+/// slab is read).
+fn per_object_once(count: usize, make: &dyn Fn() -> Outcome) -> Outcome<f64> {
     // Settle the per-CPU caches a little, then read twice around the child.
     thread::sleep(Duration::from_millis(100));
     let before = slab_bytes()?;
@@ -218,15 +234,15 @@ fn per_object(make: impl FnOnce() -> Outcome) -> Outcome<f64> {
     child.wait_ready()?;
     let after = slab_bytes()?;
     child.kill();
-    Ok((after as f64 - before as f64) / OBJECTS as f64)
+    Ok((after as f64 - before as f64) / count as f64)
 }
 
-/// Makes [`OBJECTS`] threads in this process, each first calling `touch` (which makes its
+/// Makes [`THREADS`] threads in this process, each first calling `touch` (which makes its
 /// binder thread, or nothing); returns once all have, leaving them blocked until the process
 /// ends.
 fn threads(touch: Arc<dyn Fn() -> Outcome + Send + Sync>) -> Outcome {
     let (tx, rx) = std::sync::mpsc::channel();
-    for _ in 0..OBJECTS {
+    for _ in 0..THREADS {
         let tx = tx.clone();
         let touch = touch.clone();
         thread::spawn(move || {
@@ -236,7 +252,7 @@ fn threads(touch: Arc<dyn Fn() -> Outcome + Send + Sync>) -> Outcome {
             }
         });
     }
-    for _ in 0..OBJECTS {
+    for _ in 0..THREADS {
         rx.recv().map_err(|e| e.to_string())??;
     }
     Ok(())
@@ -249,10 +265,17 @@ pub fn objects(
     counters: &'static SharedCounters,
 ) -> Outcome<Vec<(&'static str, f64)>> {
     let mut out = Vec::new();
+    // Room for the descriptors of OBJECTS opens.
+    let limit = libc::rlimit {
+        rlim_cur: 4096,
+        rlim_max: 4096,
+    };
+    // SAFETY: `limit` is a valid rlimit; raising the limit is all this does.
+    unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) };
     // A process: an open of the device.
     out.push((
         "process",
-        per_object(|| {
+        per_object(OBJECTS, || {
             let opened: Vec<Binder> = (0..OBJECTS)
                 .map(|_| Binder::open(device))
                 .collect::<Result<_, _>>()
@@ -263,7 +286,7 @@ pub fn objects(
     ));
     // A thread: the binder thread made by a thread's first BINDER_WRITE_READ (the task itself
     // is counted out: a baseline of as many threads that do not touch binder).
-    let binder_threads = per_object(|| {
+    let binder_threads = per_object(THREADS, || {
         let binder = Arc::new(Binder::open(device).step("open")?);
         threads(Arc::new(move || {
             binder
@@ -271,14 +294,14 @@ pub fn objects(
                 .step("enter looper")
         }))
     })?;
-    let plain_threads = per_object(|| threads(Arc::new(|| Ok(()))))?;
+    let plain_threads = per_object(THREADS, || threads(Arc::new(|| Ok(()))))?;
     out.push(("thread", binder_threads - plain_threads));
 
     let server = server::start(device, 1, Some(0), counters)?;
     let result = (|| -> Outcome<(f64, f64)> {
         // A handle: processes each taking a reference on the context manager (handle 0); the
         // processes themselves counted out.
-        let procs = per_object(|| {
+        let procs = per_object(OBJECTS, || {
             let opened: Vec<Binder> = (0..OBJECTS)
                 .map(|_| Binder::open(device))
                 .collect::<Result<_, _>>()
@@ -286,7 +309,7 @@ pub fn objects(
             std::mem::forget(opened);
             Ok(())
         })?;
-        let procs_with_handle = per_object(|| {
+        let procs_with_handle = per_object(OBJECTS, || {
             for _ in 0..OBJECTS {
                 let binder = Binder::open(device).step("open")?;
                 binder
@@ -301,7 +324,7 @@ pub fn objects(
         // (so the server's handles stay); counted out: the handles, and as many calls
         // without objects (the buffers kept).
         let calls = OBJECTS / 16;
-        let held_plain = per_object(|| {
+        let held_plain = per_object(OBJECTS, || {
             let mut caller = Caller::open(device)?;
             for _ in 0..calls {
                 caller.call(CODE_HOLD, &[0; 16 * 24], &[])?;
@@ -309,7 +332,7 @@ pub fn objects(
             std::mem::forget(caller);
             Ok(())
         })?;
-        let held_objects = per_object(|| {
+        let held_objects = per_object(OBJECTS, || {
             let mut caller = Caller::open(device)?;
             for call in 0..calls as u64 {
                 let Payload { data, offsets, .. } = (0..16u64).fold(Payload::new(), |p, i| {
@@ -343,7 +366,7 @@ pub fn objects(
     });
     let mut idle = idle?;
     idle.wait_ready()?;
-    let in_flight = per_object(|| {
+    let in_flight = per_object(OBJECTS, || {
         pin_to(Some(0))?;
         let mut caller = Caller::open(device)?;
         for _ in 0..OBJECTS {
