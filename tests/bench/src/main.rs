@@ -190,7 +190,7 @@ const PROFILED: [(&str, usize); 5] = [
     ("call", 0),
     ("oneway", 0),
     ("objects", 384),
-    ("fd", 8),
+    ("fd", binder_client::object::FD_OBJECT_SIZE),
     ("teardown", teardown::FILL_BYTES),
 ];
 
