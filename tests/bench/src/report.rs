@@ -795,6 +795,20 @@ mod tests {
     }
 
     #[test]
+    fn memory_tables_show_each_phase_and_object_for_both_drivers() {
+        let mut md = String::new();
+        memory_tables(
+            "mem,c,before,0\nmem,c,pressure,0\nmem,rust,before,0\nmem,rust,pressure,769\n\
+             slab,c,node,100\nslab,rust,node,150\nslab,rust,error,boom\n",
+            &mut md,
+        );
+        assert!(md.contains("| | before | pressure |"), "{md}");
+        assert!(md.contains("| rust_binder | 0 | 769 |"), "{md}");
+        assert!(md.contains("| node | 100 | 150 | 1.50 |"), "{md}");
+        assert!(md.contains("rust_binder: n/a (boom)"), "{md}");
+    }
+
+    #[test]
     fn medians_of_even_counts_average_the_middle() {
         assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), Some(2.5));
         assert_eq!(median(vec![]), None);
