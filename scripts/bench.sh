@@ -91,6 +91,7 @@ build() {
 both_drivers_script() { # both_drivers_script FILE COMMAND...
     local file=$1
     shift
+    # shellcheck disable=SC2016 # the lines are for the guest's shell to expand
     {
         echo '#!/bin/sh'
         echo 'for d in binder hwbinder vndbinder; do rm -f /dev/$d; done'

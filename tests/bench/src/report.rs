@@ -663,11 +663,12 @@ fn memory_tables(text: &str, md: &mut String) {
     if !objects.is_empty() || errors.keys().any(|(k, _)| k == "slab") {
         let _ = writeln!(
             md,
-            "\n**8. Kernel memory per object: bytes of active slab objects (`/proc/slabinfo`) added \
-             per object, over 256 of each (a thread, handle and node with what comes anyway \
-             counted out: the task, the process, the buffer; a transaction is a one-way call \
-             queued on a node nobody reads, its buffer bookkeeping included). Approximate: the \
-             per-CPU caches blur a few hundred bytes**\n"
+            "\n**8. Kernel memory per object: bytes of active slab objects (`/proc/slabinfo`, every \
+             cache shrunk first) added per object, median of 3 trials over 1024 of each (256 \
+             threads), with what comes anyway counted out (the task of a thread, the process of \
+             a handle, the kept buffer of a node sent with its handle); a transaction is a \
+             one-way call queued on a node nobody reads, its buffer bookkeeping included. \
+             Approximate: other activity in the guest blurs them by some tens of bytes**\n"
         );
         let _ = writeln!(
             md,
