@@ -149,6 +149,7 @@ done
 # runs it longer): kills, thread exits, every reply checked, the watchdog, and on rust_binder
 # the unload's census.
 for driver in c rust; do
+    rm -f "$runs/stress-$driver/results"
     STRESS_SECONDS=${RB_CHECK_STRESS_SECONDS:-60} DRIVER=$driver \
         bash "$here/stress.sh" --no-build --out-prefix "$runs/stress" | grep -v '^[0-9]* passed, [0-9]* failed$' || true
     if [ ! -f "$runs/stress-$driver/results" ]; then
