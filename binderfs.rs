@@ -237,7 +237,16 @@ impl Drop for Registration {
         unsafe { bindings::unregister_filesystem(fs_type()) };
         // SAFETY: By the type invariant the region is ours, and no device of it is left.
         unsafe { bindings::unregister_chrdev_region(self.region, MINORS) };
-        STATE.lock().default_devices = KVec::new();
+        // The module's statics go with it: what they own is freed now.
+        let (minors, names) = {
+            let mut state = STATE.lock();
+            (
+                core::mem::replace(&mut state.minors, MinorPool::new()),
+                core::mem::take(&mut state.default_devices),
+            )
+        };
+        drop(minors);
+        drop(names);
     }
 }
 
@@ -964,6 +973,8 @@ impl ProcLogFile {
         };
         match made {
             Ok(dentry) => NonNull::new(dentry).map(|dentry| Self { dentry }),
+            // Two threads of the pid opened devices at once, and the other made the file.
+            Err(err) if err == EEXIST => None,
             Err(err) => {
                 pr_warn!(
                     "cannot make binder_logs/proc/{} in binderfs ({:?})\n",

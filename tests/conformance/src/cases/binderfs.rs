@@ -43,6 +43,7 @@ pub const CASES: &[Case] = &[
     ),
     Case::new("binderfs_features", binderfs_features),
     Case::new("binderfs_logs_proc_entry", binderfs_logs_proc_entry),
+    Case::new("binderfs_userns_mount", binderfs_userns_mount),
     Case::only(
         Driver::Rust,
         "binderfs_rmmod_refused_while_mounted",
@@ -596,4 +597,47 @@ fn binderfs_rmmod_refused_while_mounted(env: &Env) -> Outcome {
         .version()
         .step("BINDER_VERSION")
         .map(drop)
+}
+
+/// The root of a new user namespace (with a mount namespace of its own) may mount binderfs and
+/// make devices it owns, but not ask for `stats=global`, which needs `CAP_SYS_ADMIN` in the
+/// initial user namespace (EPERM).
+fn binderfs_userns_mount(_: &Env) -> Outcome {
+    Child::spawn(|| {
+        // SAFETY: Plain syscall; the child is single-threaded.
+        if unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) } != 0 {
+            return Err(format!(
+                "unshare(CLONE_NEWUSER | CLONE_NEWNS): {} (the kernel needs CONFIG_USER_NS)",
+                std::io::Error::last_os_error()
+            ));
+        }
+        fs::write("/proc/self/setgroups", "deny").step("setgroups")?;
+        fs::write("/proc/self/uid_map", "0 0 1").step("uid_map")?;
+        fs::write("/proc/self/gid_map", "0 0 1").step("gid_map")?;
+        expect_errno(
+            Mount::new("stats=global"),
+            libc::EPERM,
+            "mount with stats=global in a user namespace",
+        )?;
+        let mount = mount("max=4")?;
+        let (_, minor) = mount
+            .control()
+            .step("open binder-control")?
+            .add("userns")
+            .step("BINDER_CTL_ADD in a user namespace")?;
+        let meta = fs::metadata(mount.join("userns")).step("stat the device")?;
+        ensure!(
+            libc::minor(meta.rdev()) == minor && meta.uid() == 0,
+            "the device is minor {} of uid {}",
+            libc::minor(meta.rdev()),
+            meta.uid()
+        );
+        let device = Binder::open(mount.join("userns")).step("open the device")?;
+        device.version().step("BINDER_VERSION")?;
+        device
+            .set_context_mgr()
+            .step("become its context manager")?;
+        Ok(())
+    })?
+    .join()
 }
