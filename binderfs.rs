@@ -711,7 +711,7 @@ unsafe extern "C" fn rb_binderfs_set_max(sb: *mut bindings::super_block, max: u3
 #[no_mangle]
 unsafe extern "C" fn rb_binderfs_free_info(sb: *mut bindings::super_block) {
     // SAFETY: The superblock is shut down; nothing else uses its state.
-    let info = unsafe { core::mem::replace(&mut (*sb).s_fs_info, null_mut()) };
+    let info = unsafe { core::mem::take(&mut (*sb).s_fs_info) };
     if !info.is_null() {
         // SAFETY: `rb_binderfs_fill_super` stored it with `KBox::into_raw`.
         drop(unsafe { KBox::from_raw(info.cast::<MountInfo>()) });
@@ -862,10 +862,7 @@ unsafe extern "C" fn control_ioctl(file: *mut bindings::file, cmd: c_uint, arg: 
     }
     // SAFETY: The file is open, so its inode and superblock are live.
     let sb = unsafe { (*(*file).f_inode).i_sb };
-    let user = UserSlice::new(
-        UserPtr::from_addr(arg as usize),
-        size_of::<BinderfsDevice>(),
-    );
+    let user = UserSlice::new(UserPtr::from_addr(arg), size_of::<BinderfsDevice>());
     let (mut reader, mut writer) = user.reader_writer();
     let result = reader.read::<BinderfsDevice>().and_then(|mut request| {
         // The name ends at its first NUL; an unterminated one is cut at `MAX_NAME` bytes.
