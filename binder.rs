@@ -11,6 +11,8 @@
 //!
 //! - [`devices_param`]: the `devices` module parameter, and its checks.
 //! - [`device`]: misc device registration and the `file_operations` entry points.
+//! - [`binderfs`]: the `binder` filesystem, whose mounts make devices on demand.
+//! - [`logs`]: the log files of `binder_logs/` and debugfs.
 //! - [`context`]: one binder device's shared state, above all its context manager.
 //! - [`process`]: what one `open()` of a device creates (`binder_proc` in the C driver).
 //! - [`thread`]: a thread of a process that has called into the driver.
@@ -34,6 +36,7 @@
 //! - [`census`]: counts of live objects, checked for leaks at unload.
 
 mod allocation;
+mod binderfs;
 mod census;
 mod commands;
 mod context;
@@ -44,6 +47,7 @@ mod devices_param;
 mod fds;
 mod freeze;
 mod ioctl;
+mod logs;
 mod node;
 mod objects;
 mod priority;
@@ -116,12 +120,15 @@ static MODINFO_VERSION: [u8; VERSION_KEY.len() + VERSION_LEN + 1] = {
 /// and are waited for before the census is checked.
 struct RustBinderModule {
     devices: Option<device::Devices>,
+    /// The `binder` filesystem, unless another driver registered one first.
+    binderfs: Option<binderfs::Registration>,
     releases: Option<release::ReleaseQueue>,
 }
 
 impl Drop for RustBinderModule {
     fn drop(&mut self) {
         drop(self.devices.take());
+        drop(self.binderfs.take());
         drop(self.releases.take());
         registry::shutdown();
         census::report_leaks();
@@ -131,10 +138,26 @@ impl Drop for RustBinderModule {
 impl kernel::Module for RustBinderModule {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         registry::init();
+        binderfs::init();
         let releases = release::ReleaseQueue::new()?;
-        let devices = device::Devices::register(devices_param::device_names()?)?;
+        let names = devices_param::device_names()?;
+        // Without binderfs the misc devices still work: the C driver, loaded alongside, may
+        // own the filesystem name.
+        let binderfs = match binderfs::Registration::register(&names) {
+            Ok(registration) => Some(registration),
+            Err(err) => {
+                pr_warn!(
+                    "binderfs not available ({:?}): the \"binder\" filesystem is registered \
+                     already (by binder_linux?); only the misc devices work\n",
+                    err
+                );
+                None
+            }
+        };
+        let devices = device::Devices::register(names)?;
         Ok(Self {
             devices: Some(devices),
+            binderfs,
             releases: Some(releases),
         })
     }

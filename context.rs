@@ -20,6 +20,10 @@ use kernel::{
 };
 
 use crate::{
+    census::{
+        Counted,
+        Kind, //
+    },
     defs::FlatBinderObject,
     node::NodeArc,
     process::Process, //
@@ -28,6 +32,7 @@ use crate::{
 /// One binder device's shared state.
 #[pin_data]
 pub(crate) struct Context {
+    _census: Counted,
     /// The device name, as given in the `devices` parameter.
     pub(crate) name: CString,
     /// The context manager slot.
@@ -49,6 +54,7 @@ impl Context {
     pub(crate) fn new(name: CString) -> Result<Arc<Self>> {
         Arc::pin_init(
             try_pin_init!(Self {
+                _census: Counted::new(Kind::Context),
                 name,
                 manager <- new_mutex!(Manager { node: None, uid: None }, "Context::manager"),
             }),

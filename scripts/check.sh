@@ -117,10 +117,19 @@ fi
 release=$top/tests/target/$MUSL_TARGET/release
 interop_bins=()
 for f in "$RSBINDER_TOOLS/bin/rsb_hub" "$RSBINDER_TOOLS/bin/rsb_service" \
-    "$release/rsb-calc-service" "$release/rsb-calc-client" "$release/rb-servicemanager" \
-    "$release/rb-calculator" "$release/rb-calc-client" "$here/vm/demo.sh"; do
+    "$RSBINDER_TOOLS/bin/rsb_device" "$release/rsb-calc-service" "$release/rsb-calc-client" \
+    "$release/rb-servicemanager" "$release/rb-calculator" "$release/rb-calc-client" \
+    "$here/vm/demo.sh" "$here/vm/binderfs-selftest.sh"; do
     interop_bins+=(--bin "$f")
 done
+# The kernel's binderfs selftest runs in the interop boots (scripts/vm/binderfs-selftest.sh);
+# built from the kernel source, not kept in the repository. Without it, its cases fail there.
+step "the kernel's binderfs selftest (static, from the kernel source)"
+if bash "$here/build-binderfs-selftest.sh" "$top/tests/target/binderfs_test"; then
+    interop_bins+=(--bin "$top/tests/target/binderfs_test")
+else
+    echo "check: the binderfs selftest did not build" >&2
+fi
 # Every check interop.sh has: one the guest never got to (a run that ended early) fails by name.
 interop_checks=
 if [ "$interop" = 1 ]; then

@@ -8,6 +8,7 @@
 //! binder userspace (AIDL calls, the service manager), and [`ipc`] makes calls, serves them
 //! on a thread pool and waits for deaths.
 
+pub mod binderfs;
 mod device;
 pub mod ipc;
 mod mapping;

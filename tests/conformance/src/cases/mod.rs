@@ -1,6 +1,7 @@
 //! The conformance cases, grouped by what they exercise.
 
 mod basics;
+mod binderfs;
 mod concurrency;
 mod context_mgr;
 mod death;
@@ -55,6 +56,7 @@ pub fn all() -> impl Iterator<Item = &'static Case> {
         concurrency::CASES,
         introspection::CASES,
         teardown::CASES,
+        binderfs::CASES,
         module::CASES,
     ]
     .into_iter()
