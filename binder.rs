@@ -32,18 +32,23 @@
 //! - [`defs`]: the userspace ABI, from `include/uapi/linux/android/binder.h`.
 //! - [`release`]: the deferred teardown of closed processes.
 //! - [`census`]: counts of live objects, checked for leaks at unload.
+//! - [`debug`]: the `debug_mask` and `stop_on_user_error` parameters, and the log messages.
+//! - [`trace`]: trace events in system `binder` (defined in `binder_tracepoints.h`).
+//! - [`netlink`]: the generic netlink family `binder` and its transaction reports.
 
 mod allocation;
 mod census;
 mod commands;
 mod context;
 mod death;
+mod debug;
 mod defs;
 mod device;
 mod devices_param;
 mod fds;
 mod freeze;
 mod ioctl;
+mod netlink;
 mod node;
 mod objects;
 mod priority;
@@ -53,6 +58,7 @@ mod registry;
 mod release;
 mod scatter_gather;
 mod thread;
+mod trace;
 mod transaction;
 mod work;
 mod write_read;
@@ -117,12 +123,14 @@ static MODINFO_VERSION: [u8; VERSION_KEY.len() + VERSION_LEN + 1] = {
 struct RustBinderModule {
     devices: Option<device::Devices>,
     releases: Option<release::ReleaseQueue>,
+    reports: Option<netlink::Reports>,
 }
 
 impl Drop for RustBinderModule {
     fn drop(&mut self) {
         drop(self.devices.take());
         drop(self.releases.take());
+        drop(self.reports.take());
         registry::shutdown();
         census::report_leaks();
     }
@@ -132,10 +140,12 @@ impl kernel::Module for RustBinderModule {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         registry::init();
         let releases = release::ReleaseQueue::new()?;
+        let reports = netlink::Reports::register();
         let devices = device::Devices::register(devices_param::device_names()?)?;
         Ok(Self {
             devices: Some(devices),
             releases: Some(releases),
+            reports: Some(reports),
         })
     }
 }
