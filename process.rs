@@ -1114,7 +1114,13 @@ impl Process {
     /// userspace.
     pub(crate) fn free_buffer(&self, addr: u64) -> bool {
         let Some(freed) = self.buffer.free_by_user(addr) else {
-            crate::debug::binder_user_error!("BC_FREE_BUFFER of unknown buffer {:#x}\n", addr);
+            let tid = kernel::current!().pid();
+            crate::debug::binder_user_error!(
+                "{}:{} BC_FREE_BUFFER no match for buffer at {:#x}\n",
+                self.pid(),
+                tid,
+                addr
+            );
             return false;
         };
         crate::fds::close_array_fds(&freed.array_fds);

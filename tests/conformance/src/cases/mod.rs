@@ -4,6 +4,7 @@ mod basics;
 mod concurrency;
 mod context_mgr;
 mod death;
+mod diagnostics;
 mod fd_arrays;
 mod fds;
 mod files;
@@ -54,6 +55,7 @@ pub fn all() -> impl Iterator<Item = &'static Case> {
         priority::CASES,
         concurrency::CASES,
         introspection::CASES,
+        diagnostics::CASES,
         teardown::CASES,
         module::CASES,
     ]
