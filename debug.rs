@@ -28,6 +28,11 @@ use kernel::{
     },
 };
 
+use crate::{
+    process::Process,
+    thread::Thread, //
+};
+
 /// The bits of `debug_mask`, with the C driver's values.
 pub(crate) mod mask {
     /// Misuse of the driver by userspace: bad commands, handles, buffers, looper use.
@@ -190,6 +195,9 @@ pub(crate) fn wait_while_stopped() -> Result {
 
 /// Logs a message of the kinds `$bits` (see [`mask`]), if `debug_mask` has one of them.
 macro_rules! binder_debug {
+    ($bit:ident, $($arg:tt)+) => {
+        $crate::debug::binder_debug!($crate::debug::mask::$bit, $($arg)+)
+    };
     ($bits:expr, $($arg:tt)+) => {
         if $crate::debug::enabled($bits) && $crate::debug::ratelimit() {
             ::kernel::pr_info!($($arg)+);
@@ -211,15 +219,21 @@ pub(crate) use binder_user_error;
 /// What an ioctl does last, as in C: wait while stopped, and log a failure other than
 /// `EINTR` (C logs each one; here they count as user errors, so a default load logs them
 /// rate limited, and a mask without [`mask::USER_ERROR`] keeps them out of the log).
-pub(crate) fn ioctl_end(pid: i32, tid: i32, cmd: u32, arg: usize, result: &Result<isize>) {
+pub(crate) fn ioctl_end(
+    process: &Process,
+    thread: &Thread,
+    cmd: u32,
+    arg: usize,
+    result: &Result<isize>,
+) {
     let _ = wait_while_stopped();
     if let Err(err) = result {
         if *err != EINTR && *err != ERESTARTSYS {
             binder_debug!(
                 mask::USER_ERROR,
                 "{}:{} ioctl {:x} {:x} returned {}\n",
-                pid,
-                tid,
+                process.pid(),
+                thread.id,
                 cmd,
                 arg,
                 err.to_errno()
@@ -228,11 +242,29 @@ pub(crate) fn ioctl_end(pid: i32, tid: i32, cmd: u32, arg: usize, result: &Resul
     }
 }
 
+/// Logs a death notification's return (`BR_DEAD_BINDER`, `BR_CLEAR_DEATH_NOTIFICATION_DONE`),
+/// as C does under [`mask::DEATH_NOTIFICATION`].
+pub(crate) fn death_return(code: u32, cookie: u64) {
+    if enabled(mask::DEATH_NOTIFICATION) && ratelimit() {
+        let current = kernel::current!();
+        let name = if code == crate::defs::BR_DEAD_BINDER {
+            "BR_DEAD_BINDER"
+        } else {
+            "BR_CLEAR_DEATH_NOTIFICATION_DONE"
+        };
+        pr_info!(
+            "{}:{} {} {:016x}\n",
+            current.tgid(),
+            current.pid(),
+            name,
+            cookie
+        );
+    }
+}
+
 // Keep the C names of the bits that nothing logs under yet; they are part of the interface.
-const _: [u32; 12] = [
-    mask::OPEN_CLOSE,
+const _: [u32; 9] = [
     mask::DEAD_BINDER,
-    mask::DEATH_NOTIFICATION,
     mask::READ_WRITE,
     mask::USER_REFS,
     mask::THREADS,
@@ -240,6 +272,5 @@ const _: [u32; 12] = [
     mask::TRANSACTION_COMPLETE,
     mask::FREE_BUFFER,
     mask::INTERNAL_REFS,
-    mask::PRIORITY_CAP,
     mask::SPINLOCKS,
 ];

@@ -94,7 +94,11 @@ impl Reserved {
             let number = reservation.reserved_fd();
             view.write(transfer.offset, &number.to_ne_bytes())
                 .map_err(|_| EINVAL)?;
-            crate::trace::binder_transaction_fd_recv(debug_id as _, number as _, transfer.offset);
+            crate::trace::binder_transaction_fd_recv(
+                debug_id as i32,
+                number as i32,
+                transfer.offset,
+            );
             if transfer.in_array {
                 array_fds.push(number, GFP_KERNEL)?;
             }

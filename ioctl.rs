@@ -40,7 +40,7 @@ pub(crate) fn dispatch(
     cmd: u32,
     arg: usize,
 ) -> Result<isize> {
-    crate::trace::binder_ioctl(cmd, arg as _);
+    crate::trace::binder_ioctl(cmd, arg as kernel::ffi::c_ulong);
     let result = dispatch_traced(process, file, cmd, arg);
     crate::trace::ioctl_done(&result);
     result
@@ -59,7 +59,7 @@ fn dispatch_traced(
     let thread = process.current_thread()?;
     let result = handle(process, &thread, file, cmd, arg);
     thread.ioctl_done(&process);
-    crate::debug::ioctl_end(process.pid(), thread.id, cmd, arg, &result);
+    crate::debug::ioctl_end(&process, &thread, cmd, arg, &result);
     result
 }
 

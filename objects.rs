@@ -173,7 +173,7 @@ impl Translation<'_> {
         let transfer = FileTransfer::take(fd, offset, in_array, self.from.cred(), self.to.cred())?;
         // Cannot fail: room was reserved above.
         let _ = self.files.push_within_capacity(transfer);
-        trace::binder_transaction_fd_send(self.debug_id as _, fd as _, offset);
+        trace::binder_transaction_fd_send(self.debug_id as i32, fd as i32, offset);
         Ok(())
     }
 
@@ -210,7 +210,7 @@ impl Translation<'_> {
         self.may_transfer_binder()?;
         let ptr = node.ptr();
         let handle = self.give_handle(object, node, strong, true)?;
-        trace::binder_transaction_node_to_ref(self.debug_id as _, 0, ptr, 0, handle);
+        trace::binder_transaction_node_to_ref(self.debug_id as i32, 0, ptr, 0, handle);
         Ok(())
     }
 
@@ -224,7 +224,7 @@ impl Translation<'_> {
         self.may_transfer_binder()?;
         if !node.is_owned_by(self.to) {
             let new = self.give_handle(object, node, strong, false)?;
-            trace::binder_transaction_ref_to_ref(self.debug_id as _, 0, 0, handle, 0, new);
+            trace::binder_transaction_ref_to_ref(self.debug_id as i32, 0, 0, handle, 0, new);
             return Ok(());
         }
         self.held.reserve(1, GFP_KERNEL)?;
@@ -235,7 +235,7 @@ impl Translation<'_> {
             TYPE_WEAK_BINDER
         };
         object.set_binder(kind, node.ptr(), node.cookie());
-        trace::binder_transaction_ref_to_node(self.debug_id as _, 0, handle, 0, node.ptr());
+        trace::binder_transaction_ref_to_node(self.debug_id as i32, 0, handle, 0, node.ptr());
         self.keep(Held::Local { node, strong });
         Ok(())
     }

@@ -472,6 +472,12 @@ impl Process {
             GFP_KERNEL,
         )?;
         crate::registry::add(&process)?;
+        crate::debug::binder_debug!(
+            OPEN_CLOSE,
+            "binder_open: {}:{}\n",
+            process.pid(),
+            current.pid()
+        );
         Ok(process)
     }
 
@@ -482,6 +488,7 @@ impl Process {
     /// their nodes), and everything queued for it is cancelled: callers waiting on it read
     /// `BR_DEAD_REPLY`.
     pub(crate) fn release(self: Arc<Self>) {
+        crate::debug::binder_debug!(OPEN_CLOSE, "binder_release: {}\n", self.pid());
         let registered = crate::registry::remove(&self);
         let watchers = self.close_freeze_watchers();
         let manager = self.context.take_manager_of(&self);

@@ -410,7 +410,7 @@ impl Thread {
                 failure.code,
                 failure.errno.to_errno()
             );
-            let to = (call.from_process.pid(), call.from_tid());
+            let to = (call.from_process.pid(), call.sender_tid());
             netlink::report(process, self, tr, true, failure.code, to);
             call.fail_caller(failure.code, Some((id, failure.errno)));
             self.reply_failed(process);
@@ -558,7 +558,7 @@ impl Transaction {
             KVec::with_capacity(expected, GFP_KERNEL).map_err(|_| Failure::failed(ENOMEM))?;
         let clear_on_free = tr.flags & TF_CLEAR_BUF != 0;
         trace::binder_transaction(
-            id as _,
+            id as i32,
             0,
             to.pid(),
             to_tid,
@@ -572,7 +572,8 @@ impl Transaction {
                 e if e == ESRCH => Failure::dead(ESRCH),
                 e => Failure::failed(e),
             })?;
-        trace::binder_transaction_alloc_buf(id as _, data_size, offsets_size, size - data_size);
+        let extra_room = buffers_size.saturating_add(secctx_room as usize);
+        trace::binder_transaction_alloc_buf(id as i32, data_size, offsets_size, extra_room);
         // Read once here, under the buffer's lock: the reader needs it again at delivery.
         let address = range.user_address();
         let buffers = ScatterGather::new(address, data_size, offsets_size, buffers_size)
@@ -673,12 +674,12 @@ impl Transaction {
     }
 
     /// The calling thread's id, 0 for a one-way transaction or a reply (C's `t->from`).
-    fn from_tid(&self) -> Pid {
+    fn sender_tid(&self) -> Pid {
         self.from.as_ref().map_or(0, |from| from.id)
     }
 
     /// The sending process's pid for a call, 0 for a one-way transaction or a reply.
-    fn from_pid(&self) -> Pid {
+    fn sender_pid(&self) -> Pid {
         self.from.as_ref().map_or(0, |_| self.from_process.pid())
     }
 
@@ -770,9 +771,9 @@ impl PinnedDrop for Transaction {
         self.release_buffer();
         let to = (self.to.pid(), self.to_tid.load(Relaxed));
         trace::binder_txn_latency_free(
-            self.debug_id as _,
-            self.from_pid(),
-            self.from_tid(),
+            self.debug_id as i32,
+            self.sender_pid(),
+            self.sender_tid(),
             to.0,
             to.1,
             self.code,
@@ -870,7 +871,7 @@ impl Deliver for Delivery {
             t.fail_caller(BR_FAILED_REPLY, None);
             return Err(err);
         }
-        trace::binder_transaction_received(t.debug_id as _);
+        trace::binder_transaction_received(t.debug_id as i32);
         let array_fds = fds.map(Reserved::install).unwrap_or_default();
         range.deliver(array_fds);
         if t.from.is_some() {
@@ -889,6 +890,11 @@ impl Deliver for Delivery {
     }
 
     fn cancel(&self) {
+        binder_debug!(
+            mask::DEAD_TRANSACTION,
+            "undelivered transaction {}\n",
+            self.0.debug_id
+        );
         self.0.release_buffer();
         self.0.fail_caller(BR_DEAD_REPLY, None);
     }
