@@ -196,8 +196,7 @@ impl ReportListener {
         loop {
             let message = self.receive()?;
             for (kind, payload) in messages(&message) {
-                if kind != self.family || payload.len() < GENL_HDRLEN || payload[0] != CMD_REPORT
-                {
+                if kind != self.family || payload.len() < GENL_HDRLEN || payload[0] != CMD_REPORT {
                     continue;
                 }
                 return Ok(parse_report(&payload[GENL_HDRLEN..]));
@@ -228,8 +227,7 @@ impl ReportListener {
             }
             buffer.truncate(len as usize);
             for (kind, payload) in messages(&buffer) {
-                if kind == self.family && payload.len() >= GENL_HDRLEN && payload[0] == CMD_REPORT
-                {
+                if kind == self.family && payload.len() >= GENL_HDRLEN && payload[0] == CMD_REPORT {
                     reports.push(parse_report(&payload[GENL_HDRLEN..]));
                 }
             }

@@ -19,7 +19,8 @@ use binder_client::{
 
 use crate::{
     ensure,
-    harness::{Case, Env, Outcome, Step, BINDER},
+    harness::{Case, Driver, Env, Outcome, Step, BINDER},
+    kmod,
 };
 
 use super::{
@@ -33,6 +34,11 @@ pub const CASES: &[Case] = &[
     Case::new("trace_events_of_one_call", trace_one_call),
     Case::new("netlink_reports_failed_transactions", netlink_reports),
     Case::new("debug_mask_gates_user_error_messages", debug_mask_messages),
+    Case::only(
+        Driver::Rust,
+        "module_unload_with_tracing_and_report_listener",
+        unload_while_observed,
+    ),
 ];
 
 /// Where tracefs is mounted (mounted there by the case if it is not yet).
@@ -376,9 +382,12 @@ fn check_call_events(events: &[Event], server: i32, fd: i32, fd_recv: i32) -> Ou
         find(events, 0, "the server waiting for process work", |e| {
             e.is("binder_wait_for_work", server) && e.number("proc_work") == Some(1)
         })?;
-        let (at, _) = find(events, at, "the server's binder_transaction_received", |e| {
-            e.is("binder_transaction_received", server) && same(e)
-        })?;
+        let (at, _) = find(
+            events,
+            at,
+            "the server's binder_transaction_received",
+            |e| e.is("binder_transaction_received", server) && same(e),
+        )?;
         let (_, recv) = find(events, 0, "binder_transaction_fd_recv", |e| {
             e.is("binder_transaction_fd_recv", server) && same(e)
         })?;
@@ -567,7 +576,11 @@ impl NonBlocking for OpenOptions {
 /// naming the process and thread; with 0, nothing is. `stop_on_user_error` is there too.
 fn debug_mask_messages(_: &Env) -> Outcome {
     let path = debug_mask_path()?;
-    let mode = fs::metadata(path).step("stat debug_mask")?.permissions().mode() & 0o777;
+    let mode = fs::metadata(path)
+        .step("stat debug_mask")?
+        .permissions()
+        .mode()
+        & 0o777;
     ensure!(mode == 0o644, "debug_mask has mode {mode:o}, expected 644");
     let stop = path.with_file_name("stop_on_user_error");
     let stop_mode = fs::metadata(&stop)
@@ -580,9 +593,15 @@ fn debug_mask_messages(_: &Env) -> Outcome {
         "stop_on_user_error has mode {stop_mode:o}"
     );
     let stop_value = fs::read_to_string(&stop).step("read stop_on_user_error")?;
-    ensure!(stop_value.trim() == "0", "stop_on_user_error is {stop_value:?}");
+    ensure!(
+        stop_value.trim() == "0",
+        "stop_on_user_error is {stop_value:?}"
+    );
     let original = fs::read_to_string(path).step("read debug_mask")?;
-    ensure!(original.trim() == "7", "debug_mask is {original:?}, expected 7");
+    ensure!(
+        original.trim() == "7",
+        "debug_mask is {original:?}, expected 7"
+    );
     let outcome = logged_user_errors(path);
     fs::write(path, original.trim()).step("restore debug_mask")?;
     outcome
@@ -606,7 +625,10 @@ fn logged_user_errors(path: &Path) -> Outcome {
     let mut seen = false;
     for _ in 0..8 {
         bad_free()?;
-        if new_log_lines(&mut kmsg)?.iter().any(|l| l.contains(&marker)) {
+        if new_log_lines(&mut kmsg)?
+            .iter()
+            .any(|l| l.contains(&marker))
+        {
             seen = true;
             break;
         }
@@ -621,5 +643,37 @@ fn logged_user_errors(path: &Path) -> Outcome {
         !lines.iter().any(|l| l.contains(&marker)),
         "logged with debug_mask 0: {lines:?}"
     );
+    Ok(())
+}
+
+/// rust_binder unloads cleanly while its trace events are enabled and a netlink listener is
+/// in the report group, and registers its family again when loaded back.
+fn unload_while_observed(env: &Env) -> Outcome {
+    let path = env.module.as_deref().ok_or("no --module given")?;
+    binder_events()?;
+    tracefs_write("events/binder/enable", "1")?;
+    let listener = ReportListener::join().step("join the binder report group")?;
+    let binder = Binder::open(BINDER).step("open")?;
+    binder
+        .send(&Commands::new().transaction(false, 77, 1, 0, &[]))
+        .step("a call to a handle that does not exist")?;
+    listener.next().step("its report")?;
+    drop(binder);
+    let unloaded = kmod::unload("rust_binder").step("unload while observed");
+    let reloaded = kmod::load(path, "").step("load again");
+    tracefs_write("events/binder/enable", "0")?;
+    unloaded?;
+    reloaded?;
+    ensure!(
+        listener.drain().step("the old listener")?.is_empty(),
+        "the old listener got reports"
+    );
+    let listener = ReportListener::join().step("join again after the reload")?;
+    let binder = Binder::open(BINDER).step("open after the reload")?;
+    binder
+        .send(&Commands::new().transaction(false, 77, 2, 0, &[]))
+        .step("a call to a handle that does not exist, again")?;
+    let report = listener.next().step("the report after the reload")?;
+    ensure!(report.code == 2, "report {report:?}");
     Ok(())
 }
