@@ -78,8 +78,9 @@ TRACE_EVENT(binder_wait_for_work,
 );
 
 /*
- * A transaction object is freed: who sent it (0:0 for one-way transactions and replies) and
- * who received it (the thread 0 when no thread was chosen).
+ * A transaction object is freed: who sent it and who received it (the thread 0 when no
+ * thread was chosen). The text shows the code after "flags=" and the flags after "code=":
+ * the C driver's text does, and text parsers of its traces expect it; the fields are right.
  */
 TRACE_EVENT(binder_txn_latency_free,
 	TP_PROTO(int debug_id, int from_proc, int from_thread, int to_proc, int to_thread,
@@ -105,7 +106,7 @@ TRACE_EVENT(binder_txn_latency_free,
 	),
 	TP_printk("transaction=%d from %d:%d to %d:%d flags=0x%x code=0x%x",
 		  __entry->debug_id, __entry->from_proc, __entry->from_thread,
-		  __entry->to_proc, __entry->to_thread, __entry->flags, __entry->code)
+		  __entry->to_proc, __entry->to_thread, __entry->code, __entry->flags)
 );
 
 /* A transaction or reply is being sent, before its buffer is allocated. */
@@ -254,7 +255,7 @@ DEFINE_EVENT_PRINT(rust_binder_fd, binder_transaction_fd_recv,
 	TP_printk("transaction=%d dest_fd=%d offset=%zu", __entry->debug_id, __entry->fd,
 		  __entry->offset));
 
-/* A transaction's buffer: allocated, or released (normally, or after a failed send). */
+/* A transaction's buffer was allocated. */
 DECLARE_EVENT_CLASS(rust_binder_buffer,
 	TP_PROTO(int debug_id, size_t data_size, size_t offsets_size, size_t extra_buffers_size),
 	TP_ARGS(debug_id, data_size, offsets_size, extra_buffers_size),
@@ -276,14 +277,6 @@ DECLARE_EVENT_CLASS(rust_binder_buffer,
 );
 
 DEFINE_EVENT(rust_binder_buffer, binder_transaction_alloc_buf,
-	TP_PROTO(int debug_id, size_t data_size, size_t offsets_size, size_t extra_buffers_size),
-	TP_ARGS(debug_id, data_size, offsets_size, extra_buffers_size));
-
-DEFINE_EVENT(rust_binder_buffer, binder_transaction_buffer_release,
-	TP_PROTO(int debug_id, size_t data_size, size_t offsets_size, size_t extra_buffers_size),
-	TP_ARGS(debug_id, data_size, offsets_size, extra_buffers_size));
-
-DEFINE_EVENT(rust_binder_buffer, binder_transaction_failed_buffer_release,
 	TP_PROTO(int debug_id, size_t data_size, size_t offsets_size, size_t extra_buffers_size),
 	TP_ARGS(debug_id, data_size, offsets_size, extra_buffers_size));
 

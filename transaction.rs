@@ -678,11 +678,6 @@ impl Transaction {
         self.from.as_ref().map_or(0, |from| from.id)
     }
 
-    /// The sending process's pid for a call, 0 for a one-way transaction or a reply.
-    fn sender_pid(&self) -> Pid {
-        self.from.as_ref().map_or(0, |_| self.from_process.pid())
-    }
-
     /// Whether `thread` sent this transaction.
     pub(crate) fn is_sent_by(&self, thread: &Thread) -> bool {
         self.from
@@ -769,11 +764,13 @@ impl PinnedDrop for Transaction {
         // Every path that ends a transaction has done this already.
         self.finished();
         self.release_buffer();
+        // The C driver forgets a call's sender when the call leaves the sender's stack, which
+        // it has by now (the stack holds a reference): the sender is 0:0 here too.
         let to = (self.to.pid(), self.to_tid.load(Relaxed));
         trace::binder_txn_latency_free(
             self.debug_id as i32,
-            self.sender_pid(),
-            self.sender_tid(),
+            0,
+            0,
             to.0,
             to.1,
             self.code,

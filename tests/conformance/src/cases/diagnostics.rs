@@ -425,16 +425,26 @@ fn check_call_events(events: &[Event], server: i32, fd: i32, fd_recv: i32) -> Ou
                 e.is("binder_return", client_tid) && e.number("cmd") == Some(ret.into())
             })?;
         }
-        // The call's object is freed, naming both ends.
+        // The call's object is freed, naming the receiving thread. (The C driver has forgotten
+        // the sender by then, and its text shows the code as "flags=" and the flags as
+        // "code=".)
         let (_, free) = find(events, 0, "the call's binder_txn_latency_free", |e| {
             e.name == "binder_txn_latency_free" && same(e)
         })?;
-        let ends = format!("from {client}:{client_tid} to {server}:{server} ");
+        let ends = format!("from 0:0 to {server}:{server} ");
         ensure!(
             free.text.contains(&ends)
-                && free.number("code") == Some(CALL_CODE.into())
-                && free.number("flags") == Some(uapi::TF_ACCEPT_FDS.into()),
+                && free.number("flags") == Some(CALL_CODE.into())
+                && free.number("code") == Some(uapi::TF_ACCEPT_FDS.into()),
             "the call's free event: {free:?}, expected {ends:?}"
+        );
+        let (_, free) = find(events, 0, "the reply's binder_txn_latency_free", |e| {
+            e.name == "binder_txn_latency_free" && e.number("transaction") == Some(reply_id)
+        })?;
+        let ends = format!("from 0:0 to {client}:{client_tid} ");
+        ensure!(
+            free.text.contains(&ends) && free.number("flags") == Some(CALL_CODE.into()),
+            "the reply's free event: {free:?}, expected {ends:?}"
         );
         // The ioctls around it all.
         let write_read = i64::from(uapi::BINDER_WRITE_READ);
