@@ -19,13 +19,15 @@ use binder_client::{
 
 use crate::{
     ensure,
-    harness::{Case, Driver, Env, Outcome, Step, BINDER},
+    harness::{spawn_ready, Case, Driver, Env, Outcome, Step, BINDER},
     kmod,
 };
 
 use super::{
     concurrency::gettid,
+    context_mgr::become_manager,
     files::pipe,
+    oneway::{flood, FLOOD_COUNT, SMALL_MAP_SIZE},
     peer::{spawn_fd_manager, spawn_manager, Peer},
 };
 
@@ -33,6 +35,7 @@ pub const CASES: &[Case] = &[
     Case::new("trace_events_have_c_names_and_fields", trace_formats),
     Case::new("trace_events_of_one_call", trace_one_call),
     Case::new("netlink_reports_failed_transactions", netlink_reports),
+    Case::new("netlink_reports_oneway_spam", netlink_reports_spam),
     Case::new("debug_mask_gates_user_error_messages", debug_mask_messages),
     Case::only(
         Driver::Rust,
@@ -524,6 +527,54 @@ fn netlink_reports(_: &Env) -> Outcome {
         Ok(())
     })();
     server.kill()?;
+    outcome
+}
+
+/// A flood of one-way transactions to a receiver that reads none: the one that makes the
+/// receiver suspect spam is reported (`BR_ONEWAY_SPAM_SUSPECT`), whether or not anyone enabled
+/// spam detection, and so is the one that finds no room (`BR_FAILED_REPLY`).
+fn netlink_reports_spam(_: &Env) -> Outcome {
+    let listener = ReportListener::join().step("join the binder report group")?;
+    let receiver = spawn_ready(|ready| {
+        let binder = Binder::open(BINDER).step("open")?;
+        let _mapping = binder.map(SMALL_MAP_SIZE, libc::PROT_READ).step("mmap")?;
+        become_manager(&binder)?;
+        ready();
+        loop {
+            thread::sleep(Duration::from_secs(1));
+        }
+    })?;
+    let receiver_pid = receiver.pid() as u32;
+    let outcome = (|| {
+        let sender = Binder::open(BINDER).step("open")?;
+        flood(&sender)?;
+        let reports = listener.drain().step("read the reports")?;
+        // SAFETY: Plain syscall.
+        let pid = unsafe { libc::getpid() } as u32;
+        let report = |error, code| Report {
+            error,
+            context: "binder".to_string(),
+            from_pid: pid,
+            from_tid: gettid() as u32,
+            to_pid: Some(receiver_pid),
+            to_tid: None,
+            is_reply: false,
+            flags: uapi::TF_ONE_WAY,
+            code,
+            data_size: 1024,
+        };
+        // The 52nd transaction (code 51) is the suspect one; the last finds no room.
+        let expected = [
+            report(uapi::BR_ONEWAY_SPAM_SUSPECT, 51),
+            report(uapi::BR_FAILED_REPLY, FLOOD_COUNT as u32 - 1),
+        ];
+        ensure!(
+            reports == expected,
+            "reported {reports:?}, expected {expected:?}"
+        );
+        Ok(())
+    })();
+    receiver.kill()?;
     outcome
 }
 
