@@ -34,6 +34,9 @@
 //! - [`defs`]: the userspace ABI, from `include/uapi/linux/android/binder.h`.
 //! - [`release`]: the deferred teardown of closed processes.
 //! - [`census`]: counts of live objects, checked for leaks at unload.
+//! - [`debug`]: the `debug_mask` and `stop_on_user_error` parameters, and the log messages.
+//! - [`trace`]: trace events in system `binder` (defined in `binder_tracepoints.h`).
+//! - [`netlink`]: the generic netlink family `binder` and its transaction reports.
 
 mod allocation;
 mod binderfs;
@@ -41,6 +44,7 @@ mod census;
 mod commands;
 mod context;
 mod death;
+mod debug;
 mod defs;
 mod device;
 mod devices_param;
@@ -48,6 +52,7 @@ mod fds;
 mod freeze;
 mod ioctl;
 mod logs;
+mod netlink;
 mod node;
 mod objects;
 mod priority;
@@ -57,6 +62,7 @@ mod registry;
 mod release;
 mod scatter_gather;
 mod thread;
+mod trace;
 mod transaction;
 mod work;
 mod write_read;
@@ -123,6 +129,7 @@ struct RustBinderModule {
     /// The `binder` filesystem, unless another driver registered one first.
     binderfs: Option<binderfs::Registration>,
     releases: Option<release::ReleaseQueue>,
+    reports: Option<netlink::Reports>,
 }
 
 impl Drop for RustBinderModule {
@@ -130,6 +137,7 @@ impl Drop for RustBinderModule {
         drop(self.devices.take());
         drop(self.binderfs.take());
         drop(self.releases.take());
+        drop(self.reports.take());
         registry::shutdown();
         census::report_leaks();
     }
@@ -154,11 +162,13 @@ impl kernel::Module for RustBinderModule {
                 None
             }
         };
+        let reports = netlink::Reports::register();
         let devices = device::Devices::register(names)?;
         Ok(Self {
             devices: Some(devices),
             binderfs,
             releases: Some(releases),
+            reports: Some(reports),
         })
     }
 }

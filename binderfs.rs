@@ -108,8 +108,8 @@ const FEATURES: [(&CStr, bool); 4] = [
     (c"oneway_spam_detection", true),
     (c"extended_error", true),
     (c"freeze_notification", true),
-    // Netlink transaction reports: not (yet) sent by this driver.
-    (c"transaction_report", false),
+    // The generic netlink reports of failed and spam-suspect transactions (netlink.rs).
+    (c"transaction_report", true),
 ];
 
 extern "C" {

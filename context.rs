@@ -80,13 +80,16 @@ impl Context {
         let euid = Kuid::current_euid();
         let mut manager = self.manager.lock();
         if manager.node.is_some() {
-            pr_debug!("{}: context manager already set\n", self.display_name());
+            crate::debug::binder_user_error!(
+                "{}: context manager already set\n",
+                self.display_name()
+            );
             return Err(EBUSY);
         }
         kernel::security::binder_set_context_mgr(process.cred())?;
         match manager.uid {
             Some(uid) if uid != euid => {
-                pr_debug!(
+                crate::debug::binder_user_error!(
                     "{}: context manager uid {} refused, {} is latched\n",
                     self.display_name(),
                     euid.into_uid_in_current_ns(),

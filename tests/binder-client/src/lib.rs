@@ -15,6 +15,7 @@ mod mapping;
 pub mod object;
 pub mod parcel;
 pub mod protocol;
+pub mod reports;
 pub mod uapi;
 
 pub use device::{Binder, WriteRead};

@@ -529,10 +529,7 @@ fn binderfs_features(_: &Env) -> Outcome {
             "features/{name} is not a 0444 file"
         );
         let text = fs::read_to_string(&path).step(name)?;
-        // Netlink transaction reports come with rust_binder's netlink support; until then
-        // it says 0 there.
-        let ok = text == "1\n" || (name == "transaction_report" && text == "0\n");
-        ensure!(ok, "features/{name} reads {text:?}");
+        ensure!(text == "1\n", "features/{name} reads {text:?}");
     }
     Ok(())
 }

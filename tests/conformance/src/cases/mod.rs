@@ -5,6 +5,7 @@ mod binderfs;
 mod concurrency;
 mod context_mgr;
 mod death;
+mod diagnostics;
 mod fd_arrays;
 mod fds;
 mod files;
@@ -55,6 +56,7 @@ pub fn all() -> impl Iterator<Item = &'static Case> {
         priority::CASES,
         concurrency::CASES,
         introspection::CASES,
+        diagnostics::CASES,
         teardown::CASES,
         binderfs::CASES,
         module::CASES,
