@@ -3,6 +3,7 @@
 mod basics;
 mod concurrency;
 mod context_mgr;
+mod cve;
 mod death;
 mod fd_arrays;
 mod fds;
@@ -53,6 +54,7 @@ pub fn all() -> impl Iterator<Item = &'static Case> {
         nested::CASES,
         priority::CASES,
         concurrency::CASES,
+        cve::CASES,
         introspection::CASES,
         teardown::CASES,
         module::CASES,
