@@ -11,6 +11,7 @@ mod files;
 mod free_buffer;
 mod freeze;
 mod introspection;
+mod memory;
 mod mmap;
 mod module;
 mod nested;
@@ -55,6 +56,7 @@ pub fn all() -> impl Iterator<Item = &'static Case> {
         priority::CASES,
         concurrency::CASES,
         cve::CASES,
+        memory::CASES,
         introspection::CASES,
         teardown::CASES,
         module::CASES,
