@@ -18,7 +18,7 @@ use std::{
     time::Instant,
 };
 
-use binder_client::{uapi, Binder, Commands, FlatObject, Payload};
+use binder_client::{uapi, Binder, Commands, FlatObject, Payload, Return};
 
 use crate::{
     ensure,
@@ -153,7 +153,7 @@ fn module_reload_loop(env: &Env) -> Outcome {
 /// How many cycles [`module_lifecycle_cycles_with_traffic`] runs unless the guest's kernel
 /// command line says otherwise with `rb.lifecycle_cycles=N` (which `vm.sh` adds from
 /// `LIFECYCLE_CYCLES=N`).
-const LIFECYCLE_CYCLES: u32 = 30;
+const LIFECYCLE_CYCLES: u32 = 100;
 
 /// The cycle count: `rb.lifecycle_cycles=` on the kernel command line, else the default.
 fn lifecycle_cycles() -> u32 {
@@ -229,9 +229,30 @@ fn module_lifecycle_cycles_with_traffic(env: &Env) -> Outcome {
 
 extern "C" fn ignore_signal(_: libc::c_int) {}
 
-/// A thread asleep in a binder read holds the file even after its descriptor is gone (the
-/// ioctl's own reference), and the file holds the module: unloading is refused until a
-/// signal ends the read, and then it succeeds.
+/// Starts a thread that enters the looper on `binder` and sleeps in a read, and waits until
+/// it does; the thread returns what the read ended with.
+fn sleep_in_read<'scope>(
+    s: &'scope std::thread::Scope<'scope, '_>,
+    binder: &'scope Binder,
+) -> Outcome<(
+    std::thread::ScopedJoinHandle<'scope, std::io::Result<Vec<Return>>>,
+    i32,
+)> {
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+    let sleeper = s.spawn(move || {
+        let _ = tid_tx.send(gettid());
+        binder.send(&Commands::new().enter_looper())?;
+        binder.read()
+    });
+    let tid = tid_rx.recv().map_err(|_| "the sleeper never started")?;
+    await_sleeping_in_binder_read(tid)?;
+    Ok((sleeper, tid))
+}
+
+/// A thread asleep in a binder read keeps the module: unloading is refused (never a crash),
+/// and a signal ends the read with EINTR. A thread asleep when its file's descriptor is
+/// closed (here replaced with /dev/null's) is woken by the flush, as in C, with only BR_NOOP;
+/// the read's own reference to the file then goes with the read, and the module unloads.
 fn module_unload_refused_while_a_thread_sleeps_in_it(env: &Env) -> Outcome {
     let path = module_path(env)?;
     let _reload = Reload(path);
@@ -243,21 +264,8 @@ fn module_unload_refused_while_a_thread_sleeps_in_it(env: &Env) -> Outcome {
         libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut());
     }
     let binder = Binder::open(BINDER).step("open")?;
-    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
     std::thread::scope(|s| -> Outcome {
-        let sleeper = s.spawn(|| {
-            let _ = tid_tx.send(gettid());
-            binder.send(&Commands::new().enter_looper())?;
-            binder.read()
-        });
-        let tid = tid_rx.recv().map_err(|_| "the sleeper never started")?;
-        await_sleeping_in_binder_read(tid)?;
-        // Take the descriptor away while the read sleeps: the fd now names /dev/null.
-        let null = File::open("/dev/null").step("open /dev/null")?;
-        // SAFETY: Replaces the binder descriptor's file with /dev/null's; `binder` closes
-        // that when dropped.
-        let ret = unsafe { libc::dup2(null.as_raw_fd(), binder.as_raw_fd()) };
-        ensure!(ret >= 0, "dup2: {}", std::io::Error::last_os_error());
+        let (sleeper, tid) = sleep_in_read(s, &binder)?;
         expect_errno(
             kmod::unload(MODULE_NAME),
             libc::EAGAIN,
@@ -268,7 +276,23 @@ fn module_unload_refused_while_a_thread_sleeps_in_it(env: &Env) -> Outcome {
         let result = sleeper
             .join()
             .map_err(|_| "the sleeper panicked".to_string())?;
-        expect_errno(result, libc::EINTR, "the read ended by a signal")
+        expect_errno(result, libc::EINTR, "the read ended by a signal")?;
+
+        let (sleeper, _) = sleep_in_read(s, &binder)?;
+        let null = File::open("/dev/null").step("open /dev/null")?;
+        // SAFETY: Replaces the binder descriptor's file with /dev/null's (closing the binder
+        // file's descriptor); `binder` closes /dev/null's when dropped.
+        let ret = unsafe { libc::dup2(null.as_raw_fd(), binder.as_raw_fd()) };
+        ensure!(ret >= 0, "dup2: {}", std::io::Error::last_os_error());
+        let returns = sleeper
+            .join()
+            .map_err(|_| "the sleeper panicked".to_string())?
+            .step("the read when the descriptor was closed")?;
+        ensure!(
+            returns == [Return::Noop],
+            "the read woken by the close returned {returns:?}"
+        );
+        Ok(())
     })?;
     unload_when_idle("unload once the read ended")?;
     kmod::load(path, "").step("load")?;
