@@ -370,6 +370,11 @@ fn faulty_shape(code: u32) -> (u8, usize) {
 /// BR_FAILED_REPLY; an ioctl that fails with ENOMEM is made again. With the injection off,
 /// a last call goes through. Prints how many calls went through, how many failed and how
 /// many failures were injected.
+///
+/// The C driver leaves a caller waiting when the replier's BC_REPLY fails its very first
+/// allocation (the transaction's): the replier reads BR_FAILED_REPLY (ENOMEM in its extended
+/// error) and the call stays on its stack, so the manager sends such a reply again; without
+/// that, the caller hangs on C.
 fn fault_injection_every_call_ends(_: &Env) -> Outcome {
     const LOOPERS: usize = 2;
     const CLIENTS: u32 = 2;
@@ -377,18 +382,42 @@ fn fault_injection_every_call_ends(_: &Env) -> Outcome {
     const CALLS: u32 = 40;
     let manager = spawn_ready(|ready| {
         let (binder, mapping) = big_manager()?;
+        let resent = AtomicU64::new(0);
         ready();
         on_threads(LOOPERS, |_| {
             let switch = FailSwitch::open()?;
             switch.write(&binder, &Commands::new().enter_looper())?;
+            // The reply last sent, until the driver took it (BR_TRANSACTION_COMPLETE).
+            let mut unanswered: Option<(u32, Vec<u8>)> = None;
             loop {
                 let returns = switch.read(&binder)?;
                 for ret in returns {
                     let txn = match ret {
                         Return::Transaction(txn) => txn,
-                        Return::Noop | Return::TransactionComplete | Return::FailedReply => {
-                            continue
+                        Return::TransactionComplete => {
+                            unanswered = None;
+                            continue;
                         }
+                        Return::FailedReply => {
+                            // C: a reply whose first allocation fails is the replier's failure
+                            // (ENOMEM in its extended error), and the call stays on its stack,
+                            // unanswered: the reply has to be sent again. Any other failure was
+                            // the caller's to hear of.
+                            let error = binder.extended_error().step("extended error")?;
+                            match unanswered.take() {
+                                Some((code, reply)) if error.param == -libc::ENOMEM => {
+                                    resent.fetch_add(1, Ordering::Relaxed);
+                                    switch.write(
+                                        &binder,
+                                        &Commands::new().transaction(true, 0, code, 0, &reply),
+                                    )?;
+                                    unanswered = Some((code, reply));
+                                }
+                                _ => {}
+                            }
+                            continue;
+                        }
+                        Return::Noop => continue,
                         other => return Err(format!("a looper read {other:?}")),
                     };
                     if txn.code == STOP {
@@ -412,11 +441,18 @@ fn fault_injection_every_call_ends(_: &Env) -> Outcome {
                     let reply = pattern(seed ^ 0x77, 512);
                     if txn.flags & uapi::TF_ONE_WAY == 0 {
                         commands = commands.transaction(true, 0, txn.code, 0, &reply);
+                        unanswered = Some((txn.code, reply.clone()));
                     }
                     switch.write(&binder, &commands)?;
                 }
             }
-        })
+        })?;
+        println!(
+            "figures: fault_injection: the manager sent {} replies again after their first \
+             allocation failed",
+            resent.load(Ordering::Relaxed)
+        );
+        Ok(())
     })?;
     let injection = Injection::on(10)?;
     let clients = (0..CLIENTS)
