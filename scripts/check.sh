@@ -104,6 +104,21 @@ for driver in c rust; do
     count "$runs/$driver/results"
 done
 
+# Reliability (issue 13): the suite above runs the memory cases (a hog, the shrinkers in a
+# loop, injected allocation failures) on both drivers, and on rust_binder 100 module
+# load/unload cycles with traffic (LIFECYCLE_CYCLES=N to change). Here rust_binder runs the
+# memory cases once more in a 512 MiB guest, where the kernel itself has little room, then
+# the load/unload cycles, whose unloads check its census. One boot, about two minutes (TCG).
+reliability_mem=512
+step "VM: reliability on rust_binder: memory pressure in a $reliability_mem MiB guest, load/unload cycles"
+bash "$here/vm.sh" --driver rust --out "$runs/reliability-rust" --kernel "$kernel" \
+    --mem "$reliability_mem" --filter memory_,module_lifecycle
+sed 's/^\(ok  *\|FAIL \)/\1reliability: /' "$runs/reliability-rust/results" >"$runs/reliability-rust/results-named"
+cat "$runs/reliability-rust/results-named"
+[ ! -f "$runs/reliability-rust/log-excerpt" ] || cat "$runs/reliability-rust/log-excerpt"
+count "$runs/reliability-rust/results-named"
+tr -d '\r' <"$runs/reliability-rust/guest.log" | grep '^figures: ' || true
+
 # Third-party userspace (rsbinder's tools and library) and the demo's programs, one boot per
 # driver: scripts/vm/interop.sh.
 step "rsbinder-tools $RSBINDER_TOOLS_VERSION for the interop checks"

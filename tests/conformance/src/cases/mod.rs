@@ -4,6 +4,7 @@ mod basics;
 mod binderfs;
 mod concurrency;
 mod context_mgr;
+mod cve;
 mod death;
 mod diagnostics;
 mod fd_arrays;
@@ -12,6 +13,7 @@ mod files;
 mod free_buffer;
 mod freeze;
 mod introspection;
+mod memory;
 mod mmap;
 mod module;
 mod nested;
@@ -55,6 +57,8 @@ pub fn all() -> impl Iterator<Item = &'static Case> {
         nested::CASES,
         priority::CASES,
         concurrency::CASES,
+        cve::CASES,
+        memory::CASES,
         introspection::CASES,
         diagnostics::CASES,
         teardown::CASES,
