@@ -25,6 +25,8 @@ struct Writer {
     keep: Vec<Vec<u8>>,
     desc: Vec<String>,
     tags: String,
+    /// Where each command starts.
+    starts: Vec<u64>,
 }
 
 impl Writer {
@@ -49,7 +51,7 @@ pub fn operation(p: &mut Proc, t: usize, rng: &mut Rng, fault: &mut Fault) -> Do
     if p.open.is_none() {
         return reopen(p);
     }
-    match rng.weighted(&[850, 147, 3]) {
+    match rng.weighted(&[850, 149, 1]) {
         0 => write_read(p, t, rng, fault),
         1 => ioctl(p, t, rng, fault),
         _ => reopen(p),
@@ -132,7 +134,19 @@ fn write_read(p: &mut Proc, t: usize, rng: &mut Rng, fault: &mut Fault) -> Done 
         w.bytes.as_ptr() as u64
     };
     let write_consumed = if rng.chance(2) {
-        let at = rng.below(write_size + 8);
+        // Anywhere, or (compared with another driver) where a command starts or past the
+        // end: a command that starts inside write_size and runs past it is read past the end
+        // by the C driver, where rust_binder deliberately stops with EFAULT.
+        let at = if p.differential {
+            let mut starts = w.starts.clone();
+            starts.extend([write_size, write_size + 4]);
+            rng.pick(&starts).unwrap_or(0)
+        } else {
+            rng.below(write_size + 8)
+        };
+        if !w.starts.contains(&at) && at < write_size {
+            w.tags.push('K');
+        }
         notes += &format!(" wc0={at}");
         at
     } else {
@@ -166,10 +180,13 @@ fn write_read(p: &mut Proc, t: usize, rng: &mut Rng, fault: &mut Fault) -> Done 
         read.as_mut_ptr() as u64
     };
     let read_consumed = if read_size > 0 && rng.chance(2) {
-        let at = rng.below(read_size + 8);
+        // Past read_size, the C driver writes returns past the end of the buffer, where
+        // rust_binder deliberately writes nothing.
+        let at = rng.below(read_size + if p.differential { 1 } else { 8 });
         notes += &format!(" rc0={at}");
         if at > read_size {
             read_valid = false;
+            w.tags.push('K');
         }
         at
     } else {
@@ -214,6 +231,7 @@ fn write_read(p: &mut Proc, t: usize, rng: &mut Rng, fault: &mut Fault) -> Done 
 
 /// Appends one random command.
 fn command(p: &mut Proc, t: usize, rng: &mut Rng, w: &mut Writer) {
+    w.starts.push(w.bytes.len() as u64);
     let pending = p.calls[t] > 0;
     let unfreed = p.buffers.iter().any(|b| !b.freed);
     let weights = [
@@ -629,7 +647,14 @@ fn transaction(p: &mut Proc, t: usize, rng: &mut Rng, w: &mut Writer, reply: boo
     let target = if reply && (clean || rng.chance(90)) {
         0
     } else if clean {
-        rng.pick(&p.handles).unwrap_or(0)
+        // The context manager's handle 0 is its own node, which it cannot call.
+        let others: Vec<u32> = p
+            .handles
+            .iter()
+            .copied()
+            .filter(|&h| h != 0 || p.index != 0)
+            .collect();
+        rng.pick(&others).unwrap_or(0)
     } else {
         handle(p, rng)
     };
@@ -818,9 +843,16 @@ fn ioctl(p: &mut Proc, t: usize, rng: &mut Rng, fault: &mut Fault) -> Done {
                 }
             };
             (arg[0], arg[2]) = half(rng);
-            arg[1] = rng.below(8);
             (arg[3], arg[5]) = half(rng);
-            arg[4] = rng.below(8);
+            // Consumed counts inside a size would start a command or return part way, where
+            // the drivers deliberately differ: only at the ends when compared.
+            if p.differential {
+                arg[1] = rng.pick(&[0, arg[0]]).unwrap_or(0);
+                arg[4] = rng.pick(&[0, arg[3]]).unwrap_or(0);
+            } else {
+                arg[1] = rng.below(8);
+                arg[4] = rng.below(8);
+            }
             (
                 uapi::BINDER_WRITE_READ,
                 format!("WRITE_READ-raw ws={} rs={}", arg[0], arg[3]),
