@@ -9,6 +9,7 @@ mod fds;
 mod files;
 mod free_buffer;
 mod freeze;
+mod fuzz_found;
 mod introspection;
 mod mmap;
 mod module;
@@ -55,6 +56,7 @@ pub fn all() -> impl Iterator<Item = &'static Case> {
         concurrency::CASES,
         introspection::CASES,
         teardown::CASES,
+        fuzz_found::CASES,
         module::CASES,
     ]
     .into_iter()
