@@ -228,11 +228,23 @@ impl Proc {
         let mut manager = "-".to_string();
         if self.index == 0 {
             let ptr = node_ptr(0, 0);
-            let result = binder.set_context_mgr_ext(
-                ptr,
-                node_cookie(ptr),
-                uapi::FLAT_BINDER_FLAG_ACCEPTS_FDS,
-            );
+            // The old file's release (in a worker, in both drivers) may still hold the
+            // context manager for a moment: wait for it, so that runs stay comparable.
+            let mut tries = 0;
+            let result = loop {
+                let result = binder.set_context_mgr_ext(
+                    ptr,
+                    node_cookie(ptr),
+                    uapi::FLAT_BINDER_FLAG_ACCEPTS_FDS,
+                );
+                tries += 1;
+                match result {
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < 100 => {
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                    }
+                    _ => break result,
+                }
+            };
             manager = outcome::result(&result.map(|()| 0i32));
         }
         self.own_fds.push(binder.as_raw_fd());
