@@ -727,7 +727,17 @@ fn transaction(p: &mut Proc, t: usize, rng: &mut Rng, w: &mut Writer, reply: boo
     let mut data = pl.data;
     data.resize(data.len() + 16, 0);
     let data_ptr = if odd(rng, clean, 2) {
-        let bad = bad_kind(rng);
+        let mut bad = bad_kind(rng);
+        // With a NULL data pointer the C driver reads the objects from what the receiver's
+        // buffer held before (binder_get_object's kernel-side branch), where rust_binder
+        // fails the copy: not compared.
+        if matches!(bad, BadPtr::Null) {
+            if p.differential {
+                bad = BadPtr::Unmapped;
+            } else {
+                w.tags.push('K');
+            }
+        }
         notes += &format!(" data@{}", bad_name(bad));
         p.bad_ptr(bad)
     } else {
