@@ -11,6 +11,8 @@
 #   make stress       binder-stress on both drivers in QEMU: processes and threads, kills,
 #                     every reply checked, a watchdog on every call (STRESS_SECONDS=180,
 #                     DRIVER=c|rust|both, STRESS_SEED=)
+#   make fuzz         the binder fuzzer in QEMU, on both drivers, their outcomes compared
+#                     (FUZZ_SECONDS=, SEED=, FUZZ_ITERATIONS=, DRIVER=c|rust|both, FAULTS=1)
 #   make clippy       build with Clippy (the build that `make check` also runs)
 #   make fmt          format the Rust code (module and tests) with rustfmt
 #   make setup        install the toolchain and build the test kernel
@@ -61,7 +63,7 @@ MODPROBE_COMPAT := $(DESTDIR)/etc/modprobe.d/rust_binder-binder_linux.conf
 # depmod and udevadm live in sbin, which a user's PATH may lack.
 SBIN_PATH := PATH="$$PATH:/usr/sbin:/sbin"
 
-.PHONY: all module setup setup-check kdir-check clippy check bench demo stress fmt clean
+.PHONY: all module setup setup-check kdir-check clippy check bench demo stress fuzz fmt clean
 .PHONY: install install-kdir-check install-compat uninstall dkms-build
 
 all: module
@@ -104,6 +106,11 @@ stress: setup
 # Builds its own kernel variant and its own rust_binder.ko for it; see scripts/bench.sh.
 bench:
 	@bash scripts/bench.sh
+
+# The fuzzer (tests/fuzz) in the debug kernel; see scripts/fuzz.sh. It boots a kernel, so it
+# needs setup's packages (QEMU) even with KDIR=.
+fuzz: setup module
+	@bash scripts/fuzz.sh
 
 # make install: builds for INSTALL_KDIR's kernel (without -Werror: a new warning must not stop
 # an install), then kbuild's modules_install puts rust_binder.ko in that kernel's

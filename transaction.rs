@@ -696,9 +696,15 @@ impl Transaction {
         core::iter::successors(Some(self), |call| call.from_parent.as_deref())
     }
 
-    /// The calling thread, if it belongs to `process`.
+    /// The calling thread of a call, unless it has left the driver: the C driver forgets the
+    /// sender of the calls on a leaving thread's stack (`t->from`).
+    fn live_caller(&self) -> Option<&Arc<Thread>> {
+        self.from.as_ref().filter(|from| !from.is_dead())
+    }
+
+    /// The calling thread, if it belongs to `process` and has not left the driver.
     pub(crate) fn caller_in(&self, process: &Process) -> Option<Arc<Thread>> {
-        let from = self.from.as_ref()?;
+        let from = self.live_caller()?;
         core::ptr::eq(&*self.from_process, process).then(|| from.clone())
     }
 
@@ -842,8 +848,9 @@ impl Deliver for Delivery {
         tr.cookie = t.target.1;
         tr.data.ptr.buffer = buffer;
         tr.data.ptr.offsets = buffer.saturating_add(align8(t.data_size).unwrap_or(0));
-        // A call (not a reply, not one-way) names its sender and waits for this thread's reply.
-        if t.from.is_some() {
+        // A call (not a reply, not one-way) names its sender and waits for this thread's reply;
+        // as in C, a call whose sending thread has left the driver names no sender.
+        if t.live_caller().is_some() {
             tr.sender_pid = t.from_process.pid_in_current_ns();
         }
         let written = match t.secctx_offset {

@@ -90,10 +90,13 @@ pub(crate) struct Commands {
 impl Commands {
     fn new(bwr: &uapi::binder_write_read) -> Self {
         let start = bwr.write_consumed;
-        // A `write_consumed` at or past `write_size` leaves nothing to do.
-        let len = bwr.write_size.saturating_sub(start);
+        // As in the C driver, the commands run from `write_buffer + write_consumed` while
+        // their address is below `write_buffer + write_size`, addresses that wrap around:
+        // nothing to do if the end is not past the start (a `write_consumed` at or past
+        // `write_size`, or a `write_size` so large that the end wraps around).
         let addr = bwr.write_buffer.wrapping_add(start);
-        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        let end = bwr.write_buffer.wrapping_add(bwr.write_size);
+        let len = usize::try_from(end.saturating_sub(addr)).unwrap_or(usize::MAX);
         let reader = UserSlice::new(
             UserPtr::from_addr(usize::try_from(addr).unwrap_or(usize::MAX)),
             len,

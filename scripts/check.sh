@@ -184,6 +184,15 @@ for driver in c rust; do
     cat "$runs/stress-$driver/results" >>"$runs/all-$driver"
 done
 
+# ---- The fuzzer (issue 13): binder-fuzz with a fixed seed, a minute on each driver (rust_binder
+# for as many operations as the C driver got through), their outcomes compared operation by
+# operation; any kernel report, census leak or real difference fails (scripts/fuzz.sh).
+step "VM: the fuzzer, seed 1, on both drivers, compared (scripts/fuzz.sh)"
+FUZZ_BUILD=0 FUZZ_OUT=$runs SEED=1 FUZZ_SECONDS=60 FUZZ_ITERATIONS=0 DRIVER=both FAULTS=0 \
+    bash "$here/fuzz.sh"
+[ -s "$runs/fuzz-results" ] || echo "FAIL fuzz/run: scripts/fuzz.sh gave no result" >"$runs/fuzz-results"
+count "$runs/fuzz-results"
+
 step "side by side (a case must pass on both drivers)"
 awk '
     FNR == 1 { file++ }

@@ -12,6 +12,7 @@ mod fds;
 mod files;
 mod free_buffer;
 mod freeze;
+mod fuzz_found;
 mod introspection;
 mod memory;
 mod mmap;
@@ -63,6 +64,7 @@ pub fn all() -> impl Iterator<Item = &'static Case> {
         diagnostics::CASES,
         teardown::CASES,
         binderfs::CASES,
+        fuzz_found::CASES,
         module::CASES,
     ]
     .into_iter()
