@@ -8,6 +8,11 @@
 #   make demo         the demo in QEMU on rust_binder: service manager, service, client
 #                     (DRIVER=c: on the C driver)
 #   make bench        rust_binder against the C driver, on a non-debug kernel (not a test)
+#   make stress       binder-stress on both drivers in QEMU: processes and threads, kills,
+#                     every reply checked, a watchdog on every call (STRESS_SECONDS=180,
+#                     DRIVER=c|rust|both, STRESS_SEED=)
+#   make fuzz         the binder fuzzer in QEMU, on both drivers, their outcomes compared
+#                     (FUZZ_SECONDS=, SEED=, FUZZ_ITERATIONS=, DRIVER=c|rust|both, FAULTS=1)
 #   make clippy       build with Clippy (the build that `make check` also runs)
 #   make fmt          format the Rust code (module and tests) with rustfmt
 #   make setup        install the toolchain and build the test kernel
@@ -58,7 +63,7 @@ MODPROBE_COMPAT := $(DESTDIR)/etc/modprobe.d/rust_binder-binder_linux.conf
 # depmod and udevadm live in sbin, which a user's PATH may lack.
 SBIN_PATH := PATH="$$PATH:/usr/sbin:/sbin"
 
-.PHONY: all module setup setup-check kdir-check clippy check bench demo fmt clean
+.PHONY: all module setup setup-check kdir-check clippy check bench demo stress fuzz fmt clean
 .PHONY: install install-kdir-check install-compat uninstall dkms-build
 
 all: module
@@ -93,9 +98,19 @@ check: setup-check
 demo: setup module
 	@bash scripts/demo.sh
 
+# Boots the debug kernel once per driver (DRIVER=c|rust|both); scripts/stress.sh builds the
+# module and binder-stress itself.
+stress: setup
+	@bash scripts/stress.sh
+
 # Builds its own kernel variant and its own rust_binder.ko for it; see scripts/bench.sh.
 bench:
 	@bash scripts/bench.sh
+
+# The fuzzer (tests/fuzz) in the debug kernel; see scripts/fuzz.sh. It boots a kernel, so it
+# needs setup's packages (QEMU) even with KDIR=.
+fuzz: setup module
+	@bash scripts/fuzz.sh
 
 # make install: builds for INSTALL_KDIR's kernel (without -Werror: a new warning must not stop
 # an install), then kbuild's modules_install puts rust_binder.ko in that kernel's

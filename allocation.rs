@@ -686,7 +686,8 @@ impl BufferState {
         if count <= 50 && bytes <= area_size / 4 {
             return false;
         }
-        pr_debug!(
+        crate::debug::binder_debug!(
+            crate::debug::mask::USER_ERROR,
             "pid {} spamming one-way? {} buffers, {} bytes\n",
             sender,
             count,

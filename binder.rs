@@ -11,6 +11,8 @@
 //!
 //! - [`devices_param`]: the `devices` module parameter, and its checks.
 //! - [`device`]: misc device registration and the `file_operations` entry points.
+//! - [`binderfs`]: the `binder` filesystem, whose mounts make devices on demand.
+//! - [`logs`]: the log files of `binder_logs/` and debugfs.
 //! - [`context`]: one binder device's shared state, above all its context manager.
 //! - [`process`]: what one `open()` of a device creates (`binder_proc` in the C driver).
 //! - [`thread`]: a thread of a process that has called into the driver.
@@ -34,18 +36,25 @@
 //! - [`defs`]: the userspace ABI, from `include/uapi/linux/android/binder.h`.
 //! - [`release`]: the deferred teardown of closed processes.
 //! - [`census`]: counts of live objects, checked for leaks at unload.
+//! - [`debug`]: the `debug_mask` and `stop_on_user_error` parameters, and the log messages.
+//! - [`trace`]: trace events in system `binder` (defined in `binder_tracepoints.h`).
+//! - [`netlink`]: the generic netlink family `binder` and its transaction reports.
 
 mod allocation;
+mod binderfs;
 mod census;
 mod commands;
 mod context;
 mod death;
+mod debug;
 mod defs;
 mod device;
 mod devices_param;
 mod fds;
 mod freeze;
 mod ioctl;
+mod logs;
+mod netlink;
 mod node;
 mod objects;
 mod pages;
@@ -57,6 +66,7 @@ mod release;
 mod scatter_gather;
 mod shrinker;
 mod thread;
+mod trace;
 mod transaction;
 mod work;
 mod write_read;
@@ -120,14 +130,19 @@ static MODINFO_VERSION: [u8; VERSION_KEY.len() + VERSION_LEN + 1] = {
 /// and are waited for before the census is checked.
 struct RustBinderModule {
     devices: Option<device::Devices>,
+    /// The `binder` filesystem, unless another driver registered one first.
+    binderfs: Option<binderfs::Registration>,
     releases: Option<release::ReleaseQueue>,
+    reports: Option<netlink::Reports>,
     shrinker: Option<shrinker::Shrinker>,
 }
 
 impl Drop for RustBinderModule {
     fn drop(&mut self) {
         drop(self.devices.take());
+        drop(self.binderfs.take());
         drop(self.releases.take());
+        drop(self.reports.take());
         // After the releases: by then every buffer left the shrinker's list.
         drop(self.shrinker.take());
         registry::shutdown();
@@ -139,11 +154,29 @@ impl kernel::Module for RustBinderModule {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         registry::init();
         let shrinker = shrinker::Shrinker::register()?;
+        binderfs::init();
         let releases = release::ReleaseQueue::new()?;
-        let devices = device::Devices::register(devices_param::device_names()?)?;
+        let names = devices_param::device_names()?;
+        // Without binderfs the misc devices still work: the C driver, loaded alongside, may
+        // own the filesystem name.
+        let binderfs = match binderfs::Registration::register(&names) {
+            Ok(registration) => Some(registration),
+            Err(err) => {
+                pr_warn!(
+                    "binderfs not available ({:?}): the \"binder\" filesystem is registered \
+                     already (by binder_linux?); only the misc devices work\n",
+                    err
+                );
+                None
+            }
+        };
+        let reports = netlink::Reports::register();
+        let devices = device::Devices::register(names)?;
         Ok(Self {
             devices: Some(devices),
+            binderfs,
             releases: Some(releases),
+            reports: Some(reports),
             shrinker: Some(shrinker),
         })
     }

@@ -2,11 +2,11 @@
 
 //! A census of the driver's objects, checked when the module is unloaded.
 //!
-//! Every process, thread, node, transaction, death and freeze notification is counted while
-//! it lives. A module can only be unloaded once none of its files is open, and with every file
-//! released nothing of the driver should be left: whatever is still counted then leaked, and
-//! the unload says so in the kernel log. That catches a reference cycle every time, where
-//! kmemleak only sometimes does.
+//! Every process, thread, node, transaction, death and freeze notification, context, binderfs
+//! mount and binderfs device inode is counted while it lives. A module can only be unloaded once
+//! none of its files is open and no binderfs is mounted, and then nothing of the driver should
+//! be left: whatever is still counted then leaked, and the unload says so in the kernel log.
+//! That catches a reference cycle every time, where kmemleak only sometimes does.
 
 use kernel::{
     prelude::*,
@@ -25,16 +25,22 @@ pub(crate) enum Kind {
     Transaction,
     Death,
     FreezeListener,
+    Context,
+    BinderfsMount,
+    BinderfsInode,
     BufferPage,
 }
 
-const KINDS: [(Kind, &str); 7] = [
+const KINDS: [(Kind, &str); 10] = [
     (Kind::Process, "processes"),
     (Kind::Thread, "threads"),
     (Kind::Node, "nodes"),
     (Kind::Transaction, "transactions"),
     (Kind::Death, "death notifications"),
     (Kind::FreezeListener, "freeze notifications"),
+    (Kind::Context, "contexts"),
+    (Kind::BinderfsMount, "binderfs mounts"),
+    (Kind::BinderfsInode, "binderfs device inodes"),
     (Kind::BufferPage, "receive buffer pages"),
 ];
 

@@ -20,6 +20,10 @@ use kernel::{
 };
 
 use crate::{
+    census::{
+        Counted,
+        Kind, //
+    },
     defs::FlatBinderObject,
     node::NodeArc,
     process::Process, //
@@ -28,6 +32,7 @@ use crate::{
 /// One binder device's shared state.
 #[pin_data]
 pub(crate) struct Context {
+    _census: Counted,
     /// The device name, as given in the `devices` parameter.
     pub(crate) name: CString,
     /// The context manager slot.
@@ -49,6 +54,7 @@ impl Context {
     pub(crate) fn new(name: CString) -> Result<Arc<Self>> {
         Arc::pin_init(
             try_pin_init!(Self {
+                _census: Counted::new(Kind::Context),
                 name,
                 manager <- new_mutex!(Manager { node: None, uid: None }, "Context::manager"),
             }),
@@ -74,13 +80,16 @@ impl Context {
         let euid = Kuid::current_euid();
         let mut manager = self.manager.lock();
         if manager.node.is_some() {
-            pr_debug!("{}: context manager already set\n", self.display_name());
+            crate::debug::binder_user_error!(
+                "{}: context manager already set\n",
+                self.display_name()
+            );
             return Err(EBUSY);
         }
         kernel::security::binder_set_context_mgr(process.cred())?;
         match manager.uid {
             Some(uid) if uid != euid => {
-                pr_debug!(
+                crate::debug::binder_user_error!(
                     "{}: context manager uid {} refused, {} is latched\n",
                     self.display_name(),
                     euid.into_uid_in_current_ns(),

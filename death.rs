@@ -179,6 +179,7 @@ impl Deliver for Death {
         drop(state);
         out.put_code(code)?;
         out.put(&self.cookie)?;
+        crate::debug::death_return(code, self.cookie);
         Ok(flow)
     }
 }

@@ -2,6 +2,11 @@
 
 //! Binder devices: misc device registration and the `file_operations` entry points.
 //!
+//! The module's binder devices are of two kinds, sharing these file operations: the misc
+//! devices of the `devices` parameter, registered at load, and the devices of binderfs mounts
+//! ([`crate::binderfs`]). Opening either finds the device's [`Context`] (in the misc device, or
+//! in the binderfs inode) and creates a [`Process`] for the file.
+//!
 //! `kernel::miscdevice` has no `poll` or `flush`, both of which binder needs, so the devices
 //! are registered with a `file_operations` table of our own. Each entry point recovers the
 //! [`Process`] from the file and hands over to it.
@@ -21,7 +26,8 @@ use kernel::{
     str::CString,
     sync::{
         poll::PollTable,
-        Arc, //
+        Arc,
+        ArcBorrow, //
     },
     types::{
         ForeignOwnable,
@@ -30,6 +36,10 @@ use kernel::{
 };
 
 use crate::{
+    binderfs::{
+        self,
+        ProcLogFile, //
+    },
     context::Context,
     ioctl,
     process::Process, //
@@ -145,37 +155,85 @@ static BINDER_FOPS: FileOps = FileOps(bindings::file_operations {
     ..pin_init::zeroed()
 });
 
+/// What `binder_open` keeps in a binder file's `private_data`.
+struct OpenFile {
+    /// The process the open created.
+    process: Arc<Process>,
+    /// Its `binder_logs/proc/<pid>` file, for a device of a `stats=global` binderfs mount.
+    _log_file: Option<ProcLogFile>,
+}
+
+/// The file operations of every binder device, misc or binderfs.
+pub(crate) fn binder_fops() -> &'static bindings::file_operations {
+    &BINDER_FOPS.0
+}
+
 /// Borrows the process that `binder_open` stored in `file`.
 ///
 /// # Safety
 ///
 /// `file` must be a binder file that `binder_open` set up and that is not yet released, and
 /// the borrow must end before it is released.
-unsafe fn process_of<'a>(
-    file: *mut bindings::file,
-) -> <Arc<Process> as ForeignOwnable>::Borrowed<'a> {
-    // SAFETY: Per the safety requirements, `private_data` came from `Arc::into_foreign` in
+unsafe fn process_of<'a>(file: *mut bindings::file) -> ArcBorrow<'a, Process> {
+    // SAFETY: Per the safety requirements, `private_data` came from `KBox::into_foreign` in
     // `binder_open` and `binder_release` has not yet taken it back.
-    unsafe { Arc::<Process>::borrow((*file).private_data) }
+    let open = unsafe { <KBox<OpenFile> as ForeignOwnable>::borrow((*file).private_data) };
+    open.process.as_arc_borrow()
 }
 
 /// `open`: creates the [`Process`] of the new file.
 ///
+/// The device is a misc device (its `miscdevice` is in `private_data`) or a binderfs device
+/// (its context is in the inode).
+///
 /// # Safety
 ///
-/// Called by `misc_open` with a file being opened on one of our misc devices.
-unsafe extern "C" fn binder_open(_inode: *mut bindings::inode, file: *mut bindings::file) -> c_int {
-    // SAFETY: `misc_open` stored the registered `miscdevice` in `private_data`, and holds the
-    // misc lock during this call, so the device cannot be deregistered meanwhile.
-    let misc = unsafe { (*file).private_data }.cast::<Opaque<bindings::miscdevice>>();
-    // SAFETY: Every misc device using `BINDER_FOPS` is the `misc` field of a `BinderDevice`.
-    let device = unsafe { &*kernel::container_of!(misc, BinderDevice, misc) };
+/// Called by `misc_open` with a file being opened on one of our misc devices, or by the VFS
+/// with a file being opened on one of our binderfs devices.
+unsafe extern "C" fn binder_open(inode: *mut bindings::inode, file: *mut bindings::file) -> c_int {
+    // SAFETY: The inode is being opened with these file operations.
+    let binderfs_context = unsafe { binderfs::context_of(inode) };
+    let is_binderfs = binderfs_context.is_some();
+    let context = match binderfs_context {
+        Some(context) => context,
+        None => {
+            // SAFETY: Not a binderfs device, so `misc_open` stored the registered
+            // `miscdevice` in `private_data`, and holds the misc lock during this call, so the
+            // device cannot be deregistered meanwhile.
+            let misc = unsafe { (*file).private_data }.cast::<Opaque<bindings::miscdevice>>();
+            // SAFETY: Every misc device using `BINDER_FOPS` is the `misc` field of a
+            // `BinderDevice`.
+            let device = unsafe { &*kernel::container_of!(misc, BinderDevice, misc) };
+            device.context.clone()
+        }
+    };
+    // As in C, a process's log file is made by the first open of its pid, of any device.
+    let pid = kernel::current!().group_leader().pid();
+    let first_of_pid = crate::registry::processes_of(pid as u32).is_err();
+    // Allocated first, so that nothing can fail once the process exists.
+    let slot = match KBox::<OpenFile>::new_uninit(GFP_KERNEL) {
+        Ok(slot) => slot,
+        Err(_) => return ENOMEM.to_errno(),
+    };
     // SAFETY: The file is valid for this call, and is not in an `fdget_pos` region.
     let file_ref = unsafe { File::from_raw_file(file) };
-    match Process::open(device.context.clone(), file_ref) {
+    match Process::open(context, file_ref) {
         Ok(process) => {
+            let log_file = if is_binderfs && first_of_pid {
+                // SAFETY: The inode is a binderfs device being opened.
+                unsafe { ProcLogFile::new(inode, pid) }
+            } else {
+                None
+            };
+            let open = KBox::write(
+                slot,
+                OpenFile {
+                    process,
+                    _log_file: log_file,
+                },
+            );
             // SAFETY: From here on the private data is ours; `binder_release` takes it back.
-            unsafe { (*file).private_data = process.into_foreign() };
+            unsafe { (*file).private_data = open.into_foreign() };
             0
         }
         Err(err) => err.to_errno(),
@@ -191,9 +249,12 @@ unsafe extern "C" fn binder_release(
     _inode: *mut bindings::inode,
     file: *mut bindings::file,
 ) -> c_int {
-    // SAFETY: `binder_open` stored the process with `into_foreign`; this is the one call that
-    // takes it back, and no other file operation can run any more.
-    let process = unsafe { Arc::<Process>::from_foreign((*file).private_data) };
+    // SAFETY: `binder_open` stored the open file with `into_foreign`; this is the one call
+    // that takes it back, and no other file operation can run any more.
+    let open = unsafe { <KBox<OpenFile> as ForeignOwnable>::from_foreign((*file).private_data) };
+    let OpenFile { process, _log_file } = KBox::into_inner(open);
+    // The log file goes now, while the file still keeps its mount alive.
+    drop(_log_file);
     // As in the C driver, the teardown happens later, in a worker, not in the closing task.
     crate::release::release_later(process);
     0

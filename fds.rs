@@ -80,11 +80,12 @@ pub(crate) struct Reserved {
 
 impl Reserved {
     /// Reserves an fd in the current task (the reader) for each of `files`, and writes its
-    /// number into the buffer seen through `view`.
+    /// number into the buffer seen through `view`. `debug_id` is the transaction's, for the
+    /// trace events.
     ///
     /// Fails with `ENOMEM` when the task cannot have another fd (the C driver's errno, whatever
     /// the reason), or `EINVAL` if the buffer cannot be written.
-    pub(crate) fn new(files: KVec<FileTransfer>, view: &RangeView) -> Result<Self> {
+    pub(crate) fn new(files: KVec<FileTransfer>, view: &RangeView, debug_id: u32) -> Result<Self> {
         let mut slots = KVec::with_capacity(files.len(), GFP_KERNEL)?;
         let mut array_fds = KVec::new();
         for transfer in files {
@@ -93,6 +94,11 @@ impl Reserved {
             let number = reservation.reserved_fd();
             view.write(transfer.offset, &number.to_ne_bytes())
                 .map_err(|_| EINVAL)?;
+            crate::trace::binder_transaction_fd_recv(
+                debug_id as i32,
+                number as i32,
+                transfer.offset,
+            );
             if transfer.in_array {
                 array_fds.push(number, GFP_KERNEL)?;
             }

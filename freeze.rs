@@ -230,14 +230,17 @@ impl Process {
         let node = match self.inner_lock().lock().refs_mut().get_mut(handle) {
             Some(node_ref) if node_ref.freeze.is_none() => node_ref.node.clone(),
             Some(_) => {
-                pr_debug!(
+                crate::debug::binder_user_error!(
                     "freeze notification already requested on handle {}\n",
                     handle
                 );
                 return Err(EINVAL);
             }
             None => {
-                pr_debug!("freeze notification on invalid handle {}\n", handle);
+                crate::debug::binder_user_error!(
+                    "freeze notification on invalid handle {}\n",
+                    handle
+                );
                 return Err(EINVAL);
             }
         };
@@ -279,14 +282,14 @@ impl Process {
     pub(crate) fn clear_freeze_notification(&self, handle: u32, cookie: u64) -> Result {
         let mut inner = self.inner_lock().lock();
         let Some(node_ref) = inner.refs_mut().get_mut(handle) else {
-            pr_debug!(
+            crate::debug::binder_user_error!(
                 "clearing a freeze notification of invalid handle {}\n",
                 handle
             );
             return Err(EINVAL);
         };
         let Some(listener) = node_ref.freeze.take_if(|l| l.item.cookie == cookie) else {
-            pr_debug!("clearing a freeze notification that is not set\n");
+            crate::debug::binder_user_error!("clearing a freeze notification that is not set\n");
             return Err(EINVAL);
         };
         let node = node_ref.node.clone();
@@ -308,7 +311,7 @@ impl Process {
         let mut inner = self.inner_lock().lock();
         let Some(listener) = inner.freeze_listener_awaiting_done(cookie) else {
             drop(inner);
-            pr_debug!(
+            crate::debug::binder_user_error!(
                 "BC_FREEZE_NOTIFICATION_DONE for unknown cookie {:#x}\n",
                 cookie
             );

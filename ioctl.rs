@@ -40,10 +40,26 @@ pub(crate) fn dispatch(
     cmd: u32,
     arg: usize,
 ) -> Result<isize> {
+    crate::trace::binder_ioctl(cmd, arg as kernel::ffi::c_ulong);
+    let result = dispatch_traced(process, file, cmd, arg);
+    crate::trace::ioctl_done(&result);
+    result
+}
+
+/// [`dispatch`] between its two trace events.
+fn dispatch_traced(
+    process: ArcBorrow<'_, Process>,
+    file: &File,
+    cmd: u32,
+    arg: usize,
+) -> Result<isize> {
+    // A stopped driver (`stop_on_user_error`) holds every ioctl here, as C does.
+    crate::debug::wait_while_stopped()?;
     // Every ioctl makes the calling task a binder thread first, as in the C driver.
     let thread = process.current_thread()?;
     let result = handle(process, &thread, file, cmd, arg);
     thread.ioctl_done(&process);
+    crate::debug::ioctl_end(&process, &thread, cmd, arg, &result);
     result
 }
 

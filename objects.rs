@@ -45,7 +45,8 @@ use crate::{
         FdSlots,
         ScatterGather, //
     },
-    thread::Thread, //
+    thread::Thread,
+    trace, //
 };
 
 /// A reference that a buffer holds until it is freed.
@@ -71,6 +72,8 @@ const TYPE_PTR: u32 = uapi::BINDER_TYPE_PTR;
 
 /// Translates the objects of one transaction, from `from` to `to`.
 pub(crate) struct Translation<'a> {
+    /// The transaction's debug id, for the trace events.
+    pub(crate) debug_id: u32,
     /// The sending process.
     pub(crate) from: &'a Arc<Process>,
     /// The sending thread; it reads the refcount returns its objects cause.
@@ -160,13 +163,17 @@ impl Translation<'_> {
     /// Takes the sender's file `fd`, for the receiver's fd to go at `offset` in the buffer.
     fn take_file(&mut self, fd: u32, offset: usize, in_array: bool) -> Result {
         if !self.accept_fds {
-            pr_debug!("fd {} sent to a receiver that does not accept fds\n", fd);
+            crate::debug::binder_user_error!(
+                "fd {} sent to a receiver that does not accept fds\n",
+                fd
+            );
             return Err(EPERM);
         }
         self.files.reserve(1, GFP_KERNEL)?;
         let transfer = FileTransfer::take(fd, offset, in_array, self.from.cred(), self.to.cred())?;
         // Cannot fail: room was reserved above.
         let _ = self.files.push_within_capacity(transfer);
+        trace::binder_transaction_fd_send(self.debug_id as i32, fd as i32, offset);
         Ok(())
     }
 
@@ -192,7 +199,7 @@ impl Translation<'_> {
             self.from
                 .node_for_object(object.binder_ptr(), object.0.cookie, object.0.flags)?;
         if node.cookie() != object.0.cookie {
-            pr_debug!(
+            crate::debug::binder_user_error!(
                 "object {:#x} sent with cookie {:#x}, its node has {:#x}\n",
                 node.ptr(),
                 object.0.cookie,
@@ -201,7 +208,10 @@ impl Translation<'_> {
             return Err(EINVAL);
         }
         self.may_transfer_binder()?;
-        self.give_handle(object, node, strong, true)
+        let ptr = node.ptr();
+        let handle = self.give_handle(object, node, strong, true)?;
+        trace::binder_transaction_node_to_ref(self.debug_id as i32, 0, ptr, 0, handle);
+        Ok(())
     }
 
     /// A handle of the sender: the receiver gets its own handle to the node, or the node's
@@ -213,7 +223,9 @@ impl Translation<'_> {
         let node = self.from.ref_target(handle, strong).ok_or(EINVAL)?;
         self.may_transfer_binder()?;
         if !node.is_owned_by(self.to) {
-            return self.give_handle(object, node, strong, false);
+            let new = self.give_handle(object, node, strong, false)?;
+            trace::binder_transaction_ref_to_ref(self.debug_id as i32, 0, 0, handle, 0, new);
+            return Ok(());
         }
         self.held.reserve(1, GFP_KERNEL)?;
         self.to.count_local(&node, strong);
@@ -223,6 +235,7 @@ impl Translation<'_> {
             TYPE_WEAK_BINDER
         };
         object.set_binder(kind, node.ptr(), node.cookie());
+        trace::binder_transaction_ref_to_node(self.debug_id as i32, 0, handle, 0, node.ptr());
         self.keep(Held::Local { node, strong });
         Ok(())
     }
@@ -243,7 +256,7 @@ impl Translation<'_> {
         node: NodeArc,
         strong: bool,
         from_owner: bool,
-    ) -> Result {
+    ) -> Result<u32> {
         self.held.reserve(1, GFP_KERNEL)?;
         let notify = from_owner.then_some(self.thread);
         let handle = self.to.take_ref(&node, strong, notify)?;
@@ -254,7 +267,7 @@ impl Translation<'_> {
             TYPE_WEAK_HANDLE
         };
         object.set_handle(kind, handle);
-        Ok(())
+        Ok(handle)
     }
 
     /// Records a reference taken for the receiver; room for it was reserved before it was

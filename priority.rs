@@ -18,7 +18,6 @@
 
 use kernel::{
     bindings,
-    prelude::*,
     task::Task, //
 };
 
@@ -57,7 +56,12 @@ pub(crate) fn set_nice(nice: i32) {
     };
     // C's `rlimit_to_nice`, on a `long`: an infinite limit gives a value past `MAX_NICE`.
     let best = (MAX_NICE + 1).wrapping_sub(limit as isize);
-    pr_debug!("nice {} not allowed, using {}\n", nice, best);
+    crate::debug::binder_debug!(
+        crate::debug::mask::PRIORITY_CAP,
+        "nice {} not allowed, using {}\n",
+        nice,
+        best
+    );
     // SAFETY: As above.
     unsafe { bindings::set_user_nice(current, best) };
 }

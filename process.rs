@@ -468,6 +468,12 @@ impl Process {
             GFP_KERNEL,
         )?;
         crate::registry::add(&process)?;
+        crate::debug::binder_debug!(
+            OPEN_CLOSE,
+            "binder_open: {}:{}\n",
+            process.pid(),
+            current.pid()
+        );
         Ok(process)
     }
 
@@ -478,6 +484,7 @@ impl Process {
     /// their nodes), and everything queued for it is cancelled: callers waiting on it read
     /// `BR_DEAD_REPLY`.
     pub(crate) fn release(self: Arc<Self>) {
+        crate::debug::binder_debug!(OPEN_CLOSE, "binder_release: {}\n", self.pid());
         let registered = crate::registry::remove(&self);
         let watchers = self.close_freeze_watchers();
         let manager = self.context.take_manager_of(&self);
@@ -533,6 +540,12 @@ impl Process {
     /// The credentials the device was opened with.
     pub(crate) fn cred(&self) -> &Credential {
         &self.cred
+    }
+
+    /// The pid of the thread group that opened the device, in the initial pid namespace (C's
+    /// `proc->pid`, which logs, trace events and netlink reports show).
+    pub(crate) fn pid(&self) -> Pid {
+        self.task.pid()
     }
 
     /// Whether the process was opened by the thread group `pid` (its pid in the initial pid
@@ -682,14 +695,17 @@ impl Process {
         let node = match self.inner.lock().refs.get_mut(handle) {
             Some(node_ref) if node_ref.death.is_none() => node_ref.node.clone(),
             Some(_) => {
-                pr_debug!(
+                crate::debug::binder_user_error!(
                     "death notification already requested on handle {}\n",
                     handle
                 );
                 return Ok(());
             }
             None => {
-                pr_debug!("death notification on invalid handle {}\n", handle);
+                crate::debug::binder_user_error!(
+                    "death notification on invalid handle {}\n",
+                    handle
+                );
                 return Ok(());
             }
         };
@@ -712,14 +728,14 @@ impl Process {
     pub(crate) fn clear_death(&self, thread: &Thread, handle: u32, cookie: u64) {
         let mut inner = self.inner.lock();
         let Some(node_ref) = inner.refs.get_mut(handle) else {
-            pr_debug!(
+            crate::debug::binder_user_error!(
                 "clearing a death notification of invalid handle {}\n",
                 handle
             );
             return;
         };
         let Some(death) = node_ref.death.take_if(|death| death.item.cookie == cookie) else {
-            pr_debug!("clearing a death notification that is not set\n");
+            crate::debug::binder_user_error!("clearing a death notification that is not set\n");
             return;
         };
         let node = node_ref.node.clone();
@@ -758,7 +774,10 @@ impl Process {
             .map(death_key);
         let Some(death) = withdrawn.and_then(|key| inner.withdrawn_deaths.remove(&key)) else {
             drop(inner);
-            pr_debug!("BC_DEAD_BINDER_DONE for unknown cookie {:#x}\n", cookie);
+            crate::debug::binder_user_error!(
+                "BC_DEAD_BINDER_DONE for unknown cookie {:#x}\n",
+                cookie
+            );
             return;
         };
         drop(inner);
@@ -794,7 +813,9 @@ impl Process {
             // between looking it up and making the handle, which would then not be 0.
             let taken = self.context.with_manager_node(|manager| {
                 if manager.is_owned_by(self) {
-                    pr_debug!("context manager tried to take a reference to itself\n");
+                    crate::debug::binder_user_error!(
+                        "context manager tried to take a reference to itself\n"
+                    );
                     return Err(EINVAL);
                 }
                 self.take_ref(manager, change.strong, None).map(drop)
@@ -816,7 +837,9 @@ impl Process {
         match outcome {
             Ok(Some(loss)) => self.settle_loss(loss),
             Ok(None) => {}
-            Err(InvalidRef) => pr_debug!("reference change on invalid handle {}\n", handle),
+            Err(InvalidRef) => {
+                crate::debug::binder_user_error!("reference change on invalid handle {}\n", handle)
+            }
         }
         Ok(())
     }
@@ -983,7 +1006,10 @@ impl Process {
             Some(node) if node.cookie() == cookie => node.clone(),
             _ => {
                 drop(inner);
-                pr_debug!("refcount confirmation for unknown node {:#x}\n", ptr);
+                crate::debug::binder_user_error!(
+                    "refcount confirmation for unknown node {:#x}\n",
+                    ptr
+                );
                 return;
             }
         };
@@ -991,7 +1017,10 @@ impl Process {
         drop(inner);
         match outcome {
             Ok(forgotten) => drop(forgotten),
-            Err(()) => pr_debug!("refcount confirmation for node {:#x} not awaited\n", ptr),
+            Err(()) => crate::debug::binder_user_error!(
+                "refcount confirmation for node {:#x} not awaited\n",
+                ptr
+            ),
         }
         drop(node);
     }
@@ -1087,7 +1116,13 @@ impl Process {
     /// userspace.
     pub(crate) fn free_buffer(&self, addr: u64) -> bool {
         let Some(freed) = self.buffer.free_by_user(addr) else {
-            pr_debug!("BC_FREE_BUFFER of unknown buffer {:#x}\n", addr);
+            let tid = kernel::current!().pid();
+            crate::debug::binder_user_error!(
+                "{}:{} BC_FREE_BUFFER no match for buffer at {:#x}\n",
+                self.pid(),
+                tid,
+                addr
+            );
             return false;
         };
         crate::fds::close_array_fds(&freed.array_fds);

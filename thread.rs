@@ -43,6 +43,7 @@ use crate::{
         Process,
         ProcessInner, //
     },
+    trace,
     transaction::Transaction,
     work::{
         self,
@@ -517,7 +518,8 @@ impl Thread {
     /// of waiting.
     pub(crate) fn read(&self, process: &Process, out: &mut Returns, nonblock: bool) -> Result {
         if out.is_fresh() {
-            out.put_code(BR_NOOP)?;
+            // Written as a plain value: C traces no `binder_return` for this one.
+            out.put(&BR_NOOP)?;
         }
         self.deliver_work(process, out, nonblock)?;
         if process.inner_lock().lock().request_thread(self) {
@@ -568,11 +570,13 @@ impl Thread {
             guard = process.inner_lock().lock();
         }
         if process_work && !self.is_looper() {
-            pr_debug!(
+            crate::debug::binder_user_error!(
                 "thread {} waits for process work without a looper command\n",
                 self.id
             );
         }
+        let todo = !self.todo.access_mut(&mut guard).is_empty();
+        trace::binder_wait_for_work(process_work, self.has_transaction_stack(&guard), todo);
         let waiting = if process_work {
             *self.waiting_since.access_mut(&mut guard) = guard.next_wait_number();
             looper::WAITING | looper::AVAILABLE

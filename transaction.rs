@@ -35,7 +35,10 @@ use kernel::{
         LockedBy,
         SpinLock, //
     },
-    task::Kuid,
+    task::{
+        Kuid,
+        Pid, //
+    },
     uaccess::{
         UserPtr,
         UserSlice,
@@ -52,6 +55,10 @@ use crate::{
     census::{
         Counted,
         Kind, //
+    },
+    debug::{
+        binder_debug,
+        mask, //
     },
     defs::{
         TransactionData,
@@ -76,6 +83,7 @@ use crate::{
         FileTransfer,
         Reserved, //
     },
+    netlink,
     node::NodeArc,
     objects::{
         Held,
@@ -94,6 +102,7 @@ use crate::{
         NewCall,
         Thread, //
     },
+    trace,
     work::{
         Deliver,
         Flow,
@@ -115,6 +124,9 @@ fn next_debug_id() -> u32 {
 struct Failure {
     code: u32,
     errno: Error,
+    /// The receiving side, as far as it was known when the transaction failed (for the
+    /// netlink report).
+    to: netlink::Target,
 }
 
 impl Failure {
@@ -122,6 +134,7 @@ impl Failure {
         Self {
             code: BR_FAILED_REPLY,
             errno,
+            to: (0, 0),
         }
     }
 
@@ -129,6 +142,7 @@ impl Failure {
         Self {
             code: BR_DEAD_REPLY,
             errno,
+            to: (0, 0),
         }
     }
 
@@ -137,7 +151,13 @@ impl Failure {
         Self {
             code: BR_FROZEN_REPLY,
             errno: EAGAIN,
+            to: (0, 0),
         }
+    }
+
+    /// The same failure of a transaction that was going to `to`.
+    fn toward(self, to: netlink::Target) -> Self {
+        Self { to, ..self }
     }
 
     /// What [`Process::queue_transaction`] refused.
@@ -154,6 +174,11 @@ impl Failure {
 pub(crate) struct Transaction {
     /// Counts the object in the module's census.
     _census: Counted,
+    /// The number the transaction was given when sent (C's `debug_id`).
+    debug_id: u32,
+    /// The thread id of the receiving thread, once known (0 before, and for one-way
+    /// transactions); for trace events only.
+    to_tid: Atomic<Pid>,
     /// The sending thread of a synchronous call: the reply goes back to it.
     from: Option<Arc<Thread>>,
     /// The top of the sender's stack when it sent the call (a call it was answering).
@@ -248,10 +273,19 @@ impl Thread {
         let outcome = if reply {
             self.reply(process, tr, id)
         } else {
-            self.send(process, tr)
+            self.send(process, tr, id)
         };
         if let Err(failure) = outcome {
-            pr_debug!("transaction {} failed: {}\n", id, failure.errno.to_errno());
+            binder_debug!(
+                mask::FAILED_TRANSACTION,
+                "{}:{} transaction {} failed {}/{}\n",
+                process.pid(),
+                self.id,
+                id,
+                failure.code,
+                failure.errno.to_errno()
+            );
+            netlink::report(process, self, tr, reply, failure.code, failure.to);
             // The C driver's extended error of a call to a frozen process has no errno.
             let param = match failure.code {
                 BR_FROZEN_REPLY => 0,
@@ -268,9 +302,23 @@ impl Thread {
         self: &Arc<Self>,
         process: &Arc<Process>,
         tr: &TransactionDataSg,
+        id: u32,
+    ) -> Result<(), Failure> {
+        let node = self.find_target(process, tr.target_handle())?;
+        let to = (node.owner().pid(), 0);
+        self.send_to(process, tr, id, node)
+            .map_err(|failure| failure.toward(to))
+    }
+
+    /// [`Thread::send`] to `node`, once found.
+    fn send_to(
+        self: &Arc<Self>,
+        process: &Arc<Process>,
+        tr: &TransactionDataSg,
+        id: u32,
+        node: NodeArc,
     ) -> Result<(), Failure> {
         let oneway = tr.flags() & TF_ONE_WAY != 0;
-        let node = self.find_target(process, tr.target_handle())?;
         kernel::security::binder_transaction(process.cred(), node.owner().cred())
             .map_err(|_| Failure::failed(EPERM))?;
         let NewCall {
@@ -283,19 +331,20 @@ impl Thread {
                 .map_err(Failure::failed)?
         };
         let to = node.owner().clone();
-        let t = Transaction::new(
-            self,
-            from_parent,
-            process,
-            to,
-            Some(&node),
-            tr,
-            node.accepts_fds(),
-        )?;
+        let sending = Sending {
+            id,
+            to_tid: waiting_thread.as_ref().map_or(0, |thread| thread.id),
+            accept_fds: node.accepts_fds(),
+        };
+        let t = Transaction::new(self, from_parent, process, to, Some(&node), tr, sending)?;
+        let report_to = (t.to.pid(), sending.to_tid);
         let item = Work::new_item(Delivery(t.clone())).map_err(Failure::failed)?;
         if oneway {
             // C decides when the sender reads it, from the sender's setting; the sender is
             // this process, so deciding now is the same.
+            if t.oneway_spam_suspect {
+                netlink::report(process, self, tr, false, BR_ONEWAY_SPAM_SUSPECT, report_to);
+            }
             let code = if t.oneway_spam_suspect && process.detects_oneway_spam() {
                 BR_ONEWAY_SPAM_SUSPECT
             } else {
@@ -308,7 +357,11 @@ impl Thread {
             // process, the sender reads that it is pending instead, as in C.
             let _ = process.push_work(complete_item, Recipient::Thread(self));
             match t.to.queue_transaction(&t, item, Recipient::Oneway(&node)) {
-                Ok(true) => complete.code.store(BR_TRANSACTION_PENDING_FROZEN, Relaxed),
+                Ok(true) => {
+                    complete.code.store(BR_TRANSACTION_PENDING_FROZEN, Relaxed);
+                    let code = BR_TRANSACTION_PENDING_FROZEN;
+                    netlink::report(process, self, tr, false, code, report_to);
+                }
                 Ok(false) => {}
                 Err(refused) => {
                     complete.withdrawn.store(true, Relaxed);
@@ -347,8 +400,18 @@ impl Thread {
     ) -> Result<(), Failure> {
         let call = self.pop_received(process).ok_or(Failure::failed(EPROTO))?;
         priority::set_nice(call.saved_priority.load(Relaxed));
-        if let Err(failure) = self.reply_to(process, &call, tr) {
-            pr_debug!("reply {} failed: {}\n", id, failure.errno.to_errno());
+        if let Err(failure) = self.reply_to(process, &call, tr, id) {
+            binder_debug!(
+                mask::FAILED_TRANSACTION,
+                "{}:{} reply {} failed {}/{}\n",
+                process.pid(),
+                self.id,
+                id,
+                failure.code,
+                failure.errno.to_errno()
+            );
+            let to = (call.from_process.pid(), call.sender_tid());
+            netlink::report(process, self, tr, true, failure.code, to);
             call.fail_caller(failure.code, Some((id, failure.errno)));
             self.reply_failed(process);
         }
@@ -362,13 +425,18 @@ impl Thread {
         process: &Arc<Process>,
         call: &Transaction,
         tr: &TransactionDataSg,
+        id: u32,
     ) -> Result<(), Failure> {
         let Some(caller) = call.from.clone() else {
             return Err(Failure::failed(EPROTO));
         };
         let to = call.from_process.clone();
-        let accept_fds = call.flags & TF_ACCEPT_FDS != 0;
-        let reply = Transaction::new(self, None, process, to, None, tr, accept_fds)?;
+        let sending = Sending {
+            id,
+            to_tid: caller.id,
+            accept_fds: call.flags & TF_ACCEPT_FDS != 0,
+        };
+        let reply = Transaction::new(self, None, process, to, None, tr, sending)?;
         let item = Work::new_item(Delivery(reply.clone())).map_err(Failure::failed)?;
         let own_complete = Work::new_arc(Complete::new()).map_err(Failure::failed)?;
         let own_item = Work::to_queue(&own_complete).ok_or(Failure::failed(EINVAL))?;
@@ -410,6 +478,17 @@ impl Thread {
     }
 }
 
+/// What [`Transaction::new`] needs to know beyond the payload.
+#[derive(Clone, Copy)]
+struct Sending {
+    /// The transaction's debug id.
+    id: u32,
+    /// The receiving thread if already known (the caller, for a reply), else 0.
+    to_tid: Pid,
+    /// Whether the payload may carry file descriptors.
+    accept_fds: bool,
+}
+
 /// Rounds `n` up to a multiple of 8, the alignment of each part of a transaction buffer.
 fn align8(n: u64) -> Option<u64> {
     n.checked_add(7).map(|n| n & !7)
@@ -428,8 +507,13 @@ impl Transaction {
         to: Arc<Process>,
         node: Option<&NodeArc>,
         tr: &TransactionDataSg,
-        accept_fds: bool,
+        sending: Sending,
     ) -> Result<Arc<Self>, Failure> {
+        let Sending {
+            id,
+            to_tid,
+            accept_fds,
+        } = sending;
         let is_reply = node.is_none();
         let extra = tr.0.buffers_size;
         let tr = &tr.0.transaction_data;
@@ -473,17 +557,29 @@ impl Transaction {
         let held =
             KVec::with_capacity(expected, GFP_KERNEL).map_err(|_| Failure::failed(ENOMEM))?;
         let clear_on_free = tr.flags & TF_CLEAR_BUF != 0;
+        trace::binder_transaction(
+            id as i32,
+            0,
+            to.pid(),
+            to_tid,
+            is_reply.into(),
+            tr.code,
+            tr.flags,
+        );
         let (range, view, oneway_spam_suspect) = to
             .reserve_buffer(size, async_node, clear_on_free)
             .map_err(|err| match err {
                 e if e == ESRCH => Failure::dead(ESRCH),
                 e => Failure::failed(e),
             })?;
+        let extra_room = buffers_size.saturating_add(secctx_room as usize);
+        trace::binder_transaction_alloc_buf(id as i32, data_size, offsets_size, extra_room);
         // Read once here, under the buffer's lock: the reader needs it again at delivery.
         let address = range.user_address();
         let buffers = ScatterGather::new(address, data_size, offsets_size, buffers_size)
             .map_err(Failure::failed)?;
         let mut translation = Translation {
+            debug_id: id,
             from: from_process,
             thread: sender,
             to: &to,
@@ -520,6 +616,8 @@ impl Transaction {
         Arc::pin_init(
             try_pin_init!(Self {
                 _census: Counted::new(Kind::Transaction),
+                debug_id: id,
+                to_tid: Atomic::new(to_tid),
                 from,
                 from_parent,
                 to_parent,
@@ -575,6 +673,11 @@ impl Transaction {
         }
     }
 
+    /// The calling thread's id, 0 for a one-way transaction or a reply (C's `t->from`).
+    fn sender_tid(&self) -> Pid {
+        self.from.as_ref().map_or(0, |from| from.id)
+    }
+
     /// Whether `thread` sent this transaction.
     pub(crate) fn is_sent_by(&self, thread: &Thread) -> bool {
         self.from
@@ -593,9 +696,15 @@ impl Transaction {
         core::iter::successors(Some(self), |call| call.from_parent.as_deref())
     }
 
-    /// The calling thread, if it belongs to `process`.
+    /// The calling thread of a call, unless it has left the driver: the C driver forgets the
+    /// sender of the calls on a leaving thread's stack (`t->from`).
+    fn live_caller(&self) -> Option<&Arc<Thread>> {
+        self.from.as_ref().filter(|from| !from.is_dead())
+    }
+
+    /// The calling thread, if it belongs to `process` and has not left the driver.
     pub(crate) fn caller_in(&self, process: &Process) -> Option<Arc<Thread>> {
-        let from = self.from.as_ref()?;
+        let from = self.live_caller()?;
         core::ptr::eq(&*self.from_process, process).then(|| from.clone())
     }
 
@@ -661,6 +770,18 @@ impl PinnedDrop for Transaction {
         // Every path that ends a transaction has done this already.
         self.finished();
         self.release_buffer();
+        // The C driver forgets a call's sender when the call leaves the sender's stack, which
+        // it has by now (the stack holds a reference): the sender is 0:0 here too.
+        let to = (self.to.pid(), self.to_tid.load(Relaxed));
+        trace::binder_txn_latency_free(
+            self.debug_id as i32,
+            0,
+            0,
+            to.0,
+            to.1,
+            self.code,
+            self.flags,
+        );
     }
 }
 
@@ -696,10 +817,11 @@ impl Deliver for Delivery {
             t.inherit_priority();
         }
         let fds = match &view {
-            Some(view) => match Reserved::new(files, view) {
+            Some(view) => match Reserved::new(files, view, t.debug_id) {
                 Ok(fds) => Some(fds),
                 Err(err) => {
-                    pr_debug!(
+                    binder_debug!(
+                        mask::DEAD_TRANSACTION,
                         "transaction undelivered: no fds for its files ({:?})\n",
                         err
                     );
@@ -726,8 +848,9 @@ impl Deliver for Delivery {
         tr.cookie = t.target.1;
         tr.data.ptr.buffer = buffer;
         tr.data.ptr.offsets = buffer.saturating_add(align8(t.data_size).unwrap_or(0));
-        // A call (not a reply, not one-way) names its sender and waits for this thread's reply.
-        if t.from.is_some() {
+        // A call (not a reply, not one-way) names its sender and waits for this thread's reply;
+        // as in C, a call whose sending thread has left the driver names no sender.
+        if t.live_caller().is_some() {
             tr.sender_pid = t.from_process.pid_in_current_ns();
         }
         let written = match t.secctx_offset {
@@ -744,14 +867,19 @@ impl Deliver for Delivery {
                 .and_then(|()| out.put(&TransactionData(tr))),
         };
         if let Err(err) = written {
-            pr_debug!("transaction undelivered: its returns could not be written\n");
+            binder_debug!(
+                mask::DEAD_TRANSACTION,
+                "transaction undelivered: its returns could not be written\n"
+            );
             range.give_back_undelivered();
             t.fail_caller(BR_FAILED_REPLY, None);
             return Err(err);
         }
+        trace::binder_transaction_received(t.debug_id as i32);
         let array_fds = fds.map(Reserved::install).unwrap_or_default();
         range.deliver(array_fds);
         if t.from.is_some() {
+            t.to_tid.store(thread.id, Relaxed);
             thread.push_received(&t.to, t.clone());
         }
         Ok(Flow::Return)
@@ -766,6 +894,11 @@ impl Deliver for Delivery {
     }
 
     fn cancel(&self) {
+        binder_debug!(
+            mask::DEAD_TRANSACTION,
+            "undelivered transaction {}\n",
+            self.0.debug_id
+        );
         self.0.release_buffer();
         self.0.fail_caller(BR_DEAD_REPLY, None);
     }

@@ -55,6 +55,7 @@ pub(crate) fn write_read(
     if bwr.0.write_size > 0 {
         let mut commands = Commands::new(&bwr.0);
         result = thread.write(process, &mut commands);
+        crate::trace::write_done(&result);
         bwr.0.write_consumed = commands.consumed();
         if result.is_err() {
             // As in the C driver: a failed write half reads nothing.
@@ -64,6 +65,7 @@ pub(crate) fn write_read(
     if result.is_ok() && bwr.0.read_size > 0 {
         let mut returns = Returns::new(&bwr.0);
         result = thread.read(process, &mut returns, nonblock);
+        crate::trace::read_done(&result);
         process.wake_for_leftover_work();
         // As in the C driver, a failed read reports nothing read, not even its BR_NOOP.
         if result.is_ok() {
@@ -88,10 +90,13 @@ pub(crate) struct Commands {
 impl Commands {
     fn new(bwr: &uapi::binder_write_read) -> Self {
         let start = bwr.write_consumed;
-        // A `write_consumed` at or past `write_size` leaves nothing to do.
-        let len = bwr.write_size.saturating_sub(start);
+        // As in the C driver, the commands run from `write_buffer + write_consumed` while
+        // their address is below `write_buffer + write_size`, addresses that wrap around:
+        // nothing to do if the end is not past the start (a `write_consumed` at or past
+        // `write_size`, or a `write_size` so large that the end wraps around).
         let addr = bwr.write_buffer.wrapping_add(start);
-        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        let end = bwr.write_buffer.wrapping_add(bwr.write_size);
+        let len = usize::try_from(end.saturating_sub(addr)).unwrap_or(usize::MAX);
         let reader = UserSlice::new(
             UserPtr::from_addr(usize::try_from(addr).unwrap_or(usize::MAX)),
             len,
@@ -175,7 +180,9 @@ impl Returns {
 
     /// Writes one return code.
     pub(crate) fn put_code(&mut self, code: u32) -> Result {
-        self.put(&code)
+        self.put(&code)?;
+        crate::trace::binder_return(code);
+        Ok(())
     }
 
     /// Writes one value (a return code or its payload).
@@ -195,6 +202,8 @@ impl Returns {
     pub(crate) fn overwrite_first_word(&mut self, code: u32) -> Result {
         UserSlice::new(UserPtr::from_addr(self.base), size_of::<u32>())
             .writer()
-            .write(&code)
+            .write(&code)?;
+        crate::trace::binder_return(code);
+        Ok(())
     }
 }

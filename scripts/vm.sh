@@ -6,14 +6,17 @@
 #
 #   scripts/vm.sh --driver c|rust --out DIR [--kernel DIR] [--selftest leak] [--timeout SECONDS]
 #                 [--filter NAME[,NAME...]]   (run only the cases whose names contain one of these)
-#                 [--bin FILE]... [--run SCRIPT [--expect NAMES]] [--module FILE]
+#                 [--bin FILE]... [--run SCRIPT [--expect NAMES]] [--module FILE] [--mem MIB]
 #
 # --bin copies a program into the guest's /bin (repeatable). --run runs SCRIPT (a busybox sh
 # script, copied to /etc/rb-run) in place of the conformance suite; what it prints lands in
 # DIR/guest.log between the "=== results" and "=== end" markers, and its "ok"/"FAIL" lines
 # count as results like the suite's. --expect names the results SCRIPT must print (separated
 # by spaces, commas or newlines). --module boots another build of rust_binder.ko than the
-# repository's (one built for the --kernel tree, as the benchmark's is).
+# repository's (one built for the --kernel tree, as the benchmark's is). --mem gives the guest
+# MIB MiB of memory instead of 2048 (the memory pressure cases in a smaller guest).
+# LIFECYCLE_CYCLES=N in the environment sets how many load/unload cycles the case
+# module_lifecycle_cycles_with_traffic runs (rb.lifecycle_cycles=N on the guest's command line).
 #
 # The guest's console (the kernel log) goes to DIR/console.log and what the suite prints to
 # DIR/guest.log. DIR/results gets one line per case, "ok NAME" or "FAIL NAME: why", plus the
@@ -47,6 +50,7 @@ bins=()
 run=
 expect=
 rust_module=$top/rust_binder.ko
+mem=2048
 while [ $# -gt 0 ]; do
     case "$1" in
     --driver) driver=$2; shift 2 ;;
@@ -59,10 +63,13 @@ while [ $# -gt 0 ]; do
     --run) run=$2; shift 2 ;;
     --expect) expect=$2; shift 2 ;;
     --module) rust_module=$2; shift 2 ;;
+    --mem) mem=$2; shift 2 ;;
     *) echo "vm.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
 case "$driver" in c | rust) ;; *) echo "vm.sh: --driver c|rust" >&2; exit 2 ;; esac
+case "$mem" in '' | *[!0-9]*) echo "vm.sh: --mem MIB (a number)" >&2; exit 2 ;; esac
+case "${LIFECYCLE_CYCLES:-0}" in *[!0-9]*) echo "vm.sh: LIFECYCLE_CYCLES=N (a number)" >&2; exit 2 ;; esac
 [ -n "$out" ] || { echo "vm.sh: --out DIR" >&2; exit 2; }
 [ -z "$expect" ] || [ -n "$run" ] || { echo "vm.sh: --expect goes with --run (the suite lists its own cases)" >&2; exit 2; }
 
@@ -155,6 +162,7 @@ install -m 0755 "$here/vm/init.sh" "$root/init"
 cmdline="console=ttyS0 panic=-1 rb.driver=$driver"
 [ -z "$selftest" ] || cmdline="$cmdline rb.selftest=$selftest"
 [ -z "$filter" ] || cmdline="$cmdline rb.filter=$filter"
+[ -z "${LIFECYCLE_CYCLES:-}" ] || cmdline="$cmdline rb.lifecycle_cycles=$LIFECYCLE_CYCLES"
 
 # KVM only where it can boot this kernel: /dev/kvm must open read-write (access(2) tells root
 # yes whatever the mode, so it is opened) and the CPU must have hardware virtualisation. Some
@@ -208,7 +216,7 @@ use_accel "$accel"
 run_qemu() {
     qemu_status=0
     timeout --kill-after=10 "$timeout" qemu-system-x86_64 "${accel_args[@]}" \
-        -nodefaults -no-user-config -machine pc -smp 2 -m 2048 \
+        -nodefaults -no-user-config -machine pc -smp 2 -m "$mem" \
         -kernel "$bzimage" -initrd "$out/initramfs.cpio" -append "$cmdline" \
         -display none -monitor none -no-reboot \
         -serial "file:$out/console.log" -serial "file:$out/guest.log" || qemu_status=$?

@@ -4,6 +4,11 @@
 # Interop checks, in the test VM (vm.sh --run): third-party binder userspace, rsbinder's
 # tools and library, against the loaded driver, and interchangeable with our own programs.
 #
+#   binderfs: rsbinder's rsb_device mounts the driver's binderfs on /dev/binderfs (the C boot
+#   has it mounted already) and makes a device there with binder-control; every check below
+#   then runs on /dev/binderfs/binder, which /dev/binder links to. The kernel's own binderfs
+#   selftest runs too (scripts/vm/binderfs-selftest.sh).
+#
 #   with rsb_hub as the service manager: rsbinder's service registers and rsb_service lists
 #   it; rsbinder's client calls it; our rb-calculator registers and rsbinder's client calls
 #   it; our rb-calc-client calls rsbinder's service; rsb_service dumps rsb_hub and our
@@ -27,12 +32,18 @@
 #                        (also on the host: check.sh gives them to vm.sh --expect, so that a
 #                        check the guest never got to counts as failed)
 #
-# Needs in /bin: rsb_hub, rsb_service, rsb-calc-service, rsb-calc-client, rb-servicemanager,
-# rb-calculator, rb-calc-client and demo.sh.
+# Needs in /bin: rsb_hub, rsb_service, rsb_device, rsb-calc-service, rsb-calc-client,
+# rb-servicemanager, rb-calculator, rb-calc-client, demo.sh, binderfs_test and
+# binderfs-selftest.sh.
 
 # Every check, in the order they run. A check run under a name missing here fails as
 # interop_checks_listed, so that the list cannot silently fall behind the checks.
 checks="
+    interop_rsb_device_mounts_binderfs
+    interop_rsb_device_adds_a_device
+    binderfs_test/binderfs_stress
+    binderfs_test/binderfs_test_privileged
+    binderfs_test/binderfs_test_unprivileged
     interop_rsb_hub_serves
     interop_rsb_service_registers_with_rsb_hub
     interop_rsb_service_list_on_rsb_hub
@@ -69,12 +80,6 @@ rm -rf "$logs"
 mkdir -p "$logs"
 pids=
 
-# rsbinder opens /dev/binderfs/binder. The C driver's binderfs mount has it; rust_binder's
-# misc device is /dev/binder, so it gets a link in the same place.
-if [ ! -e /dev/binderfs/binder ]; then
-    mkdir -p /dev/binderfs
-    ln -s /dev/binder /dev/binderfs/binder
-fi
 # rsb_hub logs at warn and above by default; info shows what it serves.
 export RUST_LOG=info
 
@@ -200,6 +205,28 @@ stresses() {
             "$logs/rsb-stress-$senders"
     done
 }
+
+# ---- binderfs
+# rsbinder opens /dev/binderfs/binder. The C boot mounted binderfs there and linked /dev/binder
+# to it; with rust_binder, /dev/binder is its misc device, another context than the binderfs
+# device: it goes, so that rsb_device links /dev/binder to /dev/binderfs/binder, and our
+# programs (which open /dev/binder) meet rsbinder's on the same device.
+[ "${RB_DRIVER:-}" != rust ] || rm -f /dev/binder
+mounts_binderfs() {
+    rsb_device binder >"$logs/rsb_device-binder" 2>&1 &&
+        grep -q '^[^ ]* /dev/binderfs binder ' /proc/mounts &&
+        [ -c /dev/binderfs/binder ] && [ "$(readlink -f /dev/binder)" = /dev/binderfs/binder ]
+}
+check interop_rsb_device_mounts_binderfs \
+    "rsb_device did not mount binderfs on /dev/binderfs with binder in it, /dev/binder its link" \
+    mounts_binderfs
+adds_device() {
+    rsb_device rsbdev >"$logs/rsb_device-rsbdev" 2>&1 && [ -c /dev/binderfs/rsbdev ] &&
+        grep -q "New binder device allocated" "$logs/rsb_device-rsbdev"
+}
+check interop_rsb_device_adds_a_device "rsb_device rsbdev made no /dev/binderfs/rsbdev" adds_device
+rm -f "$logs"/*
+binderfs-selftest.sh
 
 # ---- rsb_hub as the service manager
 hub=interop_rsb_hub_serves

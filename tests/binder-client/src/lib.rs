@@ -8,12 +8,14 @@
 //! binder userspace (AIDL calls, the service manager), and [`ipc`] makes calls, serves them
 //! on a thread pool and waits for deaths.
 
+pub mod binderfs;
 mod device;
 pub mod ipc;
 mod mapping;
 pub mod object;
 pub mod parcel;
 pub mod protocol;
+pub mod reports;
 pub mod uapi;
 
 pub use device::{Binder, WriteRead};

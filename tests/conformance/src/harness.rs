@@ -190,6 +190,22 @@ impl Epoll {
         }
     }
 
+    /// Waits up to `ms` milliseconds for the descriptor to be readable; returns whether it
+    /// was.
+    pub fn wait_timeout(&self, ms: i32) -> Outcome<bool> {
+        let mut event = libc::epoll_event { events: 0, u64: 0 };
+        // SAFETY: `event` has room for the one event asked for.
+        let ready = unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), &mut event, 1, ms) };
+        match ready {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(format!(
+                "epoll_wait returned {ready}: {}",
+                io::Error::last_os_error()
+            )),
+        }
+    }
+
     /// Stops watching (EPOLL_CTL_DEL).
     pub fn unwatch(&self) {
         let mut event = libc::epoll_event { events: 0, u64: 0 };

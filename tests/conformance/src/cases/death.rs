@@ -45,7 +45,10 @@ pub const CASES: &[Case] = &[
         "death_request_clear_race_then_holder_exits",
         death_request_clear_race_then_holder_exits,
     ),
-    Case::new("thread_exit_with_epoll", thread_exit_with_epoll),
+    Case::new(
+        "cve_2019_2215_thread_exit_with_epoll",
+        thread_exit_with_epoll,
+    ),
 ];
 
 /// A context manager running in a child process until it is killed.

@@ -6,7 +6,7 @@
 
 use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
 
-use binder_client::{uapi, BinderObject, BufferObject, FdArrayObject, Payload, Return};
+use binder_client::{uapi, BinderObject, BufferObject, Commands, FdArrayObject, Payload, Return};
 
 use crate::{
     ensure,
@@ -22,6 +22,10 @@ use super::{
 
 pub const CASES: &[Case] = &[
     Case::new("fda_fds_arrive_in_parent_and_close_on_free", fds_arrive),
+    Case::new(
+        "fda_free_with_blocking_read_returns_to_close_the_fds",
+        free_with_blocking_read,
+    ),
     Case::new(
         "cve_2020_0041_fda_free_closes_only_its_own_fds",
         free_closes_only_own,
@@ -167,6 +171,37 @@ fn fds_arrive(_: &Env) -> Outcome {
     c.free(&reply)?;
     drop(writes);
     expect_messages(&reads, &MESSAGES)?;
+    manager.join()
+}
+
+/// BC_FREE_BUFFER of a buffer with an fd array and a blocking read in one BINDER_WRITE_READ,
+/// as libbinder and rsbinder send them. The array's fds are closed with task work, which runs
+/// only when the task goes back to userspace: the read half must therefore return at once,
+/// with nothing but BR_NOOP, instead of sleeping with the files still held (C sets
+/// `looper_need_return`). The sender, holding the read end of the pipe whose write end was
+/// in the array, sees EOF while the receiver has nothing to do.
+fn free_with_blocking_read(_: &Env) -> Outcome {
+    let manager = spawn_fd_manager(|m| {
+        let (call, _) = m.next_call()?;
+        let fds = received_fds(m, &call, 1)?;
+        m.reply(&call, &Payload::new())?;
+        let returns = m
+            .binder
+            .write_then_read(&Commands::new().free_buffer(call.buffer))
+            .step("free, then a blocking read, in one ioctl")?;
+        ensure!(
+            returns == [Return::Noop],
+            "the read after the free returned {returns:?}"
+        );
+        ensure!(!is_open(fds[0]), "fd {} survived the free", fds[0]);
+        Ok(())
+    })?;
+    let c = Peer::open()?;
+    let (reads, writes) = pipes(1)?;
+    let reply = c.call_for_reply(0, 1, &fda_payload(&raw(&writes))?)?;
+    c.free(&reply)?;
+    drop(writes);
+    expect_messages(&reads, &[b""])?;
     manager.join()
 }
 

@@ -36,6 +36,18 @@ pub const CASES: &[Case] = &[
         "cve_2019_2025_free_of_undelivered_reply_ignored",
         free_undelivered_reply,
     ),
+    Case::new(
+        "cve_2019_2025_reply_sent_from_the_freed_call_buffer",
+        reply_from_freed_call,
+    ),
+    Case::new(
+        "cve_2019_2025_free_of_queued_oneways_ignored",
+        free_queued_oneways,
+    ),
+    Case::new(
+        "cve_2019_2025_free_of_call_on_stack_before_nested_call",
+        free_before_nested_call,
+    ),
 ];
 
 /// A payload with data and a scatter-gather buffer, told apart by `seed`.
@@ -189,6 +201,152 @@ fn free_undelivered_reply(_: &Env) -> Outcome {
     c.send(Commands::new().free_buffer(guess), "free the unread reply")?;
     let reply = c.await_reply()?.reply.ok_or("the call failed")?;
     expect_intact(&c, &reply, 3)?;
+    c.free(&reply)?;
+    manager.join()
+}
+
+/// The call's buffer is freed in the very write whose reply takes its data from that buffer
+/// (the reply's data pointer is the call's buffer in the receiver's mapping), the free before
+/// the reply and then after it. The driver copies the reply from the user's pages as they are:
+/// freeing does not unmap them, so the caller gets the call's own bytes back, twice.
+fn reply_from_freed_call(_: &Env) -> Outcome {
+    let manager = spawn_manager(|m| {
+        for free_first in [true, false] {
+            let (call, _) = m.next_call()?;
+            let data = m
+                .mapping
+                .bytes_at(call.buffer, call.data_size)
+                .ok_or("the call is outside the mapping")?;
+            let commands = if free_first {
+                Commands::new()
+                    .free_buffer(call.buffer)
+                    .transaction(true, 0, call.code, 0, data)
+            } else {
+                Commands::new()
+                    .transaction(true, 0, call.code, 0, data)
+                    .free_buffer(call.buffer)
+            };
+            m.send(commands, "free and reply from the freed buffer")?;
+        }
+        Ok(())
+    })?;
+    let c = Peer::open()?;
+    for code in [1, 2] {
+        let sent = pattern(code as u8 * 16, 200);
+        let reply = c.call_for_reply(0, code, &Payload::new().bytes(&sent))?;
+        let data = c.received(&reply).data().step("reply")?;
+        ensure!(
+            data == sent,
+            "the reply sent from the freed buffer reads {data:?}"
+        );
+        c.free(&reply)?;
+    }
+    manager.join()
+}
+
+/// One-way calls to one node wait in the node's queue until the previous one's buffer is
+/// freed. While the first is delivered and two more wait (their buffers allocated, not
+/// delivered), the receiver frees every 8-byte address of the 8 KiB after the first buffer's
+/// start, which covers the waiting buffers: none of those frees may take. A fourth one-way
+/// sent after that would reuse a wrongly freed buffer; the waiting calls must arrive intact,
+/// one at a time, in order, as the receiver frees each.
+fn free_queued_oneways(_: &Env) -> Outcome {
+    let (first_read, await_first_read) = notice()?;
+    let (queued, await_queued) = notice()?;
+    let (swept, await_swept) = notice()?;
+    let (fourth_sent, await_fourth_sent) = notice()?;
+    let manager = spawn_manager(move |m| {
+        let (first, _) = m.next_call()?;
+        expect_intact(m, &first, 1)?;
+        first_read.notify()?;
+        await_queued.wait()?;
+        let sweep = (1..1024u64).fold(Commands::new(), |cmds, i| {
+            cmds.free_buffer(first.buffer + 8 * i)
+        });
+        m.send(sweep, "free the addresses after the first buffer")?;
+        swept.notify()?;
+        await_fourth_sent.wait()?;
+        let early = m.pending()?;
+        ensure!(
+            !early.iter().any(|r| matches!(r, Return::Transaction(_))),
+            "a queued one-way came before the first was freed: {early:?}"
+        );
+        expect_intact(m, &first, 1)?;
+        m.free(&first)?;
+        for seed in 2..=4 {
+            let (next, _) = m.next_call()?;
+            ensure!(
+                next.code == u32::from(seed),
+                "one-way {} came where {seed} was due",
+                next.code
+            );
+            expect_intact(m, &next, seed)?;
+            m.free(&next)?;
+        }
+        Ok(())
+    })?;
+    let c = Peer::open()?;
+    c.send_call_flags(0, 1, uapi::TF_ONE_WAY, &payload(1))?;
+    await_first_read.wait()?;
+    c.send_call_flags(0, 2, uapi::TF_ONE_WAY, &payload(2))?;
+    c.send_call_flags(0, 3, uapi::TF_ONE_WAY, &payload(3))?;
+    queued.notify()?;
+    await_swept.wait()?;
+    c.send_call_flags(0, 4, uapi::TF_ONE_WAY, &payload(4))?;
+    fourth_sent.notify()?;
+    manager.join()
+}
+
+/// A call's buffer freed while the call is still on the server's transaction stack, and the
+/// server then calls back into the waiting caller (a nested call that goes through that
+/// stack) before replying: the callback is answered on the caller's waiting thread, and the
+/// reply to the freed call still reaches the caller. (The server takes its own reference to
+/// the callback first: the one the buffer held goes with the buffer.)
+fn free_before_nested_call(_: &Env) -> Outcome {
+    let manager = spawn_manager(|m| {
+        let (call, _) = m.next_call()?;
+        let [callback] = m.objects(&call)?[..] else {
+            return Err("no callback object".into());
+        };
+        let handle = callback.handle_value();
+        m.send(
+            Commands::new().acquire(handle).free_buffer(call.buffer),
+            "acquire the callback, free the call",
+        )?;
+        let answer = m.call_for_reply(handle, 2, &Payload::new().bytes(b"who?"))?;
+        let who = m.received(&answer).data().step("callback answer")?.to_vec();
+        m.free(&answer)?;
+        m.reply(&call, &Payload::new().bytes(&who))?;
+        m.send(Commands::new().release(handle), "release the callback")?;
+        m.free(&call)
+    })?;
+    let c = Peer::open()?;
+    c.send_call(
+        0,
+        1,
+        &Payload::new().object(binder_client::FlatObject::binder(0xca11, 0xbac4)),
+    )?;
+    let reply = loop {
+        let mut reply = None;
+        for ret in c.read()? {
+            match ret {
+                Return::Transaction(callback) => {
+                    ensure!(callback.code == 2, "the callback came as {callback:?}");
+                    c.reply_and_free(&callback, &Payload::new().bytes(b"caller"))?;
+                }
+                Return::Reply(txn) => reply = Some(txn),
+                Return::FailedReply | Return::DeadReply => {
+                    return manager.join_after(Err(format!("the call got {ret:?}")))
+                }
+                _ => {}
+            }
+        }
+        if let Some(reply) = reply {
+            break reply;
+        }
+    };
+    let data = c.received(&reply).data().step("reply")?;
+    ensure!(data == b"caller", "the reply reads {data:?}");
     c.free(&reply)?;
     manager.join()
 }

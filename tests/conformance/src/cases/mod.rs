@@ -1,15 +1,20 @@
 //! The conformance cases, grouped by what they exercise.
 
 mod basics;
+mod binderfs;
 mod concurrency;
 mod context_mgr;
+mod cve;
 mod death;
+mod diagnostics;
 mod fd_arrays;
 mod fds;
 mod files;
 mod free_buffer;
 mod freeze;
+mod fuzz_found;
 mod introspection;
+mod memory;
 mod mmap;
 mod module;
 mod nested;
@@ -54,9 +59,14 @@ pub fn all() -> impl Iterator<Item = &'static Case> {
         nested::CASES,
         priority::CASES,
         concurrency::CASES,
+        cve::CASES,
+        memory::CASES,
         reclaim::CASES,
         introspection::CASES,
+        diagnostics::CASES,
         teardown::CASES,
+        binderfs::CASES,
+        fuzz_found::CASES,
         module::CASES,
     ]
     .into_iter()

@@ -13,19 +13,26 @@
 use std::{
     fs::{self, File},
     io::{Read, Seek, SeekFrom},
-    os::unix::fs::OpenOptionsExt,
+    os::{fd::AsRawFd, unix::fs::OpenOptionsExt},
     path::Path,
+    time::Instant,
 };
 
-use binder_client::Binder;
+use binder_client::{uapi, Binder, Commands, FlatObject, Payload, Return};
 
 use crate::{
     ensure,
-    harness::{expect_errno, Case, Driver, Env, Outcome, Step, BINDER, HWBINDER, VNDBINDER},
+    harness::{
+        eventually, expect_errno, Case, Driver, Env, Outcome, Step, BINDER, HWBINDER, VNDBINDER,
+    },
     kmod,
 };
 
-use super::context_mgr::become_manager;
+use super::{
+    concurrency::{await_sleeping_in_binder_read, gettid},
+    context_mgr::become_manager,
+    peer::{spawn_manager, Peer},
+};
 
 pub const CASES: &[Case] = &[
     Case::only(
@@ -34,6 +41,16 @@ pub const CASES: &[Case] = &[
         module_unload_waits_for_files,
     ),
     Case::only(Driver::Rust, "module_reload_loop", module_reload_loop),
+    Case::only(
+        Driver::Rust,
+        "module_lifecycle_cycles_with_traffic",
+        module_lifecycle_cycles_with_traffic,
+    ),
+    Case::only(
+        Driver::Rust,
+        "module_unload_refused_while_a_thread_sleeps_in_it",
+        module_unload_refused_while_a_thread_sleeps_in_it,
+    ),
     Case::only(Driver::Rust, "module_devices_param", module_devices_param),
     Case::only(
         Driver::Rust,
@@ -131,6 +148,159 @@ fn module_reload_loop(env: &Env) -> Outcome {
         }
     }
     Ok(())
+}
+
+/// How many cycles [`module_lifecycle_cycles_with_traffic`] runs unless the guest's kernel
+/// command line says otherwise with `rb.lifecycle_cycles=N` (which `vm.sh` adds from
+/// `LIFECYCLE_CYCLES=N`).
+const LIFECYCLE_CYCLES: u32 = 100;
+
+/// The cycle count: `rb.lifecycle_cycles=` on the kernel command line, else the default.
+fn lifecycle_cycles() -> u32 {
+    fs::read_to_string("/proc/cmdline")
+        .ok()
+        .and_then(|line| {
+            line.split_whitespace()
+                .find_map(|arg| arg.strip_prefix("rb.lifecycle_cycles=")?.parse().ok())
+        })
+        .unwrap_or(LIFECYCLE_CYCLES)
+}
+
+/// Unloads rust_binder once the processes of the last cycle are released: their files may
+/// still be on their way out when their exit is reported, so a busy module is tried again.
+fn unload_when_idle(what: &str) -> Outcome {
+    eventually(what, || match kmod::unload(MODULE_NAME) {
+        Ok(()) => Ok(Some(())),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EBUSY)) => Ok(None),
+        Err(e) => Err(format!("{what}: {e}")),
+    })
+}
+
+/// One short exchange on a freshly loaded module: a context manager in a child process takes
+/// a call carrying a binder object (a node and a handle) and a one-way call, and exits; the
+/// calling process checks the reply and ends its part by closing its file.
+fn lifecycle_exchange(cycle: u32) -> Outcome {
+    let manager = spawn_manager(move |m| {
+        let (call, _) = m.next_call()?;
+        let objects = m.objects(&call)?;
+        ensure!(objects.len() == 1, "the call brought {objects:?}");
+        m.reply_and_free(&call, &Payload::new().bytes(&cycle.to_ne_bytes()))?;
+        let (oneway, _) = m.next_call()?;
+        m.free(&oneway)
+    })?;
+    let c = Peer::open()?;
+    let payload = Payload::new()
+        .bytes(b"cycle...")
+        .object(FlatObject::binder(0x1000 + u64::from(cycle), 7));
+    let reply = c.call_for_reply(0, 1, &payload)?;
+    let data = c.received(&reply).data().step("reply")?;
+    ensure!(
+        data == cycle.to_ne_bytes(),
+        "cycle {cycle}: the reply reads {data:?}"
+    );
+    c.free(&reply)?;
+    c.send_call_flags(0, 2, uapi::TF_ONE_WAY, &Payload::new().bytes(b"bye"))?;
+    manager.join()
+}
+
+/// Load and unload rust_binder again and again with a short exchange in between (nodes,
+/// handles, a reply, a one-way call, processes that exit holding them): each unload must
+/// find everything of the cycle released (the kernel log check after the suite catches what
+/// leaks, rust_binder's census included). Prints how long the cycles took.
+fn module_lifecycle_cycles_with_traffic(env: &Env) -> Outcome {
+    let path = module_path(env)?;
+    let _reload = Reload(path);
+    let cycles = lifecycle_cycles();
+    // This case's own watchdog, sized for its cycle count (it replaces the suite's).
+    // SAFETY: `alarm` only arms a timer.
+    unsafe { libc::alarm(60 + 5 * cycles) };
+    let start = Instant::now();
+    for cycle in 0..cycles {
+        unload_when_idle(&format!("unload, cycle {cycle}"))?;
+        kmod::load(path, "").step(&format!("load, cycle {cycle}"))?;
+        lifecycle_exchange(cycle).map_err(|e| format!("cycle {cycle}: {e}"))?;
+    }
+    println!(
+        "figures: module_lifecycle: {cycles} load/unload cycles with traffic in {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+extern "C" fn ignore_signal(_: libc::c_int) {}
+
+/// Starts a thread that enters the looper on `binder` and sleeps in a read, and waits until
+/// it does; the thread returns what the read ended with.
+fn sleep_in_read<'scope>(
+    s: &'scope std::thread::Scope<'scope, '_>,
+    binder: &'scope Binder,
+) -> Outcome<(
+    std::thread::ScopedJoinHandle<'scope, std::io::Result<Vec<Return>>>,
+    i32,
+)> {
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+    let sleeper = s.spawn(move || {
+        let _ = tid_tx.send(gettid());
+        binder.send(&Commands::new().enter_looper())?;
+        binder.read()
+    });
+    let tid = tid_rx.recv().map_err(|_| "the sleeper never started")?;
+    await_sleeping_in_binder_read(tid)?;
+    Ok((sleeper, tid))
+}
+
+/// A thread asleep in a binder read keeps the module: unloading is refused (never a crash),
+/// and a signal ends the read with EINTR. A thread asleep when its file's descriptor is
+/// closed (here replaced with /dev/null's) is woken by the flush, as in C, with only BR_NOOP;
+/// the read's own reference to the file then goes with the read, and the module unloads.
+fn module_unload_refused_while_a_thread_sleeps_in_it(env: &Env) -> Outcome {
+    let path = module_path(env)?;
+    let _reload = Reload(path);
+    // SAFETY: A zeroed sigaction with a handler that does nothing, without SA_RESTART, so
+    // the signal ends the read with EINTR.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = ignore_signal as *const () as usize;
+        libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut());
+    }
+    let binder = Binder::open(BINDER).step("open")?;
+    std::thread::scope(|s| -> Outcome {
+        let (sleeper, tid) = sleep_in_read(s, &binder)?;
+        expect_errno(
+            kmod::unload(MODULE_NAME),
+            libc::EAGAIN,
+            "unload while a thread sleeps in a read",
+        )?;
+        // SAFETY: Plain syscall: the signal goes to the sleeping thread of this process.
+        unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, libc::SIGUSR1) };
+        let result = sleeper
+            .join()
+            .map_err(|_| "the sleeper panicked".to_string())?;
+        expect_errno(result, libc::EINTR, "the read ended by a signal")?;
+
+        let (sleeper, _) = sleep_in_read(s, &binder)?;
+        let null = File::open("/dev/null").step("open /dev/null")?;
+        // SAFETY: Replaces the binder descriptor's file with /dev/null's (closing the binder
+        // file's descriptor); `binder` closes /dev/null's when dropped.
+        let ret = unsafe { libc::dup2(null.as_raw_fd(), binder.as_raw_fd()) };
+        ensure!(ret >= 0, "dup2: {}", std::io::Error::last_os_error());
+        let returns = sleeper
+            .join()
+            .map_err(|_| "the sleeper panicked".to_string())?
+            .step("the read when the descriptor was closed")?;
+        ensure!(
+            returns == [Return::Noop],
+            "the read woken by the close returned {returns:?}"
+        );
+        Ok(())
+    })?;
+    unload_when_idle("unload once the read ended")?;
+    kmod::load(path, "").step("load")?;
+    Binder::open(BINDER)
+        .step("open after reload")?
+        .version()
+        .step("version")
+        .map(drop)
 }
 
 fn module_devices_param(env: &Env) -> Outcome {

@@ -308,15 +308,15 @@ fn lost_oneway(driver: LostOneway) -> Outcome {
 }
 
 /// The flooded receiver's mapping: 128 KiB, of which one-way payloads may use 64 KiB.
-const SMALL_MAP_SIZE: usize = 128 << 10;
+pub(super) const SMALL_MAP_SIZE: usize = 128 << 10;
 /// The payload of each one-way transaction of a flood: 64 of them fill the one-way half.
 const FLOOD_PAYLOAD: [u8; 1024] = [0x5a; 1024];
 /// One more than fits.
-const FLOOD_COUNT: usize = 65;
+pub(super) const FLOOD_COUNT: usize = 65;
 
 /// Sends [`FLOOD_COUNT`] one-way transactions to the manager, which reads none of them, and
 /// returns what the sender read after each.
-fn flood(binder: &Binder) -> Outcome<Vec<Return>> {
+pub(super) fn flood(binder: &Binder) -> Outcome<Vec<Return>> {
     (0..FLOOD_COUNT)
         .map(|i| send_oneway(binder, i as u32, &FLOOD_PAYLOAD))
         .collect()

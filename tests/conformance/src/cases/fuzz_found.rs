@@ -1,0 +1,92 @@
+//! Behaviours on which the fuzzer (`make fuzz`, tests/fuzz) found rust_binder to differ from
+//! the C driver, each pinned to the C driver's behaviour. Each case says what found it.
+
+use binder_client::{uapi, Binder, Commands, Payload, Return};
+
+use crate::{
+    ensure,
+    harness::{notice, Case, Env, Outcome, Step, BINDER},
+};
+
+use super::peer::{spawn_manager, Peer};
+
+pub const CASES: &[Case] = &[
+    Case::new(
+        "call_from_a_thread_that_left_has_no_sender",
+        call_from_a_thread_that_left,
+    ),
+    Case::new(
+        "write_read_write_size_that_wraps_does_nothing",
+        write_size_that_wraps,
+    ),
+];
+
+/// A thread sends a call and leaves the driver (`BINDER_THREAD_EXIT`) before the manager
+/// reads the call. The C driver forgets the sender of every call on a leaving thread's stack
+/// (`t->from`): the call arrives with `sender_pid` 0, and the reply to it has nowhere to go,
+/// so the replier reads only its `BR_TRANSACTION_COMPLETE`. (Found by the fuzzer, seed 1: a
+/// call read after its sender's `BINDER_THREAD_EXIT` still named the sender's pid.)
+fn call_from_a_thread_that_left(_: &Env) -> Outcome {
+    let (left, await_left) = notice()?;
+    let manager = spawn_manager(move |m| {
+        await_left.wait()?;
+        let (call, _) = m.next_call()?;
+        ensure!(
+            call.sender_pid == 0,
+            "the call of a thread that left names sender pid {}, expected 0",
+            call.sender_pid
+        );
+        m.send(
+            Commands::new().transaction(true, 0, call.code, 0, &[]),
+            "reply",
+        )?;
+        let mut returns = m.pending()?;
+        returns.retain(|r| {
+            !matches!(
+                r,
+                Return::Increfs(..)
+                    | Return::Acquire(..)
+                    | Return::Release(..)
+                    | Return::Decrefs(..)
+            )
+        });
+        ensure!(
+            returns == [Return::TransactionComplete],
+            "the reply to a caller that left read {returns:?}, expected only BR_TRANSACTION_COMPLETE"
+        );
+        m.free(&call)
+    })?;
+    let client = Peer::open()?;
+    client.send_call(0, 1, &Payload::new().bytes(b"bye"))?;
+    client.binder.thread_exit().step("BINDER_THREAD_EXIT")?;
+    left.notify()?;
+    manager.join()
+}
+
+/// `BINDER_WRITE_READ` with a `write_size` so large that `write_buffer + write_size` wraps
+/// around. The C driver carries out commands while their address is below that end, so here
+/// it carries out none and succeeds, `write_consumed` unchanged; the same when
+/// `write_consumed` is past `write_size`. (Found by the fuzzer, seed 1: rust_binder read on
+/// past the buffer and failed with EFAULT or EINVAL.)
+fn write_size_that_wraps(_: &Env) -> Outcome {
+    let binder = Binder::open(BINDER).step("open")?;
+    let commands = Commands::new().enter_looper();
+    let bytes = commands.as_bytes();
+    for (size, consumed) in [(u64::MAX, 0), (u64::MAX - 4, 4), (4, 8)] {
+        let mut bwr = uapi::binder_write_read {
+            write_size: size,
+            write_consumed: consumed,
+            write_buffer: bytes.as_ptr() as u64,
+            ..Default::default()
+        };
+        binder.write_read_raw(&mut bwr).step(&format!(
+            "BINDER_WRITE_READ, write_size {size:#x}, write_consumed {consumed}"
+        ))?;
+        ensure!(
+            bwr.write_consumed == consumed,
+            "write_size {size:#x}: write_consumed went from {consumed} to {}",
+            bwr.write_consumed
+        );
+    }
+    Ok(())
+}
