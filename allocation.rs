@@ -23,6 +23,8 @@ use kernel::{
         PAGE_SIZE, //
     },
     prelude::*,
+    seq_file::SeqFile,
+    seq_print,
     sync::{
         atomic::{
             Acquire,
@@ -102,6 +104,17 @@ struct Range {
     clear_on_free: bool,
     /// The fds the owner got for the fd arrays in the buffer, closed when userspace frees it.
     array_fds: KVec<u32>,
+    /// What the log files show of the range.
+    label: BufferLabel,
+}
+
+/// What the log files show of a range: its transaction's number and sizes.
+#[derive(Clone, Copy)]
+pub(crate) struct BufferLabel {
+    pub(crate) debug_id: u32,
+    pub(crate) data_size: usize,
+    pub(crate) offsets_size: usize,
+    pub(crate) extra_size: usize,
 }
 
 /// What a range that went away leaves for its owner to settle, without the buffer's lock.
@@ -151,6 +164,11 @@ impl ReservedBuffer {
             owner,
             range: Some(range),
         }
+    }
+
+    /// Where the range starts in the owner's area.
+    pub(crate) fn offset(&self) -> usize {
+        self.range.as_ref().map_or(0, |range| range.offset)
     }
 
     /// The user address of the range in the owner's mapping.
@@ -307,9 +325,10 @@ impl ReceiveBuffer {
         size: usize,
         async_node: Option<NodeArc>,
         clear_on_free: bool,
+        label: BufferLabel,
     ) -> Result<(BufferRange, RangeView, bool)> {
         let size = size.max(size_of::<usize>());
-        let (area, range, spam) = self.reserve_range(size, async_node, clear_on_free)?;
+        let (area, range, spam) = self.reserve_range(size, async_node, clear_on_free, label)?;
         match self.pages_for(mm, area, &range) {
             Ok(pages) => {
                 let view = RangeView {
@@ -332,6 +351,7 @@ impl ReceiveBuffer {
         size: usize,
         async_node: Option<NodeArc>,
         clear_on_free: bool,
+        label: BufferLabel,
     ) -> Result<(MappedArea, BufferRange, bool)> {
         let mut state = self.state.lock();
         let area = match state.area {
@@ -359,6 +379,7 @@ impl ReceiveBuffer {
             sender,
             clear_on_free,
             array_fds: KVec::new(),
+            label,
         };
         state
             .ranges
@@ -664,4 +685,67 @@ unsafe extern "C" fn receive_buffer_vma_fault(
     _vmf: *mut bindings::vm_fault,
 ) -> bindings::vm_fault_t {
     bindings::vm_fault_reason_VM_FAULT_SIGBUS
+}
+
+/// The page counts the `stats` log file shows (`pages: active:lru:free`).
+pub(crate) struct PageCounts {
+    /// Pages put in and in use.
+    pub(crate) active: usize,
+    /// Pages put in but unused, that a shrinker could take (none yet: pages stay).
+    pub(crate) lru: usize,
+    /// Pages of the area not put in.
+    pub(crate) free: usize,
+    /// The most pages ever put in at once.
+    pub(crate) high: usize,
+}
+
+/// What the log files read of a receive buffer ([`crate::dump`]). Each takes the buffer's
+/// mutex, so none is called under a spinlock.
+impl ReceiveBuffer {
+    /// Prints one line per allocated range, in C's `buffer` format.
+    pub(crate) fn print_allocated(&self, m: &SeqFile) {
+        let state = self.state.lock();
+        for range in state.ranges.iter() {
+            seq_print!(
+                m,
+                "  buffer {}: {:x} size {}:{}:{} {}\n",
+                range.label.debug_id as i32,
+                range.offset,
+                range.label.data_size,
+                range.label.offsets_size,
+                range.label.extra_size,
+                if range.delivered {
+                    "delivered"
+                } else {
+                    "active"
+                }
+            );
+        }
+    }
+
+    /// How many ranges are allocated.
+    pub(crate) fn allocated_count(&self) -> usize {
+        self.state.lock().ranges.len()
+    }
+
+    /// The room left for one-way transactions.
+    pub(crate) fn free_async_space(&self) -> usize {
+        self.state.lock().free_async
+    }
+
+    /// The page counts; all zero before the area is mapped.
+    pub(crate) fn page_counts(&self) -> PageCounts {
+        let state = self.state.lock();
+        let active = state.pages.iter().filter(|page| page.is_some()).count();
+        let total = match state.area {
+            Some(area) if self.is_mapped() => area.size / PAGE_SIZE,
+            _ => 0,
+        };
+        PageCounts {
+            active: if total == 0 { 0 } else { active },
+            lru: 0,
+            free: total.saturating_sub(active),
+            high: active,
+        }
+    }
 }

@@ -32,18 +32,26 @@
 //! - [`defs`]: the userspace ABI, from `include/uapi/linux/android/binder.h`.
 //! - [`release`]: the deferred teardown of closed processes.
 //! - [`census`]: counts of live objects, checked for leaks at unload.
+//! - [`logs`]: the log files (`state`, `stats`, `transactions`, ...), for debugfs and binderfs.
+//! - [`dump`]: the driver's state printed in the C driver's formats, for the log files.
+//! - [`stats`]: debug ids, and the counters of commands, returns and objects.
+//! - [`txn_log`]: the logs of the last transactions and of the last failed ones.
+//! - [`debugfs`]: the debugfs directory `binder/` with the log files and `proc/<pid>`.
 
 mod allocation;
 mod census;
 mod commands;
 mod context;
 mod death;
+mod debugfs;
 mod defs;
 mod device;
 mod devices_param;
+mod dump;
 mod fds;
 mod freeze;
 mod ioctl;
+mod logs;
 mod node;
 mod objects;
 mod priority;
@@ -52,8 +60,10 @@ mod refs;
 mod registry;
 mod release;
 mod scatter_gather;
+mod stats;
 mod thread;
 mod transaction;
+mod txn_log;
 mod work;
 mod write_read;
 
@@ -117,12 +127,14 @@ static MODINFO_VERSION: [u8; VERSION_KEY.len() + VERSION_LEN + 1] = {
 struct RustBinderModule {
     devices: Option<device::Devices>,
     releases: Option<release::ReleaseQueue>,
+    debugfs: Option<debugfs::Debugfs>,
 }
 
 impl Drop for RustBinderModule {
     fn drop(&mut self) {
         drop(self.devices.take());
         drop(self.releases.take());
+        drop(self.debugfs.take());
         registry::shutdown();
         census::report_leaks();
     }
@@ -131,11 +143,14 @@ impl Drop for RustBinderModule {
 impl kernel::Module for RustBinderModule {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         registry::init();
+        txn_log::init();
         let releases = release::ReleaseQueue::new()?;
+        let debugfs = debugfs::Debugfs::create();
         let devices = device::Devices::register(devices_param::device_names()?)?;
         Ok(Self {
             devices: Some(devices),
             releases: Some(releases),
+            debugfs: Some(debugfs),
         })
     }
 }

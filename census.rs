@@ -16,6 +16,8 @@ use kernel::{
     },
 };
 
+use crate::stats;
+
 /// The kinds of object the census counts.
 #[derive(Clone, Copy)]
 pub(crate) enum Kind {
@@ -45,6 +47,7 @@ pub(crate) struct Counted(Kind);
 impl Counted {
     pub(crate) fn new(kind: Kind) -> Self {
         LIVE[kind as usize].fetch_add(1, Relaxed);
+        stats::created(kind.stats_object());
         Self(kind)
     }
 }
@@ -52,6 +55,21 @@ impl Counted {
 impl Drop for Counted {
     fn drop(&mut self) {
         LIVE[self.0 as usize].fetch_sub(1, Relaxed);
+        stats::deleted(self.0.stats_object());
+    }
+}
+
+impl Kind {
+    /// The kind's counters in the `stats` log file.
+    fn stats_object(self) -> stats::Object {
+        match self {
+            Kind::Process => stats::Object::Process,
+            Kind::Thread => stats::Object::Thread,
+            Kind::Node => stats::Object::Node,
+            Kind::Transaction => stats::Object::Transaction,
+            Kind::Death => stats::Object::Death,
+            Kind::FreezeListener => stats::Object::Freeze,
+        }
     }
 }
 

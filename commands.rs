@@ -40,6 +40,7 @@ impl Thread {
     ) -> Result {
         while commands.has_more() && !self.has_pending_error() {
             let code: u32 = commands.read()?;
+            crate::stats::command(&process.stats, code);
             self.command(process, code, commands)?;
             commands.commit();
         }

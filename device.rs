@@ -194,6 +194,8 @@ unsafe extern "C" fn binder_release(
     // SAFETY: `binder_open` stored the process with `into_foreign`; this is the one call that
     // takes it back, and no other file operation can run any more.
     let process = unsafe { Arc::<Process>::from_foreign((*file).private_data) };
+    // The log files go at once, as in C; the process's state lingers until its release.
+    process.debugfs_entry.remove();
     // As in the C driver, the teardown happens later, in a worker, not in the closing task.
     crate::release::release_later(process);
     0

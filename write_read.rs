@@ -23,6 +23,7 @@ use kernel::{
 };
 
 use crate::{
+    defs::BR_NOOP,
     process::Process,
     thread::Thread, //
 };
@@ -62,7 +63,7 @@ pub(crate) fn write_read(
         }
     }
     if result.is_ok() && bwr.0.read_size > 0 {
-        let mut returns = Returns::new(&bwr.0);
+        let mut returns = Returns::new(&bwr.0, process.clone());
         result = thread.read(process, &mut returns, nonblock);
         process.wake_for_leftover_work();
         // As in the C driver, a failed read reports nothing read, not even its BR_NOOP.
@@ -135,10 +136,12 @@ pub(crate) struct Returns {
     start: u64,
     /// The bytes written by this call.
     written: usize,
+    /// The reading process, whose counters of returns ([`crate::stats`]) the codes count in.
+    process: Arc<Process>,
 }
 
 impl Returns {
-    fn new(bwr: &uapi::binder_write_read) -> Self {
+    fn new(bwr: &uapi::binder_write_read, process: Arc<Process>) -> Self {
         let start = bwr.read_consumed;
         let len = bwr.read_size.saturating_sub(start);
         let base = usize::try_from(bwr.read_buffer).unwrap_or(usize::MAX);
@@ -153,6 +156,7 @@ impl Returns {
             writer,
             start,
             written: 0,
+            process,
         }
     }
 
@@ -173,9 +177,13 @@ impl Returns {
         self.consumed() == size_of::<u32>() as u64
     }
 
-    /// Writes one return code.
+    /// Writes one return code, and counts it (all but `BR_NOOP`, as C counts them).
     pub(crate) fn put_code(&mut self, code: u32) -> Result {
-        self.put(&code)
+        self.put(&code)?;
+        if code != BR_NOOP {
+            crate::stats::returned(&self.process.stats, code);
+        }
+        Ok(())
     }
 
     /// Writes one value (a return code or its payload).
@@ -195,6 +203,8 @@ impl Returns {
     pub(crate) fn overwrite_first_word(&mut self, code: u32) -> Result {
         UserSlice::new(UserPtr::from_addr(self.base), size_of::<u32>())
             .writer()
-            .write(&code)
+            .write(&code)?;
+        crate::stats::returned(&self.process.stats, code);
+        Ok(())
     }
 }

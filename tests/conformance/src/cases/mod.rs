@@ -10,6 +10,7 @@ mod files;
 mod free_buffer;
 mod freeze;
 mod introspection;
+mod logs;
 mod mmap;
 mod module;
 mod nested;
@@ -54,6 +55,7 @@ pub fn all() -> impl Iterator<Item = &'static Case> {
         priority::CASES,
         concurrency::CASES,
         introspection::CASES,
+        logs::CASES,
         teardown::CASES,
         module::CASES,
     ]
