@@ -297,20 +297,6 @@ fn blocked_call(binder: &Binder, handle: u32) {
 
 fn files_have_c_formats(_: &Env) -> Outcome {
     let traffic = Traffic::start()?;
-    for name in [
-        "state",
-        "stats",
-        "transactions",
-        "transaction_log",
-        "failed_transaction_log",
-        "state_hashed",
-    ] {
-        eprintln!("=== {name}\n{}", read_log(name).unwrap_or_default());
-    }
-    eprintln!(
-        "=== proc/S\n{}",
-        read_log(&format!("proc/{}", traffic.service.pid())).unwrap_or_default()
-    );
     let result = check_files(&traffic);
     traffic.end()?;
     result
