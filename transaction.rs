@@ -373,9 +373,8 @@ impl Thread {
             process,
             to,
             Some(&node),
-            tr,
+            (id, tr),
             node.accepts_fds(),
-            id,
         )?;
         let item = Work::new_item(Delivery(t.clone())).map_err(Failure::failed)?;
         if oneway {
@@ -458,7 +457,7 @@ impl Thread {
         };
         let to = call.from_process.clone();
         let accept_fds = call.flags & TF_ACCEPT_FDS != 0;
-        let reply = Transaction::new(self, None, process, to, None, tr, accept_fds, id)?;
+        let reply = Transaction::new(self, None, process, to, None, (id, tr), accept_fds)?;
         let item = Work::new_item(Delivery(reply.clone())).map_err(Failure::failed)?;
         let own_complete = Work::new_arc(Complete::new()).map_err(Failure::failed)?;
         let own_item = Work::to_queue(&own_complete).ok_or(Failure::failed(EINVAL))?;
@@ -508,19 +507,20 @@ fn align8(n: u64) -> Option<u64> {
 impl Transaction {
     /// Creates a transaction from `from_process` (its thread `sender`) to `to`: copies the
     /// payload into `to`'s receive buffer and translates the objects in it. `node` is the
-    /// target of a call or one-way transaction, `None` for a reply; `accept_fds` says whether
-    /// the payload may carry file descriptors. A call (neither a reply nor one-way)
-    /// remembers `sender`, to reply to, and `from_parent`, the sender's stack below it.
+    /// target of a call or one-way transaction, `None` for a reply; `sent` is the
+    /// transaction's debug id and what userspace asked for; `accept_fds` says whether the
+    /// payload may carry file descriptors. A call (neither a reply nor one-way) remembers
+    /// `sender`, to reply to, and `from_parent`, the sender's stack below it.
     fn new(
         sender: &Arc<Thread>,
         from_parent: Option<Arc<Transaction>>,
         from_process: &Arc<Process>,
         to: Arc<Process>,
         node: Option<&NodeArc>,
-        tr: &TransactionDataSg,
+        sent: (u32, &TransactionDataSg),
         accept_fds: bool,
-        debug_id: u32,
     ) -> Result<Arc<Self>, Failure> {
+        let (debug_id, tr) = sent;
         let is_reply = node.is_none();
         let extra = tr.0.buffers_size;
         let tr = &tr.0.transaction_data;
