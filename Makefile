@@ -8,6 +8,9 @@
 #   make demo         the demo in QEMU on rust_binder: service manager, service, client
 #                     (DRIVER=c: on the C driver)
 #   make bench        rust_binder against the C driver, on a non-debug kernel (not a test)
+#   make stress       binder-stress on both drivers in QEMU: processes and threads, kills,
+#                     every reply checked, a watchdog on every call (STRESS_SECONDS=180,
+#                     DRIVER=c|rust|both, STRESS_SEED=)
 #   make clippy       build with Clippy (the build that `make check` also runs)
 #   make fmt          format the Rust code (module and tests) with rustfmt
 #   make setup        install the toolchain and build the test kernel
@@ -58,7 +61,7 @@ MODPROBE_COMPAT := $(DESTDIR)/etc/modprobe.d/rust_binder-binder_linux.conf
 # depmod and udevadm live in sbin, which a user's PATH may lack.
 SBIN_PATH := PATH="$$PATH:/usr/sbin:/sbin"
 
-.PHONY: all module setup setup-check kdir-check clippy check bench demo fmt clean
+.PHONY: all module setup setup-check kdir-check clippy check bench demo stress fmt clean
 .PHONY: install install-kdir-check install-compat uninstall dkms-build
 
 all: module
@@ -92,6 +95,11 @@ check: setup-check
 # packages (QEMU) even with KDIR=.
 demo: setup module
 	@bash scripts/demo.sh
+
+# Boots the debug kernel once per driver (DRIVER=c|rust|both); scripts/stress.sh builds the
+# module and binder-stress itself.
+stress: setup
+	@bash scripts/stress.sh
 
 # Builds its own kernel variant and its own rust_binder.ko for it; see scripts/bench.sh.
 bench:

@@ -4,9 +4,22 @@
 # `make bench`: rust_binder against the C driver, side by side. Builds the non-debug "bench"
 # kernel (base.config plus bench.config: no sanitizers; in its own build directory), builds
 # rust_binder.ko for it in a scratch copy (the repository's rust_binder.ko stays the debug
-# kernel's, for `make check`), then boots the kernel once per driver and runs the same
-# benchmark binary (tests/bench) in each guest. The boot pair is repeated BENCH_ROUNDS times,
-# the order of the two drivers alternating, so that the spread of the ratios shows the noise.
+# kernel's, for `make check`), then measures with the benchmark binary (tests/bench) in one of
+# two modes:
+#
+# interleaved (the default): ONE boot with both drivers loaded (binder_linux.ko first, its
+#   devices in a binderfs mount at /dev/binderfs; rust_binder's misc devices at /dev/binder),
+#   every workload run in short alternating blocks, C then rust, rust then C, ..., and the ratio
+#   taken per adjacent block pair, so that both sides of a ratio see the same host. The report
+#   gives the median of those ratios with a bootstrap 95% confidence interval, and marks a row
+#   whose interval spans its target (issue 14) "not decided".
+# separate (BENCH_MODE=separate, the cross-check): boots the kernel once per driver and runs the
+#   same workloads in each; the boot pair is repeated BENCH_ROUNDS times, the order of the two
+#   drivers alternating, and the ratio is taken per boot pair.
+#
+# Both modes also measure memory (pages of a receive buffer through a burst and memory
+# pressure, slab bytes per binder object: memory.csv) and the teardown row (kill to death
+# notice of a process with a full buffer and 16 threads).
 #
 # Results go to bench/results/<UTC time>/: raw.csv (every boot), summary.md and summary.csv
 # (the tables: C, rust_binder, rust/C with its spread, each driver over the floor),
@@ -15,10 +28,17 @@
 # which), and each boot's logs under boots/.
 #
 # Environment:
-#   BENCH_ROUNDS=N    boot pairs (default 5)
-#   BENCH_SCALE=F     multiplies every iteration count (default 1: about 30 seconds of measuring
-#                     a boot under TCG on 2 cores, plus the boot itself)
+#   BENCH_MODE=M      interleaved (default) or separate
+#   BENCH_BLOCKS=N    interleaved: block pairs per row (default 10)
+#   BENCH_ROUNDS=N    separate: boot pairs (default 5)
+#   BENCH_SCALE=F     multiplies every iteration count (default 1: separate mode, about 30
+#                     seconds of measuring a boot under TCG on 2 cores, plus the boot itself;
+#                     interleaved, a block is a quarter of that row's iterations)
 #   BENCH_OUT=DIR     where the results go instead
+#   BENCH_KERNEL_READY=1  the bench kernel is built as it should be: do not run setup.sh
+#   PROFILE=1         also profile the gap workloads on both drivers (at the end of the
+#                     interleaved boot, or one more boot in separate mode; see
+#                     tests/bench/src/profile.rs): profile/profile.txt in the results
 #
 #   scripts/bench.sh                   build, boot, measure, sum up (what `make bench` runs)
 #   scripts/bench.sh --report DIR      only the tables and plot again, from DIR/raw.csv
@@ -30,7 +50,9 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 top=$(cd "$here/.." && pwd)
 . "$here/lib.sh"
 
+mode=${BENCH_MODE:-interleaved}
 rounds=${BENCH_ROUNDS:-5}
+blocks=${BENCH_BLOCKS:-10}
 scale=${BENCH_SCALE:-1}
 out=${BENCH_OUT:-$top/bench/results/$(date -u +%Y-%m-%dT%H%M)}
 kernel=$(kernel_out bench)
@@ -42,16 +64,18 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 die() { echo "bench: $*" >&2; exit 1; }
 
 case "$rounds" in '' | *[!0-9]* | 0) die "BENCH_ROUNDS must be a positive number" ;; esac
+case "$blocks" in '' | *[!0-9]* | 0) die "BENCH_BLOCKS must be a positive number" ;; esac
+case "$mode" in interleaved | separate) ;; *) die "BENCH_MODE must be interleaved or separate" ;; esac
 
 # Builds the bench kernel, rust_binder.ko for it, and the benchmark.
 build() {
-    bash "$here/setup.sh" bench
+    [ "${BENCH_KERNEL_READY:-}" = 1 ] || bash "$here/setup.sh" bench
 
     step "building rust_binder.ko for the bench kernel (in $module_dir)"
     # A copy of the sources, so that the build for the bench tree never touches the repository's
     # rust_binder.ko, which `make check` loads into the debug kernel.
     mkdir -p "$module_dir"
-    rsync -a --delete --include='/*.rs' --include='/Kbuild' --include='/VERSION' --exclude='*' "$top/" "$module_dir/src/"
+    rsync -a --delete --include='/*.rs' --include='/*.c' --include='/*.h' --include='/Kbuild' --include='/VERSION' --exclude='*' "$top/" "$module_dir/src/"
     kmake -C "$kernel" M="$module_dir/src" modules >"$module_dir/build.log" 2>&1 ||
         { tail -n 40 "$module_dir/build.log" >&2; die "rust_binder did not build for $kernel"; }
 
@@ -61,14 +85,79 @@ build() {
         die "the benchmark did not build"
 }
 
-# Boots each driver BENCH_ROUNDS times and collects every figure in raw.csv.
+# The guest script of a boot with both drivers: runs after the init loaded the C driver (its
+# devices in the binderfs mount /dev/binderfs, symlinked as /dev/binder...); the symlinks go,
+# and rust_binder's misc devices take their names. Then runs "/bin/bench ARGS...".
+both_drivers_script() { # both_drivers_script FILE COMMAND...
+    local file=$1
+    shift
+    # shellcheck disable=SC2016 # the lines are for the guest's shell to expand
+    {
+        echo '#!/bin/sh'
+        echo 'for d in binder hwbinder vndbinder; do rm -f /dev/$d; done'
+        echo 'insmod /lib/modules/rust_binder.ko || { echo "bench: rust_binder did not load next to the C driver"; exit 1; }'
+        echo 'echo "bench: both drivers, kernel $(uname -r), clocksource $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"'
+        echo 'ls -l /dev/binder /dev/binderfs/binder'
+        printf '%s\n' "$@"
+    } >"$file"
+}
+
+# Interleaved mode: one boot, both drivers; every figure in raw.csv (the block pair as the
+# round), the memory figures in memory.csv.
+measure_interleaved() {
+    mkdir -p "$out/boots"
+    local profile=
+    # The profile rides in the same boot (one boot less to wait for the VM lock).
+    [ "${PROFILE:-}" != 1 ] || profile="echo '--- profile'; /bin/bench profile --scale $scale; echo '--- profile end'"
+    both_drivers_script "$out/boots/guest.sh" \
+        "/bin/bench interleave --scale $scale --blocks $blocks" "/bin/bench memory c rust" "$profile"
+    echo "round,driver,workload,payload,pairs,iterations,median_ns,p99_ns,ops_per_s,steady_ops_per_s,error" >"$out/raw.csv"
+    start=$SECONDS
+    step "one boot, both drivers, $blocks block pair(s) per row"
+    boot=$out/boots/interleaved
+    bash "$here/vm.sh" --kernel "$kernel" --driver c --module "$module_dir/src/rust_binder.ko" \
+        --bin "$bench_bin" --run "$out/boots/guest.sh" --out "$boot" --timeout 7200 >/dev/null || true
+    rm -f "$boot/initramfs.cpio"
+    rm -rf "$boot/root"
+    cp "$boot/accel" "$out/accel" 2>/dev/null || echo unknown >"$out/accel"
+    tr -d '\r' <"$boot/guest.log" | grep '^ibench,' | sed 's/^ibench,//' >>"$out/raw.csv" || true
+    tr -d '\r' <"$boot/guest.log" | grep -E '^(mem|slab),' >"$out/memory.csv" || true
+    if [ "${PROFILE:-}" = 1 ]; then
+        mkdir -p "$out/profile"
+        tr -d '\r' <"$boot/guest.log" | sed -n '/^--- profile$/,/^--- profile end$/p' | grep -v '^--- profile' >"$out/profile/profile.txt" || true
+        echo "profile: $out/profile/profile.txt"
+    fi
+    [ "$(wc -l <"$out/raw.csv")" -gt 1 ] ||
+        echo "bench: no results from the boot; see $boot/guest.log and $boot/console.log" >&2
+    grep -h '^FAIL' "$boot/results" 2>/dev/null | sed 's/^/  /' || true
+    [ ! -f "$boot/log-excerpt" ] || head -n 30 "$boot/log-excerpt"
+    elapsed=$((SECONDS - start))
+}
+
+# PROFILE=1 in separate mode: one more boot with both drivers, profiling the gap workloads on
+# each. (In interleaved mode the profile runs at the end of the one boot.)
+measure_profile() {
+    mkdir -p "$out/profile"
+    both_drivers_script "$out/profile/guest.sh" "/bin/bench profile --scale $scale"
+    step "profiling the gap workloads on both drivers"
+    bash "$here/vm.sh" --kernel "$kernel" --driver c --module "$module_dir/src/rust_binder.ko" \
+        --bin "$bench_bin" --run "$out/profile/guest.sh" --out "$out/profile/boot" --timeout 3600 >/dev/null || true
+    rm -f "$out/profile/boot/initramfs.cpio"
+    rm -rf "$out/profile/boot/root"
+    sed -n '/^=== results/,/^=== end/p' "$out/profile/boot/guest.log" | tr -d '\r' |
+        grep -v '^===' >"$out/profile/profile.txt" || true
+    echo "profile: $out/profile/profile.txt"
+}
+
+# Separate mode: boots each driver BENCH_ROUNDS times and collects every figure in raw.csv.
 measure() {
     mkdir -p "$out/boots"
     cat >"$out/boots/guest.sh" <<EOF
 #!/bin/sh
 # Runs in the guest (vm.sh --run): the benchmark against the driver the init loaded.
 echo "bench: driver \$1, kernel \$(uname -r), clocksource \$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"
-exec /bin/bench run --scale $scale
+/bin/bench run --scale $scale
+/bin/bench memory \$1
 EOF
 
     echo "round,driver,workload,payload,pairs,iterations,median_ns,p99_ns,ops_per_s,steady_ops_per_s,error" >"$out/raw.csv"
@@ -96,6 +185,7 @@ EOF
                 echo "bench: no results from this boot; see $boot/guest.log and $boot/console.log" >&2
             else
                 printf '%s\n' "$lines" | sed "s/^bench,/$round,$driver,/" >>"$out/raw.csv"
+                tr -d '\r' <"$boot/guest.log" | grep -E '^(mem|slab),' >>"$out/memory.csv" || true
                 printf '%s\n' "$lines" | awk -F, '{
                     printf "  %-18s %8s B %2s pair(s): ", $2, $3, $4
                     if ($10 != "") print "n/a: " $10
@@ -125,8 +215,14 @@ summarise() {
     "$bench_bin" report "$out"
     # The report writes summary.md afresh; the accelerator goes first, as it decides what the
     # times mean.
-    local accel accel_note
+    local accel accel_note pairs_label
     accel=$(run_accel)
+    # Runs from before the interleaved mode have no mode file: separate boots.
+    if [ "$(cat "$out/mode" 2>/dev/null)" = interleaved ]; then
+        pairs_label="$(tail -n +2 "$out/raw.csv" | cut -d, -f1 | sort -u | wc -l) block pair(s) in one boot"
+    else
+        pairs_label="$rounds boot pair(s)"
+    fi
     case "$accel" in
     tcg) accel_note="QEMU's TCG (emulated CPU: times are not hardware times; compare the ratios)" ;;
     kvm) accel_note="KVM (hardware virtualisation: times are not comparable with TCG runs)" ;;
@@ -140,7 +236,7 @@ summarise() {
         gnuplot <<EOF
 set terminal pngcairo size 1000,800 font ",11" noenhanced
 set output "$out/latency.png"
-set multiplot title "Synchronous round trip under QEMU ${accel^^}, both ends on one vCPU (medians over $rounds boot pair(s))"
+set multiplot title "Synchronous round trip under QEMU ${accel^^}, both ends on one vCPU (medians over $pairs_label)"
 set lmargin 12
 set rmargin 4
 set grid ytics mytics xtics
@@ -186,7 +282,15 @@ if [ "${1:-}" = --report ]; then
     step "summary of $out ($rounds boot pair(s))"
 else
     build
-    measure
-    step "summary ($rounds boot pair(s), scale $scale, $((elapsed / 60)) min $((elapsed % 60)) s of booting and measuring)"
+    if [ "$mode" = interleaved ]; then
+        measure_interleaved
+        echo interleaved >"$out/mode"
+        step "summary (interleaved, $blocks block pair(s), scale $scale, $((elapsed / 60)) min $((elapsed % 60)) s of booting and measuring)"
+    else
+        measure
+        echo separate >"$out/mode"
+        step "summary ($rounds boot pair(s), scale $scale, $((elapsed / 60)) min $((elapsed % 60)) s of booting and measuring)"
+    fi
+    [ "${PROFILE:-}" != 1 ] || [ "$mode" = interleaved ] || measure_profile
 fi
 summarise

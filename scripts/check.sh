@@ -6,11 +6,13 @@
 # directories (scripts/test-install.sh, scripts/test-dkms.sh), builds everything, runs the
 # userspace library's host tests, then boots the debug kernel once with the C driver and once
 # with rust_binder and runs the same conformance suite on both, then once more per driver for
-# the interop checks with rsbinder's userspace and the demo's story (scripts/vm/interop.sh). It
-# also proves once per run that the kernel log check catches a leak.
+# the interop checks with rsbinder's userspace and the demo's story (scripts/vm/interop.sh), and
+# once more per driver for a minute of binder-stress (scripts/stress.sh). It also proves once
+# per run that the kernel log check catches a leak.
 # Prints every result and ends with one "N passed, N failed" line.
 #
-# RB_CHECK_SKIP_SELFTEST=1 leaves out the leak self-test boot.
+# RB_CHECK_SKIP_SELFTEST=1 leaves out the leak self-test boot; RB_CHECK_STRESS_SECONDS=N sets
+# the stress run's length in each guest (default 60).
 set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -142,6 +144,21 @@ for driver in c rust; do
     cat "$runs/$driver/results" "$runs/interop-$driver/results" >"$runs/all-$driver"
 done
 [ "$interop" = 1 ] || for driver in c rust; do cp "$runs/$driver/results" "$runs/all-$driver"; done
+
+# binder-stress for about a minute per driver, one boot each (scripts/stress.sh; `make stress`
+# runs it longer): kills, thread exits, every reply checked, the watchdog, and on rust_binder
+# the unload's census.
+for driver in c rust; do
+    rm -f "$runs/stress-$driver/results"
+    STRESS_SECONDS=${RB_CHECK_STRESS_SECONDS:-60} DRIVER=$driver \
+        bash "$here/stress.sh" --no-build --out-prefix "$runs/stress" | grep -v '^[0-9]* passed, [0-9]* failed$' || true
+    if [ ! -f "$runs/stress-$driver/results" ]; then
+        mkdir -p "$runs/stress-$driver"
+        echo "FAIL stress/traffic: scripts/stress.sh did not boot" >"$runs/stress-$driver/results"
+    fi
+    count "$runs/stress-$driver/results"
+    cat "$runs/stress-$driver/results" >>"$runs/all-$driver"
+done
 
 step "side by side (a case must pass on both drivers)"
 awk '

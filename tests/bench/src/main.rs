@@ -3,6 +3,11 @@
 //!
 //! ```text
 //! bench run [--scale F]      in the guest: every workload against the loaded driver
+//! bench interleave [--scale F] [--blocks N]
+//!                            in the guest, both drivers loaded: every workload in alternating
+//!                            blocks, C and rust_binder, so both see the same host
+//! bench memory DRIVER...     in the guest: pages held through a burst and pressure, slab
+//!                            bytes per object
 //! bench report DIR           on the host: DIR/raw.csv summed up into tables and plot data
 //! ```
 //!
@@ -12,30 +17,67 @@
 //! `scripts/bench.sh` (`make bench`) boots each driver, collects these lines into
 //! `raw.csv` and calls `report`.
 
+mod memory;
 mod proc;
+mod profile;
 mod report;
 mod run;
 mod server;
+mod teardown;
 mod workloads;
 
 use std::{io::Write, path::Path, process::ExitCode};
 
-use proc::Shared;
-use workloads::Plan;
+use proc::{Outcome, Shared};
+use run::Figures;
+use workloads::{Plan, Row};
+
+/// How long `memory` and `profile` may take before their watchdog ends them.
+const WATCHDOG_SECONDS: u32 = 1200;
+
+/// The two drivers, by the names raw.csv uses.
+const DRIVERS: [&str; 2] = ["c", "rust"];
+
+/// In interleaved mode each block runs this fraction of a row's iterations at scale 1, so
+/// that a block is short and its pair sees the same host.
+const BLOCK_FRACTION: f64 = 0.25;
 
 fn usage() -> ExitCode {
-    eprintln!("usage: bench run [--scale F] | bench report DIR");
+    eprintln!(
+        "usage: bench run [--scale F] | bench interleave [--scale F] [--blocks N] | \
+         bench memory DRIVER... | bench profile [--scale F] | bench report DIR"
+    );
     ExitCode::from(2)
 }
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let number = |s: &str| s.parse::<f64>().ok().filter(|v| *v > 0.0);
     let result = match args[..] {
         ["run"] => run(1.0),
-        ["run", "--scale", scale] => match scale.parse() {
-            Ok(scale) if scale > 0.0 => run(scale),
-            _ => return usage(),
+        ["run", "--scale", scale] => match number(scale) {
+            Some(scale) => run(scale),
+            None => return usage(),
+        },
+        ["interleave", ref rest @ ..] => {
+            let (mut scale, mut blocks) = (1.0, 10);
+            for pair in rest.chunks(2) {
+                match *pair {
+                    ["--scale", v] if number(v).is_some() => scale = number(v).unwrap_or(1.0),
+                    ["--blocks", v] if number(v).is_some() => {
+                        blocks = number(v).unwrap_or(1.0) as usize
+                    }
+                    _ => return usage(),
+                }
+            }
+            interleave(scale, blocks)
+        }
+        ["memory", ref drivers @ ..] if !drivers.is_empty() => memory(drivers),
+        ["profile"] => profile(1.0),
+        ["profile", "--scale", scale] => match number(scale) {
+            Some(scale) => profile(scale),
+            None => return usage(),
         },
         ["report", dir] => report::report(Path::new(dir)),
         _ => return usage(),
@@ -49,32 +91,190 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(scale: f64) -> Result<(), String> {
-    let shared = Shared::new()?;
+/// A row's result as the fields after `bench,` (separate mode) or `ibench,ROUND,DRIVER,`.
+fn fields(row: Row, result: Outcome<Figures>) -> String {
+    match result {
+        Ok(f) => format!(
+            "{},{},{},{},{},{},{:.1},{:.1},",
+            row.workload,
+            row.payload,
+            row.pairs,
+            f.iterations,
+            f.median_ns,
+            f.p99_ns,
+            f.ops_per_s,
+            f.steady_ops_per_s
+        ),
+        Err(e) => format!(
+            "{},{},{},,,,,,{}",
+            row.workload,
+            row.payload,
+            row.pairs,
+            e.replace([',', '\n', '\r'], ";")
+        ),
+    }
+}
+
+fn say(line: &str) {
     let mut stdout = std::io::stdout();
-    Plan::new(scale).run_all(shared.counters(), &mut |row, result| {
-        let line = match result {
-            Ok(f) => format!(
-                "bench,{},{},{},{},{},{},{:.1},{:.1},",
-                row.workload,
-                row.payload,
-                row.pairs,
-                f.iterations,
-                f.median_ns,
-                f.p99_ns,
-                f.ops_per_s,
-                f.steady_ops_per_s
-            ),
-            Err(e) => format!(
-                "bench,{},{},{},,,,,,{}",
-                row.workload,
-                row.payload,
-                row.pairs,
-                e.replace([',', '\n', '\r'], ";")
-            ),
-        };
-        let _ = writeln!(stdout, "{line}");
-        let _ = stdout.flush();
+    let _ = writeln!(stdout, "{line}");
+    let _ = stdout.flush();
+}
+
+/// Separate mode: every workload against the one driver the guest loaded (as /dev/binder).
+fn run(scale: f64) -> Outcome {
+    let shared = Shared::new()?;
+    Plan::new(scale).run_all("/dev/binder", shared.counters(), &mut |row, result| {
+        say(&format!("bench,{}", fields(row, result)))
     });
+    Ok(())
+}
+
+/// Interleaved mode: both drivers loaded, every row measured in `blocks` pairs of short
+/// blocks, one per driver, the order alternating; a line per block, `ibench,PAIR,DRIVER,` and
+/// the row's fields.
+fn interleave(scale: f64, blocks: usize) -> Outcome {
+    let shared = Shared::new()?;
+    let plan = Plan::new(scale * BLOCK_FRACTION);
+    let jobs = Plan::jobs();
+    for pair in 1..=blocks {
+        for (index, job) in jobs.iter().enumerate() {
+            let mut order = DRIVERS;
+            if (pair + index) % 2 == 0 {
+                order.reverse();
+            }
+            for driver in order {
+                let result = plan.measure(job, server::device(driver), shared.counters());
+                say(&format!(
+                    "ibench,{pair},{driver},{}",
+                    fields(job.row, result)
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The memory figures of each driver: `mem,DRIVER,PHASE,PAGES` for the pages of a receive
+/// buffer through a burst and memory pressure, `slab,DRIVER,OBJECT,BYTES` per object.
+fn memory(drivers: &[&str]) -> Outcome {
+    // SAFETY: `alarm` only arms a timer: a measurement that hangs ends the run, not the boot.
+    unsafe { libc::alarm(WATCHDOG_SECONDS) };
+    let shared = Shared::new()?;
+    for &driver in drivers {
+        let device = server::device(driver);
+        match memory::pages(device, shared.counters()) {
+            Ok(pages) => {
+                for (phase, pages) in memory::PHASES.iter().zip(pages) {
+                    say(&format!("mem,{driver},{phase},{pages}"));
+                }
+            }
+            Err(e) => say(&format!("mem,{driver},error,{}", e.replace(',', ";"))),
+        }
+    }
+    for &driver in drivers {
+        match memory::objects(server::device(driver), shared.counters()) {
+            Ok(objects) => {
+                for (object, bytes) in objects {
+                    say(&format!("slab,{driver},{object},{bytes:.0}"));
+                }
+            }
+            Err(e) => say(&format!("slab,{driver},error,{}", e.replace(',', ";"))),
+        }
+    }
+    Ok(())
+}
+
+/// The workloads `bench profile` profiles: where rust_binder is behind C.
+const PROFILED: [(&str, usize); 5] = [
+    ("call", 0),
+    ("oneway", 0),
+    ("objects", 384),
+    ("fd", binder_client::object::FD_OBJECT_SIZE),
+    ("teardown", teardown::FILL_BYTES),
+];
+
+/// Functions shown per list.
+const PROFILE_TOP: usize = 30;
+
+/// How long each workload runs on each driver under the profiler (repeated until then), in
+/// the guest's seconds. The kernels have no high-resolution timers (tinyconfig), so the
+/// cpu-clock samples come at the tick, 250 a second per busy CPU, not every
+/// [`profile::PERIOD_NS`]: the length of the run is what makes enough samples.
+const PROFILE_SECONDS: u64 = 12;
+
+/// Both drivers loaded: each workload of [`PROFILED`] run on each driver under the profiler;
+/// prints, per run, the kernel samples per 1000 operations (comparable between the drivers:
+/// same kernel, same sampling), the driver module's own share, and the top functions by self
+/// and by inclusive samples.
+fn profile(scale: f64) -> Outcome {
+    // SAFETY: As in `memory`.
+    unsafe { libc::alarm(WATCHDOG_SECONDS) };
+    let shared = Shared::new()?;
+    let plan = Plan::new(scale);
+    for (workload, payload) in PROFILED {
+        let job = Plan::jobs()
+            .into_iter()
+            .find(|j| j.row.workload == workload && j.row.payload == payload)
+            .ok_or_else(|| format!("no row {workload} {payload}"))?;
+        for driver in DRIVERS {
+            let module = if driver == "c" {
+                "[binder_linux]"
+            } else {
+                "[rust_binder]"
+            };
+            let running = profile::Profile::start()?;
+            let start = proc::now_ns();
+            let mut ops = 0;
+            let mut failure = None;
+            while proc::now_ns() - start < PROFILE_SECONDS * 1_000_000_000 {
+                match plan.measure(&job, server::device(driver), shared.counters()) {
+                    Ok(f) => ops += f.iterations,
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                }
+            }
+            let found = running.finish()?;
+            let ops = ops.max(1) as f64;
+            let per_kop = |samples: u64| samples as f64 * 1000.0 / ops;
+            let in_module: u64 = found
+                .functions
+                .iter()
+                .filter(|f| f.0.ends_with(module))
+                .map(|f| f.1)
+                .sum();
+            say(&format!(
+                "\n### {workload} {payload} B on {driver}: {} kernel samples ({} lost) over {ops} \
+                 operations{}: {:.1} samples per 1000 operations, {:.1} of them in {module}'s own \
+                 functions\n",
+                found.samples,
+                found.lost,
+                failure.map_or(String::new(), |e| format!(" (failed: {e})")),
+                per_kop(found.samples),
+                per_kop(in_module),
+            ));
+            let total = found.samples.max(1) as f64;
+            for (title, inclusive) in [("self", false), ("inclusive", true)] {
+                say(&format!(
+                    "top {PROFILE_TOP} by {title}: self% incl% samples/1000 ops, function"
+                ));
+                let mut functions: Vec<&(String, u64, u64)> = found.functions.iter().collect();
+                if inclusive {
+                    functions.sort_by_key(|f| std::cmp::Reverse(f.2));
+                }
+                for (name, own, all) in functions.into_iter().take(PROFILE_TOP) {
+                    let key = if inclusive { *all } else { *own };
+                    say(&format!(
+                        "{:6.2} {:6.2} {:7.2} {name}",
+                        *own as f64 * 100.0 / total,
+                        *all as f64 * 100.0 / total,
+                        per_kop(key)
+                    ));
+                }
+            }
+        }
+    }
     Ok(())
 }

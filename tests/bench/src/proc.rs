@@ -180,6 +180,11 @@ impl Child {
         }
     }
 
+    /// The child's process id.
+    pub fn pid(&self) -> libc::pid_t {
+        self.pid
+    }
+
     /// Kills the child (SIGKILL) and reaps it.
     pub fn kill(mut self) {
         // SAFETY: Plain syscall on our own child.

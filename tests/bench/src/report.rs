@@ -5,8 +5,15 @@
 //! `raw.csv` has one line per boot and row:
 //! `round,driver,workload,payload,pairs,iterations,median_ns,p99_ns,ops_per_s,steady_ops_per_s,
 //! error` (runs before the steady rate have no `steady_ops_per_s`).
-//! A row's figure is the median over the rounds; its ratio rust/C is the median of the
-//! per-round ratios, and the spread is their minimum and maximum.
+//! A round is a boot pair (separate mode) or a block pair of one boot (interleaved mode, the
+//! default: `DIR/mode` says which). A row's figure is the median over the rounds; its ratio
+//! rust/C is the median of the per-round ratios, with a bootstrap 95% confidence interval over
+//! the rounds (and their minimum and maximum in the CSV). A row with a target (issue 14) whose
+//! interval lies on one side of it is "met" or "missed"; one whose interval spans it is "not
+//! decided".
+//!
+//! `memory.csv`, if there, has `mem,DRIVER,PHASE,PAGES` and `slab,DRIVER,OBJECT,BYTES` lines
+//! (one set per boot), summed up as medians in two more tables.
 
 use std::{collections::BTreeMap, fmt::Write as _, fs, path::Path};
 
@@ -156,7 +163,7 @@ struct Workload {
     metric: Metric,
 }
 
-const WORKLOADS: [Workload; 10] = [
+const WORKLOADS: [Workload; 11] = [
     Workload {
         name: "call",
         title: "1. Synchronous round trip (call with the payload, empty reply; both ends on one vCPU): median µs per call",
@@ -193,8 +200,13 @@ const WORKLOADS: [Workload; 10] = [
         metric: Metric::Latency,
     },
     Workload {
+        name: "teardown",
+        title: "4d. Teardown: a process with 16 looper threads and 448 KiB of one-way buffers it never freed is killed (SIGKILL); time until a watcher holding a death notification reads `BR_DEAD_BINDER` (all on one vCPU): median µs",
+        metric: Metric::Latency,
+    },
+    Workload {
         name: "floor",
-        title: "5. The floor, no binder: one-byte pipe ping-pong between two processes on one vCPU, in each driver's boot: median µs per round trip",
+        title: "5. The floor, no binder: one-byte pipe ping-pong between two processes on one vCPU, in each driver's boot (separate) or block (interleaved): median µs per round trip",
         metric: Metric::Latency,
     },
     Workload {
@@ -217,6 +229,8 @@ struct Line {
     rust_p99_us: Option<f64>,
     ratio: Option<f64>,
     spread: Option<(f64, f64)>,
+    /// Bootstrap 95% confidence interval of the median ratio.
+    interval: Option<(f64, f64)>,
     c_floor: Option<f64>,
     rust_floor: Option<f64>,
     rates: (Option<f64>, Option<f64>),
@@ -266,11 +280,100 @@ fn summarise(raw: &Raw, workload: &Workload, key: &Key) -> Line {
         rust_p99_us: fig(&rust, &|s| s.p99_ns / 1e3),
         ratio: median(ratios.clone()),
         spread,
+        interval: bootstrap_interval(&ratios),
         c_floor: (!is_floor).then(|| over_floor("c", &c)).flatten(),
         rust_floor: (!is_floor).then(|| over_floor("rust", &rust)).flatten(),
         rates: (fig(&c, &|s| s.ops_per_s), fig(&rust, &|s| s.ops_per_s)),
         errors: (raw.error(key, "c"), raw.error(key, "rust")),
         rounds: ratios.len(),
+    }
+}
+
+/// SplitMix64: a small seeded generator, so that a report made twice from the same raw.csv
+/// has the same intervals.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (`n` > 0; the bias of the modulo is negligible for small `n`).
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// Fewer pairs than this decide nothing: the bootstrap's percentile interval of a median is
+/// too narrow on a handful of values (with two, it is just their range).
+const MIN_PAIRS: usize = 6;
+
+/// Resamplings of the bootstrap.
+const BOOTSTRAP_RESAMPLES: usize = 4000;
+
+/// The bootstrap 95% confidence interval of the median of `values`: the 2.5th and 97.5th
+/// percentiles of the medians of resamples (drawn with replacement, as many as there are
+/// values). None with fewer than two values.
+fn bootstrap_interval(values: &[f64]) -> Option<(f64, f64)> {
+    let n = values.len();
+    if n < 2 {
+        return None;
+    }
+    let mut rng = SplitMix(0x5eed_b1a5_0000_0014);
+    let mut medians: Vec<f64> = (0..BOOTSTRAP_RESAMPLES)
+        .filter_map(|_| median((0..n).map(|_| values[rng.below(n)]).collect()))
+        .collect();
+    medians.sort_by(f64::total_cmp);
+    let at = |q: f64| medians[((q * medians.len() as f64) as usize).min(medians.len() - 1)];
+    Some((at(0.025), at(0.975)))
+}
+
+/// Issue 14's target for a row's ratio rust/C.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Target {
+    /// Times: rust/C at most this.
+    AtMost(f64),
+    /// Rates: rust/C at least this.
+    AtLeast(f64),
+}
+
+fn target(key: &Key) -> Option<Target> {
+    match (key.0.as_str(), key.1) {
+        ("call", 0 | 4096) => Some(Target::AtMost(0.95)),
+        ("call", _) => Some(Target::AtMost(1.0)),
+        ("oneway", _) => Some(Target::AtLeast(1.05)),
+        ("objects" | "fd" | "sg-chain", _) => Some(Target::AtMost(0.95)),
+        ("parallel" | "parallel-smp", _) => Some(Target::AtLeast(1.0)),
+        // "As fast as with C".
+        ("teardown", _) => Some(Target::AtMost(1.0)),
+        _ => None,
+    }
+}
+
+impl Target {
+    fn label(self) -> String {
+        match self {
+            Target::AtMost(t) => format!("≤ {t:.2}"),
+            Target::AtLeast(t) => format!("≥ {t:.2}"),
+        }
+    }
+
+    /// "met" or "missed" when the interval lies on one side of the target, else "not
+    /// decided".
+    fn verdict(self, (lo, hi): (f64, f64)) -> &'static str {
+        let (met, missed) = match self {
+            Target::AtMost(t) => (hi <= t, lo > t),
+            Target::AtLeast(t) => (lo >= t, hi < t),
+        };
+        match (met, missed) {
+            (true, _) => "met",
+            (_, true) => "missed",
+            _ => "not decided",
+        }
     }
 }
 
@@ -290,6 +393,7 @@ fn row_label(workload: &str, key: &Key) -> String {
         "objects" => "16 objects".to_string(),
         "fd" => "1 fd".to_string(),
         "sg-chain" => format!("3 × {}", size_label(key.1 / 3)),
+        "teardown" => format!("{} threads, {}", key.2, size_label(key.1)),
         "floor" => "1 pair".to_string(),
         _ => size_label(key.1),
     }
@@ -326,7 +430,8 @@ pub fn report(dir: &Path) -> Outcome {
     let mut md = String::new();
     let mut csv = String::from(
         "workload,payload,pairs,metric,c,rust,rust_over_c,ratio_min,ratio_max,c_p99_us,rust_p99_us,\
-         c_x_floor,rust_x_floor,c_ops_per_s,rust_ops_per_s,rounds,c_error,rust_error\n",
+         c_x_floor,rust_x_floor,c_ops_per_s,rust_ops_per_s,rounds,c_error,rust_error,ci_low,ci_high,\
+         target,verdict\n",
     );
     let mut dat = String::from(
         "# payload c_median_us c_p99_us rust_median_us rust_p99_us rust_over_c floor_median_us \
@@ -341,11 +446,23 @@ pub fn report(dir: &Path) -> Outcome {
             .map(|s| s.median_ns / 1e3)
             .collect(),
     );
+    let interleaved = fs::read_to_string(dir.join("mode")).is_ok_and(|m| m.trim() == "interleaved");
+    let (pairs, pair) = if interleaved {
+        (
+            "block pairs in one boot with both drivers loaded (interleaved)",
+            "block-pair",
+        )
+    } else {
+        ("boot pair(s), one driver per boot (separate)", "boot-pair")
+    };
     let _ = writeln!(
         md,
-        "{} boot pair(s). rust/C is the median of the per-boot-pair ratios, with their range as \
-         the spread; ×floor is what one operation costs in pipe round trips of the same boot.",
-        rounds.len()
+        "{} {pairs}. rust/C is the median of the per-{pair} ratios, with its bootstrap 95% \
+         confidence interval in brackets; a row with a target (issue 14) is \"met\" or \"missed\" \
+         when the interval lies on one side of it, else \"not decided\". ×floor is what one \
+         operation costs in pipe round trips of the same {}.",
+        rounds.len(),
+        if interleaved { "block pair" } else { "boot" }
     );
     for workload in &WORKLOADS {
         let keys: Vec<&Key> = raw.order.iter().filter(|k| k.0 == workload.name).collect();
@@ -359,27 +476,45 @@ pub fn report(dir: &Path) -> Outcome {
             let unit = if rate { "/s" } else { "µs (p99)" };
             let _ = writeln!(
                 md,
-                "| | C boot {unit} | rust boot {unit} | rust/C (spread) |\n\
+                "| | C side {unit} | rust side {unit} | rust/C [95% CI] |\n\
                  | --- | ---: | ---: | ---: |"
             );
         } else if rate {
             let _ = writeln!(
                 md,
-                "| | C /s | rust /s | rust/C (spread) | C ×floor | rust ×floor |\n\
-                 | --- | ---: | ---: | ---: | ---: | ---: |"
+                "| | C /s | rust /s | rust/C [95% CI] | target | C ×floor | rust ×floor |\n\
+                 | --- | ---: | ---: | ---: | --- | ---: | ---: |"
             );
         } else {
             let _ = writeln!(
                 md,
-                "| | C µs (p99) | rust µs (p99) | rust/C (spread) | C ×floor | rust ×floor |\n\
-                 | --- | ---: | ---: | ---: | ---: | ---: |"
+                "| | C µs (p99) | rust µs (p99) | rust/C [95% CI] | target | C ×floor | rust ×floor |\n\
+                 | --- | ---: | ---: | ---: | --- | ---: | ---: |"
             );
         }
         for key in keys {
             let l = summarise(&raw, workload, key);
-            let ratio = match (l.ratio, l.spread) {
-                (Some(r), Some((lo, hi))) => format!("**{r:.2}** ({lo:.2}–{hi:.2})"),
+            let ratio = match (l.ratio, l.interval) {
+                (Some(r), Some((lo, hi))) => format!("**{r:.2}** [{lo:.2}–{hi:.2}]"),
+                (Some(r), None) => format!("**{r:.2}** [one pair]"),
                 _ => "n/a".to_string(),
+            };
+            let goal = target(key);
+            let verdict = goal.zip(l.interval).map(|(t, i)| t.verdict(i)).map(|v| {
+                if l.rounds < MIN_PAIRS {
+                    "not decided"
+                } else {
+                    v
+                }
+            });
+            let target_cell = match (goal, verdict) {
+                (Some(t), Some(_)) if l.rounds < MIN_PAIRS => {
+                    format!("{}: not decided ({} pairs)", t.label(), l.rounds)
+                }
+                (Some(t), Some("not decided")) => format!("{}: not decided", t.label()),
+                (Some(t), Some(v)) => format!("{}: **{v}**", t.label()),
+                (Some(t), None) => t.label(),
+                (None, _) => String::new(),
             };
             let with_p99 = |v: Option<f64>, p99: Option<f64>, e: &Option<String>| match v {
                 Some(_) if !rate => format!("{} ({})", value(v, workload.metric, e), opt(p99, 1)),
@@ -393,14 +528,14 @@ pub fn report(dir: &Path) -> Outcome {
             } else {
                 let _ = writeln!(
                     md,
-                    "| {label} | {c} | {rust} | {ratio} | {} | {} |",
+                    "| {label} | {c} | {rust} | {ratio} | {target_cell} | {} | {} |",
                     opt(l.c_floor, 1),
                     opt(l.rust_floor, 1)
                 );
             }
             let _ = writeln!(
                 csv,
-                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
                 key.0,
                 key.1,
                 key.2,
@@ -423,6 +558,10 @@ pub fn report(dir: &Path) -> Outcome {
                 l.rounds,
                 l.errors.0.unwrap_or_default().replace(',', ";"),
                 l.errors.1.unwrap_or_default().replace(',', ";"),
+                opt_csv(l.interval.map(|i| i.0)),
+                opt_csv(l.interval.map(|i| i.1)),
+                goal.map(Target::label).unwrap_or_default(),
+                verdict.unwrap_or_default(),
             );
             if workload.name == "call" {
                 let _ = writeln!(
@@ -441,6 +580,9 @@ pub fn report(dir: &Path) -> Outcome {
             }
         }
     }
+    if let Ok(text) = fs::read_to_string(dir.join("memory.csv")) {
+        memory_tables(&text, &mut md);
+    }
     let write = |name: &str, text: &str| {
         fs::write(dir.join(name), text).map_err(|e| format!("{}: {e}", dir.join(name).display()))
     };
@@ -449,6 +591,106 @@ pub fn report(dir: &Path) -> Outcome {
     write("latency.dat", &dat)?;
     print!("{md}");
     Ok(())
+}
+
+/// The memory tables, from `memory.csv`'s lines: medians over the boots.
+fn memory_tables(text: &str, md: &mut String) {
+    // (kind, driver, what) -> values; errors by (kind, driver).
+    let mut values: BTreeMap<(String, String, String), Vec<f64>> = BTreeMap::new();
+    let mut errors: BTreeMap<(String, String), String> = BTreeMap::new();
+    let mut order: Vec<(String, String)> = Vec::new();
+    for line in text.lines() {
+        let f: Vec<&str> = line.splitn(4, ',').collect();
+        let [kind, driver, what, value] = f[..] else {
+            continue;
+        };
+        if what == "error" {
+            errors.insert((kind.into(), driver.into()), value.into());
+            continue;
+        }
+        let Ok(v) = value.trim().parse::<f64>() else {
+            continue;
+        };
+        if !order.contains(&(kind.into(), what.into())) {
+            order.push((kind.into(), what.into()));
+        }
+        values
+            .entry((kind.into(), driver.into(), what.into()))
+            .or_default()
+            .push(v);
+    }
+    let get = |kind: &str, driver: &str, what: &str| {
+        median(
+            values
+                .get(&(kind.into(), driver.into(), what.into()))
+                .cloned()
+                .unwrap_or_default(),
+        )
+    };
+    let phases: Vec<&str> = order
+        .iter()
+        .filter(|(k, _)| k == "mem")
+        .map(|(_, w)| w.as_str())
+        .collect();
+    if !phases.is_empty() || errors.keys().any(|(k, _)| k == "mem") {
+        let _ = writeln!(
+            md,
+            "\n**7. Pages of a server's receive buffer (4 MiB mapping), as resident pages of its \
+             binder mapping (`/proc/PID/smaps`): before any call, at the peak of a burst of three \
+             1 MiB calls whose buffers it keeps, after it freed them, and after 3 s of memory \
+             pressure (free memory held between the min and low watermarks: kswapd, and with it \
+             every shrinker, at work)**\n"
+        );
+        let _ = writeln!(md, "| | {} |", phases.join(" | "));
+        let _ = writeln!(md, "| --- |{}", " ---: |".repeat(phases.len()));
+        for (driver, name) in [("c", "C"), ("rust", "rust_binder")] {
+            if let Some(e) = errors.get(&("mem".into(), driver.into())) {
+                let _ = writeln!(md, "| {name} | n/a ({}) |", e.replace('|', "/"));
+                continue;
+            }
+            let cells: Vec<String> = phases
+                .iter()
+                .map(|p| opt(get("mem", driver, p), 0))
+                .collect();
+            let _ = writeln!(md, "| {name} | {} |", cells.join(" | "));
+        }
+    }
+    let objects: Vec<&str> = order
+        .iter()
+        .filter(|(k, _)| k == "slab")
+        .map(|(_, w)| w.as_str())
+        .collect();
+    if !objects.is_empty() || errors.keys().any(|(k, _)| k == "slab") {
+        let _ = writeln!(
+            md,
+            "\n**8. Kernel memory per object: bytes of active slab objects (`/proc/slabinfo`, every \
+             cache shrunk first) added per object, median of 3 trials over 1024 of each (256 \
+             threads), with what comes anyway counted out (the task of a thread, the process of \
+             a handle, the kept buffer of a node sent with its handle); a transaction is a \
+             one-way call queued on a node nobody reads, its buffer bookkeeping included. \
+             Approximate: other activity in the guest blurs them by some tens of bytes**\n"
+        );
+        let _ = writeln!(
+            md,
+            "| | C bytes | rust bytes | rust/C |\n| --- | ---: | ---: | ---: |"
+        );
+        for what in objects {
+            let (c, rust) = (get("slab", "c", what), get("slab", "rust", what));
+            let ratio = c.zip(rust).filter(|(c, _)| *c > 0.0).map(|(c, r)| r / c);
+            let _ = writeln!(
+                md,
+                "| {what} | {} | {} | {} |",
+                opt(c, 0),
+                opt(rust, 0),
+                opt(ratio, 2)
+            );
+        }
+        for (driver, name) in [("c", "C"), ("rust", "rust_binder")] {
+            if let Some(e) = errors.get(&("slab".into(), driver.into())) {
+                let _ = writeln!(md, "\n{name}: n/a ({e})");
+            }
+        }
+    }
 }
 
 /// A missing figure in gnuplot's data is "NaN".
@@ -524,6 +766,47 @@ mod tests {
         assert_eq!(l.ratio, Some(1.25));
         assert_eq!(l.c_floor, Some(5.0));
         assert_eq!(l.rust_floor, Some(2.0));
+    }
+
+    #[test]
+    fn the_bootstrap_interval_holds_the_median_and_is_repeatable() {
+        let ratios = [0.9, 1.1, 0.95, 1.05, 1.0, 0.97, 1.02, 0.99];
+        let (lo, hi) = bootstrap_interval(&ratios).unwrap();
+        assert!(
+            lo <= 1.0 && 1.0 <= hi && lo >= 0.9 && hi <= 1.1,
+            "{lo} {hi}"
+        );
+        assert_eq!(bootstrap_interval(&ratios), Some((lo, hi)));
+        assert_eq!(bootstrap_interval(&[1.0]), None);
+    }
+
+    #[test]
+    fn an_interval_that_spans_the_target_is_not_decided() {
+        let t = Target::AtMost(0.95);
+        assert_eq!(t.verdict((0.8, 0.9)), "met");
+        assert_eq!(t.verdict((0.9, 1.0)), "not decided");
+        assert_eq!(t.verdict((0.96, 1.2)), "missed");
+        let t = Target::AtLeast(1.05);
+        assert_eq!(t.verdict((1.06, 1.2)), "met");
+        assert_eq!(t.verdict((0.7, 0.9)), "missed");
+        assert_eq!(
+            target(&("call".into(), 65536, 1)),
+            Some(Target::AtMost(1.0))
+        );
+    }
+
+    #[test]
+    fn memory_tables_show_each_phase_and_object_for_both_drivers() {
+        let mut md = String::new();
+        memory_tables(
+            "mem,c,before,0\nmem,c,pressure,0\nmem,rust,before,0\nmem,rust,pressure,769\n\
+             slab,c,node,100\nslab,rust,node,150\nslab,rust,error,boom\n",
+            &mut md,
+        );
+        assert!(md.contains("| | before | pressure |"), "{md}");
+        assert!(md.contains("| rust_binder | 0 | 769 |"), "{md}");
+        assert!(md.contains("| node | 100 | 150 | 1.50 |"), "{md}");
+        assert!(md.contains("rust_binder: n/a (boom)"), "{md}");
     }
 
     #[test]

@@ -123,7 +123,7 @@ impl<S> Clients<'_, S> {
 
 /// The median, 99th percentile and rates of `samples` taken by `clients` clients at once over
 /// `span_ns`.
-fn figures(mut samples: Vec<u64>, clients: usize, span_ns: u64) -> Outcome<Figures> {
+pub fn figures(mut samples: Vec<u64>, clients: usize, span_ns: u64) -> Outcome<Figures> {
     if samples.is_empty() || span_ns == 0 {
         return Err("no samples".to_string());
     }

@@ -10,8 +10,15 @@ use binder_client::{
 
 use crate::proc::{pin_to, Child, Outcome, SharedCounters, Step};
 
-/// The device both ends use.
-pub const BINDER: &str = "/dev/binder";
+/// The device of a driver: rust_binder's misc device, or the C driver's device in the binderfs
+/// mount the guest init makes (with binderfs built in, the C driver creates no misc devices,
+/// so both drivers can be loaded in one boot).
+pub fn device(driver: &str) -> &'static str {
+    match driver {
+        "c" => "/dev/binderfs/binder",
+        _ => "/dev/binder",
+    }
+}
 
 /// Transaction codes. The server checks that a [`CODE_OBJECTS`] call arrives with every
 /// object turned into a handle, a [`CODE_FD`] call with one fd of its own (which it closes),
@@ -22,6 +29,10 @@ pub const CODE_ONEWAY: u32 = 2;
 pub const CODE_OBJECTS: u32 = 3;
 pub const CODE_FD: u32 = 4;
 pub const CODE_SG_CHAIN: u32 = 5;
+/// The memory workload: the server keeps the buffer of a [`CODE_HOLD`] call (frees it not),
+/// and frees every buffer it kept on [`CODE_RELEASE`].
+pub const CODE_HOLD: u32 = 6;
+pub const CODE_RELEASE: u32 = 7;
 
 /// The reply payloads of a call the server found wrong (an empty reply is success).
 const REJECTED: &[u8] = b"the objects did not arrive as handles";
@@ -34,17 +45,18 @@ const SERVER_MAP_SIZE: usize = 4 << 20;
 /// A client's receive buffer: replies are empty, but a reply needs a mapping to land in.
 const CLIENT_MAP_SIZE: usize = 128 << 10;
 
-/// Starts the server: a process that becomes the context manager of [`BINDER`] and serves
+/// Starts the server: a process that becomes the context manager of `device` and serves
 /// with `threads` looper threads, all bound to `cpu` if given. A call gets an empty reply; a
 /// one-way transaction is counted in `counters.oneway_received` once its buffer is freed. It
 /// runs until killed.
 pub fn start(
+    device: &'static str,
     threads: usize,
     cpu: Option<usize>,
     counters: &'static SharedCounters,
 ) -> Outcome<Child> {
     let mut child = Child::spawn(&[], |ready| {
-        let binder = Binder::open(BINDER).step("server: open")?;
+        let binder = Binder::open(device).step("server: open")?;
         let mapping = binder
             .map(SERVER_MAP_SIZE, libc::PROT_READ)
             .step("server: mmap")?;
@@ -74,7 +86,7 @@ pub fn start(
 
 /// Becomes the context manager, waiting while the previous one (of an earlier process) is
 /// still being released.
-fn become_manager(binder: &Binder) -> Outcome {
+pub fn become_manager(binder: &Binder) -> Outcome {
     for _ in 0..1000 {
         // Its node accepts fds, as libbinder's context manager's does: CODE_FD calls bring one.
         match binder.set_context_mgr_ext(0, 0, uapi::FLAT_BINDER_FLAG_ACCEPTS_FDS) {
@@ -91,6 +103,8 @@ fn become_manager(binder: &Binder) -> Outcome {
 /// One looper thread: reads work, and sends the answer with its next read.
 fn serve(binder: &Binder, mapping: &Mapping, counters: &SharedCounters) -> Outcome {
     let mut answer = Commands::new().enter_looper();
+    // The buffers of CODE_HOLD calls, until CODE_RELEASE.
+    let mut held = Vec::new();
     loop {
         let returns = binder.write_then_read(&answer).step("server: read")?;
         answer = Commands::new();
@@ -102,6 +116,17 @@ fn serve(binder: &Binder, mapping: &Mapping, counters: &SharedCounters) -> Outco
                         .send(&Commands::new().free_buffer(txn.buffer))
                         .step("server: free a one-way buffer")?;
                     counters.oneway_received.fetch_add(1, Ordering::Release);
+                }
+                Return::Transaction(txn) if txn.code == CODE_HOLD => {
+                    held.push(txn.buffer);
+                    answer = answer.transaction(true, 0, txn.code, 0, &[]);
+                }
+                Return::Transaction(txn) if txn.code == CODE_RELEASE => {
+                    answer = held
+                        .drain(..)
+                        .chain([txn.buffer])
+                        .fold(answer, Commands::free_buffer)
+                        .transaction(true, 0, txn.code, 0, &[]);
                 }
                 Return::Transaction(txn) => {
                     let reply = match txn.code {
@@ -187,9 +212,9 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// Opens [`BINDER`] and maps a receive buffer.
-    pub fn open() -> Outcome<Self> {
-        let binder = Binder::open(BINDER).step("client: open")?;
+    /// Opens `device` and maps a receive buffer.
+    pub fn open(device: &str) -> Outcome<Self> {
+        let binder = Binder::open(device).step("client: open")?;
         let mapping = binder
             .map(CLIENT_MAP_SIZE, libc::PROT_READ)
             .step("client: mmap")?;

@@ -14,6 +14,7 @@ use crate::{
     proc::{pin_to, pipe, Child, Outcome, SharedCounters, Step},
     run::{Clients, Figures},
     server::{self, Caller, CODE_CALL, CODE_FD, CODE_OBJECTS, CODE_ONEWAY, CODE_SG_CHAIN},
+    teardown,
 };
 
 /// The client/server pair counts of the parallel workloads (the server gets as many looper
@@ -47,7 +48,8 @@ pub struct Row {
     /// `call`, `parallel` (N pairs on one vCPU), `parallel-smp` (N pairs free to use both
     /// vCPUs), `oneway`, `objects`, `fd`, `sg-chain`, `floor` (one pipe pair on one vCPU),
     /// `floor-parallel` and `floor-parallel-smp` (N pipe pairs, run as the two `parallel`
-    /// workloads are).
+    /// workloads are), `teardown` (kill-to-death-notice of a server with a full buffer; pairs
+    /// is its looper threads).
     pub workload: &'static str,
     /// Payload bytes per transaction (objects and fd: the bytes the objects take; sg-chain: the
     /// bytes of the buffers).
@@ -66,6 +68,26 @@ pub struct Plan {
     scale: f64,
 }
 
+/// A row and its nominal iteration count (before scaling).
+#[derive(Clone, Copy, Debug)]
+pub struct Job {
+    pub row: Row,
+    nominal: usize,
+}
+
+impl Job {
+    fn new(workload: &'static str, payload: usize, pairs: usize, nominal: usize) -> Self {
+        Self {
+            row: Row {
+                workload,
+                payload,
+                pairs,
+            },
+            nominal,
+        }
+    }
+}
+
 impl Plan {
     /// A plan with every iteration count multiplied by `scale`.
     pub fn new(scale: f64) -> Self {
@@ -78,120 +100,102 @@ impl Plan {
         (iterations, (iterations / 10).max(5))
     }
 
-    /// Runs every workload, handing each row and its result to `report` as it is done.
-    pub fn run_all(
-        &self,
-        counters: &'static SharedCounters,
-        report: &mut dyn FnMut(Row, Outcome<Figures>),
-    ) {
+    /// Every row, in the order they run.
+    pub fn jobs() -> Vec<Job> {
+        let mut jobs = Vec::new();
         for payload in CALL_PAYLOADS {
             let nominal = match payload {
                 0..=4096 => 8000,
                 4097..=65536 => 4000,
                 _ => 800,
             };
-            let row = Row {
-                workload: "call",
-                payload,
-                pairs: 1,
-            };
-            let counts = self.counts(nominal);
-            report(
-                row,
-                with_server(1, LATENCY_CPU, counters, || {
-                    calls(counts, 1, LATENCY_CPU, payload)
-                }),
-            );
+            jobs.push(Job::new("call", payload, 1, nominal));
         }
-        for (workload, cpu) in [("parallel", LATENCY_CPU), ("parallel-smp", None)] {
+        for workload in ["parallel", "parallel-smp"] {
             for pairs in PAIRS {
-                let row = Row {
-                    workload,
-                    payload: 0,
-                    pairs,
-                };
                 // The same number of calls in all, shared among the pairs.
-                let counts = self.counts(8000 / pairs);
-                report(
-                    row,
-                    with_server(pairs, cpu, counters, || calls(counts, pairs, cpu, 0)),
-                );
+                jobs.push(Job::new(workload, 0, pairs, 8000 / pairs));
             }
         }
         for payload in ONEWAY_PAYLOADS {
-            let row = Row {
-                workload: "oneway",
-                payload,
-                pairs: 1,
-            };
-            let counts = self.counts(16000);
-            report(
-                row,
-                with_server(1, LATENCY_CPU, counters, || {
-                    oneway(counts, payload, counters)
-                }),
-            );
+            jobs.push(Job::new("oneway", payload, 1, 16000));
         }
-        let row = Row {
-            workload: "objects",
-            payload: OBJECTS * size_of::<binder_client::uapi::flat_binder_object>(),
-            pairs: 1,
-        };
-        let counts = self.counts(6000);
-        report(
-            row,
-            with_server(1, LATENCY_CPU, counters, || objects(counts)),
-        );
-        let row = Row {
-            workload: "fd",
-            payload: FD_OBJECT_SIZE,
-            pairs: 1,
-        };
-        let counts = self.counts(6000);
-        report(
-            row,
-            with_server(1, LATENCY_CPU, counters, || one_fd(counts)),
-        );
-        let row = Row {
-            workload: "sg-chain",
-            payload: SG_LEVELS * SG_BUFFER,
-            pairs: 1,
-        };
-        let counts = self.counts(6000);
-        report(
-            row,
-            with_server(1, LATENCY_CPU, counters, || sg_chain(counts)),
-        );
-        let row = Row {
-            workload: "floor",
-            payload: 1,
-            pairs: 1,
-        };
-        report(row, floor(self.counts(8000), 1, LATENCY_CPU));
-        for (workload, cpu) in [
-            ("floor-parallel", LATENCY_CPU),
-            ("floor-parallel-smp", None),
-        ] {
+        let objects = OBJECTS * size_of::<binder_client::uapi::flat_binder_object>();
+        jobs.push(Job::new("objects", objects, 1, 6000));
+        jobs.push(Job::new("fd", FD_OBJECT_SIZE, 1, 6000));
+        jobs.push(Job::new("sg-chain", SG_LEVELS * SG_BUFFER, 1, 6000));
+        jobs.push(Job::new(
+            "teardown",
+            teardown::FILL_BYTES,
+            teardown::THREADS,
+            teardown::NOMINAL,
+        ));
+        jobs.push(Job::new("floor", 1, 1, 8000));
+        for workload in ["floor-parallel", "floor-parallel-smp"] {
             for pairs in PAIRS {
-                let row = Row {
-                    workload,
-                    payload: 1,
-                    pairs,
-                };
-                report(row, floor(self.counts(8000 / pairs), pairs, cpu));
+                jobs.push(Job::new(workload, 1, pairs, 8000 / pairs));
             }
+        }
+        jobs
+    }
+
+    /// Measures `job` on the driver whose device is `device` (the floors use no device).
+    pub fn measure(
+        &self,
+        job: &Job,
+        device: &'static str,
+        counters: &'static SharedCounters,
+    ) -> Outcome<Figures> {
+        let Row {
+            workload,
+            payload,
+            pairs,
+        } = job.row;
+        let counts = self.counts(job.nominal);
+        let smp = workload.ends_with("-smp");
+        let cpu = if smp { None } else { LATENCY_CPU };
+        match workload {
+            "call" | "parallel" | "parallel-smp" => {
+                with_server(device, pairs, cpu, counters, || {
+                    calls(device, counts, pairs, cpu, payload)
+                })
+            }
+            "oneway" => with_server(device, 1, cpu, counters, || {
+                oneway(device, counts, payload, counters)
+            }),
+            "objects" => with_server(device, 1, cpu, counters, || objects(device, counts)),
+            "fd" => with_server(device, 1, cpu, counters, || one_fd(device, counts)),
+            "sg-chain" => with_server(device, 1, cpu, counters, || sg_chain(device, counts)),
+            "teardown" => teardown::measure(device, counts.0, counters),
+            "floor" | "floor-parallel" | "floor-parallel-smp" => floor(counts, pairs, cpu),
+            _ => Err(format!("no workload {workload}")),
+        }
+    }
+
+    /// Runs every workload on the driver of `device`, handing each row and its result to
+    /// `report` as it is done.
+    pub fn run_all(
+        &self,
+        device: &'static str,
+        counters: &'static SharedCounters,
+        report: &mut dyn FnMut(Row, Outcome<Figures>),
+    ) {
+        for job in Self::jobs() {
+            report(job.row, self.measure(&job, device, counters));
         }
     }
 }
 
-/// Runs `measure` against a fresh server with `threads` looper threads bound to `cpu`.
+/// Runs `measure` against a fresh server on `device` with `threads` looper threads bound to
+/// `cpu`.
 fn with_server(
+    device: &'static str,
     threads: usize,
     cpu: Option<usize>,
     counters: &'static SharedCounters,
     measure: impl FnOnce() -> Outcome<Figures>,
 ) -> Outcome<Figures> {
-    let server = server::start(threads, cpu, counters)?;
+    let server = server::start(device, threads, cpu, counters)?;
     let result = measure();
     server.kill();
     result
@@ -199,6 +203,7 @@ fn with_server(
 
 /// Synchronous calls of `payload` bytes from `pairs` clients at once, `iterations` each.
 fn calls(
+    device: &'static str,
     (iterations, warmup): (usize, usize),
     pairs: usize,
     cpu: Option<usize>,
@@ -211,7 +216,7 @@ fn calls(
         iterations,
         setup: &|_| {
             pin_to(cpu)?;
-            Caller::open()
+            Caller::open(device)
         },
         step: &|caller: &mut Caller| caller.call(CODE_CALL, &data, &[]),
         finish: &|_| Ok(()),
@@ -239,6 +244,7 @@ impl OnewaySender {
 /// One-way transactions of `payload` bytes as fast as the server takes them; the rate
 /// counts until the server has taken the last one.
 fn oneway(
+    device: &'static str,
     (iterations, warmup): (usize, usize),
     payload: usize,
     counters: &'static SharedCounters,
@@ -252,7 +258,7 @@ fn oneway(
         setup: &|_| {
             pin_to(LATENCY_CPU)?;
             Ok(OnewaySender {
-                caller: Caller::open()?,
+                caller: Caller::open(device)?,
                 sent: 0,
                 counters,
             })
@@ -273,7 +279,7 @@ fn oneway(
 
 /// Synchronous calls carrying [`OBJECTS`] binder objects (local binders of the client), each
 /// translated into a handle for the server, and released again when it frees the buffer.
-fn objects((iterations, warmup): (usize, usize)) -> Outcome<Figures> {
+fn objects(device: &'static str, (iterations, warmup): (usize, usize)) -> Outcome<Figures> {
     let Payload { data, offsets, .. } = (1..=OBJECTS as u64).fold(Payload::new(), |payload, i| {
         payload.object(FlatObject::binder(i << 12, i))
     });
@@ -283,7 +289,7 @@ fn objects((iterations, warmup): (usize, usize)) -> Outcome<Figures> {
         iterations,
         setup: &|_| {
             pin_to(LATENCY_CPU)?;
-            Caller::open()
+            Caller::open(device)
         },
         step: &|caller: &mut Caller| caller.call(CODE_OBJECTS, &data, &offsets),
         finish: &|_| Ok(()),
@@ -302,7 +308,7 @@ struct FdSender {
 /// Synchronous calls carrying one fd (`BINDER_TYPE_FD`, a memfd of the client's): the driver
 /// takes a reference on the file and installs a new fd for it in the server when the server
 /// reads the call; the server checks it and closes it.
-fn one_fd((iterations, warmup): (usize, usize)) -> Outcome<Figures> {
+fn one_fd(device: &'static str, (iterations, warmup): (usize, usize)) -> Outcome<Figures> {
     Clients {
         count: 1,
         warmup,
@@ -317,7 +323,7 @@ fn one_fd((iterations, warmup): (usize, usize)) -> Outcome<Figures> {
             // SAFETY: `fd` was just created and nothing else owns it.
             let file = unsafe { File::from_raw_fd(fd) };
             Ok(FdSender {
-                caller: Caller::open()?,
+                caller: Caller::open(device)?,
                 payload: Payload::new().fd(file.as_raw_fd()),
                 _file: file,
             })
@@ -345,7 +351,7 @@ fn sg_chain_payload() -> Payload {
 /// Synchronous calls carrying a [`SG_LEVELS`]-level scatter-gather chain
 /// (`BC_TRANSACTION_SG`): the driver copies every buffer into the server's transaction buffer
 /// and writes each child's new address into its parent; the server checks the chain.
-fn sg_chain((iterations, warmup): (usize, usize)) -> Outcome<Figures> {
+fn sg_chain(device: &'static str, (iterations, warmup): (usize, usize)) -> Outcome<Figures> {
     let payload = sg_chain_payload();
     Clients {
         count: 1,
@@ -353,7 +359,7 @@ fn sg_chain((iterations, warmup): (usize, usize)) -> Outcome<Figures> {
         iterations,
         setup: &|_| {
             pin_to(LATENCY_CPU)?;
-            Caller::open()
+            Caller::open(device)
         },
         step: &|caller: &mut Caller| caller.call_payload(CODE_SG_CHAIN, &payload),
         finish: &|_| Ok(()),
