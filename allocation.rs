@@ -35,6 +35,8 @@ use kernel::{
         PAGE_SIZE, //
     },
     prelude::*,
+    seq_file::SeqFile,
+    seq_print,
     sync::{
         aref::ARef,
         atomic::{
@@ -139,6 +141,17 @@ struct Range {
     clear_on_free: bool,
     /// The fds the owner got for the fd arrays in the buffer, closed when userspace frees it.
     array_fds: KVec<u32>,
+    /// What the log files show of the range.
+    label: BufferLabel,
+}
+
+/// What the log files show of a range: its transaction's number and sizes.
+#[derive(Clone, Copy)]
+pub(crate) struct BufferLabel {
+    pub(crate) debug_id: u32,
+    pub(crate) data_size: usize,
+    pub(crate) offsets_size: usize,
+    pub(crate) extra_size: usize,
 }
 
 /// What a range that went away leaves for its owner to settle, without the buffer's lock.
@@ -201,6 +214,11 @@ impl ReservedBuffer {
             owner,
             range: Some(range),
         }
+    }
+
+    /// Where the range starts in the owner's area.
+    pub(crate) fn offset(&self) -> usize {
+        self.range.as_ref().map_or(0, |range| range.offset)
     }
 
     /// The user address of the range in the owner's mapping.
@@ -360,12 +378,13 @@ impl ReceiveBuffer {
         size: usize,
         async_node: Option<NodeArc>,
         clear_on_free: bool,
+        label: BufferLabel,
     ) -> Result<(BufferRange, RangeView, bool)> {
         let size = size.max(size_of::<usize>());
         // Room for the pages of the range wherever it starts; allocated before the lock.
         let pages = KVec::with_capacity(size.div_ceil(PAGE_SIZE) + 1, GFP_KERNEL)?;
         let (area, range, pages, spam) =
-            self.reserve_range(size, async_node, clear_on_free, pages)?;
+            self.reserve_range(size, async_node, clear_on_free, label, pages)?;
         let pages = match pages {
             Reserved::Complete(pages) => Ok(pages),
             Reserved::Incomplete(pages) => self.pages_for(area, &range, pages),
@@ -393,6 +412,7 @@ impl ReceiveBuffer {
         size: usize,
         async_node: Option<NodeArc>,
         clear_on_free: bool,
+        label: BufferLabel,
         mut pages: KVec<Arc<Page>>,
     ) -> Result<(MappedArea, BufferRange, Reserved, bool)> {
         let mut state = self.state.lock();
@@ -423,6 +443,7 @@ impl ReceiveBuffer {
             sender,
             clear_on_free,
             array_fds: KVec::new(),
+            label,
         };
         // Cannot fail: there is room for one more range.
         if state
@@ -825,4 +846,39 @@ unsafe extern "C" fn receive_buffer_vma_fault(
     _vmf: *mut bindings::vm_fault,
 ) -> bindings::vm_fault_t {
     bindings::vm_fault_reason_VM_FAULT_SIGBUS
+}
+
+/// What the log files read of a receive buffer ([`crate::dump`]). Each takes the buffer's
+/// mutex, so none is called under a spinlock.
+impl ReceiveBuffer {
+    /// Prints one line per allocated range, in C's `buffer` format.
+    pub(crate) fn print_allocated(&self, m: &SeqFile) {
+        let state = self.state.lock();
+        for range in state.ranges.iter() {
+            seq_print!(
+                m,
+                "  buffer {}: {:x} size {}:{}:{} {}\n",
+                range.label.debug_id as i32,
+                range.offset,
+                range.label.data_size,
+                range.label.offsets_size,
+                range.label.extra_size,
+                if range.delivered {
+                    "delivered"
+                } else {
+                    "active"
+                }
+            );
+        }
+    }
+
+    /// How many ranges are allocated.
+    pub(crate) fn allocated_count(&self) -> usize {
+        self.state.lock().ranges.len()
+    }
+
+    /// The room left for one-way transactions.
+    pub(crate) fn free_async_space(&self) -> usize {
+        self.state.lock().free_async
+    }
 }

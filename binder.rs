@@ -39,6 +39,11 @@
 //! - [`debug`]: the `debug_mask` and `stop_on_user_error` parameters, and the log messages.
 //! - [`trace`]: trace events in system `binder` (defined in `binder_tracepoints.h`).
 //! - [`netlink`]: the generic netlink family `binder` and its transaction reports.
+//! - [`logs`]: the log files (`state`, `stats`, `transactions`, ...), for debugfs and binderfs.
+//! - [`dump`]: the driver's state printed in the C driver's formats, for the log files.
+//! - [`stats`]: debug ids, and the counters of commands, returns and objects.
+//! - [`txn_log`]: the logs of the last transactions and of the last failed ones.
+//! - [`debugfs`]: the debugfs directory `binder/` with the log files and `proc/<pid>`.
 
 mod allocation;
 mod binderfs;
@@ -47,9 +52,11 @@ mod commands;
 mod context;
 mod death;
 mod debug;
+mod debugfs;
 mod defs;
 mod device;
 mod devices_param;
+mod dump;
 mod fds;
 mod freeze;
 mod ioctl;
@@ -65,9 +72,11 @@ mod registry;
 mod release;
 mod scatter_gather;
 mod shrinker;
+mod stats;
 mod thread;
 mod trace;
 mod transaction;
+mod txn_log;
 mod work;
 mod write_read;
 
@@ -135,6 +144,7 @@ struct RustBinderModule {
     releases: Option<release::ReleaseQueue>,
     reports: Option<netlink::Reports>,
     shrinker: Option<shrinker::Shrinker>,
+    debugfs: Option<debugfs::Debugfs>,
 }
 
 impl Drop for RustBinderModule {
@@ -145,6 +155,7 @@ impl Drop for RustBinderModule {
         drop(self.reports.take());
         // After the releases: by then every buffer left the shrinker's list.
         drop(self.shrinker.take());
+        drop(self.debugfs.take());
         registry::shutdown();
         census::report_leaks();
     }
@@ -153,6 +164,7 @@ impl Drop for RustBinderModule {
 impl kernel::Module for RustBinderModule {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         registry::init();
+        txn_log::init();
         let shrinker = shrinker::Shrinker::register()?;
         binderfs::init();
         let releases = release::ReleaseQueue::new()?;
@@ -170,6 +182,7 @@ impl kernel::Module for RustBinderModule {
                 None
             }
         };
+        let debugfs = debugfs::Debugfs::create();
         let reports = netlink::Reports::register();
         let devices = device::Devices::register(names)?;
         Ok(Self {
@@ -178,6 +191,7 @@ impl kernel::Module for RustBinderModule {
             releases: Some(releases),
             reports: Some(reports),
             shrinker: Some(shrinker),
+            debugfs: Some(debugfs),
         })
     }
 }

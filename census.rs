@@ -16,6 +16,8 @@ use kernel::{
     },
 };
 
+use crate::stats;
+
 /// The kinds of object the census counts.
 #[derive(Clone, Copy)]
 pub(crate) enum Kind {
@@ -53,6 +55,9 @@ pub(crate) struct Counted(Kind);
 impl Counted {
     pub(crate) fn new(kind: Kind) -> Self {
         LIVE[kind as usize].fetch_add(1, Relaxed);
+        if let Some(object) = kind.stats_object() {
+            stats::created(object);
+        }
         Self(kind)
     }
 }
@@ -60,6 +65,24 @@ impl Counted {
 impl Drop for Counted {
     fn drop(&mut self) {
         LIVE[self.0 as usize].fetch_sub(1, Relaxed);
+        if let Some(object) = self.0.stats_object() {
+            stats::deleted(object);
+        }
+    }
+}
+
+impl Kind {
+    /// The kind's counters in the `stats` log file, for the kinds that C counts there.
+    fn stats_object(self) -> Option<stats::Object> {
+        match self {
+            Kind::Process => Some(stats::Object::Process),
+            Kind::Thread => Some(stats::Object::Thread),
+            Kind::Node => Some(stats::Object::Node),
+            Kind::Transaction => Some(stats::Object::Transaction),
+            Kind::Death => Some(stats::Object::Death),
+            Kind::FreezeListener => Some(stats::Object::Freeze),
+            Kind::Context | Kind::BinderfsMount | Kind::BinderfsInode | Kind::BufferPage => None,
+        }
     }
 }
 

@@ -41,6 +41,7 @@ impl Thread {
         while commands.has_more() && !self.has_pending_error() {
             let code: u32 = commands.read()?;
             crate::trace::binder_command(code);
+            crate::stats::command(&process.stats, code);
             self.command(process, code, commands)?;
             commands.commit();
         }

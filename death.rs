@@ -30,11 +30,13 @@ use crate::{
     },
     process::{
         Process,
+        ProcessInner,
         Recipient, //
     },
     thread::Thread,
     work::{
         Deliver,
+        Described,
         Flow,
         Work, //
     },
@@ -181,6 +183,23 @@ impl Deliver for Death {
         out.put(&self.cookie)?;
         crate::debug::death_return(code, self.cookie);
         Ok(flow)
+    }
+
+    fn describe(&self, _inner: &ProcessInner) -> Described<'_> {
+        self.describe_state()
+    }
+}
+
+impl Death {
+    /// What the notification will deliver when read, for the log files.
+    pub(crate) fn describe_state(&self) -> Described<'_> {
+        let state = self.state.lock();
+        match (state.dead && !state.dead_delivered, state.cleared) {
+            (true, false) => Described::DeadBinder,
+            (true, true) => Described::ClearedDeadBinder,
+            (false, true) => Described::ClearedDeath,
+            (false, false) => Described::Nothing,
+        }
     }
 }
 

@@ -255,6 +255,9 @@ unsafe extern "C" fn binder_release(
     let OpenFile { process, _log_file } = KBox::into_inner(open);
     // The log file goes now, while the file still keeps its mount alive.
     drop(_log_file);
+    // The debugfs log file goes at once too, as in C; the process's state lingers until its
+    // release.
+    process.debugfs_entry.remove();
     // As in the C driver, the teardown happens later, in a worker, not in the closing task.
     crate::release::release_later(process);
     0

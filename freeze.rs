@@ -54,6 +54,7 @@ use crate::{
     thread::Thread,
     work::{
         Deliver,
+        Described,
         Flow,
         Work, //
     },
@@ -487,5 +488,16 @@ impl Deliver for FreezeListener {
         out.put(&info)?;
         // The holder usually acts on it (with transactions, say): let it, as C does.
         Ok(Flow::Return)
+    }
+
+    fn describe(&self, inner: &ProcessInner) -> Described<'_> {
+        let state = self.state_ref(inner);
+        if state.gone {
+            Described::Nothing
+        } else if state.cleared {
+            Described::ClearedFreeze
+        } else {
+            Described::FrozenBinder
+        }
     }
 }

@@ -55,6 +55,7 @@ use crate::{
     thread::Thread,
     work::{
         Deliver,
+        Described,
         Flow,
         Todo,
         Work,
@@ -88,6 +89,22 @@ pub(crate) struct Node {
     counts: LockedBy<Counts, ProcessInner>,
     /// One-way transactions to the node, guarded by the owner's `inner` lock.
     oneway: LockedBy<OnewayQueue, ProcessInner>,
+    /// The node's number in the log files ([`crate::stats::next_debug_id`]).
+    debug_id: u32,
+    /// The owner is gone (the node died); the log files show handles to it as dead.
+    gone: Atomic<bool>,
+}
+
+/// A node's reference counts as the log files show them (the C driver's fields).
+pub(crate) struct LogCounts {
+    /// `has_strong_ref`, `has_weak_ref`: the owner was told of a strong, a weak reference.
+    pub(crate) told: (bool, bool),
+    /// `local_strong_refs`, `local_weak_refs`.
+    pub(crate) local: (u32, u32),
+    /// `internal_strong_refs`: the handles that hold a strong reference.
+    pub(crate) strong_handles: u32,
+    /// The handles to the node.
+    pub(crate) handles: u32,
 }
 
 /// The reference counts of a [`Node`] and what its owner was told about them.
@@ -190,6 +207,8 @@ impl Node {
             cookie,
             flags,
             manager: Atomic::new(false),
+            debug_id: crate::stats::next_debug_id(),
+            gone: Atomic::new(false),
             deaths <- new_mutex!(
                 NodeDeaths {
                     dead: false,
@@ -362,6 +381,7 @@ impl Node {
 
     /// The owner is gone: the node dies and notifies every holder that asked.
     pub(crate) fn release(&self) {
+        self.gone.store(true, Relaxed);
         let mut deaths = self.deaths.lock();
         deaths.dead = true;
         let listeners = core::mem::take(&mut deaths.listeners);
@@ -423,6 +443,34 @@ impl Node {
             Some(next) => inner.push_process_work(next),
             None => queue.busy = false,
         }
+    }
+
+    /// The node's number in the log files.
+    pub(crate) fn debug_id(&self) -> u32 {
+        self.debug_id
+    }
+
+    /// Whether the node died with its owner.
+    pub(crate) fn is_gone(&self) -> bool {
+        self.gone.load(Relaxed)
+    }
+
+    /// The counts the log files show; `inner` is the owner's state.
+    pub(crate) fn log_counts(&self, inner: &ProcessInner) -> LogCounts {
+        let counts = self.counts.access(inner);
+        LogCounts {
+            told: (counts.told_strong, counts.told_weak),
+            local: (counts.local_strong, counts.local_weak),
+            strong_handles: counts.strong_handles,
+            handles: counts.handles,
+        }
+    }
+
+    /// Whether a one-way transaction to the node is outstanding (C's
+    /// `has_async_transaction`), and those waiting behind it; `inner` is the owner's state.
+    pub(crate) fn oneway_for_log<'a>(&'a self, inner: &'a ProcessInner) -> (bool, &'a Todo) {
+        let queue = self.oneway.access(inner);
+        (queue.busy, &queue.waiting)
     }
 
     /// Takes the waiting one-way transactions out, for the owner's release to cancel.
@@ -513,5 +561,9 @@ impl Deliver for Node {
             out.put(&self.cookie)?;
         }
         Ok(Flow::Continue)
+    }
+
+    fn describe(&self, _inner: &ProcessInner) -> Described<'_> {
+        Described::Node(self)
     }
 }

@@ -44,6 +44,7 @@ use kernel::{
 };
 
 use crate::{
+    allocation::BufferLabel,
     allocation::{
         RangeView,
         ReceiveBuffer,
@@ -58,6 +59,7 @@ use crate::{
         Cleared,
         Death, //
     },
+    debugfs,
     defs::{
         FlatBinderObject,
         NodeDebugInfo,
@@ -80,6 +82,7 @@ use crate::{
         Refs,
         MANAGER_HANDLE, //
     },
+    stats::Stats,
     thread::Thread,
     transaction::Transaction,
     work::{
@@ -149,6 +152,10 @@ pub(crate) struct Process {
     /// [`crate::freeze`]. Taken before any process's `inner` lock.
     #[pin]
     freeze_watchers: Mutex<Watchers>,
+    /// The commands and returns of the process's threads, for the `stats` log file.
+    pub(crate) stats: Stats,
+    /// The process's debugfs file `binder/proc/<pid>`, if it made one.
+    pub(crate) debugfs_entry: debugfs::ProcEntry,
 }
 
 /// The mutable state of a [`Process`], guarded by [`Process::inner`].
@@ -188,6 +195,47 @@ pub(crate) struct ProcessInner {
     freeze_listeners: RBTree<usize, Arc<Work<FreezeListener>>>,
     /// How many freeze reports were delivered (orders the ones awaiting their done).
     freeze_deliveries: u64,
+}
+
+/// What the log files read of a process's state ([`crate::dump`]).
+impl ProcessInner {
+    pub(crate) fn threads(&self) -> &RBTree<Pid, Arc<Thread>> {
+        &self.threads
+    }
+
+    pub(crate) fn nodes(&self) -> &RBTree<u64, NodeArc> {
+        &self.nodes
+    }
+
+    pub(crate) fn refs(&self) -> &Refs {
+        &self.refs
+    }
+
+    pub(crate) fn todo(&self) -> &Todo {
+        &self.todo
+    }
+
+    /// The thread counts of `stats`: requested, requested and started, and the maximum.
+    pub(crate) fn thread_requests(&self) -> (u32, u32, u32) {
+        (
+            self.requested_threads,
+            self.requested_threads_started,
+            self.max_threads,
+        )
+    }
+
+    /// Whether a death notification was delivered and awaits `BC_DEAD_BINDER_DONE` after
+    /// being withdrawn (the C driver's `delivered_death` list is not empty).
+    pub(crate) fn has_delivered_death(&self) -> bool {
+        !self.withdrawn_deaths.is_empty()
+    }
+
+    /// Whether a freeze notification was delivered and awaits its done.
+    pub(crate) fn has_delivered_freeze(&self) -> bool {
+        self.freeze_listeners
+            .values()
+            .any(|listener| listener.item.state_ref(self).awaiting_done().is_some())
+    }
 }
 
 impl ProcessInner {
@@ -464,10 +512,15 @@ impl Process {
                 release_work <- workqueue::new_work!("Process::release_work"),
                 freeze_wait <- new_condvar!("Process::freeze_wait"),
                 freeze_watchers <- new_mutex!(Watchers::new(), "Process::freeze_watchers"),
+                stats: Stats::new(),
+                debugfs_entry: debugfs::ProcEntry::new(),
             }),
             GFP_KERNEL,
         )?;
-        crate::registry::add(&process)?;
+        let pid_was_open = crate::registry::add(&process)?;
+        if !pid_was_open {
+            process.debugfs_entry.create(process.pid());
+        }
         crate::debug::binder_debug!(
             OPEN_CLOSE,
             "binder_open: {}:{}\n",
@@ -1087,8 +1140,11 @@ impl Process {
         size: usize,
         async_node: Option<NodeArc>,
         clear_on_free: bool,
+        label: BufferLabel,
     ) -> Result<(ReservedBuffer, RangeView, bool)> {
-        let (range, view, spam) = self.buffer.reserve(size, async_node, clear_on_free)?;
+        let (range, view, spam) = self
+            .buffer
+            .reserve(size, async_node, clear_on_free, label)?;
         Ok((ReservedBuffer::new(self.clone(), range), view, spam))
     }
 

@@ -25,6 +25,10 @@ use crate::{
     death::Death,
     freeze::FreezeListener,
     node::NodeArc,
+    stats::{
+        Object,
+        Tracked, //
+    },
     work::Work, //
 };
 
@@ -43,6 +47,10 @@ pub(crate) struct NodeRef {
     pub(crate) death: Option<Arc<Work<Death>>>,
     /// The freeze notification requested through this handle, if any.
     pub(crate) freeze: Option<Arc<Work<FreezeListener>>>,
+    /// The handle's number in the log files.
+    debug_id: u32,
+    /// Counts the handle for the `stats` log file.
+    _stats: Tracked,
 }
 
 /// A change of a reference count, as `BC_INCREFS`, `BC_ACQUIRE`, `BC_RELEASE` and
@@ -154,6 +162,8 @@ impl Refs {
             weak: 0,
             death: None,
             freeze: None,
+            debug_id: crate::stats::next_debug_id(),
+            _stats: Tracked::new(Object::Ref),
         };
         node_ref.count(strong);
         self.by_handle
@@ -164,6 +174,16 @@ impl Refs {
             became_strong: strong,
         };
         (handle, gain, None)
+    }
+
+    /// Every handle, in order, with its reference (for the log files).
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&u32, &NodeRef)> {
+        self.by_handle.iter()
+    }
+
+    /// Whether the process has a handle to `node`.
+    pub(crate) fn has_handle_to(&self, node: &NodeArc) -> bool {
+        self.by_node.get(&node_key(node)).is_some()
     }
 
     /// The lowest handle not in use: from 0 for the context manager's node, else from 1.
@@ -272,5 +292,15 @@ impl NodeRef {
     /// Whether the handle holds a strong reference.
     pub(crate) fn is_strong(&self) -> bool {
         self.strong > 0
+    }
+
+    /// The handle's number in the log files.
+    pub(crate) fn debug_id(&self) -> u32 {
+        self.debug_id
+    }
+
+    /// The strong and weak references held through the handle.
+    pub(crate) fn counts(&self) -> (u32, u32) {
+        (self.strong, self.weak)
     }
 }

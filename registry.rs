@@ -29,10 +29,25 @@ pub(crate) fn init() {
     unsafe { PROCESSES.init() };
 }
 
-/// Registers a newly opened process.
-pub(crate) fn add(process: &Arc<Process>) -> Result {
-    PROCESSES.lock().push(process.clone(), GFP_KERNEL)?;
-    Ok(())
+/// Registers a newly opened process; returns whether another process of its thread group
+/// was registered already (the C driver then makes no second debugfs file for the pid).
+pub(crate) fn add(process: &Arc<Process>) -> Result<bool> {
+    let mut list = PROCESSES.lock();
+    let pid_was_open = list.iter().any(|p| p.pid() == process.pid());
+    list.push(process.clone(), GFP_KERNEL)?;
+    Ok(pid_was_open)
+}
+
+/// Every registered process, oldest first, for the log files to walk without the registry's
+/// lock. The caller drops the list without holding any lock (it may hold the last reference
+/// to a released process).
+pub(crate) fn snapshot() -> Result<KVec<Arc<Process>>> {
+    let list = PROCESSES.lock();
+    let mut all = KVec::with_capacity(list.len(), GFP_KERNEL)?;
+    for process in list.iter() {
+        all.push(process.clone(), GFP_KERNEL)?;
+    }
+    Ok(all)
 }
 
 /// Takes `process` out of the registry, if it is there; returns the registry's reference, for

@@ -48,6 +48,7 @@ use crate::{
     work::{
         self,
         Deliver,
+        Described,
         Flow,
         Todo,
         Work,
@@ -161,6 +162,32 @@ impl Thread {
 
     fn looper_bits(&self) -> u32 {
         self.looper.load(Relaxed)
+    }
+
+    /// The looper bits as the C driver's `looper` field has them (for the log files).
+    pub(crate) fn looper_for_log(&self) -> u32 {
+        self.looper_bits() & !looper::AVAILABLE
+    }
+
+    /// Whether the thread waits for the process's work and was not picked yet (the C
+    /// driver's `waiting_threads` list, the "ready threads" of `stats`).
+    pub(crate) fn is_ready(&self) -> bool {
+        self.looper_bits() & looper::AVAILABLE != 0
+    }
+
+    /// Whether the thread must go back to userspace (`looper_need_return`).
+    pub(crate) fn needs_return(&self) -> bool {
+        self.need_return.load(Relaxed)
+    }
+
+    /// The top of the thread's transaction stack; `inner` is its process's.
+    pub(crate) fn stack_top<'a>(&'a self, inner: &'a ProcessInner) -> Option<&'a Transaction> {
+        self.stack.access(inner).as_deref()
+    }
+
+    /// The thread's own work; `inner` is its process's.
+    pub(crate) fn todo_list<'a>(&'a self, inner: &'a ProcessInner) -> &'a Todo {
+        self.todo.access(inner)
     }
 
     fn set_looper_bits(&self, bits: u32, on: bool) {
@@ -649,5 +676,12 @@ impl Deliver for ReturnError {
             out.put_code(code)?;
         }
         Ok(Flow::Continue)
+    }
+
+    fn describe(&self, _inner: &ProcessInner) -> Described<'_> {
+        match self.code.load(Relaxed) {
+            BR_OK => Described::Nothing,
+            code => Described::Error(code),
+        }
     }
 }

@@ -39,6 +39,10 @@ use kernel::{
         Kuid,
         Pid, //
     },
+    time::{
+        Instant,
+        Monotonic, //
+    },
     uaccess::{
         UserPtr,
         UserSlice,
@@ -49,6 +53,7 @@ use kernel::{
 
 use crate::{
     allocation::{
+        BufferLabel,
         RangeView,
         ReservedBuffer, //
     },
@@ -98,60 +103,70 @@ use crate::{
     },
     refs::MANAGER_HANDLE,
     scatter_gather::ScatterGather,
+    stats::{
+        next_debug_id,
+        Object,
+        Tracked, //
+    },
     thread::{
         NewCall,
         Thread, //
     },
     trace,
+    txn_log::{
+        self,
+        CallType,
+        Logged, //
+    },
     work::{
         Deliver,
+        Described,
         Flow,
         Work, //
     },
     write_read::Returns,
 };
 
-/// The last debug id handed out; the C driver numbers its transactions the same way, and
-/// `BINDER_GET_EXTENDED_ERROR` reports the number of the one that failed.
-static LAST_DEBUG_ID: Atomic<u32> = Atomic::new(0);
-
-/// A fresh debug id.
-fn next_debug_id() -> u32 {
-    LAST_DEBUG_ID.fetch_add(1, Relaxed).wrapping_add(1)
-}
-
-/// Why a transaction failed: the return the sender reads, and the errno behind it.
+/// Why a transaction failed: the return the sender reads, the errno behind it, and the line
+/// that found it (for the transaction logs, as C's `return_error_line`).
 struct Failure {
     code: u32,
     errno: Error,
     /// The receiving side, as far as it was known when the transaction failed (for the
     /// netlink report).
     to: netlink::Target,
+    line: u32,
 }
 
 impl Failure {
+    #[track_caller]
     fn failed(errno: Error) -> Self {
         Self {
             code: BR_FAILED_REPLY,
             errno,
             to: (0, 0),
+            line: core::panic::Location::caller().line(),
         }
     }
 
+    #[track_caller]
     fn dead(errno: Error) -> Self {
         Self {
             code: BR_DEAD_REPLY,
             errno,
             to: (0, 0),
+            line: core::panic::Location::caller().line(),
         }
     }
 
     /// A call to a frozen process. (C reports no errno with it; see `Thread::transaction`.)
+    #[track_caller]
     fn frozen() -> Self {
         Self {
             code: BR_FROZEN_REPLY,
             errno: EAGAIN,
             to: (0, 0),
+            line: core::panic::Location::caller().line(),
         }
     }
 
@@ -160,7 +175,24 @@ impl Failure {
         Self { to, ..self }
     }
 
+    /// The errno as the extended error and the logs report it: none for a call to a frozen
+    /// process, as in C.
+    fn param(&self) -> i32 {
+        match self.code {
+            BR_FROZEN_REPLY => 0,
+            _ => self.errno.to_errno(),
+        }
+    }
+
+    /// Records the failure in the transaction's log entry.
+    fn log(&self, entry: &mut txn_log::Entry) {
+        entry.return_error = self.code;
+        entry.return_error_param = self.param();
+        entry.return_error_line = self.line;
+    }
+
     /// What [`Process::queue_transaction`] refused.
+    #[track_caller]
     fn refused(refused: Refused) -> Self {
         match refused {
             Refused::Frozen => Self::frozen(),
@@ -174,11 +206,6 @@ impl Failure {
 pub(crate) struct Transaction {
     /// Counts the object in the module's census.
     _census: Counted,
-    /// The number the transaction was given when sent (C's `debug_id`).
-    debug_id: u32,
-    /// The thread id of the receiving thread, once known (0 before, and for one-way
-    /// transactions); for trace events only.
-    to_tid: Atomic<Pid>,
     /// The sending thread of a synchronous call: the reply goes back to it.
     from: Option<Arc<Thread>>,
     /// The top of the sender's stack when it sent the call (a call it was answering).
@@ -216,6 +243,38 @@ pub(crate) struct Transaction {
     /// The payload, until it is delivered.
     #[pin]
     payload: SpinLock<Option<Undelivered>>,
+    /// The transaction's number in the log files (its buffer's too).
+    debug_id: u32,
+    /// The sending thread (also of a one-way transaction or a reply).
+    from_tid: Pid,
+    /// The target node's number in the log files (0 for a reply).
+    node_debug_id: u32,
+    /// When the transaction was sent.
+    start: Instant<Monotonic>,
+    /// The receiving thread: the one that read it, or before that the one known at send (a
+    /// waiting thread, the caller of a reply); 0 while none is known.
+    to_tid: Atomic<Pid>,
+    /// Where its buffer starts in the receiver's area.
+    buffer_offset: usize,
+}
+
+/// A transaction as the log files show it ([`crate::dump`]).
+pub(crate) struct LogView<'a> {
+    pub(crate) debug_id: u32,
+    /// The transaction's address, which the C driver prints (hashed or hidden) with `%pK`.
+    pub(crate) address: *const c_void,
+    pub(crate) from: (Pid, Pid),
+    pub(crate) to: &'a Process,
+    pub(crate) to_thread: Pid,
+    pub(crate) code: u32,
+    pub(crate) flags: u32,
+    pub(crate) priority: i32,
+    pub(crate) is_async: bool,
+    pub(crate) is_reply: bool,
+    pub(crate) elapsed_ms: i64,
+    pub(crate) node: u32,
+    pub(crate) sizes: (u64, u64),
+    pub(crate) buffer_offset: usize,
 }
 
 /// What a transaction hands its reader: the range of the receive buffer its payload is in,
@@ -241,6 +300,8 @@ struct Delivery(Arc<Transaction>);
 /// A one-way transaction that made the receiver suspect its sender of spam reads
 /// `BR_ONEWAY_SPAM_SUSPECT` instead, if the sender enabled that report.
 pub(crate) struct Complete {
+    /// Counts the object for the `stats` log file.
+    _stats: Tracked,
     withdrawn: Atomic<bool>,
     /// The return: set before the complete is read, by the thread that reads it.
     code: Atomic<u32>,
@@ -253,6 +314,7 @@ impl Complete {
 
     fn with_code(code: u32) -> Self {
         Self {
+            _stats: Tracked::new(Object::TransactionComplete),
             withdrawn: Atomic::new(false),
             code: Atomic::new(code),
         }
@@ -268,12 +330,25 @@ impl Thread {
         reply: bool,
     ) -> Result {
         let id = next_debug_id();
+        let call_type = if reply {
+            CallType::Reply
+        } else if tr.flags() & TF_ONE_WAY != 0 {
+            CallType::Oneway
+        } else {
+            CallType::Call
+        };
+        let mut entry =
+            txn_log::Entry::new(id, call_type, process.pid(), self.id, &process.context);
+        entry.target_handle = tr.target_handle();
+        entry.data_size = tr.0.transaction_data.data_size;
+        entry.offsets_size = tr.0.transaction_data.offsets_size;
+        let mut logged = Logged::start(entry);
         // Like the C driver, each transaction starts with a clean extended error.
         self.set_extended_error(process, id, BR_OK, 0);
         let outcome = if reply {
-            self.reply(process, tr, id)
+            self.reply(process, tr, id, &mut logged.entry)
         } else {
-            self.send(process, tr, id)
+            self.send(process, tr, id, &mut logged.entry)
         };
         if let Err(failure) = outcome {
             binder_debug!(
@@ -286,13 +361,10 @@ impl Thread {
                 failure.errno.to_errno()
             );
             netlink::report(process, self, tr, reply, failure.code, failure.to);
-            // The C driver's extended error of a call to a frozen process has no errno.
-            let param = match failure.code {
-                BR_FROZEN_REPLY => 0,
-                _ => failure.errno.to_errno(),
-            };
-            self.transaction_failed(process, id, failure.code, param);
+            failure.log(&mut logged.entry);
+            self.transaction_failed(process, id, failure.code, failure.param());
         }
+        logged.finish();
         Ok(())
     }
 
@@ -303,10 +375,12 @@ impl Thread {
         process: &Arc<Process>,
         tr: &TransactionDataSg,
         id: u32,
+        entry: &mut txn_log::Entry,
     ) -> Result<(), Failure> {
         let node = self.find_target(process, tr.target_handle())?;
+        entry.to_node = node.debug_id();
         let to = (node.owner().pid(), 0);
-        self.send_to(process, tr, id, node)
+        self.send_to(process, tr, id, node, entry)
             .map_err(|failure| failure.toward(to))
     }
 
@@ -317,6 +391,7 @@ impl Thread {
         tr: &TransactionDataSg,
         id: u32,
         node: NodeArc,
+        entry: &mut txn_log::Entry,
     ) -> Result<(), Failure> {
         let oneway = tr.flags() & TF_ONE_WAY != 0;
         kernel::security::binder_transaction(process.cred(), node.owner().cred())
@@ -330,6 +405,8 @@ impl Thread {
             self.check_new_call(process, node.owner())
                 .map_err(Failure::failed)?
         };
+        entry.to_proc = node.owner().pid();
+        entry.to_thread = waiting_thread.as_ref().map_or(0, |thread| thread.id);
         let to = node.owner().clone();
         let sending = Sending {
             id,
@@ -397,9 +474,12 @@ impl Thread {
         process: &Arc<Process>,
         tr: &TransactionDataSg,
         id: u32,
+        entry: &mut txn_log::Entry,
     ) -> Result<(), Failure> {
         let call = self.pop_received(process).ok_or(Failure::failed(EPROTO))?;
         priority::set_nice(call.saved_priority.load(Relaxed));
+        entry.to_proc = call.from_process.pid();
+        entry.to_thread = call.from.as_ref().map_or(0, |caller| caller.id);
         if let Err(failure) = self.reply_to(process, &call, tr, id) {
             binder_debug!(
                 mask::FAILED_TRANSACTION,
@@ -412,6 +492,7 @@ impl Thread {
             );
             let to = (call.from_process.pid(), call.sender_tid());
             netlink::report(process, self, tr, true, failure.code, to);
+            failure.log(entry);
             call.fail_caller(failure.code, Some((id, failure.errno)));
             self.reply_failed(process);
         }
@@ -497,9 +578,10 @@ fn align8(n: u64) -> Option<u64> {
 impl Transaction {
     /// Creates a transaction from `from_process` (its thread `sender`) to `to`: copies the
     /// payload into `to`'s receive buffer and translates the objects in it. `node` is the
-    /// target of a call or one-way transaction, `None` for a reply; `accept_fds` says whether
-    /// the payload may carry file descriptors. A call (neither a reply nor one-way)
-    /// remembers `sender`, to reply to, and `from_parent`, the sender's stack below it.
+    /// target of a call or one-way transaction, `None` for a reply; `sent` is the
+    /// transaction's debug id and what userspace asked for; `accept_fds` says whether the
+    /// payload may carry file descriptors. A call (neither a reply nor one-way) remembers
+    /// `sender`, to reply to, and `from_parent`, the sender's stack below it.
     fn new(
         sender: &Arc<Thread>,
         from_parent: Option<Arc<Transaction>>,
@@ -514,6 +596,7 @@ impl Transaction {
             to_tid,
             accept_fds,
         } = sending;
+        let debug_id = id;
         let is_reply = node.is_none();
         let extra = tr.0.buffers_size;
         let tr = &tr.0.transaction_data;
@@ -557,9 +640,15 @@ impl Transaction {
         let held =
             KVec::with_capacity(expected, GFP_KERNEL).map_err(|_| Failure::failed(ENOMEM))?;
         let clear_on_free = tr.flags & TF_CLEAR_BUF != 0;
+        let label = BufferLabel {
+            debug_id,
+            data_size,
+            offsets_size,
+            extra_size: buffers_size,
+        };
         trace::binder_transaction(
             id as i32,
-            0,
+            node.map_or(0, |node| node.debug_id() as i32),
             to.pid(),
             to_tid,
             is_reply.into(),
@@ -567,7 +656,7 @@ impl Transaction {
             tr.flags,
         );
         let (range, view, oneway_spam_suspect) = to
-            .reserve_buffer(size, async_node, clear_on_free)
+            .reserve_buffer(size, async_node, clear_on_free, label)
             .map_err(|err| match err {
                 e if e == ESRCH => Failure::dead(ESRCH),
                 e => Failure::failed(e),
@@ -576,6 +665,7 @@ impl Transaction {
         trace::binder_transaction_alloc_buf(id as i32, data_size, offsets_size, extra_room);
         // Read once here, under the buffer's lock: the reader needs it again at delivery.
         let address = range.user_address();
+        let buffer_offset = range.offset();
         let buffers = ScatterGather::new(address, data_size, offsets_size, buffers_size)
             .map_err(Failure::failed)?;
         let mut translation = Translation {
@@ -616,8 +706,6 @@ impl Transaction {
         Arc::pin_init(
             try_pin_init!(Self {
                 _census: Counted::new(Kind::Transaction),
-                debug_id: id,
-                to_tid: Atomic::new(to_tid),
                 from,
                 from_parent,
                 to_parent,
@@ -645,6 +733,12 @@ impl Transaction {
                     }),
                     "Transaction::payload"
                 ),
+                debug_id,
+                from_tid: sender.id,
+                node_debug_id: node.map_or(0, |node| node.debug_id()),
+                start: Instant::now(),
+                to_tid: Atomic::new(to_tid),
+                buffer_offset,
             }),
             GFP_KERNEL,
         )
@@ -683,6 +777,41 @@ impl Transaction {
         self.from
             .as_deref()
             .is_some_and(|from| core::ptr::eq(from, thread))
+    }
+
+    /// What the log files show of the transaction.
+    pub(crate) fn log_view(&self) -> LogView<'_> {
+        LogView {
+            debug_id: self.debug_id,
+            address: core::ptr::from_ref(self).cast(),
+            from: (self.from_process.pid(), self.from_tid),
+            to: &self.to,
+            to_thread: self.to_tid.load(Relaxed),
+            code: self.code,
+            flags: self.flags,
+            priority: self.priority,
+            is_async: self.is_oneway(),
+            is_reply: self.is_reply,
+            elapsed_ms: self.start.elapsed().as_millis(),
+            node: self.node_debug_id,
+            sizes: (self.data_size, self.offsets_size),
+            buffer_offset: self.buffer_offset,
+        }
+    }
+
+    /// Whether `thread` read this transaction (it is on its stack as a received call).
+    pub(crate) fn is_read_by(&self, thread: &Thread) -> bool {
+        self.to_tid.load(Relaxed) == thread.id
+    }
+
+    /// The frame below this call on its sender's stack, borrowed.
+    pub(crate) fn sender_parent(&self) -> Option<&Transaction> {
+        self.from_parent.as_deref()
+    }
+
+    /// The frame below this call on its reader's stack; `inner` is the reader's state.
+    pub(crate) fn reader_parent<'a>(&'a self, inner: &'a ProcessInner) -> Option<&'a Transaction> {
+        self.to_parent.access(inner).as_deref()
     }
 
     /// The frame below this call on its sender's stack.
@@ -878,6 +1007,7 @@ impl Deliver for Delivery {
         trace::binder_transaction_received(t.debug_id as i32);
         let array_fds = fds.map(Reserved::install).unwrap_or_default();
         range.deliver(array_fds);
+        t.to_tid.store(thread.id, Relaxed);
         if t.from.is_some() {
             t.to_tid.store(thread.id, Relaxed);
             thread.push_received(&t.to, t.clone());
@@ -905,6 +1035,14 @@ impl Deliver for Delivery {
 }
 
 impl Deliver for Complete {
+    fn describe(&self, _inner: &ProcessInner) -> Described<'_> {
+        if self.withdrawn.load(Relaxed) {
+            Described::Nothing
+        } else {
+            Described::Complete
+        }
+    }
+
     fn deliver(&self, _thread: &Thread, out: &mut Returns) -> Result<Flow> {
         if self.withdrawn.load(Relaxed) {
             return Ok(Flow::Continue);

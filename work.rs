@@ -23,6 +23,8 @@ use kernel::{
 };
 
 use crate::{
+    node::Node,
+    process::ProcessInner,
     thread::Thread,
     transaction::Transaction,
     write_read::Returns, //
@@ -50,6 +52,31 @@ pub(crate) trait Deliver: Send + Sync {
     fn as_transaction(&self) -> Option<&Transaction> {
         None
     }
+
+    /// What the item is, for the log files; `inner` is the state of the process whose list
+    /// the item is on, locked by the caller.
+    fn describe(&self, _inner: &ProcessInner) -> Described<'_> {
+        match self.as_transaction() {
+            Some(transaction) => Described::Transaction(transaction),
+            None => Described::Nothing,
+        }
+    }
+}
+
+/// A todo item as the log files describe it (the C driver's kinds of work).
+pub(crate) enum Described<'a> {
+    Transaction(&'a Transaction),
+    /// A failed transaction's error return, with its code.
+    Error(u32),
+    Complete,
+    Node(&'a Node),
+    DeadBinder,
+    ClearedDeadBinder,
+    ClearedDeath,
+    FrozenBinder,
+    ClearedFreeze,
+    /// An item that will deliver nothing (withdrawn, or already answered).
+    Nothing,
 }
 
 /// What a reading thread does after delivering an item.

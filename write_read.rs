@@ -23,6 +23,7 @@ use kernel::{
 };
 
 use crate::{
+    defs::BR_NOOP,
     process::Process,
     thread::Thread, //
 };
@@ -63,7 +64,7 @@ pub(crate) fn write_read(
         }
     }
     if result.is_ok() && bwr.0.read_size > 0 {
-        let mut returns = Returns::new(&bwr.0);
+        let mut returns = Returns::new(&bwr.0, process.clone());
         result = thread.read(process, &mut returns, nonblock);
         crate::trace::read_done(&result);
         process.wake_for_leftover_work();
@@ -140,10 +141,12 @@ pub(crate) struct Returns {
     start: u64,
     /// The bytes written by this call.
     written: usize,
+    /// The reading process, whose counters of returns ([`crate::stats`]) the codes count in.
+    process: Arc<Process>,
 }
 
 impl Returns {
-    fn new(bwr: &uapi::binder_write_read) -> Self {
+    fn new(bwr: &uapi::binder_write_read, process: Arc<Process>) -> Self {
         let start = bwr.read_consumed;
         let len = bwr.read_size.saturating_sub(start);
         let base = usize::try_from(bwr.read_buffer).unwrap_or(usize::MAX);
@@ -158,6 +161,7 @@ impl Returns {
             writer,
             start,
             written: 0,
+            process,
         }
     }
 
@@ -178,10 +182,13 @@ impl Returns {
         self.consumed() == size_of::<u32>() as u64
     }
 
-    /// Writes one return code.
+    /// Writes one return code, and counts it (all but `BR_NOOP`, as C counts them).
     pub(crate) fn put_code(&mut self, code: u32) -> Result {
         self.put(&code)?;
         crate::trace::binder_return(code);
+        if code != BR_NOOP {
+            crate::stats::returned(&self.process.stats, code);
+        }
         Ok(())
     }
 
@@ -204,6 +211,7 @@ impl Returns {
             .writer()
             .write(&code)?;
         crate::trace::binder_return(code);
+        crate::stats::returned(&self.process.stats, code);
         Ok(())
     }
 }

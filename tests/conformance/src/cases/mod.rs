@@ -14,6 +14,7 @@ mod free_buffer;
 mod freeze;
 mod fuzz_found;
 mod introspection;
+mod logs;
 mod memory;
 mod mmap;
 mod module;
@@ -64,6 +65,7 @@ pub fn all() -> impl Iterator<Item = &'static Case> {
         reclaim::CASES,
         introspection::CASES,
         diagnostics::CASES,
+        logs::CASES,
         teardown::CASES,
         binderfs::CASES,
         fuzz_found::CASES,
