@@ -381,6 +381,13 @@ impl ReceiveBuffer {
         label: BufferLabel,
     ) -> Result<(BufferRange, RangeView, bool)> {
         let size = size.max(size_of::<usize>());
+        // A size no mapping can hold fails as `reserve_range` would fail it, before the room
+        // for its pages is allocated: the sizes come from userspace, and an allocation of
+        // their size would be refused with a warning.
+        if size > MAX_MAPPED_SIZE {
+            let mapped = self.state.lock().area.is_some() && self.is_mapped();
+            return Err(if mapped { ENOSPC } else { ESRCH });
+        }
         // Room for the pages of the range wherever it starts; allocated before the lock.
         let pages = KVec::with_capacity(size.div_ceil(PAGE_SIZE) + 1, GFP_KERNEL)?;
         let (area, range, pages, spam) =

@@ -122,6 +122,29 @@ impl Commands {
         )
     }
 
+    /// `BC_TRANSACTION` (or `BC_REPLY`) of `data` whose `offsets_size` claims `size` bytes at
+    /// `offsets`, however few it has: for sizes that no buffer can hold.
+    ///
+    /// Both slices must stay alive until the command is written.
+    #[allow(clippy::too_many_arguments)]
+    pub fn transaction_claiming_offsets(
+        self,
+        reply: bool,
+        handle: u32,
+        code: u32,
+        flags: u32,
+        data: &[u8],
+        offsets: &[u8],
+        size: u64,
+    ) -> Self {
+        self.transaction_offsets(
+            reply,
+            transaction_data(handle, code, flags, data),
+            offsets.as_ptr() as u64,
+            size,
+        )
+    }
+
     /// `BC_TRANSACTION` (or `BC_REPLY`) of `tr` with the offsets at `addr`, `size` bytes.
     fn transaction_offsets(
         self,

@@ -40,6 +40,10 @@ pub const CASES: &[Case] = &[
         "object_offsets_size_unaligned_einval",
         offsets_size_unaligned,
     ),
+    Case::new(
+        "object_offsets_size_beyond_any_buffer_enospc",
+        offsets_size_beyond_any_buffer,
+    ),
     Case::new("object_offset_beyond_data_efault", offset_beyond_data),
     Case::new("object_offset_misaligned_einval", offset_misaligned),
     Case::new("object_truncated_einval", object_truncated),
@@ -445,6 +449,22 @@ fn object_bytes() -> Vec<u8> {
 
 fn offsets_size_unaligned(_: &Env) -> Outcome {
     expect_bad_objects(&object_bytes(), &offsets(&[0])[..4], libc::EINVAL)
+}
+
+/// `offsets_size` of 2^40 bytes: no receive buffer can hold the call, which fails with
+/// C's `ENOSPC` before anything the size asks for is allocated. (Found by the fuzzer, seed 1:
+/// rust_binder allocated room for the range's pages first, and the page allocator warned.)
+fn offsets_size_beyond_any_buffer(_: &Env) -> Outcome {
+    let manager = idle_manager()?;
+    let c = Peer::open()?;
+    let data = object_bytes();
+    let offsets = offsets(&[0]);
+    c.send(
+        Commands::new().transaction_claiming_offsets(false, 0, 1, 0, &data, &offsets, 1 << 40),
+        "call",
+    )?;
+    expect_failed_with(&c, libc::ENOSPC)?;
+    manager.kill()
 }
 
 fn offset_beyond_data(_: &Env) -> Outcome {
