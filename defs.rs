@@ -38,16 +38,18 @@ pub(crate) const BINDER_GET_EXTENDED_ERROR: u32 = uapi::BINDER_GET_EXTENDED_ERRO
 /// These are the whole protocol tables, so some entries are unused (the codes no driver sends,
 /// for one); `dead_code` is allowed for them here.
 macro_rules! uapi_consts {
-    ($prefix:ident: $($name:ident),* $(,)?) => {
+    ($table:ident, $prefix:ident: $($name:ident),* $(,)?) => {
         $(
             #[allow(dead_code)]
             pub(crate) const $name: u32 = kernel::macros::paste!(uapi::[<$prefix $name>]);
         )*
+        /// Each code above with its name, for the log files.
+        pub(crate) const $table: &[(u32, &str)] = &[$(($name, stringify!($name))),*];
     };
 }
 
 // Commands userspace writes (`enum binder_driver_command_protocol`).
-uapi_consts!(binder_driver_command_protocol_:
+uapi_consts!(COMMAND_CODES, binder_driver_command_protocol_:
     BC_TRANSACTION, BC_REPLY, BC_ACQUIRE_RESULT, BC_FREE_BUFFER, BC_INCREFS, BC_ACQUIRE,
     BC_RELEASE, BC_DECREFS, BC_INCREFS_DONE, BC_ACQUIRE_DONE, BC_ATTEMPT_ACQUIRE,
     BC_REGISTER_LOOPER, BC_ENTER_LOOPER, BC_EXIT_LOOPER, BC_REQUEST_DEATH_NOTIFICATION,
@@ -56,7 +58,7 @@ uapi_consts!(binder_driver_command_protocol_:
 );
 
 // Returns the driver writes (`enum binder_driver_return_protocol`).
-uapi_consts!(binder_driver_return_protocol_:
+uapi_consts!(RETURN_CODES, binder_driver_return_protocol_:
     BR_ERROR, BR_OK, BR_TRANSACTION_SEC_CTX, BR_TRANSACTION, BR_REPLY, BR_DEAD_REPLY,
     BR_TRANSACTION_COMPLETE, BR_INCREFS, BR_ACQUIRE, BR_RELEASE, BR_DECREFS, BR_NOOP,
     BR_SPAWN_LOOPER, BR_DEAD_BINDER, BR_CLEAR_DEATH_NOTIFICATION_DONE, BR_FAILED_REPLY,

@@ -20,6 +20,12 @@ use kernel::{
     },
 };
 
+use crate::defs::{
+    BR_TRANSACTION_SEC_CTX,
+    COMMAND_CODES,
+    RETURN_CODES, //
+};
+
 /// The last debug id handed out.
 static LAST_DEBUG_ID: Atomic<u32> = Atomic::new(0);
 
@@ -28,59 +34,33 @@ pub(crate) fn next_debug_id() -> u32 {
     LAST_DEBUG_ID.fetch_add(1, Relaxed).wrapping_add(1)
 }
 
-/// The names of the commands, by `_IOC_NR` of their codes.
-const COMMAND_NAMES: [&str; 22] = [
-    "BC_TRANSACTION",
-    "BC_REPLY",
-    "BC_ACQUIRE_RESULT",
-    "BC_FREE_BUFFER",
-    "BC_INCREFS",
-    "BC_ACQUIRE",
-    "BC_RELEASE",
-    "BC_DECREFS",
-    "BC_INCREFS_DONE",
-    "BC_ACQUIRE_DONE",
-    "BC_ATTEMPT_ACQUIRE",
-    "BC_REGISTER_LOOPER",
-    "BC_ENTER_LOOPER",
-    "BC_EXIT_LOOPER",
-    "BC_REQUEST_DEATH_NOTIFICATION",
-    "BC_CLEAR_DEATH_NOTIFICATION",
-    "BC_DEAD_BINDER_DONE",
-    "BC_TRANSACTION_SG",
-    "BC_REPLY_SG",
-    "BC_REQUEST_FREEZE_NOTIFICATION",
-    "BC_CLEAR_FREEZE_NOTIFICATION",
-    "BC_FREEZE_NOTIFICATION_DONE",
-];
+/// One more than the largest `_IOC_NR` among `codes`: how many counters they need.
+const fn counters_for(codes: &[(u32, &str)]) -> usize {
+    let mut len = 0;
+    let mut i = 0;
+    while i < codes.len() {
+        let nr = ioc_nr(codes[i].0) + 1;
+        if nr > len {
+            len = nr;
+        }
+        i += 1;
+    }
+    len
+}
 
-/// The names of the returns, by `_IOC_NR` of their codes (`BR_TRANSACTION_SEC_CTX` shares
-/// its number with `BR_TRANSACTION`, and is counted as one).
-const RETURN_NAMES: [&str; 23] = [
-    "BR_ERROR",
-    "BR_OK",
-    "BR_TRANSACTION",
-    "BR_REPLY",
-    "BR_ACQUIRE_RESULT",
-    "BR_DEAD_REPLY",
-    "BR_TRANSACTION_COMPLETE",
-    "BR_INCREFS",
-    "BR_ACQUIRE",
-    "BR_RELEASE",
-    "BR_DECREFS",
-    "BR_ATTEMPT_ACQUIRE",
-    "BR_NOOP",
-    "BR_SPAWN_LOOPER",
-    "BR_FINISHED",
-    "BR_DEAD_BINDER",
-    "BR_CLEAR_DEATH_NOTIFICATION_DONE",
-    "BR_FAILED_REPLY",
-    "BR_FROZEN_REPLY",
-    "BR_ONEWAY_SPAM_SUSPECT",
-    "BR_TRANSACTION_PENDING_FROZEN",
-    "BR_FROZEN_BINDER",
-    "BR_CLEAR_FREEZE_NOTIFICATION_DONE",
-];
+const COMMANDS: usize = counters_for(COMMAND_CODES);
+const RETURNS: usize = counters_for(RETURN_CODES);
+
+/// The name the `stats` file gives the counter `nr` of `codes`, if the driver has a code with
+/// that number. `BR_TRANSACTION_SEC_CTX` shares its number with `BR_TRANSACTION`, under whose
+/// name C counts both.
+fn name_of(codes: &[(u32, &'static str)], nr: usize) -> Option<&'static str> {
+    codes
+        .iter()
+        .filter(|(code, _)| *code != BR_TRANSACTION_SEC_CTX)
+        .find(|(code, _)| ioc_nr(*code) == nr)
+        .map(|(_, name)| *name)
+}
 
 /// The kinds of object whose creations and deletions are counted.
 #[derive(Clone, Copy)]
@@ -109,12 +89,12 @@ const OBJECT_NAMES: [&str; 8] = [
 
 /// How many commands and returns were carried out, by `_IOC_NR` of their codes.
 pub(crate) struct Stats {
-    commands: [Atomic<u32>; COMMAND_NAMES.len()],
-    returns: [Atomic<u32>; RETURN_NAMES.len()],
+    commands: [Atomic<u32>; COMMANDS],
+    returns: [Atomic<u32>; RETURNS],
 }
 
 /// The number inside an ioctl-style code (`_IOC_NR`).
-fn ioc_nr(code: u32) -> usize {
+const fn ioc_nr(code: u32) -> usize {
     (code & 0xff) as usize
 }
 
@@ -122,8 +102,8 @@ impl Stats {
     /// Counters at zero.
     pub(crate) const fn new() -> Self {
         Self {
-            commands: [const { Atomic::new(0) }; COMMAND_NAMES.len()],
-            returns: [const { Atomic::new(0) }; RETURN_NAMES.len()],
+            commands: [const { Atomic::new(0) }; COMMANDS],
+            returns: [const { Atomic::new(0) }; RETURNS],
         }
     }
 
@@ -141,16 +121,16 @@ impl Stats {
 
     /// Prints the counters that are not zero, one `NAME: count` line each, after `prefix`.
     pub(crate) fn print(&self, m: &SeqFile, prefix: &str) {
-        for (name, counter) in COMMAND_NAMES.iter().zip(&self.commands) {
-            let count = counter.load(Relaxed);
-            if count != 0 {
-                seq_print!(m, "{}{}: {}\n", prefix, name, count);
-            }
-        }
-        for (name, counter) in RETURN_NAMES.iter().zip(&self.returns) {
-            let count = counter.load(Relaxed);
-            if count != 0 {
-                seq_print!(m, "{}{}: {}\n", prefix, name, count);
+        let groups = [
+            (COMMAND_CODES, &self.commands[..]),
+            (RETURN_CODES, &self.returns[..]),
+        ];
+        for (codes, counters) in groups {
+            for (nr, counter) in counters.iter().enumerate() {
+                let count = counter.load(Relaxed);
+                if let (true, Some(name)) = (count != 0, name_of(codes, nr)) {
+                    seq_print!(m, "{}{}: {}\n", prefix, name, count);
+                }
             }
         }
     }
