@@ -132,9 +132,6 @@ use crate::{
 struct Failure {
     code: u32,
     errno: Error,
-    /// The receiving side, as far as it was known when the transaction failed (for the
-    /// netlink report).
-    to: netlink::Target,
     line: u32,
 }
 
@@ -144,7 +141,6 @@ impl Failure {
         Self {
             code: BR_FAILED_REPLY,
             errno,
-            to: (0, 0),
             line: core::panic::Location::caller().line(),
         }
     }
@@ -154,7 +150,6 @@ impl Failure {
         Self {
             code: BR_DEAD_REPLY,
             errno,
-            to: (0, 0),
             line: core::panic::Location::caller().line(),
         }
     }
@@ -165,14 +160,8 @@ impl Failure {
         Self {
             code: BR_FROZEN_REPLY,
             errno: EAGAIN,
-            to: (0, 0),
             line: core::panic::Location::caller().line(),
         }
-    }
-
-    /// The same failure of a transaction that was going to `to`.
-    fn toward(self, to: netlink::Target) -> Self {
-        Self { to, ..self }
     }
 
     /// The errno as the extended error and the logs report it: none for a call to a frozen
@@ -360,7 +349,8 @@ impl Thread {
                 failure.code,
                 failure.errno.to_errno()
             );
-            netlink::report(process, self, tr, reply, failure.code, failure.to);
+            let to = logged.entry.receiver();
+            netlink::report(process, self, tr, reply, failure.code, to);
             failure.log(&mut logged.entry);
             self.transaction_failed(process, id, failure.code, failure.param());
         }
@@ -377,23 +367,10 @@ impl Thread {
         id: u32,
         entry: &mut txn_log::Entry,
     ) -> Result<(), Failure> {
+        let oneway = tr.flags() & TF_ONE_WAY != 0;
         let node = self.find_target(process, tr.target_handle())?;
         entry.to_node = node.debug_id();
-        let to = (node.owner().pid(), 0);
-        self.send_to(process, tr, id, node, entry)
-            .map_err(|failure| failure.toward(to))
-    }
-
-    /// [`Thread::send`] to `node`, once found.
-    fn send_to(
-        self: &Arc<Self>,
-        process: &Arc<Process>,
-        tr: &TransactionDataSg,
-        id: u32,
-        node: NodeArc,
-        entry: &mut txn_log::Entry,
-    ) -> Result<(), Failure> {
-        let oneway = tr.flags() & TF_ONE_WAY != 0;
+        entry.to_proc = node.owner().pid();
         kernel::security::binder_transaction(process.cred(), node.owner().cred())
             .map_err(|_| Failure::failed(EPERM))?;
         let NewCall {
@@ -405,16 +382,15 @@ impl Thread {
             self.check_new_call(process, node.owner())
                 .map_err(Failure::failed)?
         };
-        entry.to_proc = node.owner().pid();
         entry.to_thread = waiting_thread.as_ref().map_or(0, |thread| thread.id);
         let to = node.owner().clone();
         let sending = Sending {
             id,
-            to_tid: waiting_thread.as_ref().map_or(0, |thread| thread.id),
+            to_tid: entry.to_thread,
             accept_fds: node.accepts_fds(),
         };
         let t = Transaction::new(self, from_parent, process, to, Some(&node), tr, sending)?;
-        let report_to = (t.to.pid(), sending.to_tid);
+        let report_to = entry.receiver();
         let item = Work::new_item(Delivery(t.clone())).map_err(Failure::failed)?;
         if oneway {
             // C decides when the sender reads it, from the sender's setting; the sender is
@@ -490,8 +466,7 @@ impl Thread {
                 failure.code,
                 failure.errno.to_errno()
             );
-            let to = (call.from_process.pid(), call.sender_tid());
-            netlink::report(process, self, tr, true, failure.code, to);
+            netlink::report(process, self, tr, true, failure.code, entry.receiver());
             failure.log(entry);
             call.fail_caller(failure.code, Some((id, failure.errno)));
             self.reply_failed(process);
@@ -765,11 +740,6 @@ impl Transaction {
         } else if !oneway || own > self.min_priority {
             priority::set_nice(self.min_priority);
         }
-    }
-
-    /// The calling thread's id, 0 for a one-way transaction or a reply (C's `t->from`).
-    fn sender_tid(&self) -> Pid {
-        self.from.as_ref().map_or(0, |from| from.id)
     }
 
     /// Whether `thread` sent this transaction.

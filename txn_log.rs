@@ -62,6 +62,12 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
+    /// The receiving process and thread as far as they are known yet (0 for unknown): also
+    /// what a netlink report of the transaction names.
+    pub(crate) fn receiver(&self) -> crate::netlink::Target {
+        (self.to_proc, self.to_thread)
+    }
+
     /// An entry for transaction `debug_id` of `call_type`, sent by thread `from_thread` of
     /// `from_proc` on `context`.
     pub(crate) fn new(
