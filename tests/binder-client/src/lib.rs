@@ -11,6 +11,7 @@
 pub mod binderfs;
 mod device;
 pub mod ipc;
+pub mod kmsg;
 mod mapping;
 pub mod object;
 pub mod parcel;

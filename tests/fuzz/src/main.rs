@@ -273,7 +273,7 @@ fn main() -> ExitCode {
             String::new()
         }
     );
-    let kmsg = match kmsg::Kmsg::open() {
+    let kmsg = match binder_client::kmsg::Kmsg::open(false) {
         Ok(k) => Some(k),
         Err(e) => {
             println!("# /dev/kmsg: {e}; the kernel log is not watched");
