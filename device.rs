@@ -207,9 +207,6 @@ unsafe extern "C" fn binder_open(inode: *mut bindings::inode, file: *mut binding
             device.context.clone()
         }
     };
-    // As in C, a process's log file is made by the first open of its pid, of any device.
-    let pid = kernel::current!().group_leader().pid();
-    let first_of_pid = crate::registry::processes_of(pid as u32).is_err();
     // Allocated first, so that nothing can fail once the process exists.
     let slot = match KBox::<OpenFile>::new_uninit(GFP_KERNEL) {
         Ok(slot) => slot,
@@ -218,10 +215,12 @@ unsafe extern "C" fn binder_open(inode: *mut bindings::inode, file: *mut binding
     // SAFETY: The file is valid for this call, and is not in an `fdget_pos` region.
     let file_ref = unsafe { File::from_raw_file(file) };
     match Process::open(context, file_ref) {
-        Ok(process) => {
+        Ok((process, first_of_pid)) => {
+            // As in C, a process's log file is made by the first open of its pid, of any
+            // device.
             let log_file = if is_binderfs && first_of_pid {
                 // SAFETY: The inode is a binderfs device being opened.
-                unsafe { ProcLogFile::new(inode, pid) }
+                unsafe { ProcLogFile::new(inode, process.pid()) }
             } else {
                 None
             };

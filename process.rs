@@ -471,8 +471,10 @@ impl ProcessInner {
 }
 
 impl Process {
-    /// Creates the process for an `open()` of the device of `context` by the current task.
-    pub(crate) fn open(context: Arc<Context>, file: &File) -> Result<Arc<Self>> {
+    /// Creates the process for an `open()` of the device of `context` by the current task;
+    /// also says whether it is the first open process of its pid (which gets the log files,
+    /// as in C).
+    pub(crate) fn open(context: Arc<Context>, file: &File) -> Result<(Arc<Self>, bool)> {
         let current = kernel::current!();
         let task = ARef::from(current.group_leader());
         let mm = current.mm().map(|mm| ARef::from(&**mm));
@@ -527,7 +529,7 @@ impl Process {
             process.pid(),
             current.pid()
         );
-        Ok(process)
+        Ok((process, !pid_was_open))
     }
 
     /// Tears the process down once its file is released (from the module's release
