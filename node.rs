@@ -263,8 +263,14 @@ impl Node {
         };
         if let Some(thread) = notify {
             if !told && !inner.is_dead() {
-                if let Some(item) = Work::to_queue(this) {
-                    thread.push_deferred_work(inner, item);
+                match Work::to_queue(this) {
+                    Some(item) => thread.push_deferred_work(inner, item),
+                    // Queued already: a first strong reference puts the node's returns behind
+                    // what the thread has queued since, as the C driver's requeue does.
+                    None if what.is_strong() => {
+                        thread.move_to_back(inner, this);
+                    }
+                    None => {}
                 }
             }
         }

@@ -263,6 +263,22 @@ impl Thread {
         self.todo.access_mut(inner).push_back(work);
     }
 
+    /// Moves `item`, if it is on this thread's todo list, to the end of it (unwoken, like
+    /// [`Thread::push_deferred_work`]). Returns whether it was there.
+    pub(crate) fn move_to_back<T: ?Sized>(&self, inner: &mut ProcessInner, item: &Work<T>) -> bool {
+        let todo = self.todo.access_mut(inner);
+        let mut cursor = todo.cursor_front();
+        while let Some(next) = cursor.peek_next() {
+            if core::ptr::addr_eq(&*next, item) {
+                let work = next.remove();
+                todo.push_back(work);
+                return true;
+            }
+            cursor.move_next();
+        }
+        false
+    }
+
     /// Whether an error return is waiting to be read. The C driver carries out no more of the
     /// thread's commands until it is.
     pub(crate) fn has_pending_error(&self) -> bool {

@@ -1,7 +1,7 @@
 //! Behaviours on which the fuzzer (`make fuzz`, tests/fuzz) found rust_binder to differ from
 //! the C driver, each pinned to the C driver's behaviour. Each case says what found it.
 
-use binder_client::{uapi, Binder, Commands, Payload, Return};
+use binder_client::{uapi, Binder, Commands, FlatObject, ObjectKind, Payload, Return};
 
 use crate::{
     ensure,
@@ -18,6 +18,10 @@ pub const CASES: &[Case] = &[
     Case::new(
         "write_read_write_size_that_wraps_does_nothing",
         write_size_that_wraps,
+    ),
+    Case::new(
+        "first_strong_reference_moves_node_returns_after_earlier_complete",
+        first_strong_reference_moves_node_returns,
     ),
 ];
 
@@ -89,4 +93,47 @@ fn write_size_that_wraps(_: &Env) -> Outcome {
         );
     }
     Ok(())
+}
+
+/// In one write, a client sends the manager two one-way calls: the first carries a new object
+/// of the client's as a weak binder, the second the same object as a strong binder. The first
+/// queues the node's `BR_INCREFS` for the sender, then its `BR_TRANSACTION_COMPLETE`; the
+/// second's strong reference, of which the client has not been told, moves the node's returns
+/// behind that complete in the C driver (`binder_inc_node_nilocked` dequeues the node's work
+/// and queues it again): the client reads `BR_TRANSACTION_COMPLETE`, `BR_INCREFS`,
+/// `BR_ACQUIRE`, `BR_TRANSACTION_COMPLETE`. (Found by the fuzzer, seed 1: rust_binder gave
+/// the node's returns first.)
+fn first_strong_reference_moves_node_returns(_: &Env) -> Outcome {
+    const PTR: u64 = 0x100;
+    const COOKIE: u64 = 0x101;
+    let manager = spawn_manager(|m| {
+        for _ in 0..2 {
+            let (call, _) = m.next_call()?;
+            m.free(&call)?;
+        }
+        Ok(())
+    })?;
+    let client = Peer::open()?;
+    let weak =
+        Payload::new().object(FlatObject::binder(PTR, COOKIE).with_kind(ObjectKind::WeakBinder));
+    let strong = Payload::new().object(FlatObject::binder(PTR, COOKIE));
+    client.send(
+        Commands::new()
+            .payload(false, 0, 1, uapi::TF_ONE_WAY, &weak)
+            .payload(false, 0, 2, uapi::TF_ONE_WAY, &strong),
+        "two one-way calls with the same new object, weak then strong",
+    )?;
+    let mut returns = client.read()?;
+    returns.retain(|r| *r != Return::Noop);
+    let expected = [
+        Return::TransactionComplete,
+        Return::Increfs(PTR, COOKIE),
+        Return::Acquire(PTR, COOKIE),
+        Return::TransactionComplete,
+    ];
+    ensure!(
+        returns == expected,
+        "the sender read {returns:?}, expected {expected:?}"
+    );
+    manager.join()
 }
