@@ -80,7 +80,8 @@ use crate::{
         InvalidRef,
         Loss,
         Refs,
-        MANAGER_HANDLE, //
+        MANAGER_HANDLE,
+        SPARE_SLOTS, //
     },
     stats::Stats,
     thread::Thread,
@@ -919,8 +920,17 @@ impl Process {
         if let Some(handle) = inner.refs.gain_existing(node, strong) {
             return Ok(handle);
         }
+        let spare = inner.refs.take_spare();
+        let wants_room = inner.refs.wants_spare_room();
         drop(inner);
-        let slot = HandleSlot::new()?;
+        let slot = match spare {
+            Some(slot) => slot,
+            None => HandleSlot::new()?,
+        };
+        // Spare room only saves allocations later: going without it is no failure.
+        let room = wants_room
+            .then(|| KVec::with_capacity(SPARE_SLOTS, GFP_KERNEL).ok())
+            .flatten();
         {
             let mut owner = node.owner().inner.lock();
             Node::count(node, &mut owner, Count::Handle, notify);
@@ -932,13 +942,13 @@ impl Process {
         let outcome = if inner.is_dead {
             None
         } else {
-            Some(inner.refs.gain(node, strong, slot))
+            Some(inner.refs.gain(node, strong, slot, room))
         };
         drop(inner);
         // Give back what the node counted and the handle turned out not to need: it existed
         // already (another thread made it meanwhile), or this process is gone.
         let (result, surplus_handle, surplus_strong) = match outcome {
-            Some((handle, gain, _unused_slot)) => {
+            Some((handle, gain, _unneeded)) => {
                 (Ok(handle), !gain.created, strong && !gain.became_strong)
             }
             None => (Err(ESRCH), true, strong),

@@ -6,6 +6,11 @@
 //! away when both reach zero. New handles take the lowest free number from 1 up; 0 is kept
 //! for the context manager's node, as in the C driver.
 //!
+//! A server that frees the buffers of calls carrying objects hands handles out and back all
+//! the time, so the cost of a new handle matters: the search for the lowest free number
+//! starts from a hint below which every number is in use, and the tree nodes of a removed
+//! handle are kept (a few of them) for the next new handle instead of being freed.
+//!
 //! The node's side of the counting (is there a handle, does it hold a strong reference) is
 //! kept by the node under its owner's lock, which is never held together with this
 //! process's. [`Process`](crate::process::Process) orders the two steps so that a node never
@@ -16,6 +21,7 @@ use kernel::{
     prelude::*,
     rbtree::{
         RBTree,
+        RBTreeNode,
         RBTreeNodeReservation, //
     },
     sync::Arc,
@@ -81,11 +87,21 @@ pub(crate) struct Loss {
     pub(crate) node: NodeArc,
     /// The handle's last strong reference went.
     pub(crate) lost_strong: bool,
-    /// The handle's last reference went and it was removed; drop it after the lock.
-    pub(crate) removed: Option<NodeRef>,
+    /// The handle's last reference went and it was removed: what it held besides its
+    /// counts, to drop after the lock.
+    pub(crate) removed: Option<Removed>,
 }
 
-/// The memory a new handle needs, allocated before the lock is taken.
+/// The notifications a removed handle had requested.
+pub(crate) struct Removed {
+    /// Its death notification.
+    pub(crate) death: Option<Arc<Work<Death>>>,
+    /// Its freeze notification.
+    pub(crate) freeze: Option<Arc<Work<FreezeListener>>>,
+}
+
+/// The memory a new handle needs: its nodes in both trees of [`Refs`], allocated before the
+/// lock is taken or kept from a removed handle.
 pub(crate) struct HandleSlot {
     by_handle: RBTreeNodeReservation<u32, NodeRef>,
     by_node: RBTreeNodeReservation<usize, u32>,
@@ -100,11 +116,25 @@ impl HandleSlot {
     }
 }
 
+/// How many removed handles' slots a process keeps for its next new handles: the objects of
+/// a typical parcel, 16 as in the benchmark's.
+pub(crate) const SPARE_SLOTS: usize = 16;
+
+/// Room for [`SPARE_SLOTS`] slots, allocated before the lock is taken.
+pub(crate) type SpareRoom = KVec<HandleSlot>;
+
 /// The handles of one process.
 pub(crate) struct Refs {
     by_handle: RBTree<u32, NodeRef>,
     /// The handle of each node, by the node's address.
     by_node: RBTree<usize, u32>,
+    /// Every handle from 1 up to this one (excluded) is in use: where the search for the
+    /// lowest free handle starts.
+    free_from: u32,
+    /// Slots of removed handles, for the next new ones. It has no room (capacity 0) until
+    /// the process is about to hold a second handle, so that a process that only ever holds
+    /// the context manager's handle stays as small as it was.
+    spare: SpareRoom,
 }
 
 /// The key of `node` in [`Refs::by_node`].
@@ -118,7 +148,26 @@ impl Refs {
         Self {
             by_handle: RBTree::new(),
             by_node: RBTree::new(),
+            free_from: 1,
+            spare: KVec::new(),
         }
+    }
+
+    /// A slot kept from a removed handle, if there is one.
+    pub(crate) fn take_spare(&mut self) -> Option<HandleSlot> {
+        self.spare.pop()
+    }
+
+    /// Whether a new handle should bring [`SpareRoom`]: the process has a handle already and
+    /// no room yet.
+    pub(crate) fn wants_spare_room(&self) -> bool {
+        self.spare.capacity() == 0 && !self.by_handle.is_empty()
+    }
+
+    /// Keeps `slot` for a new handle if there is room; gives it back (to drop after the
+    /// lock) if not.
+    fn keep_spare(&mut self, slot: HandleSlot) -> Option<HandleSlot> {
+        self.spare.push_within_capacity(slot).err().map(|err| err.0)
     }
 
     /// Counts one more reference through the handle of `node`, if the process has one and
@@ -135,14 +184,21 @@ impl Refs {
     }
 
     /// Counts one more reference through the handle of `node`, creating the handle in `slot`
-    /// if there is none. Returns the handle, what changed for the node, and the slot if it
-    /// was not needed.
+    /// if there is none, and takes `room` for spare slots if it has none. Returns the handle,
+    /// what changed for the node, and what it did not need, to drop after the lock.
     pub(crate) fn gain(
         &mut self,
         node: &NodeArc,
         strong: bool,
         slot: HandleSlot,
-    ) -> (u32, Gain, Option<HandleSlot>) {
+        room: Option<SpareRoom>,
+    ) -> (u32, Gain, Unneeded) {
+        let mut unneeded = Unneeded { slot: None, room };
+        if self.spare.capacity() == 0 {
+            if let Some(room) = unneeded.room.take() {
+                self.spare = room;
+            }
+        }
         let key = node_key(node);
         if let Some(handle) = self.by_node.get(&key).copied() {
             if let Some(node_ref) = self.by_handle.get_mut(&handle) {
@@ -152,10 +208,15 @@ impl Refs {
                     created: false,
                     became_strong,
                 };
-                return (handle, gain, Some(slot));
+                unneeded.slot = self.keep_spare(slot);
+                return (handle, gain, unneeded);
             }
         }
         let handle = self.lowest_free_handle(node.is_manager());
+        if handle != MANAGER_HANDLE {
+            // Every handle from 1 up to `handle` is in use now.
+            self.free_from = handle.saturating_add(1);
+        }
         let mut node_ref = NodeRef {
             node: node.clone(),
             strong: 0,
@@ -173,7 +234,7 @@ impl Refs {
             created: true,
             became_strong: strong,
         };
-        (handle, gain, None)
+        (handle, gain, unneeded)
     }
 
     /// Every handle, in order, with its reference (for the log files).
@@ -187,15 +248,19 @@ impl Refs {
     }
 
     /// The lowest handle not in use: from 0 for the context manager's node, else from 1.
-    fn lowest_free_handle(&self, manager: bool) -> u32 {
-        let mut candidate = if manager { MANAGER_HANDLE } else { 1 };
-        for &handle in self.by_handle.keys() {
-            if handle > candidate {
+    fn lowest_free_handle(&mut self, manager: bool) -> u32 {
+        if manager && self.by_handle.get(&MANAGER_HANDLE).is_none() {
+            return MANAGER_HANDLE;
+        }
+        // Step over the handles in use from `free_from` up to the first gap.
+        let mut candidate = self.free_from;
+        let mut cursor = self.by_handle.cursor_lower_bound_mut(&candidate);
+        while let Some(current) = cursor {
+            if *current.current().0 != candidate {
                 break;
             }
-            if handle == candidate {
-                candidate = candidate.saturating_add(1);
-            }
+            candidate = candidate.saturating_add(1);
+            cursor = current.move_next();
         }
         candidate
     }
@@ -214,16 +279,33 @@ impl Refs {
         *count = count.checked_sub(1).ok_or(InvalidRef)?;
         let lost_strong = strong && node_ref.strong == 0;
         let node = node_ref.node.clone();
-        let removed = if node_ref.strong == 0 && node_ref.weak == 0 {
-            self.by_node.remove(&node_key(&node));
-            self.by_handle.remove(&handle)
-        } else {
-            None
+        if node_ref.strong != 0 || node_ref.weak != 0 {
+            return Ok(Loss {
+                node,
+                lost_strong,
+                removed: None,
+            });
+        }
+        let removed = Removed {
+            death: node_ref.death.take(),
+            freeze: node_ref.freeze.take(),
         };
+        if let Some(by_handle) = self.by_handle.remove_node(&handle) {
+            if let Some(by_node) = self.by_node.remove_node(&node_key(&node)) {
+                // Dropping the reference here, under the lock, only lowers counts: its
+                // notifications were taken out above, and `node` holds the node.
+                let slot = HandleSlot::recycle(by_handle, by_node);
+                // A slot there is no room for is freed (the lock does not stop a `kfree`).
+                drop(self.keep_spare(slot));
+            }
+        }
+        if handle != MANAGER_HANDLE {
+            self.free_from = self.free_from.min(handle);
+        }
         Ok(Loss {
             node,
             lost_strong,
-            removed,
+            removed: Some(removed),
         })
     }
 
@@ -275,7 +357,26 @@ impl Refs {
     /// Takes every reference out, for the caller to drop once its locks are released.
     pub(crate) fn take_all(&mut self) -> RBTree<u32, NodeRef> {
         self.by_node = RBTree::new();
+        self.free_from = 1;
         core::mem::take(&mut self.by_handle)
+    }
+}
+
+/// What [`Refs::gain`] did not need, to drop after the lock.
+pub(crate) struct Unneeded {
+    /// The slot, when the handle existed and there was no room to keep it.
+    pub(crate) slot: Option<HandleSlot>,
+    /// The spare room, when the process had some.
+    pub(crate) room: Option<SpareRoom>,
+}
+
+impl HandleSlot {
+    /// The slot of a removed handle, from its nodes in both trees.
+    fn recycle(by_handle: RBTreeNode<u32, NodeRef>, by_node: RBTreeNode<usize, u32>) -> Self {
+        Self {
+            by_handle: by_handle.into_reservation(),
+            by_node: by_node.into_reservation(),
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 //! the owner hears of references coming and going (BR_INCREFS, BR_ACQUIRE, BR_RELEASE,
 //! BR_DECREFS). Then the ways a payload's objects can be wrong.
 
-use binder_client::{Commands, FlatObject, ObjectKind, Payload, Return};
+use binder_client::{Commands, FlatObject, ObjectKind, Payload, Return, Txn};
 
 use crate::{
     ensure,
@@ -18,6 +18,10 @@ pub const CASES: &[Case] = &[
         object_round_trip,
     ),
     Case::new("object_handles_lowest_free_from_one", handles_lowest_free),
+    Case::new(
+        "object_new_handles_fill_the_gaps_in_order",
+        handles_fill_gaps,
+    ),
     Case::new("object_handle_forwarded_to_third_process", handle_forwarded),
     Case::new(
         "object_weak_handle_is_no_call_target",
@@ -166,6 +170,47 @@ fn handles_lowest_free(_: &Env) -> Outcome {
     let objects = Payload::new()
         .object(FlatObject::binder(4, 4))
         .object(FlatObject::binder(1, 1));
+    let reply = c.call_for_reply(0, 2, &objects)?;
+    c.free(&reply)?;
+    manager.join()
+}
+
+/// The handles of `txn`'s objects, in order.
+fn handle_values(m: &Peer, txn: &Txn) -> Outcome<Vec<u32>> {
+    Ok(m.objects(txn)?.iter().map(|o| o.handle_value()).collect())
+}
+
+/// Several gaps among the handles in use: new handles fill them lowest first, then go on
+/// past the highest, while an object with a handle keeps it.
+fn handles_fill_gaps(_: &Env) -> Outcome {
+    let manager = spawn_manager(|m| {
+        let (first, _) = m.next_call()?;
+        let handles = handle_values(m, &first)?;
+        ensure!(handles == [1, 2, 3, 4, 5], "first handles {handles:?}");
+        // Keep 2 and 4; 1, 3 and 5 go with the buffer.
+        m.send(
+            Commands::new()
+                .acquire(2)
+                .acquire(4)
+                .free_buffer(first.buffer),
+            "keep 2 and 4",
+        )?;
+        m.reply(&first, &Payload::new())?;
+        let (second, _) = m.next_call()?;
+        let handles = handle_values(m, &second)?;
+        ensure!(
+            handles == [1, 3, 5, 6, 2],
+            "new objects and an old one got {handles:?}"
+        );
+        m.reply_and_free(&second, &Payload::new())
+    })?;
+    let c = Peer::open()?;
+    let objects = (1..=5).fold(Payload::new(), |p, i| p.object(FlatObject::binder(i, i)));
+    let reply = c.call_for_reply(0, 1, &objects)?;
+    c.free(&reply)?;
+    let objects = [6, 7, 8, 9, 2]
+        .into_iter()
+        .fold(Payload::new(), |p, i| p.object(FlatObject::binder(i, i)));
     let reply = c.call_for_reply(0, 2, &objects)?;
     c.free(&reply)?;
     manager.join()
