@@ -40,8 +40,8 @@ use crate::{
     node::NodeArc,
     process::Process,
     scatter_gather::{
-        object_at,
-        read_object,
+        object_bytes_at,
+        object_from,
         FdSlots,
         ScatterGather, //
     },
@@ -129,10 +129,11 @@ impl Translation<'_> {
         index: usize,
         offset: usize,
     ) -> Result<usize> {
-        let (kind, size) = object_at(view, data_size, offset)?;
+        // One copy out of the buffer for the type and the object.
+        let (kind, size, bytes) = object_bytes_at(view, data_size, offset)?;
         match kind {
             TYPE_BINDER | TYPE_WEAK_BINDER | TYPE_HANDLE | TYPE_WEAK_HANDLE => {
-                let mut object: FlatBinderObject = read_object(view, offset)?;
+                let mut object: FlatBinderObject = object_from(&bytes)?;
                 if kind == TYPE_BINDER || kind == TYPE_WEAK_BINDER {
                     self.translate_binder(&mut object)?;
                 } else {
@@ -141,7 +142,7 @@ impl Translation<'_> {
                 view.write(offset, object.as_bytes())?;
             }
             TYPE_FD => {
-                let mut object: FdObject = read_object(view, offset)?;
+                let mut object: FdObject = object_from(&bytes)?;
                 // SAFETY: Both members of the union are integers, so reading either is valid.
                 let fd = unsafe { object.0.__bindgen_anon_1.fd };
                 self.take_file(fd, offset + FD_FIELD_OFFSET, false)?;

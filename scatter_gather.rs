@@ -379,22 +379,44 @@ impl ScatterGather {
     }
 }
 
+/// The largest object's size (`binder_buffer_object`).
+const MAX_OBJECT_SIZE: usize = size_of::<uapi::binder_buffer_object>();
+
+/// The bytes of an object read from the buffer: valid up to the object's size.
+pub(crate) type ObjectBytes = [u8; MAX_OBJECT_SIZE];
+
 /// The object at `offset` of the data, as the C driver accepts one: 4-byte aligned, of a
 /// known type, and whole within the `data_size` bytes of data. Returns its type and size;
 /// fails with `EINVAL`.
 pub(crate) fn object_at(view: &RangeView, data_size: usize, offset: usize) -> Result<(u32, usize)> {
+    object_bytes_at(view, data_size, offset).map(|(kind, size, _)| (kind, size))
+}
+
+/// Like [`object_at`], and the object's bytes with it, read from the buffer in one copy.
+pub(crate) fn object_bytes_at(
+    view: &RangeView,
+    data_size: usize,
+    offset: usize,
+) -> Result<(u32, usize, ObjectBytes)> {
     if offset > data_size || data_size - offset < size_of::<u32>() || offset % size_of::<u32>() != 0
     {
         return Err(EINVAL);
     }
-    let mut kind = [0u8; 4];
-    view.read(offset, &mut kind)?;
-    let kind = u32::from_ne_bytes(kind);
+    let mut bytes = [0u8; MAX_OBJECT_SIZE];
+    // As much as the largest object, or what the data has left: the whole object if it fits.
+    let len = MAX_OBJECT_SIZE.min(data_size - offset);
+    view.read(offset, bytes.get_mut(..len).ok_or(EINVAL)?)?;
+    let kind = u32::from_ne_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
     let size = object_size(kind).ok_or(EINVAL)?;
     if size > data_size - offset {
         return Err(EINVAL);
     }
-    Ok((kind, size))
+    Ok((kind, size, bytes))
+}
+
+/// The object of type `T` at the start of `bytes`, from [`object_bytes_at`].
+pub(crate) fn object_from<T: FromBytes>(bytes: &ObjectBytes) -> Result<T> {
+    T::from_bytes_copy(bytes.get(..size_of::<T>()).ok_or(EINVAL)?).ok_or(EINVAL)
 }
 
 /// The size of an object of `kind`, or `None` for an unknown type.
@@ -413,7 +435,7 @@ fn object_size(kind: u32) -> Option<usize> {
 
 /// Reads the object of type `T` at `offset` in `view`.
 pub(crate) fn read_object<T: FromBytes>(view: &RangeView, offset: usize) -> Result<T> {
-    let mut raw = [0u8; size_of::<uapi::binder_buffer_object>()];
+    let mut raw = [0u8; MAX_OBJECT_SIZE];
     let raw = raw.get_mut(..size_of::<T>()).ok_or(EINVAL)?;
     view.read(offset, raw)?;
     T::from_bytes_copy(raw).ok_or(EINVAL)
