@@ -58,6 +58,9 @@ pub(crate) enum Held {
     Local { node: NodeArc, strong: bool },
 }
 
+/// How many offsets [`Translation::translate_all`] reads out of the buffer in one copy.
+const OFFSETS_PER_READ: usize = 8;
+
 /// Where the fd is in a `binder_fd_object`: after the header and the padding.
 const FD_FIELD_OFFSET: usize = 8;
 
@@ -106,12 +109,24 @@ impl Translation<'_> {
         offsets_size: usize,
     ) -> Result {
         let offsets_start = data_size.checked_next_multiple_of(8).ok_or(EINVAL)?;
+        let count = offsets_size / size_of::<u64>();
+        // The offsets, read out of the buffer a few at a time rather than one by one.
+        let mut offsets = [0u64; OFFSETS_PER_READ];
         // Where the previous object ended.
         let mut end_of_last = 0usize;
-        for index in 0..offsets_size / size_of::<u64>() {
-            let mut raw = [0u8; 8];
-            view.read(offsets_start + index * size_of::<u64>(), &mut raw)?;
-            let offset = usize::try_from(u64::from_ne_bytes(raw)).map_err(|_| EFAULT)?;
+        for index in 0..count {
+            let in_chunk = index % OFFSETS_PER_READ;
+            if in_chunk == 0 {
+                let chunk = offsets
+                    .get_mut(..(count - index).min(OFFSETS_PER_READ))
+                    .ok_or(EINVAL)?;
+                view.read(
+                    offsets_start + index * size_of::<u64>(),
+                    AsBytes::as_bytes_mut(chunk),
+                )?;
+            }
+            let offset = offsets.get(in_chunk).copied().ok_or(EINVAL)?;
+            let offset = usize::try_from(offset).map_err(|_| EFAULT)?;
             if offset != end_of_last && (offset < end_of_last || offset > data_size) {
                 return Err(EFAULT);
             }
