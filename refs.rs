@@ -358,6 +358,8 @@ impl Refs {
     pub(crate) fn take_all(&mut self) -> RBTree<u32, NodeRef> {
         self.by_node = RBTree::new();
         self.free_from = 1;
+        // The spare slots hold only memory: freed here, not kept with the dead process.
+        self.spare = KVec::new();
         core::mem::take(&mut self.by_handle)
     }
 }
