@@ -190,6 +190,10 @@ impl Failure {
     }
 }
 
+/// A transaction, in the envelope that queues it: made once, it needs no other allocation to
+/// go on a todo list.
+pub(crate) type TransactionArc = Arc<Work<Transaction>>;
+
 /// A transaction or reply on its way, or a call delivered and awaiting its reply.
 #[pin_data(PinnedDrop)]
 pub(crate) struct Transaction {
@@ -198,10 +202,10 @@ pub(crate) struct Transaction {
     /// The sending thread of a synchronous call: the reply goes back to it.
     from: Option<Arc<Thread>>,
     /// The top of the sender's stack when it sent the call (a call it was answering).
-    from_parent: Option<Arc<Transaction>>,
+    from_parent: Option<TransactionArc>,
     /// The top of the receiving thread's stack below this call, once a thread took it;
     /// guarded by the receiver's `inner` lock.
-    pub(crate) to_parent: LockedBy<Option<Arc<Transaction>>, ProcessInner>,
+    pub(crate) to_parent: LockedBy<Option<TransactionArc>, ProcessInner>,
     /// The sending process.
     from_process: Arc<Process>,
     /// The receiving process; the payload is in its receive buffer.
@@ -276,9 +280,6 @@ struct Undelivered {
     /// The pages of the range, to write the reader's fds into; kept only when there are files.
     view: Option<RangeView>,
 }
-
-/// A [`Transaction`] on a todo list.
-struct Delivery(Arc<Transaction>);
 
 /// `BR_TRANSACTION_COMPLETE`: the sender's transaction was accepted.
 ///
@@ -391,7 +392,7 @@ impl Thread {
         };
         let t = Transaction::new(self, from_parent, process, to, Some(&node), tr, sending)?;
         let report_to = entry.receiver();
-        let item = Work::new_item(Delivery(t.clone())).map_err(Failure::failed)?;
+        let item = Work::to_queue(&t).ok_or(Failure::failed(EINVAL))?;
         if oneway {
             // C decides when the sender reads it, from the sender's setting; the sender is
             // this process, so deciding now is the same.
@@ -493,7 +494,7 @@ impl Thread {
             accept_fds: call.flags & TF_ACCEPT_FDS != 0,
         };
         let reply = Transaction::new(self, None, process, to, None, tr, sending)?;
-        let item = Work::new_item(Delivery(reply.clone())).map_err(Failure::failed)?;
+        let item = Work::to_queue(&reply).ok_or(Failure::failed(EINVAL))?;
         let own_complete = Work::new_arc(Complete::new()).map_err(Failure::failed)?;
         let own_item = Work::to_queue(&own_complete).ok_or(Failure::failed(EINVAL))?;
         // This thread's BR_TRANSACTION_COMPLETE is queued before the reply is delivered, as in
@@ -559,13 +560,13 @@ impl Transaction {
     /// `sender`, to reply to, and `from_parent`, the sender's stack below it.
     fn new(
         sender: &Arc<Thread>,
-        from_parent: Option<Arc<Transaction>>,
+        from_parent: Option<TransactionArc>,
         from_process: &Arc<Process>,
         to: Arc<Process>,
         node: Option<&NodeArc>,
         tr: &TransactionDataSg,
         sending: Sending,
-    ) -> Result<Arc<Self>, Failure> {
+    ) -> Result<TransactionArc, Failure> {
         let Sending {
             id,
             to_tid,
@@ -678,45 +679,42 @@ impl Transaction {
         let view = (!files.is_empty()).then_some(view);
         let target = node.map_or((0, 0), |node| (node.ptr(), node.cookie()));
         let to_parent = LockedBy::new(to.inner_lock(), None);
-        Arc::pin_init(
-            try_pin_init!(Self {
-                _census: Counted::new(Kind::Transaction),
-                from,
-                from_parent,
-                to_parent,
-                from_process: from_process.clone(),
-                to,
-                target,
-                code: tr.code,
-                flags: tr.flags,
-                sender_euid: Kuid::current_euid(),
-                priority: priority::current_nice(),
-                min_priority: node.map_or(0, |node| node.min_priority()),
-                saved_priority: Atomic::new(0),
-                data_size: tr.data_size,
-                offsets_size: tr.offsets_size,
-                secctx_offset,
-                oneway_spam_suspect,
-                is_reply,
-                outstanding: Atomic::new(false),
-                payload <- new_spinlock!(
-                    Some(Undelivered {
-                        range,
-                        address,
-                        files,
-                        view
-                    }),
-                    "Transaction::payload"
-                ),
-                debug_id,
-                from_tid: sender.id,
-                node_debug_id: node.map_or(0, |node| node.debug_id()),
-                start: Instant::now(),
-                to_tid: Atomic::new(to_tid),
-                buffer_offset,
-            }),
-            GFP_KERNEL,
-        )
+        Work::new_pinned(try_pin_init!(Self {
+            _census: Counted::new(Kind::Transaction),
+            from,
+            from_parent,
+            to_parent,
+            from_process: from_process.clone(),
+            to,
+            target,
+            code: tr.code,
+            flags: tr.flags,
+            sender_euid: Kuid::current_euid(),
+            priority: priority::current_nice(),
+            min_priority: node.map_or(0, |node| node.min_priority()),
+            saved_priority: Atomic::new(0),
+            data_size: tr.data_size,
+            offsets_size: tr.offsets_size,
+            secctx_offset,
+            oneway_spam_suspect,
+            is_reply,
+            outstanding: Atomic::new(false),
+            payload <- new_spinlock!(
+                Some(Undelivered {
+                    range,
+                    address,
+                    files,
+                    view
+                }),
+                "Transaction::payload"
+            ),
+            debug_id,
+            from_tid: sender.id,
+            node_debug_id: node.map_or(0, |node| node.debug_id()),
+            start: Instant::now(),
+            to_tid: Atomic::new(to_tid),
+            buffer_offset,
+        }))
         .map_err(Failure::failed)
     }
 
@@ -776,23 +774,26 @@ impl Transaction {
 
     /// The frame below this call on its sender's stack, borrowed.
     pub(crate) fn sender_parent(&self) -> Option<&Transaction> {
-        self.from_parent.as_deref()
+        self.from_parent.as_deref().map(|parent| &parent.item)
     }
 
     /// The frame below this call on its reader's stack; `inner` is the reader's state.
     pub(crate) fn reader_parent<'a>(&'a self, inner: &'a ProcessInner) -> Option<&'a Transaction> {
-        self.to_parent.access(inner).as_deref()
+        self.to_parent
+            .access(inner)
+            .as_deref()
+            .map(|parent| &parent.item)
     }
 
     /// The frame below this call on its sender's stack.
-    pub(crate) fn parent_of_sent(&self) -> Option<Arc<Transaction>> {
+    pub(crate) fn parent_of_sent(&self) -> Option<TransactionArc> {
         self.from_parent.clone()
     }
 
     /// This call and the calls below it on the stacks of their senders: the chain of calls
     /// that led to this one.
     pub(crate) fn call_chain(&self) -> impl Iterator<Item = &Transaction> {
-        core::iter::successors(Some(self), |call| call.from_parent.as_deref())
+        core::iter::successors(Some(self), |call| call.sender_parent())
     }
 
     /// The calling thread of a call, unless it has left the driver: the C driver forgets the
@@ -884,7 +885,7 @@ impl PinnedDrop for Transaction {
     }
 }
 
-impl Deliver for Delivery {
+impl Deliver for Transaction {
     /// Writes `BR_TRANSACTION` (or `BR_REPLY`) for the reader. Only once the returns are
     /// written is the buffer handed over (and `BC_FREE_BUFFER` allowed on it) and a call put
     /// on the reader's stack; if they cannot be written, the transaction fails instead, as in
@@ -897,8 +898,13 @@ impl Deliver for Delivery {
     /// have that many fds, the transaction fails as in C: a caller reads `BR_FAILED_REPLY`
     /// and the reader goes on with its other work; a reply's reader reads `BR_FAILED_REPLY`
     /// in its place.
-    fn deliver(&self, thread: &Thread, out: &mut Returns) -> Result<Flow> {
-        let t = &self.0;
+    fn deliver(
+        &self,
+        this: &Arc<Work<dyn Deliver>>,
+        thread: &Thread,
+        out: &mut Returns,
+    ) -> Result<Flow> {
+        let t = self;
         // A one-way transaction or reply is finished with once read; a call when answered.
         if t.from.is_none() {
             t.finished();
@@ -979,8 +985,9 @@ impl Deliver for Delivery {
         range.deliver(array_fds);
         t.to_tid.store(thread.id, Relaxed);
         if t.from.is_some() {
-            t.to_tid.store(thread.id, Relaxed);
-            thread.push_received(&t.to, t.clone());
+            if let Some(call) = Work::downcast::<Transaction>(this) {
+                thread.push_received(&t.to, call);
+            }
         }
         Ok(Flow::Return)
     }
@@ -990,17 +997,17 @@ impl Deliver for Delivery {
     }
 
     fn as_transaction(&self) -> Option<&Transaction> {
-        Some(&self.0)
+        Some(self)
     }
 
     fn cancel(&self) {
         binder_debug!(
             mask::DEAD_TRANSACTION,
             "undelivered transaction {}\n",
-            self.0.debug_id
+            self.debug_id
         );
-        self.0.release_buffer();
-        self.0.fail_caller(BR_DEAD_REPLY, None);
+        self.release_buffer();
+        self.fail_caller(BR_DEAD_REPLY, None);
     }
 }
 
@@ -1013,7 +1020,12 @@ impl Deliver for Complete {
         }
     }
 
-    fn deliver(&self, _thread: &Thread, out: &mut Returns) -> Result<Flow> {
+    fn deliver(
+        &self,
+        _this: &Arc<Work<dyn Deliver>>,
+        _thread: &Thread,
+        out: &mut Returns,
+    ) -> Result<Flow> {
         if self.withdrawn.load(Relaxed) {
             return Ok(Flow::Continue);
         }
