@@ -45,6 +45,7 @@ use crate::{
     },
     trace,
     transaction::{
+        Complete,
         Transaction,
         TransactionArc, //
     },
@@ -115,6 +116,9 @@ pub(crate) struct Thread {
     /// The failure of a call this thread made, reported by the side that was to answer it
     /// (`BR_DEAD_REPLY`). Unlike `return_error`, it does not hold back the thread's commands.
     reply_error: Arc<Work<ReturnError>>,
+    /// The thread's own `BR_TRANSACTION_COMPLETE`, queued for each transaction it sends
+    /// unless it is queued already (see [`Complete`]).
+    pub(crate) complete: Arc<Work<Complete>>,
     /// The top of the thread's transaction stack: the last call it sent and waits on, or
     /// the last call it received and must answer. Each links to the one below it (a sent
     /// call through `from_parent`, a received one through `to_parent`), as in the C driver.
@@ -140,6 +144,7 @@ impl Thread {
         let reply_error = Work::new_pinned(try_pin_init!(ReturnError {
             code: Atomic::new(BR_OK),
         }))?;
+        let complete = Work::new_arc(Complete::idle())?;
         Arc::pin_init(
             try_pin_init!(Self {
                 _census: Counted::new(Kind::Thread),
@@ -152,6 +157,7 @@ impl Thread {
                 return_error,
                 extended_error: LockedBy::new(process.inner_lock(), no_extended_error()),
                 reply_error,
+                complete,
                 stack: LockedBy::new(process.inner_lock(), None),
                 dead: Atomic::new(false),
                 wake: PollCondVarBox::new(

@@ -104,9 +104,9 @@ use crate::{
     refs::MANAGER_HANDLE,
     scatter_gather::ScatterGather,
     stats::{
+        self,
         next_debug_id,
-        Object,
-        Tracked, //
+        Object, //
     },
     thread::{
         NewCall,
@@ -122,7 +122,8 @@ use crate::{
         Deliver,
         Described,
         Flow,
-        Work, //
+        Work,
+        WorkItem, //
     },
     write_read::Returns,
 };
@@ -289,25 +290,51 @@ struct Undelivered {
 ///
 /// A one-way transaction that made the receiver suspect its sender of spam reads
 /// `BR_ONEWAY_SPAM_SUSPECT` instead, if the sender enabled that report.
+///
+/// Each thread has one of its own, made with it and used again and again, so that a
+/// transaction allocates none; only when the thread's own is still queued (several one-way
+/// transactions sent in one write, or a complete withdrawn and not yet read) is another one
+/// allocated ([`Thread::complete_to_queue`]). All of a complete's state is set and read by its
+/// thread: the sender queues it and the same thread reads it.
 pub(crate) struct Complete {
-    /// Counts the object for the `stats` log file.
-    _stats: Tracked,
+    /// Whether the complete counts in the `stats` log file as a live object: from when it is
+    /// queued until it is read, cancelled or dropped, as C counts its allocated `tcomplete`.
+    counted: Atomic<bool>,
     withdrawn: Atomic<bool>,
     /// The return: set before the complete is read, by the thread that reads it.
     code: Atomic<u32>,
 }
 
 impl Complete {
-    fn new() -> Self {
-        Self::with_code(BR_TRANSACTION_COMPLETE)
+    /// A complete not queued yet.
+    pub(crate) fn idle() -> Self {
+        Self {
+            counted: Atomic::new(false),
+            withdrawn: Atomic::new(false),
+            code: Atomic::new(BR_TRANSACTION_COMPLETE),
+        }
     }
 
-    fn with_code(code: u32) -> Self {
-        Self {
-            _stats: Tracked::new(Object::TransactionComplete),
-            withdrawn: Atomic::new(false),
-            code: Atomic::new(code),
+    /// Readies the complete to be queued with the return `code`.
+    fn arm(&self, code: u32) {
+        self.settle();
+        stats::created(Object::TransactionComplete);
+        self.counted.store(true, Relaxed);
+        self.withdrawn.store(false, Relaxed);
+        self.code.store(code, Relaxed);
+    }
+
+    /// The complete was read or dropped: it no longer counts as live.
+    fn settle(&self) {
+        if self.counted.xchg(false, Relaxed) {
+            stats::deleted(Object::TransactionComplete);
         }
+    }
+}
+
+impl Drop for Complete {
+    fn drop(&mut self) {
+        self.settle();
     }
 }
 
@@ -404,8 +431,7 @@ impl Thread {
             } else {
                 BR_TRANSACTION_COMPLETE
             };
-            let complete = Work::new_arc(Complete::with_code(code)).map_err(Failure::failed)?;
-            let complete_item = Work::to_queue(&complete).ok_or(Failure::failed(EINVAL))?;
+            let (complete, complete_item) = self.complete_to_queue(code)?;
             // Queued before the transaction (see `reply_to`); withdrawn if the transaction
             // cannot be queued. On failure, dropping `t` gives its buffer back. To a frozen
             // process, the sender reads that it is pending instead, as in C.
@@ -424,8 +450,7 @@ impl Thread {
             }
             return Ok(());
         }
-        let complete = Work::new_arc(Complete::new()).map_err(Failure::failed)?;
-        let complete_item = Work::to_queue(&complete).ok_or(Failure::failed(EINVAL))?;
+        let (complete, complete_item) = self.complete_to_queue(BR_TRANSACTION_COMPLETE)?;
         // The call goes on the stack, and its BR_TRANSACTION_COMPLETE on the todo list, before
         // it can be answered; both are undone if it cannot be sent.
         self.begin_call(process, t.clone(), complete_item);
@@ -495,8 +520,7 @@ impl Thread {
         };
         let reply = Transaction::new(self, None, process, to, None, tr, sending)?;
         let item = Work::to_queue(&reply).ok_or(Failure::failed(EINVAL))?;
-        let own_complete = Work::new_arc(Complete::new()).map_err(Failure::failed)?;
-        let own_item = Work::to_queue(&own_complete).ok_or(Failure::failed(EINVAL))?;
+        let (own_complete, own_item) = self.complete_to_queue(BR_TRANSACTION_COMPLETE)?;
         // This thread's BR_TRANSACTION_COMPLETE is queued before the reply is delivered, as in
         // C. The other way round, the caller could answer before it was queued (the caller is
         // often this thread's caller in turn, waiting on a nested call), and this thread
@@ -510,6 +534,22 @@ impl Thread {
             return Err(Failure::dead(ESRCH));
         }
         Ok(())
+    }
+
+    /// A complete with the return `code`, ready to be queued for this thread: the thread's own
+    /// if it is not queued already, else a new one. The first part of the result is for the
+    /// caller to withdraw it or change its code.
+    fn complete_to_queue(&self, code: u32) -> Result<(Arc<Work<Complete>>, WorkItem), Failure> {
+        let complete = match Work::to_queue(&self.complete) {
+            Some(item) => (self.complete.clone(), item),
+            None => {
+                let complete = Work::new_arc(Complete::idle()).map_err(Failure::failed)?;
+                let item = Work::to_queue(&complete).ok_or(Failure::failed(EINVAL))?;
+                (complete, item)
+            }
+        };
+        complete.0.arm(code);
+        Ok(complete)
     }
 
     /// Finds the node that `handle` names for `process`, as the C driver does: handle 0 is
@@ -1026,11 +1066,16 @@ impl Deliver for Complete {
         _thread: &Thread,
         out: &mut Returns,
     ) -> Result<Flow> {
+        self.settle();
         if self.withdrawn.load(Relaxed) {
             return Ok(Flow::Continue);
         }
         out.put_code(self.code.load(Relaxed))?;
         Ok(Flow::Continue)
+    }
+
+    fn cancel(&self) {
+        self.settle();
     }
 }
 
