@@ -54,7 +54,7 @@ use kernel::{
 
 use crate::{
     node::NodeArc,
-    objects::Held,
+    objects::HeldRefs,
     pages::{
         BufferPages,
         PageCounts, //
@@ -134,7 +134,7 @@ struct Range {
     /// one-way transaction through.
     async_node: Option<NodeArc>,
     /// The references the transaction's objects (and its target) hold until the range goes.
-    held: KVec<Held>,
+    held: HeldRefs,
     /// The thread group that sent the transaction (for spotting one-way spam).
     sender: Pid,
     /// The transaction asked for the range to be zeroed when it goes (`TF_CLEAR_BUF`).
@@ -159,7 +159,7 @@ pub(crate) struct Freed {
     /// The target node of a one-way transaction; see [`Range::async_node`].
     pub(crate) async_node: Option<NodeArc>,
     /// The references to release; see [`Range::held`].
-    pub(crate) held: KVec<Held>,
+    pub(crate) held: HeldRefs,
     /// The fds to close; see [`Range::array_fds`].
     pub(crate) array_fds: KVec<u32>,
 }
@@ -230,7 +230,7 @@ impl ReservedBuffer {
 
     /// Gives `held` to the range, to be released when the range goes; releases them now if
     /// the range is gone (its process was released).
-    pub(crate) fn hold(&self, held: KVec<Held>) {
+    pub(crate) fn hold(&self, held: HeldRefs) {
         let rest = match &self.range {
             Some(range) => self.owner.buffer.hold(range, held).err(),
             None => Some(held),
@@ -446,7 +446,7 @@ impl ReceiveBuffer {
             size,
             delivered: false,
             async_node,
-            held: KVec::new(),
+            held: HeldRefs::new(),
             sender,
             clear_on_free,
             array_fds: KVec::new(),
@@ -623,7 +623,7 @@ impl ReceiveBuffer {
 
     /// Gives the references in `held` to the range, to be released when the range goes.
     /// Gives them back if the range is gone already (its process was released).
-    fn hold(&self, range: &BufferRange, held: KVec<Held>) -> Result<(), KVec<Held>> {
+    fn hold(&self, range: &BufferRange, held: HeldRefs) -> Result<(), HeldRefs> {
         let mut state = self.state.lock();
         match state.ranges.iter_mut().find(|r| r.offset == range.offset) {
             Some(found) => {

@@ -92,6 +92,7 @@ use crate::{
     node::NodeArc,
     objects::{
         Held,
+        HeldRefs,
         Translation, //
     },
     priority,
@@ -650,11 +651,10 @@ impl Transaction {
             (true, Some(node)) => Some(node.clone()),
             _ => None,
         };
-        // Room for the references of the first objects (and the target's), so that a usual
-        // transaction does not grow the list object by object.
-        let expected = (offsets_size / size_of::<u64>()).min(32) + 1;
-        let held =
-            KVec::with_capacity(expected, GFP_KERNEL).map_err(|_| Failure::failed(ENOMEM))?;
+        // Room for the references of the objects (the first, or the target's, goes inline), so
+        // that a usual transaction does not grow the list object by object.
+        let held = HeldRefs::with_room(offsets_size / size_of::<u64>())
+            .map_err(|_| Failure::failed(ENOMEM))?;
         let clear_on_free = tr.flags & TF_CLEAR_BUF != 0;
         let label = BufferLabel {
             debug_id,
@@ -1104,7 +1104,7 @@ impl Translation<'_> {
             return Err(EINVAL);
         }
         if let Some(node) = node {
-            self.held.reserve(1, GFP_KERNEL)?;
+            self.held.reserve_one()?;
             self.to.count_local(node, true);
             self.keep(Held::Local {
                 node: node.clone(),
