@@ -175,8 +175,9 @@ impl Work<dyn Deliver> {
         }
         let raw = Arc::into_raw(this.clone());
         // SAFETY: `raw` comes from `Arc::into_raw`, and is given back once. The item is a `T`
-        // (checked just above), so the envelope was made as a `Work<T>` and unsized to
-        // `Work<dyn Deliver>`: a `Work<T>` is where `raw` points.
+        // (checked just above), so the `Arc` was made as an `Arc<Work<T>>` and unsized to
+        // `Arc<Work<dyn Deliver>>`: `raw` points at a `Work<T>` in that allocation, which
+        // `Arc::from_raw` finds the reference count of by the same layout it was made with.
         Some(unsafe { Arc::from_raw(raw.cast::<Work<T>>()) })
     }
 }
