@@ -54,7 +54,7 @@ use kernel::{
 
 use crate::{
     node::NodeArc,
-    objects::Held,
+    objects::HeldRefs,
     pages::{
         BufferPages,
         PageCounts, //
@@ -134,7 +134,7 @@ struct Range {
     /// one-way transaction through.
     async_node: Option<NodeArc>,
     /// The references the transaction's objects (and its target) hold until the range goes.
-    held: KVec<Held>,
+    held: HeldRefs,
     /// The thread group that sent the transaction (for spotting one-way spam).
     sender: Pid,
     /// The transaction asked for the range to be zeroed when it goes (`TF_CLEAR_BUF`).
@@ -159,7 +159,7 @@ pub(crate) struct Freed {
     /// The target node of a one-way transaction; see [`Range::async_node`].
     pub(crate) async_node: Option<NodeArc>,
     /// The references to release; see [`Range::held`].
-    pub(crate) held: KVec<Held>,
+    pub(crate) held: HeldRefs,
     /// The fds to close; see [`Range::array_fds`].
     pub(crate) array_fds: KVec<u32>,
 }
@@ -168,7 +168,7 @@ pub(crate) struct Freed {
 ///
 /// Offsets are from the start of the range.
 pub(crate) struct RangeView {
-    pages: KVec<Arc<Page>>,
+    pages: RangePages,
     /// Where the range starts in its first page.
     start: usize,
     /// The size of the range.
@@ -178,9 +178,72 @@ pub(crate) struct RangeView {
 /// The pages of a range just reserved: all there, or some still to be put in.
 enum Reserved {
     /// Every page of the range, in order.
-    Complete(KVec<Arc<Page>>),
+    Complete(RangePages),
     /// Room for them, empty.
-    Incomplete(KVec<Arc<Page>>),
+    Incomplete(RangePages),
+}
+
+/// How many of a range's pages [`RangePages`] keeps inline: all those of a range of up to a
+/// page, wherever it starts.
+const INLINE_PAGES: usize = 2;
+
+/// The pages of a range, in order. The first [`INLINE_PAGES`] are kept inline, so that the
+/// range of a small transaction (most are) allocates no list for them.
+struct RangePages {
+    inline: [Option<Arc<Page>>; INLINE_PAGES],
+    /// The pages after the inline ones.
+    more: KVec<Arc<Page>>,
+    /// How many pages there are in all.
+    len: usize,
+}
+
+impl RangePages {
+    /// No pages yet, and room for `count` without growing.
+    fn with_capacity(count: usize) -> Result<Self> {
+        let more = match count.saturating_sub(INLINE_PAGES) {
+            0 => KVec::new(),
+            more => KVec::with_capacity(more, GFP_KERNEL)?,
+        };
+        Ok(Self {
+            inline: [None, None],
+            more,
+            len: 0,
+        })
+    }
+
+    /// Adds `page` at the end if there is room for it; gives it back if not.
+    fn push_within_capacity(&mut self, page: Arc<Page>) -> Result<(), Arc<Page>> {
+        match self.inline.get_mut(self.len) {
+            Some(slot) => *slot = Some(page),
+            None => self.more.push_within_capacity(page).map_err(|err| err.0)?,
+        }
+        self.len += 1;
+        Ok(())
+    }
+
+    /// Adds `page` at the end, growing the list if needed.
+    fn push(&mut self, page: Arc<Page>) -> Result {
+        if let Err(page) = self.push_within_capacity(page) {
+            self.more.push(page, GFP_KERNEL)?;
+            self.len += 1;
+        }
+        Ok(())
+    }
+
+    /// Forgets every page, keeping the room.
+    fn clear(&mut self) {
+        self.inline = [None, None];
+        self.more.clear();
+        self.len = 0;
+    }
+
+    /// The page at `index`, if there is one.
+    fn get(&self, index: usize) -> Option<&Arc<Page>> {
+        match self.inline.get(index) {
+            Some(slot) => slot.as_ref(),
+            None => self.more.get(index - INLINE_PAGES),
+        }
+    }
 }
 
 /// The slots of the pages that `size` bytes at `offset` lie on; `size` is not zero.
@@ -230,7 +293,7 @@ impl ReservedBuffer {
 
     /// Gives `held` to the range, to be released when the range goes; releases them now if
     /// the range is gone (its process was released).
-    pub(crate) fn hold(&self, held: KVec<Held>) {
+    pub(crate) fn hold(&self, held: HeldRefs) {
         let rest = match &self.range {
             Some(range) => self.owner.buffer.hold(range, held).err(),
             None => Some(held),
@@ -389,7 +452,7 @@ impl ReceiveBuffer {
             return Err(if mapped { ENOSPC } else { ESRCH });
         }
         // Room for the pages of the range wherever it starts; allocated before the lock.
-        let pages = KVec::with_capacity(size.div_ceil(PAGE_SIZE) + 1, GFP_KERNEL)?;
+        let pages = RangePages::with_capacity(size.div_ceil(PAGE_SIZE) + 1)?;
         let (area, range, pages, spam) =
             self.reserve_range(size, async_node, clear_on_free, label, pages)?;
         let pages = match pages {
@@ -420,7 +483,7 @@ impl ReceiveBuffer {
         async_node: Option<NodeArc>,
         clear_on_free: bool,
         label: BufferLabel,
-        mut pages: KVec<Arc<Page>>,
+        mut pages: RangePages,
     ) -> Result<(MappedArea, BufferRange, Reserved, bool)> {
         let mut state = self.state.lock();
         let area = match state.area {
@@ -446,7 +509,7 @@ impl ReceiveBuffer {
             size,
             delivered: false,
             async_node,
-            held: KVec::new(),
+            held: HeldRefs::new(),
             sender,
             clear_on_free,
             array_fds: KVec::new(),
@@ -488,8 +551,8 @@ impl ReceiveBuffer {
         &self,
         area: MappedArea,
         range: &BufferRange,
-        mut pages: KVec<Arc<Page>>,
-    ) -> Result<KVec<Arc<Page>>> {
+        mut pages: RangePages,
+    ) -> Result<RangePages> {
         let mm = self
             .mm
             .as_deref()
@@ -517,7 +580,7 @@ impl ReceiveBuffer {
                     state.pages.put(index, page)?.clone()
                 }
             };
-            pages.push(page, GFP_KERNEL)?;
+            pages.push(page)?;
         }
         Ok(pages)
     }
@@ -623,7 +686,7 @@ impl ReceiveBuffer {
 
     /// Gives the references in `held` to the range, to be released when the range goes.
     /// Gives them back if the range is gone already (its process was released).
-    fn hold(&self, range: &BufferRange, held: KVec<Held>) -> Result<(), KVec<Held>> {
+    fn hold(&self, range: &BufferRange, held: HeldRefs) -> Result<(), HeldRefs> {
         let mut state = self.state.lock();
         match state.ranges.iter_mut().find(|r| r.offset == range.offset) {
             Some(found) => {

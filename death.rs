@@ -165,7 +165,12 @@ impl Death {
 }
 
 impl Deliver for Death {
-    fn deliver(&self, _thread: &Thread, out: &mut Returns) -> Result<Flow> {
+    fn deliver(
+        &self,
+        _this: &Arc<Work<dyn Deliver>>,
+        _thread: &Thread,
+        out: &mut Returns,
+    ) -> Result<Flow> {
         let mut state = self.state.lock();
         state.queued = false;
         let (code, flow) = if state.dead && !state.dead_delivered {

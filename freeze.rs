@@ -461,7 +461,12 @@ impl FreezeListener {
 impl Deliver for FreezeListener {
     /// Writes `BR_FROZEN_BINDER` with the state to report, which then awaits its done, or
     /// for a withdrawn request `BR_CLEAR_FREEZE_NOTIFICATION_DONE`, which finishes it.
-    fn deliver(&self, _thread: &Thread, out: &mut Returns) -> Result<Flow> {
+    fn deliver(
+        &self,
+        _this: &Arc<Work<dyn Deliver>>,
+        _thread: &Thread,
+        out: &mut Returns,
+    ) -> Result<Flow> {
         let mut inner = self.holder.inner_lock().lock();
         let delivery = inner.next_freeze_delivery();
         let state = self.state.access_mut(&mut inner);

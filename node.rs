@@ -528,7 +528,12 @@ impl Deliver for Node {
     /// Tells the owner what changed since it was last told: the reference kinds that appeared
     /// (`BR_INCREFS`, `BR_ACQUIRE`, each taking a local reference until its `*_DONE`) and
     /// those that went (`BR_RELEASE`, `BR_DECREFS`).
-    fn deliver(&self, _thread: &Thread, out: &mut Returns) -> Result<Flow> {
+    fn deliver(
+        &self,
+        _this: &Arc<Work<dyn Deliver>>,
+        _thread: &Thread,
+        out: &mut Returns,
+    ) -> Result<Flow> {
         let mut inner = self.owner.inner_lock().lock();
         let counts = self.counts.access_mut(&mut inner);
         let (strong, weak) = (counts.strong(), counts.weak());

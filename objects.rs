@@ -20,6 +20,10 @@
 //! ([`Held`]); the files go with the transaction until it is read.
 
 use kernel::{
+    alloc::{
+        allocator::Kmalloc,
+        kvec, //
+    },
     prelude::*,
     sync::Arc,
     transmute::AsBytes,
@@ -61,6 +65,60 @@ pub(crate) enum Held {
 /// How many offsets [`Translation::translate_all`] reads out of the buffer in one copy.
 const OFFSETS_PER_READ: usize = 8;
 
+/// The references one buffer holds, in the order they were taken. The first is kept inline:
+/// a call whose only reference is its target's, and a reply with none, allocate no list.
+pub(crate) struct HeldRefs {
+    first: Option<Held>,
+    more: KVec<Held>,
+}
+
+impl HeldRefs {
+    /// No references.
+    pub(crate) const fn new() -> Self {
+        Self {
+            first: None,
+            more: KVec::new(),
+        }
+    }
+
+    /// No references yet, and room for `objects` after the first without growing (at most
+    /// 32: a transaction with more grows the list as it goes).
+    pub(crate) fn with_room(objects: usize) -> Result<Self> {
+        let more = match objects.min(32) {
+            0 => KVec::new(),
+            room => KVec::with_capacity(room, GFP_KERNEL)?,
+        };
+        Ok(Self { first: None, more })
+    }
+
+    /// Makes room for one more reference, so that keeping it cannot fail.
+    pub(crate) fn reserve_one(&mut self) -> Result {
+        if self.first.is_some() {
+            self.more.reserve(1, GFP_KERNEL)?;
+        }
+        Ok(())
+    }
+
+    /// Adds `held`; gives it back if there was no room for it.
+    fn push_within_capacity(&mut self, held: Held) -> Result<(), Held> {
+        if self.first.is_none() {
+            self.first = Some(held);
+            return Ok(());
+        }
+        self.more.push_within_capacity(held).map_err(|err| err.0)
+    }
+}
+
+impl IntoIterator for HeldRefs {
+    type Item = Held;
+    type IntoIter = core::iter::Chain<core::option::IntoIter<Held>, kvec::IntoIter<Held, Kmalloc>>;
+
+    /// The references in the order they were taken.
+    fn into_iter(self) -> Self::IntoIter {
+        Iterator::chain(self.first.into_iter(), self.more)
+    }
+}
+
 /// Where the fd is in a `binder_fd_object`: after the header and the padding.
 const FD_FIELD_OFFSET: usize = 8;
 
@@ -84,7 +142,7 @@ pub(crate) struct Translation<'a> {
     /// The receiving process.
     pub(crate) to: &'a Arc<Process>,
     /// The references taken so far for the receiver's buffer.
-    pub(crate) held: KVec<Held>,
+    pub(crate) held: HeldRefs,
     /// Whether file descriptors may be sent: the target node accepts them, or, for a reply,
     /// the call was sent with `TF_ACCEPT_FDS`.
     pub(crate) accept_fds: bool,
@@ -243,7 +301,7 @@ impl Translation<'_> {
             trace::binder_transaction_ref_to_ref(self.debug_id as i32, 0, 0, handle, 0, new);
             return Ok(());
         }
-        self.held.reserve(1, GFP_KERNEL)?;
+        self.held.reserve_one()?;
         self.to.count_local(&node, strong);
         let kind = if strong {
             TYPE_BINDER
@@ -273,7 +331,7 @@ impl Translation<'_> {
         strong: bool,
         from_owner: bool,
     ) -> Result<u32> {
-        self.held.reserve(1, GFP_KERNEL)?;
+        self.held.reserve_one()?;
         let notify = from_owner.then_some(self.thread);
         let handle = self.to.take_ref(&node, strong, notify)?;
         self.keep(Held::Handle { node, strong });
@@ -291,7 +349,7 @@ impl Translation<'_> {
     pub(crate) fn keep(&mut self, held: Held) {
         if let Err(err) = self.held.push_within_capacity(held) {
             // Unreachable: the caller reserved the room. Give the reference back regardless.
-            self.to.release_held(err.0);
+            self.to.release_held(err);
         }
     }
 }

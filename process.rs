@@ -74,7 +74,10 @@ use crate::{
         Node,
         NodeArc, //
     },
-    objects::Held,
+    objects::{
+        Held,
+        HeldRefs, //
+    },
     refs::{
         HandleSlot,
         InvalidRef,
@@ -1020,7 +1023,7 @@ impl Process {
     }
 
     /// Releases every reference in `held`.
-    pub(crate) fn release_all_held(&self, held: KVec<Held>) {
+    pub(crate) fn release_all_held(&self, held: HeldRefs) {
         for reference in held {
             self.release_held(reference);
         }

@@ -44,7 +44,11 @@ use crate::{
         ProcessInner, //
     },
     trace,
-    transaction::Transaction,
+    transaction::{
+        Complete,
+        Transaction,
+        TransactionArc, //
+    },
     work::{
         self,
         Deliver,
@@ -112,10 +116,13 @@ pub(crate) struct Thread {
     /// The failure of a call this thread made, reported by the side that was to answer it
     /// (`BR_DEAD_REPLY`). Unlike `return_error`, it does not hold back the thread's commands.
     reply_error: Arc<Work<ReturnError>>,
+    /// The thread's own `BR_TRANSACTION_COMPLETE`, queued for each transaction it sends
+    /// unless it is queued already (see [`Complete`]).
+    pub(crate) complete: Arc<Work<Complete>>,
     /// The top of the thread's transaction stack: the last call it sent and waits on, or
     /// the last call it received and must answer. Each links to the one below it (a sent
     /// call through `from_parent`, a received one through `to_parent`), as in the C driver.
-    stack: LockedBy<Option<Arc<Transaction>>, ProcessInner>,
+    stack: LockedBy<Option<TransactionArc>, ProcessInner>,
     /// Set when the thread leaves the driver: replies to it fail from then on.
     dead: Atomic<bool>,
     /// Signalled, under the process's `inner` lock, when the thread has something to read.
@@ -137,6 +144,7 @@ impl Thread {
         let reply_error = Work::new_pinned(try_pin_init!(ReturnError {
             code: Atomic::new(BR_OK),
         }))?;
+        let complete = Work::new_arc(Complete::idle())?;
         Arc::pin_init(
             try_pin_init!(Self {
                 _census: Counted::new(Kind::Thread),
@@ -149,6 +157,7 @@ impl Thread {
                 return_error,
                 extended_error: LockedBy::new(process.inner_lock(), no_extended_error()),
                 reply_error,
+                complete,
                 stack: LockedBy::new(process.inner_lock(), None),
                 dead: Atomic::new(false),
                 wake: PollCondVarBox::new(
@@ -182,7 +191,7 @@ impl Thread {
 
     /// The top of the thread's transaction stack; `inner` is its process's.
     pub(crate) fn stack_top<'a>(&'a self, inner: &'a ProcessInner) -> Option<&'a Transaction> {
-        self.stack.access(inner).as_deref()
+        self.stack.access(inner).as_deref().map(|top| &top.item)
     }
 
     /// The thread's own work; `inner` is its process's.
@@ -337,7 +346,7 @@ impl Thread {
     }
 
     /// Puts the call it received on the thread's stack: the thread must answer it next.
-    pub(crate) fn push_received(&self, process: &Process, call: Arc<Transaction>) {
+    pub(crate) fn push_received(&self, process: &Process, call: TransactionArc) {
         let mut inner = process.inner_lock().lock();
         let below = self.stack.access_mut(&mut inner).take();
         *call.to_parent.access_mut(&mut inner) = below;
@@ -346,7 +355,7 @@ impl Thread {
 
     /// Takes the call this thread must answer off its stack. `None` if the top of the stack
     /// is not a call the thread received (no call, or its own call awaiting a reply).
-    pub(crate) fn pop_received(&self, process: &Process) -> Option<Arc<Transaction>> {
+    pub(crate) fn pop_received(&self, process: &Process) -> Option<TransactionArc> {
         let mut inner = process.inner_lock().lock();
         let top = self.stack.access_mut(&mut inner).take()?;
         if top.is_sent_by(self) {
@@ -360,7 +369,7 @@ impl Thread {
     /// Puts the call the thread is sending on its stack (the call's `from_parent` is the
     /// previous top) and queues its `BR_TRANSACTION_COMPLETE`, deferred to come with the
     /// reply.
-    pub(crate) fn begin_call(&self, process: &Process, call: Arc<Transaction>, complete: WorkItem) {
+    pub(crate) fn begin_call(&self, process: &Process, call: TransactionArc, complete: WorkItem) {
         let mut inner = process.inner_lock().lock();
         self.push_deferred_work(&mut inner, complete);
         // The previous top lives on as the call's `from_parent`.
@@ -379,9 +388,12 @@ impl Thread {
 
     /// The call is answered (or failed): takes it off the top of the stack, if it is there,
     /// and returns it for the caller to drop once the lock is released.
-    fn pop_sent(&self, inner: &mut ProcessInner, call: &Transaction) -> Option<Arc<Transaction>> {
+    fn pop_sent(&self, inner: &mut ProcessInner, call: &Transaction) -> Option<TransactionArc> {
         let stack = self.stack.access_mut(inner);
-        if stack.as_deref().is_some_and(|top| core::ptr::eq(top, call)) {
+        if stack
+            .as_deref()
+            .is_some_and(|top| core::ptr::eq(&top.item, call))
+        {
             return core::mem::replace(stack, call.parent_of_sent());
         }
         None
@@ -586,7 +598,7 @@ impl Thread {
                 // Off the list before it delivers, so that whatever queues the item again
                 // meanwhile (a death's confirmation, a new error) is not refused.
                 let work = ListArc::into_arc(work);
-                if work.item.deliver(self, out)? == Flow::Return {
+                if work.item.deliver(&work, self, out)? == Flow::Return {
                     return Ok(());
                 }
             }
@@ -663,7 +675,7 @@ impl Thread {
 #[derive(Default)]
 pub(crate) struct NewCall {
     /// The sender's stack top: the call it is answering, if any.
-    pub(crate) parent: Option<Arc<Transaction>>,
+    pub(crate) parent: Option<TransactionArc>,
     /// The thread of the target process that waits further down the chain, if any.
     pub(crate) waiting: Option<Arc<Thread>>,
 }
@@ -686,7 +698,12 @@ struct ReturnError {
 }
 
 impl Deliver for ReturnError {
-    fn deliver(&self, _thread: &Thread, out: &mut Returns) -> Result<Flow> {
+    fn deliver(
+        &self,
+        _this: &Arc<Work<dyn Deliver>>,
+        _thread: &Thread,
+        out: &mut Returns,
+    ) -> Result<Flow> {
         let code = self.code.xchg(BR_OK, Relaxed);
         if code != BR_OK {
             out.put_code(code)?;

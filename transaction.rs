@@ -92,6 +92,7 @@ use crate::{
     node::NodeArc,
     objects::{
         Held,
+        HeldRefs,
         Translation, //
     },
     priority,
@@ -104,9 +105,9 @@ use crate::{
     refs::MANAGER_HANDLE,
     scatter_gather::ScatterGather,
     stats::{
+        self,
         next_debug_id,
-        Object,
-        Tracked, //
+        Object, //
     },
     thread::{
         NewCall,
@@ -122,7 +123,8 @@ use crate::{
         Deliver,
         Described,
         Flow,
-        Work, //
+        Work,
+        WorkItem, //
     },
     write_read::Returns,
 };
@@ -190,6 +192,10 @@ impl Failure {
     }
 }
 
+/// A transaction, in the envelope that queues it: made once, it needs no other allocation to
+/// go on a todo list.
+pub(crate) type TransactionArc = Arc<Work<Transaction>>;
+
 /// A transaction or reply on its way, or a call delivered and awaiting its reply.
 #[pin_data(PinnedDrop)]
 pub(crate) struct Transaction {
@@ -198,10 +204,10 @@ pub(crate) struct Transaction {
     /// The sending thread of a synchronous call: the reply goes back to it.
     from: Option<Arc<Thread>>,
     /// The top of the sender's stack when it sent the call (a call it was answering).
-    from_parent: Option<Arc<Transaction>>,
+    from_parent: Option<TransactionArc>,
     /// The top of the receiving thread's stack below this call, once a thread took it;
     /// guarded by the receiver's `inner` lock.
-    pub(crate) to_parent: LockedBy<Option<Arc<Transaction>>, ProcessInner>,
+    pub(crate) to_parent: LockedBy<Option<TransactionArc>, ProcessInner>,
     /// The sending process.
     from_process: Arc<Process>,
     /// The receiving process; the payload is in its receive buffer.
@@ -277,9 +283,6 @@ struct Undelivered {
     view: Option<RangeView>,
 }
 
-/// A [`Transaction`] on a todo list.
-struct Delivery(Arc<Transaction>);
-
 /// `BR_TRANSACTION_COMPLETE`: the sender's transaction was accepted.
 ///
 /// A call's is queued, deferred, when the call is sent, and read together with the reply (or
@@ -288,25 +291,51 @@ struct Delivery(Arc<Transaction>);
 ///
 /// A one-way transaction that made the receiver suspect its sender of spam reads
 /// `BR_ONEWAY_SPAM_SUSPECT` instead, if the sender enabled that report.
+///
+/// Each thread has one of its own, made with it and used again and again, so that a
+/// transaction allocates none; only when the thread's own is still queued (several one-way
+/// transactions sent in one write, or a complete withdrawn and not yet read) is another one
+/// allocated ([`Thread::complete_to_queue`]). All of a complete's state is set and read by its
+/// thread: the sender queues it and the same thread reads it.
 pub(crate) struct Complete {
-    /// Counts the object for the `stats` log file.
-    _stats: Tracked,
+    /// Whether the complete counts in the `stats` log file as a live object: from when it is
+    /// queued until it is read, cancelled or dropped, as C counts its allocated `tcomplete`.
+    counted: Atomic<bool>,
     withdrawn: Atomic<bool>,
     /// The return: set before the complete is read, by the thread that reads it.
     code: Atomic<u32>,
 }
 
 impl Complete {
-    fn new() -> Self {
-        Self::with_code(BR_TRANSACTION_COMPLETE)
+    /// A complete not queued yet.
+    pub(crate) fn idle() -> Self {
+        Self {
+            counted: Atomic::new(false),
+            withdrawn: Atomic::new(false),
+            code: Atomic::new(BR_TRANSACTION_COMPLETE),
+        }
     }
 
-    fn with_code(code: u32) -> Self {
-        Self {
-            _stats: Tracked::new(Object::TransactionComplete),
-            withdrawn: Atomic::new(false),
-            code: Atomic::new(code),
+    /// Readies the complete to be queued with the return `code`.
+    fn arm(&self, code: u32) {
+        self.settle();
+        stats::created(Object::TransactionComplete);
+        self.counted.store(true, Relaxed);
+        self.withdrawn.store(false, Relaxed);
+        self.code.store(code, Relaxed);
+    }
+
+    /// The complete was read or dropped: it no longer counts as live.
+    fn settle(&self) {
+        if self.counted.xchg(false, Relaxed) {
+            stats::deleted(Object::TransactionComplete);
         }
+    }
+}
+
+impl Drop for Complete {
+    fn drop(&mut self) {
+        self.settle();
     }
 }
 
@@ -391,7 +420,7 @@ impl Thread {
         };
         let t = Transaction::new(self, from_parent, process, to, Some(&node), tr, sending)?;
         let report_to = entry.receiver();
-        let item = Work::new_item(Delivery(t.clone())).map_err(Failure::failed)?;
+        let item = Work::to_queue(&t).ok_or(Failure::failed(EINVAL))?;
         if oneway {
             // C decides when the sender reads it, from the sender's setting; the sender is
             // this process, so deciding now is the same.
@@ -403,8 +432,7 @@ impl Thread {
             } else {
                 BR_TRANSACTION_COMPLETE
             };
-            let complete = Work::new_arc(Complete::with_code(code)).map_err(Failure::failed)?;
-            let complete_item = Work::to_queue(&complete).ok_or(Failure::failed(EINVAL))?;
+            let (complete, complete_item) = self.complete_to_queue(code)?;
             // Queued before the transaction (see `reply_to`); withdrawn if the transaction
             // cannot be queued. On failure, dropping `t` gives its buffer back. To a frozen
             // process, the sender reads that it is pending instead, as in C.
@@ -423,8 +451,7 @@ impl Thread {
             }
             return Ok(());
         }
-        let complete = Work::new_arc(Complete::new()).map_err(Failure::failed)?;
-        let complete_item = Work::to_queue(&complete).ok_or(Failure::failed(EINVAL))?;
+        let (complete, complete_item) = self.complete_to_queue(BR_TRANSACTION_COMPLETE)?;
         // The call goes on the stack, and its BR_TRANSACTION_COMPLETE on the todo list, before
         // it can be answered; both are undone if it cannot be sent.
         self.begin_call(process, t.clone(), complete_item);
@@ -493,9 +520,8 @@ impl Thread {
             accept_fds: call.flags & TF_ACCEPT_FDS != 0,
         };
         let reply = Transaction::new(self, None, process, to, None, tr, sending)?;
-        let item = Work::new_item(Delivery(reply.clone())).map_err(Failure::failed)?;
-        let own_complete = Work::new_arc(Complete::new()).map_err(Failure::failed)?;
-        let own_item = Work::to_queue(&own_complete).ok_or(Failure::failed(EINVAL))?;
+        let item = Work::to_queue(&reply).ok_or(Failure::failed(EINVAL))?;
+        let (own_complete, own_item) = self.complete_to_queue(BR_TRANSACTION_COMPLETE)?;
         // This thread's BR_TRANSACTION_COMPLETE is queued before the reply is delivered, as in
         // C. The other way round, the caller could answer before it was queued (the caller is
         // often this thread's caller in turn, waiting on a nested call), and this thread
@@ -509,6 +535,22 @@ impl Thread {
             return Err(Failure::dead(ESRCH));
         }
         Ok(())
+    }
+
+    /// A complete with the return `code`, ready to be queued for this thread: the thread's own
+    /// if it is not queued already, else a new one. The first part of the result is for the
+    /// caller to withdraw it or change its code.
+    fn complete_to_queue(&self, code: u32) -> Result<(Arc<Work<Complete>>, WorkItem), Failure> {
+        let complete = match Work::to_queue(&self.complete) {
+            Some(item) => (self.complete.clone(), item),
+            None => {
+                let complete = Work::new_arc(Complete::idle()).map_err(Failure::failed)?;
+                let item = Work::to_queue(&complete).ok_or(Failure::failed(EINVAL))?;
+                (complete, item)
+            }
+        };
+        complete.0.arm(code);
+        Ok(complete)
     }
 
     /// Finds the node that `handle` names for `process`, as the C driver does: handle 0 is
@@ -564,13 +606,13 @@ impl Transaction {
     /// `sender`, to reply to, and `from_parent`, the sender's stack below it.
     fn new(
         sender: &Arc<Thread>,
-        from_parent: Option<Arc<Transaction>>,
+        from_parent: Option<TransactionArc>,
         from_process: &Arc<Process>,
         to: Arc<Process>,
         node: Option<&NodeArc>,
         tr: &TransactionDataSg,
         sending: Sending,
-    ) -> Result<Arc<Self>, Failure> {
+    ) -> Result<TransactionArc, Failure> {
         let Sending {
             id,
             to_tid,
@@ -614,11 +656,10 @@ impl Transaction {
             (true, Some(node)) => Some(node.clone()),
             _ => None,
         };
-        // Room for the references of the first objects (and the target's), so that a usual
-        // transaction does not grow the list object by object.
-        let expected = (offsets_size / size_of::<u64>()).min(32) + 1;
-        let held =
-            KVec::with_capacity(expected, GFP_KERNEL).map_err(|_| Failure::failed(ENOMEM))?;
+        // Room for the references of the objects (the first, or the target's, goes inline), so
+        // that a usual transaction does not grow the list object by object.
+        let held = HeldRefs::with_room(offsets_size / size_of::<u64>())
+            .map_err(|_| Failure::failed(ENOMEM))?;
         let clear_on_free = tr.flags & TF_CLEAR_BUF != 0;
         let label = BufferLabel {
             debug_id,
@@ -683,45 +724,42 @@ impl Transaction {
         let view = (!files.is_empty()).then_some(view);
         let target = node.map_or((0, 0), |node| (node.ptr(), node.cookie()));
         let to_parent = LockedBy::new(to.inner_lock(), None);
-        Arc::pin_init(
-            try_pin_init!(Self {
-                _census: Counted::new(Kind::Transaction),
-                from,
-                from_parent,
-                to_parent,
-                from_process: from_process.clone(),
-                to,
-                target,
-                code: tr.code,
-                flags: tr.flags,
-                sender_euid: Kuid::current_euid(),
-                priority: priority::current_nice(),
-                min_priority: node.map_or(0, |node| node.min_priority()),
-                saved_priority: Atomic::new(0),
-                data_size: tr.data_size,
-                offsets_size: tr.offsets_size,
-                secctx_offset,
-                oneway_spam_suspect,
-                is_reply,
-                outstanding: Atomic::new(false),
-                payload <- new_spinlock!(
-                    Some(Undelivered {
-                        range,
-                        address,
-                        files,
-                        view
-                    }),
-                    "Transaction::payload"
-                ),
-                debug_id,
-                from_tid: sender.id,
-                node_debug_id: node.map_or(0, |node| node.debug_id()),
-                start: Instant::now(),
-                to_tid: Atomic::new(to_tid),
-                buffer_offset,
-            }),
-            GFP_KERNEL,
-        )
+        Work::new_pinned(try_pin_init!(Self {
+            _census: Counted::new(Kind::Transaction),
+            from,
+            from_parent,
+            to_parent,
+            from_process: from_process.clone(),
+            to,
+            target,
+            code: tr.code,
+            flags: tr.flags,
+            sender_euid: Kuid::current_euid(),
+            priority: priority::current_nice(),
+            min_priority: node.map_or(0, |node| node.min_priority()),
+            saved_priority: Atomic::new(0),
+            data_size: tr.data_size,
+            offsets_size: tr.offsets_size,
+            secctx_offset,
+            oneway_spam_suspect,
+            is_reply,
+            outstanding: Atomic::new(false),
+            payload <- new_spinlock!(
+                Some(Undelivered {
+                    range,
+                    address,
+                    files,
+                    view
+                }),
+                "Transaction::payload"
+            ),
+            debug_id,
+            from_tid: sender.id,
+            node_debug_id: node.map_or(0, |node| node.debug_id()),
+            start: Instant::now(),
+            to_tid: Atomic::new(to_tid),
+            buffer_offset,
+        }))
         .map_err(Failure::failed)
     }
 
@@ -781,23 +819,26 @@ impl Transaction {
 
     /// The frame below this call on its sender's stack, borrowed.
     pub(crate) fn sender_parent(&self) -> Option<&Transaction> {
-        self.from_parent.as_deref()
+        self.from_parent.as_deref().map(|parent| &parent.item)
     }
 
     /// The frame below this call on its reader's stack; `inner` is the reader's state.
     pub(crate) fn reader_parent<'a>(&'a self, inner: &'a ProcessInner) -> Option<&'a Transaction> {
-        self.to_parent.access(inner).as_deref()
+        self.to_parent
+            .access(inner)
+            .as_deref()
+            .map(|parent| &parent.item)
     }
 
     /// The frame below this call on its sender's stack.
-    pub(crate) fn parent_of_sent(&self) -> Option<Arc<Transaction>> {
+    pub(crate) fn parent_of_sent(&self) -> Option<TransactionArc> {
         self.from_parent.clone()
     }
 
     /// This call and the calls below it on the stacks of their senders: the chain of calls
     /// that led to this one.
     pub(crate) fn call_chain(&self) -> impl Iterator<Item = &Transaction> {
-        core::iter::successors(Some(self), |call| call.from_parent.as_deref())
+        core::iter::successors(Some(self), |call| call.sender_parent())
     }
 
     /// The calling thread of a call, unless it has left the driver: the C driver forgets the
@@ -889,7 +930,7 @@ impl PinnedDrop for Transaction {
     }
 }
 
-impl Deliver for Delivery {
+impl Deliver for Transaction {
     /// Writes `BR_TRANSACTION` (or `BR_REPLY`) for the reader. Only once the returns are
     /// written is the buffer handed over (and `BC_FREE_BUFFER` allowed on it) and a call put
     /// on the reader's stack; if they cannot be written, the transaction fails instead, as in
@@ -902,8 +943,13 @@ impl Deliver for Delivery {
     /// have that many fds, the transaction fails as in C: a caller reads `BR_FAILED_REPLY`
     /// and the reader goes on with its other work; a reply's reader reads `BR_FAILED_REPLY`
     /// in its place.
-    fn deliver(&self, thread: &Thread, out: &mut Returns) -> Result<Flow> {
-        let t = &self.0;
+    fn deliver(
+        &self,
+        this: &Arc<Work<dyn Deliver>>,
+        thread: &Thread,
+        out: &mut Returns,
+    ) -> Result<Flow> {
+        let t = self;
         // A one-way transaction or reply is finished with once read; a call when answered.
         if t.from.is_none() {
             t.finished();
@@ -984,8 +1030,9 @@ impl Deliver for Delivery {
         range.deliver(array_fds);
         t.to_tid.store(thread.id, Relaxed);
         if t.from.is_some() {
-            t.to_tid.store(thread.id, Relaxed);
-            thread.push_received(&t.to, t.clone());
+            if let Some(call) = Work::downcast::<Transaction>(this) {
+                thread.push_received(&t.to, call);
+            }
         }
         Ok(Flow::Return)
     }
@@ -995,17 +1042,17 @@ impl Deliver for Delivery {
     }
 
     fn as_transaction(&self) -> Option<&Transaction> {
-        Some(&self.0)
+        Some(self)
     }
 
     fn cancel(&self) {
         binder_debug!(
             mask::DEAD_TRANSACTION,
             "undelivered transaction {}\n",
-            self.0.debug_id
+            self.debug_id
         );
-        self.0.release_buffer();
-        self.0.fail_caller(BR_DEAD_REPLY, None);
+        self.release_buffer();
+        self.fail_caller(BR_DEAD_REPLY, None);
     }
 }
 
@@ -1018,12 +1065,22 @@ impl Deliver for Complete {
         }
     }
 
-    fn deliver(&self, _thread: &Thread, out: &mut Returns) -> Result<Flow> {
+    fn deliver(
+        &self,
+        _this: &Arc<Work<dyn Deliver>>,
+        _thread: &Thread,
+        out: &mut Returns,
+    ) -> Result<Flow> {
+        self.settle();
         if self.withdrawn.load(Relaxed) {
             return Ok(Flow::Continue);
         }
         out.put_code(self.code.load(Relaxed))?;
         Ok(Flow::Continue)
+    }
+
+    fn cancel(&self) {
+        self.settle();
     }
 }
 
@@ -1052,7 +1109,7 @@ impl Translation<'_> {
             return Err(EINVAL);
         }
         if let Some(node) = node {
-            self.held.reserve(1, GFP_KERNEL)?;
+            self.held.reserve_one()?;
             self.to.count_local(node, true);
             self.keep(Held::Local {
                 node: node.clone(),

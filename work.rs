@@ -7,6 +7,11 @@
 //! knows how to [`Deliver`] itself. Items are `ListArc`s, so putting one on a list needs no
 //! allocation, and an item that is queued again and again over its life (a death notification,
 //! say) is tracked so that it can be on at most one list at a time.
+//!
+//! An object that is queued as itself is allocated in its envelope (a [`Node`], a
+//! [`Transaction`]): queueing it then allocates nothing at all.
+
+use core::any::Any;
 
 use kernel::{
     list::{
@@ -31,12 +36,19 @@ use crate::{
 };
 
 /// Something a reading thread can turn into returns.
-pub(crate) trait Deliver: Send + Sync {
+pub(crate) trait Deliver: Any + Send + Sync {
     /// Writes this item's returns into `out`, for `thread`, which took it off a todo list.
+    /// `this` is the item's own envelope, for an item that hands a reference to itself on
+    /// (see [`Work::downcast`]).
     ///
     /// Returns whether the thread should go back to userspace after it, as it does after each
     /// transaction or reply and after `BR_DEAD_BINDER`.
-    fn deliver(&self, thread: &Thread, out: &mut Returns) -> Result<Flow>;
+    fn deliver(
+        &self,
+        this: &Arc<Work<dyn Deliver>>,
+        thread: &Thread,
+        out: &mut Returns,
+    ) -> Result<Flow>;
 
     /// Called instead of [`Deliver::deliver`] when the item is dropped undelivered, because the
     /// thread or process it was queued for is going away.
@@ -147,15 +159,26 @@ impl<T: Deliver + 'static> Work<T> {
         )
     }
 
-    /// Allocates an envelope for `item`, ready to be queued once.
-    pub(crate) fn new_item(item: T) -> Result<WorkItem> {
-        Self::to_queue(&Self::new_arc(item)?).ok_or(EINVAL)
-    }
-
     /// The item ready to be queued, unless it is on a list already.
     pub(crate) fn to_queue(this: &Arc<Self>) -> Option<WorkItem> {
         let work: ListArc<Self> = ListArc::try_from_arc(this.clone()).ok()?;
         Some(work)
+    }
+}
+
+impl Work<dyn Deliver> {
+    /// The envelope `this` as the envelope of a `T`, if its item is one.
+    pub(crate) fn downcast<T: Deliver>(this: &Arc<Self>) -> Option<Arc<Work<T>>> {
+        let item: &dyn Any = &this.item;
+        if !item.is::<T>() {
+            return None;
+        }
+        let raw = Arc::into_raw(this.clone());
+        // SAFETY: `raw` comes from `Arc::into_raw`, and is given back once. The item is a `T`
+        // (checked just above), so the `Arc` was made as an `Arc<Work<T>>` and unsized to
+        // `Arc<Work<dyn Deliver>>`: `raw` points at a `Work<T>` in that allocation, which
+        // `Arc::from_raw` finds the reference count of by the same layout it was made with.
+        Some(unsafe { Arc::from_raw(raw.cast::<Work<T>>()) })
     }
 }
 

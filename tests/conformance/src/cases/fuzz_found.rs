@@ -107,16 +107,19 @@ fn write_size_that_wraps(_: &Env) -> Outcome {
 /// behind that complete in the C driver (`binder_inc_node_nilocked` dequeues the node's work
 /// and queues it again): the client reads `BR_TRANSACTION_COMPLETE`, `BR_INCREFS`,
 /// `BR_ACQUIRE`, `BR_TRANSACTION_COMPLETE`. (Found by the fuzzer, seed 1: rust_binder gave
-/// the node's returns first.)
+/// the node's returns first.) The manager frees the first call only once the client has read:
+/// freeing both would release the manager's handle, and a node with no reference left has
+/// nothing to tell its owner, on either driver.
 fn first_strong_reference_moves_node_returns(_: &Env) -> Outcome {
     const PTR: u64 = 0x100;
     const COOKIE: u64 = 0x101;
-    let manager = spawn_manager(|m| {
-        for _ in 0..2 {
-            let (call, _) = m.next_call()?;
-            m.free(&call)?;
-        }
-        Ok(())
+    let (read, await_read) = notice()?;
+    let manager = spawn_manager(move |m| {
+        let (call, _) = m.next_call()?;
+        await_read.wait()?;
+        m.free(&call)?;
+        let (call, _) = m.next_call()?;
+        m.free(&call)
     })?;
     let client = Peer::open()?;
     let weak =
@@ -129,6 +132,7 @@ fn first_strong_reference_moves_node_returns(_: &Env) -> Outcome {
         "two one-way calls with the same new object, weak then strong",
     )?;
     let mut returns = client.read()?;
+    read.notify()?;
     returns.retain(|r| *r != Return::Noop);
     let expected = [
         Return::TransactionComplete,
