@@ -251,11 +251,20 @@ impl Thread {
     }
 
     /// Queues `work` for this thread and wakes it.
+    ///
+    /// Work a thread queues for itself (its `BR_TRANSACTION_COMPLETE`, an error return) wakes
+    /// nobody, as in the C driver: the thread is running, not waiting in a read. Only a thread
+    /// that polls is woken then, and only when its todo list turns readable, since the poller
+    /// (an epoll waiting on the file, say) learns of the work from that wake-up alone.
     pub(crate) fn push_work(&self, inner: &mut ProcessInner, work: WorkItem) {
         self.todo.access_mut(inner).push_back(work);
-        *self.todo_ready.access_mut(inner) = true;
-        self.notify();
+        let was_ready = core::mem::replace(self.todo_ready.access_mut(inner), true);
+        let own = kernel::current!().pid() == self.id;
+        if !own || (!was_ready && self.looper_bits() & looper::POLL != 0) {
+            self.notify();
+        }
     }
+
 
     /// Queues `work` for this thread without waking it: the thread reads it with whatever
     /// it reads next.
