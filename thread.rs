@@ -576,8 +576,10 @@ impl Thread {
         nonblock: bool,
     ) -> Result {
         if out.is_fresh() {
-            // Written as a plain value: C traces no `binder_return` for this one.
+            // Written as a plain value: C traces no `binder_return` for this one. Copied out at
+            // once: a read into a bad buffer fails before it waits or takes any work, as in C.
             out.put(&BR_NOOP)?;
+            out.flush()?;
         }
         self.deliver_work(process, out, nonblock)?;
         if process.inner_lock().lock().request_thread(self) {
@@ -606,7 +608,11 @@ impl Thread {
                 // Off the list before it delivers, so that whatever queues the item again
                 // meanwhile (a death's confirmation, a new error) is not refused.
                 let work = ListArc::into_arc(work);
-                if work.item.deliver(self, out)? == Flow::Return {
+                let flow = work.item.deliver(self, out)?;
+                // Out before the next item is taken: a fault fails this item's read, not the
+                // next item's.
+                out.flush()?;
+                if flow == Flow::Return {
                     return Ok(());
                 }
             }
