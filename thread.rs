@@ -257,12 +257,14 @@ impl Thread {
     /// Work a thread queues for itself (its `BR_TRANSACTION_COMPLETE`, an error return) wakes
     /// nobody, as in the C driver: the thread is running, not waiting in a read. Only a thread
     /// that polls is woken then, and only when its todo list turns readable, since the poller
-    /// (an epoll waiting on the file, say) learns of the work from that wake-up alone.
+    /// (an epoll waiting on the file, say) learns of the work from that wake-up alone. A
+    /// transaction always wakes, as C wakes its target thread: the task may have opened the
+    /// device twice, and then this thread is its other one, which it may poll.
     pub(crate) fn push_work(&self, inner: &mut ProcessInner, work: WorkItem) {
+        let wakes_anyway = work.item.is_transaction() || kernel::current!().pid() != self.id;
         self.todo.access_mut(inner).push_back(work);
         let was_ready = core::mem::replace(self.todo_ready.access_mut(inner), true);
-        let own = kernel::current!().pid() == self.id;
-        if !own || (!was_ready && self.looper_bits() & looper::POLL != 0) {
+        if wakes_anyway || (!was_ready && self.looper_bits() & looper::POLL != 0) {
             self.notify();
         }
     }
@@ -555,9 +557,9 @@ impl Thread {
     /// The `poll` file operation for this thread: registers its wait queue and reports
     /// whether a read would return at once.
     pub(crate) fn poll(&self, process: &Process, file: &File, table: PollTable<'_>) -> bool {
-        let mut guard = process.inner_lock().lock();
+        let guard = process.inner_lock().lock();
         self.set_looper_bits(looper::POLL, true);
-        let process_work = self.takes_process_work(&mut guard);
+        let process_work = self.takes_process_work(&guard);
         drop(guard);
         table.register_wait(file, &self.wake);
         let mut guard = process.inner_lock().lock();
@@ -631,7 +633,7 @@ impl Thread {
     /// process's work to the next read.
     fn wait_for_work(self: &Arc<Self>, process: &Process, nonblock: bool) -> Result<bool> {
         let mut guard = process.inner_lock().lock();
-        let process_work = self.takes_process_work(&mut guard);
+        let process_work = self.takes_process_work(&guard);
         if process_work {
             // As in C, outside the lock: the scheduler takes its own.
             drop(guard);

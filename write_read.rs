@@ -197,7 +197,7 @@ impl Returns {
     /// Whether another return of any kind fits: the C driver stops delivering when less than
     /// the largest return (`BR_TRANSACTION_SEC_CTX` and its payload) would fit.
     pub(crate) fn has_room_for_return(&self) -> bool {
-        self.writer.len() - self.pending_len >= MAX_RETURN_SIZE
+        self.writer.len().saturating_sub(self.pending_len) >= MAX_RETURN_SIZE
     }
 
     /// Whether the buffer holds just one word, the `BR_NOOP` every fresh buffer starts with
