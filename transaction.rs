@@ -514,7 +514,8 @@ impl Thread {
     /// Finds the node that `handle` names for `process`, as the C driver does: handle 0 is
     /// the context manager (`BR_DEAD_REPLY` without one; `BR_FAILED_REPLY` from the
     /// manager's own process, through any of its files), any other handle needs a strong
-    /// reference (`BR_FAILED_REPLY` without).
+    /// reference (`BR_FAILED_REPLY` without), and a node whose owner is gone fails the
+    /// transaction with `BR_DEAD_REPLY`.
     fn find_target(&self, process: &Arc<Process>, handle: u32) -> Result<NodeArc, Failure> {
         let node = if handle == MANAGER_HANDLE {
             let node = process
@@ -530,6 +531,10 @@ impl Thread {
                 .ref_target(handle, true)
                 .ok_or(Failure::failed(EINVAL))?
         };
+        // Before any check of the sender's own state (its stack), as in the C driver.
+        if node.is_gone() {
+            return Err(Failure::dead(EINVAL));
+        }
         Ok(node)
     }
 }

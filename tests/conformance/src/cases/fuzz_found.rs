@@ -9,6 +9,7 @@ use crate::{
 };
 
 use super::peer::{spawn_manager, Peer};
+use crate::harness::spawn_ready;
 
 pub const CASES: &[Case] = &[
     Case::new(
@@ -22,6 +23,10 @@ pub const CASES: &[Case] = &[
     Case::new(
         "first_strong_reference_moves_node_returns_after_earlier_complete",
         first_strong_reference_moves_node_returns,
+    ),
+    Case::new(
+        "call_to_dead_node_is_dead_reply_before_stack_check",
+        call_to_dead_node_before_stack_check,
     ),
 ];
 
@@ -136,4 +141,84 @@ fn first_strong_reference_moves_node_returns(_: &Env) -> Outcome {
         "the sender read {returns:?}, expected {expected:?}"
     );
     manager.join()
+}
+
+/// A thread whose own call is still unanswered sends a second call, which the C driver
+/// refuses (`BR_FAILED_REPLY`, a bad transaction stack), but to a handle whose node died: C
+/// looks the target up first and fails the call with `BR_DEAD_REPLY` before it looks at the
+/// sender's stack. (Found by the fuzzer, seed 1: rust_binder checked the stack first.)
+fn call_to_dead_node_before_stack_check(_: &Env) -> Outcome {
+    const REGISTER: u32 = 1;
+    const LOOKUP: u32 = 2;
+    const HOLD: u32 = 3;
+    let (answer, await_answer) = notice()?;
+    let manager = spawn_manager(move |m| {
+        let (register, _) = m.next_call()?;
+        let [service] = m.objects(&register)?[..] else {
+            return Err("REGISTER without one object".into());
+        };
+        let handle = service.handle_value();
+        m.send(Commands::new().acquire(handle), "keep the service")?;
+        m.reply_and_free(&register, &Payload::new())?;
+        let (lookup, _) = m.next_call()?;
+        m.reply_and_free(&lookup, &Payload::new().object(FlatObject::handle(handle)))?;
+        let (hold, _) = m.next_call()?;
+        ensure!(hold.code == HOLD, "third call {hold:?}");
+        await_answer.wait()?;
+        m.reply_and_free(&hold, &Payload::new())
+    })?;
+    let server = spawn_ready(|ready| {
+        let s = Peer::open()?;
+        let reply = s.call_for_reply(
+            0,
+            REGISTER,
+            &Payload::new().object(FlatObject::binder(0x5e, 0x5f)),
+        )?;
+        s.free(&reply)?;
+        ready();
+        loop {
+            // SAFETY: Plain syscall; the child sleeps until killed.
+            unsafe { libc::pause() };
+        }
+    })?;
+    let c = Peer::open()?;
+    let reply = c.call_for_reply(0, LOOKUP, &Payload::new())?;
+    c.send(
+        Commands::new()
+            .acquire(1)
+            .free_buffer(reply.buffer)
+            .request_death_notification(1, 0xd1e),
+        "keep the handle, ask for its death",
+    )?;
+    server.kill()?;
+    loop {
+        let returns = c.read()?;
+        if returns.contains(&Return::DeadBinder(0xd1e)) {
+            break;
+        }
+    }
+    c.send(Commands::new().dead_binder_done(0xd1e), "dead binder done")?;
+    c.send_call(0, HOLD, &Payload::new())?;
+    c.send(
+        Commands::new().transaction(false, 1, 4, 0, &[]),
+        "a second call, to the dead node",
+    )?;
+    let returns = c.pending()?;
+    let expected = [Return::TransactionComplete, Return::DeadReply];
+    let ours = if returns == expected {
+        Ok(())
+    } else {
+        Err(format!(
+            "with its call unanswered, a call to a dead node read {returns:?}, expected {expected:?}"
+        ))
+    };
+    answer.notify()?;
+    let ours = ours.and_then(|()| {
+        let exchange = c.await_reply()?;
+        let reply = exchange
+            .reply
+            .ok_or_else(|| format!("the held call failed: {:?}", exchange.returns))?;
+        c.free(&reply)
+    });
+    manager.join_after(ours)
 }
