@@ -186,6 +186,8 @@ impl Deliver for Death {
         drop(state);
         out.put_code(code)?;
         out.put(&self.cookie)?;
+        // Logged once it reached userspace, as in C.
+        out.flush()?;
         crate::debug::death_return(code, self.cookie);
         Ok(flow)
     }

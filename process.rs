@@ -15,6 +15,10 @@
 use kernel::{
     cred::Credential,
     fs::File,
+    list::{
+        List,
+        ListArc, //
+    },
     mm::virt::VmaNew,
     prelude::*,
     rbtree::{
@@ -183,9 +187,11 @@ pub(crate) struct ProcessInner {
     requested_threads: u32,
     /// Threads that registered after being asked for.
     requested_threads_started: u32,
-    /// How many times a thread began to wait for process work (see
-    /// [`ProcessInner::next_wait_number`]).
-    waits: u64,
+    /// The threads waiting in a read for process work and not picked for any yet, the one
+    /// that went to sleep last first (the C driver's `waiting_threads`). A thread is on it
+    /// exactly while its `looper::AVAILABLE` bit is set; it puts itself on it before it
+    /// sleeps and takes itself off when it wakes, unless picking it took it off already.
+    waiting_threads: List<Thread>,
     /// `BINDER_FREEZE` froze the process: calls to it fail with `BR_FROZEN_REPLY`.
     frozen: bool,
     /// A call came while the process was frozen, since it was last frozen or thawed.
@@ -279,11 +285,8 @@ impl ProcessInner {
     /// of a thread waiting for process work (the one that began to wait last), which is then
     /// no candidate for more; on the process's list, waking the pollers, if none waits.
     pub(crate) fn push_transaction(&mut self, work: WorkItem) {
-        match self.with_threads(Self::pick_waiting) {
-            Some(thread) => {
-                thread.pick_for_process_work(self);
-                thread.push_work(self, work);
-            }
+        match self.pick_waiting() {
+            Some(thread) => thread.push_work(self, work),
             None => self.push_process_work(work),
         }
     }
@@ -292,36 +295,68 @@ impl ProcessInner {
     /// wait last), which is then no candidate for the next item, as the C driver takes it off
     /// its waiting list; or, if none waits, every thread that polls and could take the work.
     pub(crate) fn wake_for_process_work(&mut self) {
-        self.with_threads(|threads, inner| match Self::pick_waiting(threads, inner) {
-            Some(thread) => {
-                thread.pick_for_process_work(inner);
-                thread.notify();
-            }
-            None => threads
-                .values()
-                .filter(|thread| thread.polls_for_process_work(inner))
-                .for_each(|thread| thread.notify()),
-        });
-    }
-
-    /// The thread that began to wait for process work last, of those still waiting for it.
-    fn pick_waiting(threads: &RBTree<Pid, Arc<Thread>>, inner: &mut Self) -> Option<Arc<Thread>> {
-        let mut picked: Option<(u64, &Arc<Thread>)> = None;
-        for thread in threads.values() {
-            if let Some(since) = thread.waiting_since(inner) {
-                if picked.is_none_or(|(latest, _)| since > latest) {
-                    picked = Some((since, thread));
-                }
-            }
+        match self.pick_waiting() {
+            Some(thread) => thread.notify(),
+            None => self.with_threads(|threads, inner| {
+                threads
+                    .values()
+                    .filter(|thread| thread.polls_for_process_work(inner))
+                    .for_each(|thread| thread.notify())
+            }),
         }
-        picked.map(|(_, thread)| thread.clone())
     }
 
-    /// A number for a thread that begins to wait for process work: later waits get larger
-    /// numbers.
-    pub(crate) fn next_wait_number(&mut self) -> u64 {
-        self.waits = self.waits.wrapping_add(1);
-        self.waits
+    /// Takes the thread that went to sleep last, of those waiting for process work, off the
+    /// list of waiting threads: it is no candidate for more until it waits again. The caller
+    /// wakes it (or queues work for it, which does).
+    ///
+    /// A thread given work of its own or a call to answer while it waits is passed over (and
+    /// left on the list until it wakes): it would not take the process's work.
+    fn pick_waiting(&mut self) -> Option<Arc<Thread>> {
+        // Moved out while the threads' state is read through `self`; nothing else touches
+        // the list meanwhile.
+        let mut waiting = core::mem::take(&mut self.waiting_threads);
+        let mut cursor = waiting.cursor_front();
+        let mut picked = None;
+        while let Some(next) = cursor.peek_next() {
+            if next.can_be_picked(self) {
+                picked = Some(next.remove());
+                break;
+            }
+            cursor.move_next();
+        }
+        self.waiting_threads = waiting;
+        let thread = ListArc::into_arc(picked?);
+        thread.set_available(self, false);
+        Some(thread)
+    }
+
+    /// Whether a thread waits for process work and could be picked for it.
+    fn someone_waits(&self) -> bool {
+        self.waiting_threads
+            .iter()
+            .any(|thread| thread.can_be_picked(self))
+    }
+
+    /// Puts `thread`, about to sleep waiting for process work, first on the list of waiting
+    /// threads.
+    pub(crate) fn add_waiting_thread(&mut self, thread: &Arc<Thread>) {
+        // It cannot be on the list already: it takes itself off whenever it wakes.
+        if let Ok(item) = ListArc::try_from_arc(thread.clone()) {
+            self.waiting_threads.push_front(item);
+            thread.set_available(self, true);
+        }
+    }
+
+    /// Takes `thread`, which woke, off the list of waiting threads if picking it did not.
+    pub(crate) fn remove_waiting_thread(&mut self, thread: &Thread) {
+        // SAFETY: A thread is put only on its own process's list of waiting threads, and the
+        // list is never moved out while this runs (`pick_waiting` puts it back before it
+        // returns), so `thread` is on this list or on none.
+        let removed = unsafe { self.waiting_threads.remove(thread) };
+        thread.set_available(self, false);
+        // Not the last reference: the caller holds one.
+        drop(removed);
     }
 
     /// Runs `f` over the threads, with the rest of the state at hand.
@@ -449,12 +484,7 @@ impl ProcessInner {
         {
             return false;
         }
-        let threads = core::mem::take(&mut self.threads);
-        let someone_waits = threads
-            .values()
-            .any(|thread| thread.waits_for_process_work(self));
-        self.threads = threads;
-        if someone_waits {
+        if self.someone_waits() {
             return false;
         }
         self.requested_threads += 1;
@@ -504,7 +534,7 @@ impl Process {
                         max_threads: 0,
                         requested_threads: 0,
                         requested_threads_started: 0,
-                        waits: 0,
+                        waiting_threads: List::new(),
                         frozen: false,
                         sync_recv: false,
                         async_recv: false,

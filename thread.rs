@@ -9,7 +9,14 @@
 
 use kernel::{
     fs::File,
-    list::ListArc,
+    list::{
+        impl_list_arc_safe,
+        impl_list_item,
+        AtomicTracker,
+        ListArc,
+        ListLinks,
+        TryNewListArc, //
+    },
     prelude::*,
     sync::{
         atomic::{
@@ -76,9 +83,9 @@ pub(crate) mod looper {
     /// The thread has polled the file.
     pub(crate) const POLL: u32 = 0x20;
     /// The thread waits in a read that may take the process's work, and no work was handed
-    /// to it since it began to wait: the C driver's `waiting_threads` list. A thread is picked
-    /// for new process work only while this is set, and picking it clears it, so that two
-    /// items queued together wake two threads.
+    /// to it since it began to wait. Set exactly while the thread is on its process's list of
+    /// waiting threads (the C driver's `waiting_threads`); picking it for new process work
+    /// takes it off, so that two items queued together wake two threads.
     pub(crate) const AVAILABLE: u32 = 0x40;
 }
 
@@ -106,9 +113,13 @@ pub(crate) struct Thread {
     /// Deferred work (the refcount returns of objects the thread sent) waits in `todo`
     /// without it, for whatever wakes the thread next.
     todo_ready: LockedBy<bool, ProcessInner>,
-    /// When the thread last began to wait for process work; see
-    /// [`Thread::waiting_since`].
-    waiting_since: LockedBy<u64, ProcessInner>,
+    /// The thread's place on its process's list of threads waiting for process work
+    /// ([`ProcessInner::waiting_threads`]); it is on no other list of that kind.
+    #[pin]
+    waiting_links: ListLinks,
+    /// Lets the thread be put on that list only once at a time.
+    #[pin]
+    waiting_tracker: AtomicTracker,
     /// The error return of the thread's last failed transaction, until it is read.
     return_error: Arc<Work<ReturnError>>,
     /// What `BINDER_GET_EXTENDED_ERROR` reports: the last failed transaction's details.
@@ -153,7 +164,8 @@ impl Thread {
                 need_return: Atomic::new(true),
                 todo: LockedBy::new(process.inner_lock(), Todo::new()),
                 todo_ready: LockedBy::new(process.inner_lock(), false),
-                waiting_since: LockedBy::new(process.inner_lock(), 0),
+                waiting_links <- ListLinks::new(),
+                waiting_tracker <- AtomicTracker::new(),
                 return_error,
                 extended_error: LockedBy::new(process.inner_lock(), no_extended_error()),
                 reply_error,
@@ -215,35 +227,25 @@ impl Thread {
     ///
     /// As in the C driver, a thread that never sent a looper command qualifies too (a minimal
     /// server that only reads gets its calls); the C driver logs that as a user error.
-    fn takes_process_work(&self, inner: &mut ProcessInner) -> bool {
-        self.stack.access_mut(inner).is_none() && self.todo.access_mut(inner).is_empty()
+    fn takes_process_work(&self, inner: &ProcessInner) -> bool {
+        self.stack.access(inner).is_none() && self.todo.access(inner).is_empty()
     }
 
-    /// Whether the thread waits in a read for work of the process and was not picked for
-    /// any since it began to wait (a candidate to wake).
-    pub(crate) fn waits_for_process_work(&self, inner: &mut ProcessInner) -> bool {
-        self.waiting_since(inner).is_some()
+    /// Whether the thread, on its process's list of waiting threads, is a candidate to wake
+    /// for process work: it has still no work of its own and no call to answer.
+    pub(crate) fn can_be_picked(&self, inner: &ProcessInner) -> bool {
+        self.takes_process_work(inner)
     }
 
-    /// For a thread that [waits for process work](Self::waits_for_process_work): when it
-    /// began to wait, as [`ProcessInner::next_wait_number`] counts.
-    pub(crate) fn waiting_since(&self, inner: &mut ProcessInner) -> Option<u64> {
-        if self.looper_bits() & looper::AVAILABLE == 0 || !self.takes_process_work(inner) {
-            return None;
-        }
-        Some(*self.waiting_since.access_mut(inner))
-    }
-
-    /// Picks this waiting thread for process work just queued: it is no candidate for more
-    /// until it waits again. The caller wakes it (or queues work for it, which does).
-    ///
-    /// The caller holds the process's `inner` lock, as `_locked` says.
-    pub(crate) fn pick_for_process_work(&self, _locked: &ProcessInner) {
-        self.set_looper_bits(looper::AVAILABLE, false);
+    /// Marks this thread as on (`true`) or off its process's list of waiting threads. The
+    /// caller holds the process's `inner` lock, as `_locked` says, and puts the thread on the
+    /// list or takes it off in the same lock round.
+    pub(crate) fn set_available(&self, _locked: &ProcessInner, available: bool) {
+        self.set_looper_bits(looper::AVAILABLE, available);
     }
 
     /// Whether the thread polls and could take work of the process (a poller to wake).
-    pub(crate) fn polls_for_process_work(&self, inner: &mut ProcessInner) -> bool {
+    pub(crate) fn polls_for_process_work(&self, inner: &ProcessInner) -> bool {
         self.looper_bits() & looper::POLL != 0 && self.takes_process_work(inner)
     }
 
@@ -260,10 +262,20 @@ impl Thread {
     }
 
     /// Queues `work` for this thread and wakes it.
+    ///
+    /// Work a thread queues for itself (its `BR_TRANSACTION_COMPLETE`, an error return) wakes
+    /// nobody, as in the C driver: the thread is running, not waiting in a read. Only a thread
+    /// that polls is woken then, and only when its todo list turns readable, since the poller
+    /// (an epoll waiting on the file, say) learns of the work from that wake-up alone. A
+    /// transaction always wakes, as C wakes its target thread: the task may have opened the
+    /// device twice, and then this thread is its other one, which it may poll.
     pub(crate) fn push_work(&self, inner: &mut ProcessInner, work: WorkItem) {
+        let wakes_anyway = work.item.is_transaction() || kernel::current!().pid() != self.id;
         self.todo.access_mut(inner).push_back(work);
-        *self.todo_ready.access_mut(inner) = true;
-        self.notify();
+        let was_ready = core::mem::replace(self.todo_ready.access_mut(inner), true);
+        if wakes_anyway || (!was_ready && self.looper_bits() & looper::POLL != 0) {
+            self.notify();
+        }
     }
 
     /// Queues `work` for this thread without waking it: the thread reads it with whatever
@@ -557,9 +569,9 @@ impl Thread {
     /// The `poll` file operation for this thread: registers its wait queue and reports
     /// whether a read would return at once.
     pub(crate) fn poll(&self, process: &Process, file: &File, table: PollTable<'_>) -> bool {
-        let mut guard = process.inner_lock().lock();
+        let guard = process.inner_lock().lock();
         self.set_looper_bits(looper::POLL, true);
-        let process_work = self.takes_process_work(&mut guard);
+        let process_work = self.takes_process_work(&guard);
         drop(guard);
         table.register_wait(file, &self.wake);
         let mut guard = process.inner_lock().lock();
@@ -571,10 +583,17 @@ impl Thread {
     /// Without `nonblock` it waits until there is work, the thread is told to return to
     /// userspace, or a signal comes (`EINTR`); with `nonblock` it fails with `EAGAIN` instead
     /// of waiting.
-    pub(crate) fn read(&self, process: &Process, out: &mut Returns, nonblock: bool) -> Result {
+    pub(crate) fn read(
+        self: &Arc<Self>,
+        process: &Process,
+        out: &mut Returns,
+        nonblock: bool,
+    ) -> Result {
         if out.is_fresh() {
-            // Written as a plain value: C traces no `binder_return` for this one.
+            // Written as a plain value: C traces no `binder_return` for this one. Copied out at
+            // once: a read into a bad buffer fails before it waits or takes any work, as in C.
             out.put(&BR_NOOP)?;
+            out.flush()?;
         }
         self.deliver_work(process, out, nonblock)?;
         if process.inner_lock().lock().request_thread(self) {
@@ -585,7 +604,12 @@ impl Thread {
 
     /// Waits for work and delivers it into `out` until there is no more, no more room, or an
     /// item sends the thread back to userspace.
-    fn deliver_work(&self, process: &Process, out: &mut Returns, nonblock: bool) -> Result {
+    fn deliver_work(
+        self: &Arc<Self>,
+        process: &Process,
+        out: &mut Returns,
+        nonblock: bool,
+    ) -> Result {
         loop {
             let process_work = self.wait_for_work(process, nonblock)?;
             loop {
@@ -598,7 +622,11 @@ impl Thread {
                 // Off the list before it delivers, so that whatever queues the item again
                 // meanwhile (a death's confirmation, a new error) is not refused.
                 let work = ListArc::into_arc(work);
-                if work.item.deliver(&work, self, out)? == Flow::Return {
+                let flow = work.item.deliver(&work, self, out)?;
+                // Out before the next item is taken: a fault fails this item's read, not the
+                // next item's.
+                out.flush()?;
+                if flow == Flow::Return {
                     return Ok(());
                 }
             }
@@ -615,9 +643,9 @@ impl Thread {
     /// has no work of its own and no call to answer), and keeps to it until it waits again,
     /// so a thread that just replied reads its `BR_TRANSACTION_COMPLETE` and leaves the
     /// process's work to the next read.
-    fn wait_for_work(&self, process: &Process, nonblock: bool) -> Result<bool> {
+    fn wait_for_work(self: &Arc<Self>, process: &Process, nonblock: bool) -> Result<bool> {
         let mut guard = process.inner_lock().lock();
-        let process_work = self.takes_process_work(&mut guard);
+        let process_work = self.takes_process_work(&guard);
         if process_work {
             // As in C, outside the lock: the scheduler takes its own.
             drop(guard);
@@ -632,12 +660,6 @@ impl Thread {
         }
         let todo = !self.todo.access_mut(&mut guard).is_empty();
         trace::binder_wait_for_work(process_work, self.has_transaction_stack(&guard), todo);
-        let waiting = if process_work {
-            *self.waiting_since.access_mut(&mut guard) = guard.next_wait_number();
-            looper::WAITING | looper::AVAILABLE
-        } else {
-            looper::WAITING
-        };
         loop {
             if self.has_work(&mut guard, process_work) {
                 return Ok(process_work);
@@ -645,9 +667,15 @@ impl Thread {
             if nonblock {
                 return Err(EAGAIN);
             }
-            self.set_looper_bits(waiting, true);
+            // As in C, each time it goes to sleep the thread becomes the latest waiter, the
+            // first to be picked.
+            if process_work {
+                guard.add_waiting_thread(self);
+            }
+            self.set_looper_bits(looper::WAITING, true);
             let interrupted = self.wake.wait_interruptible(&mut guard);
-            self.set_looper_bits(looper::WAITING | looper::AVAILABLE, false);
+            self.set_looper_bits(looper::WAITING, false);
+            guard.remove_waiting_thread(self);
             if interrupted {
                 return Err(EINTR);
             }
@@ -717,4 +745,12 @@ impl Deliver for ReturnError {
             code => Described::Error(code),
         }
     }
+}
+
+impl_list_arc_safe! {
+    impl ListArcSafe<0> for Thread { tracked_by waiting_tracker: AtomicTracker; }
+}
+
+impl_list_item! {
+    impl ListItem<0> for Thread { using ListLinks { self.waiting_links }; }
 }

@@ -1016,6 +1016,8 @@ impl Deliver for Transaction {
                 .put_code(if t.is_reply { BR_REPLY } else { BR_TRANSACTION })
                 .and_then(|()| out.put(&TransactionData(tr))),
         };
+        // Out now: the transaction counts as received only once its returns reached userspace.
+        let written = written.and_then(|()| out.flush());
         if let Err(err) = written {
             binder_debug!(
                 mask::DEAD_TRANSACTION,

@@ -31,6 +31,13 @@ use crate::{
 /// The room the largest return takes: a code and a `binder_transaction_data_secctx`.
 const MAX_RETURN_SIZE: usize = size_of::<u32>() + size_of::<uapi::binder_transaction_data_secctx>();
 
+/// How many bytes of returns [`Returns`] gathers before it copies them out: room for the
+/// largest work item, a node's four refcount returns.
+const PENDING_SIZE: usize = 4 * (size_of::<u32>() + 2 * size_of::<u64>());
+
+/// How many return codes can wait in [`Returns`] to be traced and counted.
+const PENDING_CODES: usize = 4;
+
 /// `struct binder_write_read`, the argument of `BINDER_WRITE_READ`.
 #[repr(transparent)]
 #[derive(Clone, Copy, Default)]
@@ -133,14 +140,27 @@ impl Commands {
 }
 
 /// The read half: room for the returns the thread delivers.
+///
+/// Returns are gathered in `pending` and copied to userspace in one go by [`Returns::flush`]:
+/// after each work item (the reading thread flushes before it takes the next one), and by an
+/// item before anything it does that assumes its returns reached userspace. So a fault in
+/// the user buffer fails the same item, at the same point, as a copy per word would (as C's
+/// `put_user`s do), and no later item is taken off its list.
 pub(crate) struct Returns {
     /// The start of the whole read buffer (not of the room after `read_consumed`).
     base: usize,
     writer: UserSliceWriter,
     /// `read_consumed` before this call.
     start: u64,
-    /// The bytes written by this call.
+    /// The bytes written by this call, those still pending included.
     written: usize,
+    /// Returns not copied out yet: the first `pending_len` bytes.
+    pending: [u8; PENDING_SIZE],
+    pending_len: usize,
+    /// The codes in `pending` (the first `pending_codes` entries), traced and counted once
+    /// they are copied out, as C counts a return only once it is written.
+    codes: [u32; PENDING_CODES],
+    pending_codes: usize,
     /// The reading process, whose counters of returns ([`crate::stats`]) the codes count in.
     process: Arc<Process>,
 }
@@ -161,6 +181,10 @@ impl Returns {
             writer,
             start,
             written: 0,
+            pending: [0; PENDING_SIZE],
+            pending_len: 0,
+            codes: [0; PENDING_CODES],
+            pending_codes: 0,
             process,
         }
     }
@@ -173,7 +197,7 @@ impl Returns {
     /// Whether another return of any kind fits: the C driver stops delivering when less than
     /// the largest return (`BR_TRANSACTION_SEC_CTX` and its payload) would fit.
     pub(crate) fn has_room_for_return(&self) -> bool {
-        self.writer.len() >= MAX_RETURN_SIZE
+        self.writer.len().saturating_sub(self.pending_len) >= MAX_RETURN_SIZE
     }
 
     /// Whether the buffer holds just one word, the `BR_NOOP` every fresh buffer starts with
@@ -182,20 +206,58 @@ impl Returns {
         self.consumed() == size_of::<u32>() as u64
     }
 
-    /// Writes one return code, and counts it (all but `BR_NOOP`, as C counts them).
+    /// Writes one return code, and counts it once it is copied out (all but `BR_NOOP`, as C
+    /// counts them).
     pub(crate) fn put_code(&mut self, code: u32) -> Result {
-        self.put(&code)?;
-        crate::trace::binder_return(code);
-        if code != BR_NOOP {
-            crate::stats::returned(&self.process.stats, code);
+        if self.pending_codes == PENDING_CODES {
+            self.flush()?;
         }
+        self.put(&code)?;
+        self.codes[self.pending_codes] = code;
+        self.pending_codes += 1;
         Ok(())
     }
 
     /// Writes one value (a return code or its payload).
     pub(crate) fn put<T: AsBytes>(&mut self, value: &T) -> Result {
-        self.writer.write(value)?;
-        self.written += size_of::<T>();
+        let bytes = value.as_bytes();
+        if bytes.len() > PENDING_SIZE - self.pending_len {
+            self.flush()?;
+        }
+        match self
+            .pending
+            .get_mut(self.pending_len..self.pending_len + bytes.len())
+        {
+            Some(room) => {
+                room.copy_from_slice(bytes);
+                self.pending_len += bytes.len();
+            }
+            // Larger than the whole of `pending` (nothing is): straight out.
+            None => self.writer.write(value)?,
+        }
+        self.written += bytes.len();
+        Ok(())
+    }
+
+    /// Copies the pending returns out to userspace, then traces and counts their codes.
+    ///
+    /// On a fault (`EFAULT`) the pending returns are dropped: the read fails, and its
+    /// returns with it.
+    pub(crate) fn flush(&mut self) -> Result {
+        let pending = &self.pending[..self.pending_len];
+        self.pending_len = 0;
+        let codes = self.pending_codes;
+        self.pending_codes = 0;
+        if pending.is_empty() {
+            return Ok(());
+        }
+        self.writer.write_slice(pending)?;
+        for &code in &self.codes[..codes] {
+            crate::trace::binder_return(code);
+            if code != BR_NOOP {
+                crate::stats::returned(&self.process.stats, code);
+            }
+        }
         Ok(())
     }
 

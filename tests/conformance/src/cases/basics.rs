@@ -1,8 +1,11 @@
 //! Opening devices and the small ioctls: version, thread limits, threads, poll and flush.
 
-use std::{os::fd::AsRawFd, thread};
+use std::{
+    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+    thread,
+};
 
-use binder_client::{uapi, Binder, PROTOCOL_VERSION};
+use binder_client::{uapi, Binder, Commands, Return, PROTOCOL_VERSION};
 
 use crate::{
     ensure,
@@ -30,6 +33,10 @@ pub const CASES: &[Case] = &[
     ),
     Case::new("poll_new_thread_needs_return", poll_new_thread_needs_return),
     Case::new("flush_makes_threads_return", flush_makes_threads_return),
+    Case::new(
+        "epoll_woken_by_own_failed_transaction",
+        epoll_woken_by_own_failed_transaction,
+    ),
 ];
 
 fn open_each_device(_: &Env) -> Outcome {
@@ -182,4 +189,59 @@ fn flush_makes_threads_return(_: &Env) -> Outcome {
         .version()
         .step("BINDER_VERSION after flush")
         .map(drop)
+}
+
+/// Waits on `epoll` without blocking; returns how many events it reported.
+fn epoll_now(epoll: &OwnedFd) -> Outcome<i32> {
+    let mut event = libc::epoll_event { events: 0, u64: 0 };
+    // SAFETY: `event` has room for the one event asked for.
+    let n = unsafe { libc::epoll_wait(epoll.as_raw_fd(), &mut event, 1, 0) };
+    ensure!(n >= 0, "epoll_wait: {}", std::io::Error::last_os_error());
+    Ok(n)
+}
+
+/// A thread that waits through an edge-triggered epoll queues work for itself (the
+/// BR_FAILED_REPLY of a transaction to a handle it does not have): C wakes a polling thread
+/// for its own work, so the epoll reports the file readable without any read.
+fn epoll_woken_by_own_failed_transaction(_: &Env) -> Outcome {
+    let binder = Binder::open(BINDER).step("open")?;
+    // Clears the new thread's "needs to return", which reads as readable.
+    binder.version().step("BINDER_VERSION")?;
+    // SAFETY: Plain syscall.
+    let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    ensure!(
+        fd >= 0,
+        "epoll_create1: {}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: `fd` was just created and is owned by nothing else.
+    let epoll = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut event = libc::epoll_event {
+        events: (libc::EPOLLIN | libc::EPOLLET) as u32,
+        u64: 1,
+    };
+    // SAFETY: Both descriptors are open; `event` is valid for the call.
+    let added = unsafe {
+        libc::epoll_ctl(
+            epoll.as_raw_fd(),
+            libc::EPOLL_CTL_ADD,
+            binder.as_raw_fd(),
+            &mut event,
+        )
+    };
+    ensure!(added == 0, "epoll_ctl: {}", std::io::Error::last_os_error());
+    ensure!(epoll_now(&epoll)? == 0, "readable before any work");
+    binder
+        .send(&Commands::new().transaction(false, 99, 1, 0, b"x"))
+        .step("transaction to an unknown handle")?;
+    ensure!(
+        epoll_now(&epoll)? == 1,
+        "the thread's own BR_FAILED_REPLY did not wake its epoll"
+    );
+    let returns = binder.read().step("read")?;
+    ensure!(
+        returns.contains(&Return::FailedReply),
+        "read {returns:?}, expected BR_FAILED_REPLY"
+    );
+    Ok(())
 }

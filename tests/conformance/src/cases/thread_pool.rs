@@ -61,6 +61,10 @@ pub const CASES: &[Case] = &[
         non_looper_woken_for_oneway,
     ),
     Case::new(
+        "latest_waiting_looper_takes_call",
+        latest_waiting_looper_takes_call,
+    ),
+    Case::new(
         "thread_exit_then_read_takes_queued_oneway",
         thread_exit_then_read_takes_queued_oneway,
     ),
@@ -710,4 +714,77 @@ fn reply_read_leaves_queued_call(_: &Env) -> Outcome {
 
 fn reply_read_leaves_queued_oneway(_: &Env) -> Outcome {
     reply_read_leaves_queued(uapi::TF_ONE_WAY)
+}
+
+/// Three loopers go to sleep in their reads one after the other, and a call comes: C gives it
+/// to the one that went to sleep last (the head of its `waiting_threads`). That looper answers
+/// and sleeps again, the latest once more, so the next call goes to it too.
+fn latest_waiting_looper_takes_call(_: &Env) -> Outcome {
+    const LOOPERS: usize = 3;
+    let (client, mut link) = spawn_client(|client, link| {
+        for round in 0..2 {
+            link.wait()?;
+            let reply = client.call_for_reply(0, round, &Payload::new().bytes(PING))?;
+            client.free(&reply)?;
+        }
+        Ok(())
+    })?;
+    let server = Peer::manager()?;
+    // The manager is in place: the client opens its binder.
+    link.signal()?;
+    let (taken_sender, taken) = mpsc::channel();
+    let mut tids = Vec::new();
+    for looper in 0..LOOPERS {
+        let binder = server.binder.try_clone().step("dup")?;
+        let taken_sender = taken_sender.clone();
+        let (tid_sender, tid) = mpsc::channel();
+        // Detached: a looper the driver never wakes again must not hold the case up.
+        thread::spawn(move || {
+            let _ = tid_sender.send(gettid());
+            if let Err(why) = answering_looper(&binder, looper, &taken_sender) {
+                let _ = taken_sender.send(Err(why));
+            }
+        });
+        let tid = tid.recv().map_err(|e| e.to_string())?;
+        await_sleeping_in_binder_read(tid)?;
+        tids.push(tid);
+    }
+    for round in 0..2 {
+        for &tid in &tids {
+            await_sleeping_in_binder_read(tid)?;
+        }
+        link.signal()?;
+        let (looper, code) = taken
+            .recv_timeout(HANG)
+            .map_err(|_| format!("round {round}: the call reached no looper"))??;
+        ensure!(
+            code == round && looper == LOOPERS - 1,
+            "round {round}: call {code} went to looper {looper} (loopers' tids {tids:?}); the \
+             one that went to sleep last is looper {}",
+            LOOPERS - 1
+        );
+    }
+    client.join()
+}
+
+/// A looper that answers every call it reads, telling `taken` which looper took which call.
+fn answering_looper(
+    binder: &Binder,
+    looper: usize,
+    taken: &mpsc::Sender<Outcome<(usize, u32)>>,
+) -> Outcome {
+    binder
+        .send(&Commands::new().enter_looper())
+        .step("enter looper")?;
+    loop {
+        for ret in binder.read().step("looper read")? {
+            if let Return::Transaction(txn) = ret {
+                let answer = Commands::new()
+                    .transaction(true, 0, txn.code, 0, PING)
+                    .free_buffer(txn.buffer);
+                binder.send(&answer).step("answer")?;
+                let _ = taken.send(Ok((looper, txn.code)));
+            }
+        }
+    }
 }
