@@ -8,6 +8,7 @@ use crate::{
     harness::{notice, Case, Env, Outcome, Step, BINDER},
 };
 
+use super::objects::{serve_one_registration, LOOKUP, REGISTER};
 use super::peer::{spawn_manager, Peer};
 use crate::harness::spawn_ready;
 
@@ -152,20 +153,10 @@ fn first_strong_reference_moves_node_returns(_: &Env) -> Outcome {
 /// looks the target up first and fails the call with `BR_DEAD_REPLY` before it looks at the
 /// sender's stack. (Found by the fuzzer, seed 1: rust_binder checked the stack first.)
 fn call_to_dead_node_before_stack_check(_: &Env) -> Outcome {
-    const REGISTER: u32 = 1;
-    const LOOKUP: u32 = 2;
     const HOLD: u32 = 3;
     let (answer, await_answer) = notice()?;
     let manager = spawn_manager(move |m| {
-        let (register, _) = m.next_call()?;
-        let [service] = m.objects(&register)?[..] else {
-            return Err("REGISTER without one object".into());
-        };
-        let handle = service.handle_value();
-        m.send(Commands::new().acquire(handle), "keep the service")?;
-        m.reply_and_free(&register, &Payload::new())?;
-        let (lookup, _) = m.next_call()?;
-        m.reply_and_free(&lookup, &Payload::new().object(FlatObject::handle(handle)))?;
+        serve_one_registration(m)?;
         let (hold, _) = m.next_call()?;
         ensure!(hold.code == HOLD, "third call {hold:?}");
         await_answer.wait()?;

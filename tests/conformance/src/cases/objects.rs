@@ -216,27 +216,30 @@ fn handles_fill_gaps(_: &Env) -> Outcome {
     manager.join()
 }
 
-const REGISTER: u32 = 1;
-const LOOKUP: u32 = 2;
+pub(super) const REGISTER: u32 = 1;
+pub(super) const LOOKUP: u32 = 2;
 const SERVICE_PTR: u64 = 0x5e7;
 const SERVICE_COOKIE: u64 = 0xc00c;
 
 /// A context manager that keeps the object of one REGISTER call and hands it out to one
 /// LOOKUP call: the smallest service manager.
 fn registry() -> Outcome<crate::harness::Child> {
-    spawn_manager(|m| {
-        let (register, _) = m.next_call()?;
-        ensure!(register.code == REGISTER, "first call {register:?}");
-        let [service] = m.objects(&register)?[..] else {
-            return Err("REGISTER without one object".into());
-        };
-        let handle = service.handle_value();
-        m.send(Commands::new().acquire(handle), "keep the service")?;
-        m.reply_and_free(&register, &Payload::new())?;
-        let (lookup, _) = m.next_call()?;
-        ensure!(lookup.code == LOOKUP, "second call {lookup:?}");
-        m.reply_and_free(&lookup, &Payload::new().object(FlatObject::handle(handle)))
-    })
+    spawn_manager(serve_one_registration)
+}
+
+/// The manager `m` keeps the object of one REGISTER call and hands it out to one LOOKUP call.
+pub(super) fn serve_one_registration(m: &Peer) -> Outcome {
+    let (register, _) = m.next_call()?;
+    ensure!(register.code == REGISTER, "first call {register:?}");
+    let [service] = m.objects(&register)?[..] else {
+        return Err("REGISTER without one object".into());
+    };
+    let handle = service.handle_value();
+    m.send(Commands::new().acquire(handle), "keep the service")?;
+    m.reply_and_free(&register, &Payload::new())?;
+    let (lookup, _) = m.next_call()?;
+    ensure!(lookup.code == LOOKUP, "second call {lookup:?}");
+    m.reply_and_free(&lookup, &Payload::new().object(FlatObject::handle(handle)))
 }
 
 fn handle_forwarded(_: &Env) -> Outcome {
