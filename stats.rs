@@ -75,17 +75,39 @@ pub(crate) enum Object {
     Freeze,
 }
 
-/// The names of [`Object`]s, in its order, as the C driver prints them.
-const OBJECT_NAMES: [&str; 8] = [
-    "proc",
-    "thread",
-    "node",
-    "ref",
-    "death",
-    "transaction",
-    "transaction_complete",
-    "freeze",
-];
+impl Object {
+    /// Every kind, in the order the `stats` file lists them.
+    const ALL: [Object; 8] = [
+        Object::Process,
+        Object::Thread,
+        Object::Node,
+        Object::Ref,
+        Object::Death,
+        Object::Transaction,
+        Object::TransactionComplete,
+        Object::Freeze,
+    ];
+
+    /// How the `stats` file names the kind (the C driver's words).
+    fn log_name(self) -> &'static str {
+        match self {
+            Object::Process => "proc",
+            Object::Thread => "thread",
+            Object::Node => "node",
+            Object::Ref => "ref",
+            Object::Death => "death",
+            Object::Transaction => "transaction",
+            Object::TransactionComplete => "transaction_complete",
+            Object::Freeze => "freeze",
+        }
+    }
+}
+
+/// Created and deleted counts of one [`Object`] kind.
+struct Lifetimes {
+    created: Atomic<u32>,
+    deleted: Atomic<u32>,
+}
 
 /// How many commands and returns were carried out, by `_IOC_NR` of their codes.
 pub(crate) struct Stats {
@@ -139,11 +161,13 @@ impl Stats {
 /// The driver's counters.
 static GLOBAL: Stats = Stats::new();
 
-/// Objects created, by [`Object`].
-static CREATED: [Atomic<u32>; OBJECT_NAMES.len()] = [const { Atomic::new(0) }; OBJECT_NAMES.len()];
-
-/// Objects deleted, by [`Object`].
-static DELETED: [Atomic<u32>; OBJECT_NAMES.len()] = [const { Atomic::new(0) }; OBJECT_NAMES.len()];
+/// Objects created and deleted, by [`Object`].
+static LIFETIMES: [Lifetimes; Object::ALL.len()] = [const {
+    Lifetimes {
+        created: Atomic::new(0),
+        deleted: Atomic::new(0),
+    }
+}; Object::ALL.len()];
 
 /// Counts the command `code`, read from a thread of the process whose counters are `process`.
 pub(crate) fn command(process: &Stats, code: u32) {
@@ -159,12 +183,12 @@ pub(crate) fn returned(process: &Stats, code: u32) {
 
 /// Counts an object of kind `object` created.
 pub(crate) fn created(object: Object) {
-    CREATED[object as usize].fetch_add(1, Relaxed);
+    LIFETIMES[object as usize].created.fetch_add(1, Relaxed);
 }
 
 /// Counts an object of kind `object` deleted.
 pub(crate) fn deleted(object: Object) {
-    DELETED[object as usize].fetch_add(1, Relaxed);
+    LIFETIMES[object as usize].deleted.fetch_add(1, Relaxed);
 }
 
 /// A field that counts its object as created when made and as deleted when dropped, for
@@ -187,14 +211,15 @@ impl Drop for Tracked {
 /// Prints the driver's counters: commands, returns and objects (`NAME: active A total T`).
 pub(crate) fn print_global(m: &SeqFile) {
     GLOBAL.print(m, "");
-    for (i, name) in OBJECT_NAMES.iter().enumerate() {
-        let created = CREATED[i].load(Relaxed);
-        let deleted = DELETED[i].load(Relaxed);
+    for object in Object::ALL {
+        let counts = &LIFETIMES[object as usize];
+        let created = counts.created.load(Relaxed);
+        let deleted = counts.deleted.load(Relaxed);
         if created != 0 || deleted != 0 {
             seq_print!(
                 m,
                 "{}: active {} total {}\n",
-                name,
+                object.log_name(),
                 created.wrapping_sub(deleted) as i32,
                 created
             );
