@@ -29,6 +29,10 @@ pub const CASES: &[Case] = &[
         "call_to_dead_node_is_dead_reply_before_stack_check",
         call_to_dead_node_before_stack_check,
     ),
+    Case::new(
+        "last_handle_gone_with_strong_left_queues_empty_node_work",
+        last_handle_gone_with_strong_left,
+    ),
 ];
 
 /// A thread sends a call and leaves the driver (`BINDER_THREAD_EXIT`) before the manager
@@ -214,6 +218,92 @@ fn call_to_dead_node_before_stack_check(_: &Env) -> Outcome {
             .reply
             .ok_or_else(|| format!("the held call failed: {:?}", exchange.returns))?;
         c.free(&reply)
+    });
+    manager.join_after(ours)
+}
+
+/// A client sends the manager a new object of its own in a one-way call, reads the node's
+/// `BR_INCREFS` and `BR_ACQUIRE`, and confirms only the first: the `BR_ACQUIRE`'s local strong
+/// reference stays. The manager frees the call, and with it its only handle to the node. The C
+/// driver checks a node's weak side whenever a weak reference goes (`binder_dec_node_nilocked`
+/// with `strong` 0) without looking at its strong references: no handle and no local weak
+/// reference left, and its owner told of references, so it queues the node's work on the
+/// owner's todo list, although that work has nothing to say (strong references imply a weak
+/// one). A non-blocking read that starts past the `BR_NOOP` (`read_consumed` 8) takes that
+/// work, delivers nothing, and returns at once with nothing read, where a read with nothing
+/// to take fails with `EAGAIN`: the next one does. (Found by the fuzzer, seed 1, operation
+/// 1074: rust_binder queued no work there and failed the first read with EAGAIN.)
+fn last_handle_gone_with_strong_left(_: &Env) -> Outcome {
+    const PTR: u64 = 0x700;
+    const COOKIE: u64 = 0x701;
+    const CONSUMED: u64 = 8;
+    let (read, await_read) = notice()?;
+    let (freed, await_freed) = notice()?;
+    let manager = spawn_manager(move |m| {
+        let (call, _) = m.next_call()?;
+        await_read.wait()?;
+        m.free(&call)?;
+        freed.notify()
+    })?;
+    let client = Peer::open()?;
+    client.send(Commands::new().enter_looper(), "enter looper")?;
+    client.send(
+        Commands::new().payload(
+            false,
+            0,
+            1,
+            uapi::TF_ONE_WAY,
+            &Payload::new().object(FlatObject::binder(PTR, COOKIE)),
+        ),
+        "a one-way call carrying a new object",
+    )?;
+    // The raw device, not Peer::read: the BR_ACQUIRE must stay unconfirmed.
+    let returns = client
+        .binder
+        .read_pending()
+        .step("read the call's returns")?;
+    let ours = if returns.contains(&Return::Increfs(PTR, COOKIE))
+        && returns.contains(&Return::Acquire(PTR, COOKIE))
+    {
+        client.send(
+            Commands::new().increfs_done(PTR, COOKIE),
+            "BC_INCREFS_DONE only",
+        )
+    } else {
+        Err(format!(
+            "the sender read {returns:?}, expected BR_INCREFS and BR_ACQUIRE among them"
+        ))
+    };
+    read.notify()?;
+    let ours = ours.and_then(|()| {
+        await_freed.wait()?;
+        client.binder.set_nonblocking(true).step("O_NONBLOCK")?;
+        let mut buffer = [0u8; 256];
+        let first = client.binder.write_read_at(&[], 0, &mut buffer, CONSUMED);
+        let second = client.binder.write_read_at(&[], 0, &mut buffer, CONSUMED);
+        client.binder.set_nonblocking(false).step("blocking again")?;
+        match &first.result {
+            Ok(()) => ensure!(
+                first.read_consumed == CONSUMED,
+                "the read that takes the node's empty work moved read_consumed from {CONSUMED} to {}",
+                first.read_consumed
+            ),
+            Err(e) => {
+                return Err(format!(
+                    "the read with the node's work queued failed ({e}), expected success with nothing read"
+                ))
+            }
+        }
+        ensure!(
+            second.result.as_ref().err().and_then(|e| e.raw_os_error()) == Some(libc::EAGAIN),
+            "the next read gave {:?} (read_consumed {}), expected EAGAIN",
+            second.result,
+            second.read_consumed
+        );
+        client.send(
+            Commands::new().acquire_done(PTR, COOKIE),
+            "BC_ACQUIRE_DONE",
+        )
     });
     manager.join_after(ours)
 }
