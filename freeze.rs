@@ -124,6 +124,7 @@ impl Process {
         if !enable {
             drop(inner);
             self.notify_freeze_watchers(false);
+            self.recheck_nodes();
             return Ok(());
         }
         let mut result = Ok(());
@@ -167,6 +168,7 @@ impl Process {
         }
         drop(inner);
         self.notify_freeze_watchers(true);
+        self.recheck_nodes();
         Ok(())
     }
 

@@ -296,12 +296,31 @@ impl Node {
                 return None;
             }
         }
-        let still_held = if what.is_strong() {
-            counts.strong()
-        } else {
-            counts.weak()
-        };
-        if still_held {
+        if what.is_strong() && counts.strong() {
+            return None;
+        }
+        Self::settle(this, inner, what.is_strong())
+    }
+
+    /// Looks at the node as a reference going would, with no count changed: what the C
+    /// driver does each time it drops a temporary reference to a node it looked up (a
+    /// confirmation, an object sent or released, a freeze or thaw of the owner). The node is
+    /// queued if it has no weak reference left and its owner was told of one, or leaves the
+    /// tree if nothing refers to it; returned then for the caller to drop after the lock.
+    pub(crate) fn recheck(this: &NodeArc, inner: &mut ProcessInner) -> Option<NodeArc> {
+        Self::settle(this, inner, false)
+    }
+
+    /// What follows a reference going: `after_strong` when it was a strong one.
+    ///
+    /// As in the C driver (`binder_dec_node_nilocked`), a weak reference going looks at the
+    /// weak side alone, handles and local weak references, not at the strong references that
+    /// imply a weak one: with none left and the owner told of a reference, the node is queued
+    /// even if strong references remain, and its work then finds nothing to tell. A
+    /// non-blocking read takes such work and returns rather than failing with `EAGAIN`.
+    fn settle(this: &NodeArc, inner: &mut ProcessInner, after_strong: bool) -> Option<NodeArc> {
+        let counts = this.counts.access_mut(inner);
+        if !after_strong && (counts.handles > 0 || counts.local_weak > 0) {
             return None;
         }
         if counts.told_strong || counts.told_weak {

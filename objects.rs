@@ -58,8 +58,13 @@ pub(crate) enum Held {
     /// One count of the buffer owner's handle to `node`.
     Handle { node: NodeArc, strong: bool },
     /// A local reference on `node`, a node of the buffer's owner: a transaction's target, or
-    /// one of the owner's own objects coming back to it.
-    Local { node: NodeArc, strong: bool },
+    /// (`object`) one of the owner's own objects coming back to it, which the C driver looks
+    /// up again to release, with a temporary reference (see `Node::recheck`).
+    Local {
+        node: NodeArc,
+        strong: bool,
+        object: bool,
+    },
 }
 
 /// How many offsets [`Translation::translate_all`] reads out of the buffer in one copy.
@@ -267,11 +272,22 @@ impl Translation<'_> {
     }
 
     /// An object of the sender: the receiver gets a handle to the sender's node for it.
+    ///
+    /// Whatever the outcome, the node is looked at again afterwards, as the C driver's
+    /// temporary reference to it going does (see `Node::recheck`): a new node the object
+    /// failed to reach anyone with leaves the sender's tree again.
     fn translate_binder(&mut self, object: &mut FlatBinderObject) -> Result {
-        let strong = object.0.hdr.type_ == TYPE_BINDER;
         let node =
             self.from
                 .node_for_object(object.binder_ptr(), object.0.cookie, object.0.flags)?;
+        let result = self.binder_to_handle(object, node.clone());
+        self.from.recheck_node(&node);
+        result
+    }
+
+    /// The body of [`Self::translate_binder`], given the sender's node for the object.
+    fn binder_to_handle(&mut self, object: &mut FlatBinderObject, node: NodeArc) -> Result {
+        let strong = object.0.hdr.type_ == TYPE_BINDER;
         if node.cookie() != object.0.cookie {
             crate::debug::binder_user_error!(
                 "object {:#x} sent with cookie {:#x}, its node has {:#x}\n",
@@ -310,7 +326,11 @@ impl Translation<'_> {
         };
         object.set_binder(kind, node.ptr(), node.cookie());
         trace::binder_transaction_ref_to_node(self.debug_id as i32, 0, handle, 0, node.ptr());
-        self.keep(Held::Local { node, strong });
+        self.keep(Held::Local {
+            node,
+            strong,
+            object: true,
+        });
         Ok(())
     }
 

@@ -1043,11 +1043,21 @@ impl Process {
                     self.settle_loss(loss);
                 }
             }
-            Held::Local { node, strong } => {
+            Held::Local {
+                node,
+                strong,
+                object,
+            } => {
                 let mut owner = node.owner().inner.lock();
                 let forgotten = Node::uncount(&node, &mut owner, Count::Local { strong });
+                let rechecked = if object {
+                    Node::recheck(&node, &mut owner)
+                } else {
+                    None
+                };
                 drop(owner);
                 drop(forgotten);
+                drop(rechecked);
             }
         }
     }
@@ -1100,19 +1110,29 @@ impl Process {
     /// that matches nothing is logged and skipped, as in the C driver.
     pub(crate) fn confirm_node_ref(&self, ptr: u64, cookie: u64, strong: bool) {
         let mut inner = self.inner.lock();
-        let node = match inner.nodes.get(&ptr) {
-            Some(node) if node.cookie() == cookie => node.clone(),
-            _ => {
-                drop(inner);
-                crate::debug::binder_user_error!(
-                    "refcount confirmation for unknown node {:#x}\n",
-                    ptr
-                );
-                return;
-            }
+        let Some(node) = inner.nodes.get(&ptr).cloned() else {
+            drop(inner);
+            crate::debug::binder_user_error!("refcount confirmation for unknown node {:#x}\n", ptr);
+            return;
         };
+        // Whatever the outcome, a node found is looked at again afterwards, as C's temporary
+        // reference going does (see `Node::recheck`).
+        if node.cookie() != cookie {
+            let forgotten = Node::recheck(&node, &mut inner);
+            drop(inner);
+            drop(forgotten);
+            crate::debug::binder_user_error!(
+                "refcount confirmation for node {:#x} with cookie {:#x}, not {:#x}\n",
+                ptr,
+                cookie,
+                node.cookie()
+            );
+            return;
+        }
         let outcome = Node::confirm(&node, &mut inner, strong);
+        let forgotten = Node::recheck(&node, &mut inner);
         drop(inner);
+        drop(forgotten);
         match outcome {
             Ok(forgotten) => drop(forgotten),
             Err(()) => crate::debug::binder_user_error!(
@@ -1121,6 +1141,42 @@ impl Process {
             ),
         }
         drop(node);
+    }
+
+    /// Looks at `node`, one of this process's nodes, again (see `Node::recheck`).
+    pub(crate) fn recheck_node(&self, node: &NodeArc) {
+        let mut inner = self.inner.lock();
+        let forgotten = Node::recheck(node, &mut inner);
+        drop(inner);
+        drop(forgotten);
+    }
+
+    /// Looks at each of this process's nodes again, in order, as the C driver's freeze and
+    /// thaw do when they walk the nodes with a temporary reference each (see
+    /// `Node::recheck`). The lock is dropped between nodes; the walk stops if the process
+    /// dies meanwhile.
+    pub(crate) fn recheck_nodes(&self) {
+        let mut from = 0u64;
+        loop {
+            let mut inner = self.inner.lock();
+            if inner.is_dead {
+                return;
+            }
+            let Some(node) = inner
+                .nodes
+                .cursor_lower_bound(&from)
+                .map(|cursor| cursor.current().1.clone())
+            else {
+                return;
+            };
+            let forgotten = Node::recheck(&node, &mut inner);
+            drop(inner);
+            drop(forgotten);
+            match node.ptr().checked_add(1) {
+                Some(next) => from = next,
+                None => return,
+            }
+        }
     }
 
     /// `BINDER_GET_NODE_DEBUG_INFO`: describes the process's node with the lowest pointer

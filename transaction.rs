@@ -1116,6 +1116,7 @@ impl Translation<'_> {
             self.keep(Held::Local {
                 node: node.clone(),
                 strong: true,
+                object: false,
             });
         }
         self.translate_all(view, data_size, offsets_size)
