@@ -4,7 +4,8 @@
 //!
 //! The events are defined in C (`binder_tracepoints.h`; Rust cannot define one). Each function
 //! here tests its event's static key first and calls into C only when the event is enabled,
-//! so a disabled event costs one not-taken branch (a patched jump with `CONFIG_JUMP_LABEL`).
+//! so a disabled event costs a load and a not-taken branch (a patched jump with
+//! `CONFIG_JUMP_LABEL`).
 //! Only plain integers cross into C. Callers put one line at each point where the C driver
 //! emits the same event.
 //!
@@ -22,6 +23,24 @@ use kernel::{
     },
     prelude::*,
 };
+
+/// Whether the static key of tracepoint `tracepoint` is on, without `CONFIG_JUMP_LABEL`: a
+/// plain load of its count, as C's inline `static_key_count` does. (The kernel crate's
+/// `static_branch_unlikely!` calls an out-of-line C helper for it, once per event per call.)
+///
+/// # Safety
+///
+/// `tracepoint` must point to a live `struct tracepoint`.
+#[cfg(all(CONFIG_TRACEPOINTS, not(CONFIG_JUMP_LABEL)))]
+#[inline(always)]
+unsafe fn key_enabled(tracepoint: *const kernel::bindings::tracepoint) -> bool {
+    // SAFETY: The caller passes a live tracepoint. The count is only ever changed atomically by
+    // C; a volatile load of the aligned `int` is what C's `atomic_read` (`READ_ONCE`) is.
+    let count = unsafe {
+        core::ptr::read_volatile(core::ptr::addr_of!((*tracepoint).key.key.enabled.counter))
+    };
+    count > 0
+}
 
 /// Declares each event's tracepoint and C entry point, and a Rust function that emits it.
 macro_rules! events {
@@ -53,6 +72,7 @@ macro_rules! events {
                 #[cfg(CONFIG_TRACEPOINTS)]
                 {
                     kernel::macros::paste! {
+                        #[cfg(CONFIG_JUMP_LABEL)]
                         // SAFETY: The tracepoint is defined by `binder_tracepoints.c` in this
                         // module, and reading its static key is always allowed.
                         let enabled = unsafe {
@@ -61,6 +81,12 @@ macro_rules! events {
                                 kernel::bindings::tracepoint,
                                 key
                             )
+                        };
+                        #[cfg(not(CONFIG_JUMP_LABEL))]
+                        // SAFETY: The tracepoint is a static defined by `binder_tracepoints.c`
+                        // in this module, so the pointer is valid for the module's lifetime.
+                        let enabled = unsafe {
+                            key_enabled(core::ptr::addr_of!(raw::[<__tracepoint_ $name>]))
                         };
                         if enabled {
                             // SAFETY: The C function takes exactly these integer arguments,

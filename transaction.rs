@@ -355,12 +355,11 @@ impl Thread {
         } else {
             CallType::Call
         };
-        let mut entry =
-            txn_log::Entry::new(id, call_type, process.pid(), self.id, &process.context);
+        let mut entry = txn_log::Entry::new(id, call_type, process.pid(), self.id);
         entry.target_handle = tr.target_handle();
         entry.data_size = tr.0.transaction_data.data_size;
         entry.offsets_size = tr.0.transaction_data.offsets_size;
-        let mut logged = Logged::start(entry);
+        let mut logged = Logged::start(entry, &process.context);
         // Like the C driver, each transaction starts with a clean extended error.
         self.set_extended_error(process, id, BR_OK, 0);
         let outcome = if reply {
@@ -383,7 +382,7 @@ impl Thread {
             failure.log(&mut logged.entry);
             self.transaction_failed(process, id, failure.code, failure.param());
         }
-        logged.finish();
+        logged.finish(&process.context);
         Ok(())
     }
 

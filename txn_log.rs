@@ -36,7 +36,8 @@ pub(crate) enum CallType {
     Reply = 2,
 }
 
-/// One transaction, as the logs record it.
+/// One transaction, as the logs record it, but for the context's name, which only the log's
+/// slot keeps (copied into it once, at the start).
 #[derive(Clone, Copy)]
 pub(crate) struct Entry {
     pub(crate) debug_id: u32,
@@ -55,8 +56,6 @@ pub(crate) struct Entry {
     pub(crate) return_error_param: i32,
     /// Where in the driver the transaction failed (a line of `transaction.rs`).
     pub(crate) return_error_line: u32,
-    context_name: [u8; NAME_LEN],
-    context_len: usize,
     /// The transaction ended (successfully or not).
     done: bool,
 }
@@ -69,18 +68,13 @@ impl Entry {
     }
 
     /// An entry for transaction `debug_id` of `call_type`, sent by thread `from_thread` of
-    /// `from_proc` on `context`.
-    pub(crate) fn new(
+    /// `from_proc`.
+    pub(crate) const fn new(
         debug_id: u32,
         call_type: CallType,
         from_proc: i32,
         from_thread: i32,
-        context: &Context,
     ) -> Self {
-        let name = context.display_name();
-        let context_len = name.len().min(NAME_LEN);
-        let mut context_name = [0; NAME_LEN];
-        context_name[..context_len].copy_from_slice(&name[..context_len]);
         Self {
             debug_id,
             call_type,
@@ -95,15 +89,40 @@ impl Entry {
             return_error: 0,
             return_error_param: 0,
             return_error_line: 0,
-            context_name,
-            context_len,
             done: false,
         }
     }
+}
 
-    /// Prints the entry as one line of a log file.
+/// A log's place for one entry, with the name of the entry's context.
+#[derive(Clone, Copy)]
+struct Slot {
+    entry: Entry,
+    context_name: [u8; NAME_LEN],
+    context_len: usize,
+}
+
+impl Slot {
+    /// A slot that never held an entry.
+    const EMPTY: Self = Self {
+        entry: Entry::new(0, CallType::Call, 0, 0),
+        context_name: [0; NAME_LEN],
+        context_len: 0,
+    };
+
+    /// Fills the slot with `entry`, sent on `context`. Only the name's own bytes are copied.
+    fn fill(&mut self, entry: Entry, context: &Context) {
+        let name = context.display_name();
+        let len = name.len().min(NAME_LEN);
+        self.context_name[..len].copy_from_slice(&name[..len]);
+        self.context_len = len;
+        self.entry = entry;
+    }
+
+    /// Prints the slot's entry as one line of a log file.
     fn print(&self, m: &SeqFile) {
-        let kind = match self.call_type {
+        let entry = &self.entry;
+        let kind = match entry.call_type {
             CallType::Reply => "reply",
             CallType::Oneway => "async",
             CallType::Call => "call ",
@@ -113,28 +132,29 @@ impl Entry {
         seq_print!(
             m,
             "{}: {} from {}:{} to {}:{} context {} node {} handle {} size {}:{} ret {}/{} l={}{}\n",
-            self.debug_id as i32,
+            entry.debug_id as i32,
             kind,
-            self.from_proc,
-            self.from_thread,
-            self.to_proc,
-            self.to_thread,
+            entry.from_proc,
+            entry.from_thread,
+            entry.to_proc,
+            entry.to_thread,
             context,
-            self.to_node as i32,
-            self.target_handle as i32,
-            self.data_size as i32,
-            self.offsets_size as i32,
-            self.return_error as i32,
-            self.return_error_param,
-            self.return_error_line as i32,
-            if self.done { "" } else { " (incomplete)" }
+            entry.to_node as i32,
+            entry.target_handle as i32,
+            entry.data_size as i32,
+            entry.offsets_size as i32,
+            entry.return_error as i32,
+            entry.return_error_param,
+            entry.return_error_line as i32,
+            if entry.done { "" } else { " (incomplete)" }
         );
     }
 }
 
 /// A ring of the last [`LOG_LEN`] entries.
 pub(crate) struct Log {
-    entries: [Option<Entry>; LOG_LEN],
+    /// The slots; only the last `added` of them (at most all) hold an entry.
+    slots: [Slot; LOG_LEN],
     /// How many entries were ever added.
     added: u64,
 }
@@ -142,14 +162,15 @@ pub(crate) struct Log {
 impl Log {
     const fn new() -> Self {
         Self {
-            entries: [None; LOG_LEN],
+            slots: [Slot::EMPTY; LOG_LEN],
             added: 0,
         }
     }
 
-    fn add(&mut self, entry: Entry) -> u64 {
+    /// Adds `entry`, sent on `context`, in place of the oldest; returns its number.
+    fn add(&mut self, entry: Entry, context: &Context) -> u64 {
         let number = self.added;
-        self.entries[(number % LOG_LEN as u64) as usize] = Some(entry);
+        self.slots[(number % LOG_LEN as u64) as usize].fill(entry, context);
         self.added = number.wrapping_add(1);
         number
     }
@@ -159,19 +180,18 @@ impl Log {
         if self.added.wrapping_sub(number) > LOG_LEN as u64 {
             return None;
         }
-        self.entries[(number % LOG_LEN as u64) as usize]
-            .as_mut()
+        Some(&mut self.slots[(number % LOG_LEN as u64) as usize].entry)
             .filter(|entry| entry.debug_id == debug_id)
     }
 
-    /// The entry `index` places from the oldest one kept.
-    fn nth_oldest(&self, index: usize) -> Option<Entry> {
+    /// The slot `index` places from the oldest one kept.
+    fn nth_oldest(&self, index: usize) -> Option<Slot> {
         let kept = self.added.min(LOG_LEN as u64);
         let oldest = self.added - kept;
         if index as u64 >= kept {
             return None;
         }
-        self.entries[((oldest + index as u64) % LOG_LEN as u64) as usize]
+        Some(self.slots[((oldest + index as u64) % LOG_LEN as u64) as usize])
     }
 }
 
@@ -201,23 +221,23 @@ pub(crate) struct Logged {
 }
 
 impl Logged {
-    /// Logs the start of the transaction `entry` describes.
-    pub(crate) fn start(entry: Entry) -> Self {
-        let number = TXN_LOG.lock().add(entry);
+    /// Logs the start of the transaction `entry` describes, sent on `context`.
+    pub(crate) fn start(entry: Entry, context: &Context) -> Self {
+        let number = TXN_LOG.lock().add(entry, context);
         Self { entry, number }
     }
 
-    /// Logs the end of the transaction: its entry, complete now, replaces the one logged at
-    /// the start (if the ring has not moved past it), and goes to the failed log if it failed
-    /// (`return_error` is set).
-    pub(crate) fn finish(mut self) {
+    /// Logs the end of the transaction sent on `context`: its entry, complete now, replaces
+    /// the one logged at the start (if the ring has not moved past it), and goes to the failed
+    /// log if it failed (`return_error` is set).
+    pub(crate) fn finish(mut self, context: &Context) {
         self.entry.done = true;
         let entry = self.entry;
         if let Some(slot) = TXN_LOG.lock().get_mut(self.number, entry.debug_id) {
             *slot = entry;
         }
         if entry.return_error != 0 {
-            FAILED_LOG.lock().add(entry);
+            FAILED_LOG.lock().add(entry, context);
         }
     }
 }
@@ -233,12 +253,12 @@ pub(crate) enum Which {
 pub(crate) fn print(m: &SeqFile, which: Which) {
     for index in 0..LOG_LEN {
         // Copied out, so that printing happens without the lock.
-        let entry = match which {
+        let slot = match which {
             Which::All => TXN_LOG.lock().nth_oldest(index),
             Which::Failed => FAILED_LOG.lock().nth_oldest(index),
         };
-        match entry {
-            Some(entry) => entry.print(m),
+        match slot {
+            Some(slot) => slot.print(m),
             None => break,
         }
     }
