@@ -137,6 +137,8 @@ pub(crate) struct Process {
     pub(crate) context: Arc<Context>,
     /// The leader of the thread group that opened the device.
     task: ARef<Task>,
+    /// `task`'s pid, read once at open: a task's pid never changes.
+    pid: Pid,
     /// The credentials the device was opened with (`file->f_cred`).
     cred: ARef<Credential>,
     /// `BINDER_ENABLE_ONEWAY_SPAM_DETECTION` is on.
@@ -511,6 +513,7 @@ impl Process {
     pub(crate) fn open(context: Arc<Context>, file: &File) -> Result<(Arc<Self>, bool)> {
         let current = kernel::current!();
         let task = ARef::from(current.group_leader());
+        let pid = task.pid();
         let mm = current.mm().map(|mm| ARef::from(&**mm));
         let cred = ARef::from(file.cred());
         // The receive buffer can only be mapped into the opener's address space.
@@ -520,6 +523,7 @@ impl Process {
                 _census: Counted::new(Kind::Process),
                 context,
                 task,
+                pid,
                 cred,
                 oneway_spam_detection: Atomic::new(false),
                 default_nice: crate::priority::current_nice(),
@@ -634,13 +638,13 @@ impl Process {
     /// The pid of the thread group that opened the device, in the initial pid namespace (C's
     /// `proc->pid`, which logs, trace events and netlink reports show).
     pub(crate) fn pid(&self) -> Pid {
-        self.task.pid()
+        self.pid
     }
 
     /// Whether the process was opened by the thread group `pid` (its pid in the initial pid
     /// namespace, which the C driver compares with too).
     pub(crate) fn has_pid(&self, pid: u32) -> bool {
-        Pid::try_from(pid).is_ok_and(|pid| self.task.pid() == pid)
+        Pid::try_from(pid).is_ok_and(|pid| self.pid == pid)
     }
 
     /// Where a freeze waits for the process's outstanding transactions.

@@ -71,7 +71,9 @@ case "$mode" in interleaved | separate) ;; *) die "BENCH_MODE must be interleave
 build() {
     [ "${BENCH_KERNEL_READY:-}" = 1 ] || bash "$here/setup.sh" bench
 
-    step "building rust_binder.ko for the bench kernel (in $module_dir)"
+    # The module is built by the kernel's own clang (clang 22 when it matched rustc's LLVM).
+    use_llvm "$(kernel_llvm "$kernel")"
+    step "building rust_binder.ko for the bench kernel (in $module_dir, LLVM $RB_LLVM)"
     # A copy of the sources, so that the build for the bench tree never touches the repository's
     # rust_binder.ko, which `make check` loads into the debug kernel.
     mkdir -p "$module_dir"

@@ -16,9 +16,28 @@ kernel_out() {
     if [ -n "$KDIR_GIVEN" ]; then echo "$KDIR_GIVEN"; else echo "$RB_CACHE/build-$1"; fi
 }
 
-# make for the kernel, with the toolchain it must be built (and its modules built) with.
+# make for the kernel, with the toolchain it must be built (and its modules built) with: clang
+# 19, or the LLVM version use_llvm chose.
 kmake() {
-    make ARCH=x86_64 LLVM=-19 "$@"
+    make ARCH=x86_64 LLVM=-"${RB_LLVM:-19}" "$@"
+}
+
+# use_llvm N: kmake and bindgen use LLVM N from now on.
+use_llvm() {
+    RB_LLVM=$1
+    export LIBCLANG_PATH=/usr/lib/llvm-$1/lib
+}
+
+# The LLVM major version of rustc (rustup's rustc carries its own LLVM).
+rustc_llvm() {
+    rustc --version --verbose 2>/dev/null | sed -n 's/^LLVM version: \([0-9]*\).*/\1/p'
+}
+
+# The LLVM major version a configured kernel tree was built with (its clang's).
+kernel_llvm() {
+    local version
+    version=$(sed -n 's/^CONFIG_CLANG_VERSION=//p' "$1/.config" 2>/dev/null)
+    echo $((${version:-190000} / 10000))
 }
 
 # rsbinder's tools (rsb_hub, rsb_service), for the interop checks: a pinned version, built

@@ -244,10 +244,39 @@ progress() {
     done
 }
 
+# The bench kernel is built with the clang of rustc's own LLVM when Debian has it (the debug
+# kernel keeps clang 19): only with matching LLVMs can CONFIG_RUST_INLINE_HELPERS inline the
+# kernel's small C helpers (spin locks, reference counts, atomics) into Rust code, as they are
+# inlined into C code. Without it each is an out-of-line call C never pays, which issue 14's
+# profile counted. Installs that clang if need be; prints the LLVM version to build with.
+bench_llvm() {
+    local v
+    v=$(rustc_llvm)
+    [ -n "$v" ] || { echo 19; return 0; }
+    if ! command -v "clang-$v" >/dev/null || ! command -v "ld.lld-$v" >/dev/null ||
+        ! command -v "llvm-ar-$v" >/dev/null; then
+        if [ "${RB_SKIP_PACKAGES:-0}" != 1 ] && apt-cache show "clang-$v" >/dev/null 2>&1; then
+            step "installing clang-$v, lld-$v and llvm-$v (rustc's LLVM) for the bench kernel" >&2
+            as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+                --no-install-recommends "clang-$v" "lld-$v" "llvm-$v" >&2
+        fi
+    fi
+    if command -v "clang-$v" >/dev/null && command -v "ld.lld-$v" >/dev/null &&
+        command -v "llvm-ar-$v" >/dev/null; then
+        echo "$v"
+    else
+        step "no clang-$v to match rustc's LLVM: the bench kernel calls C helpers out of line" >&2
+        echo 19
+    fi
+}
+
 build_kernel() {
     local out=$1
     local fragments=("$here/kernel/base.config")
     fragments+=("$here/kernel/$variant.config")
+    # Inlining the helpers needs clang and rustc on one LLVM (see bench_llvm).
+    [ "$variant" != bench ] || [ "${RB_LLVM:-19}" != "$(rustc_llvm)" ] ||
+        fragments+=("$here/kernel/bench-inline.config")
     # The stamp covers what decides the kernel: its source version, the fragments and the
     # compilers. A change to any of them reconfigures and rebuilds (incrementally).
     local stamp
@@ -255,7 +284,7 @@ build_kernel() {
         head -n 5 "$KSRC/Makefile"
         cat "${fragments[@]}"
         rustc --version
-        clang-19 --version | head -n 1
+        "clang-${RB_LLVM:-19}" --version | head -n 1
         bindgen --version
     ) | sha256sum | cut -d' ' -f1)
     if [ -f "$out/.rb-stamp" ] && [ "$(cat "$out/.rb-stamp")" = "$stamp" ] &&
@@ -330,6 +359,7 @@ main() {
         return 0
     fi
     unpack_source
+    [ "$variant" != bench ] || use_llvm "$(bench_llvm)"
     build_kernel "$(kernel_out "$variant")"
 }
 

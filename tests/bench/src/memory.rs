@@ -4,9 +4,19 @@
 //!
 //! Pages are read the same way on both drivers: the `Rss` of the process's binder mapping in
 //! `/proc/PID/smaps` (both drivers map a buffer page into it when they allocate the page, and
-//! unmap it only when they free it). Object sizes come from `/proc/slabinfo`: the bytes of
-//! all active slab objects (every cache shrunk first), before and after making many of one
-//! kind of object, divided by their count (both drivers allocate from the kmalloc caches).
+//! unmap it only when they free it). Every driver's buffer goes through the same pressure, at
+//! once: in the guest nothing else is reclaimable (no swap, files in RAM), so kswapd fails
+//! every pass, and after 16 failed passes in a row (`MAX_RECLAIM_RETRIES`) it gives up on the
+//! node (`node_unreclaimable` in `/proc/zoneinfo`); it is not woken again until some reclaim
+//! frees pages while the node is above its high watermark, which nothing in the guest does.
+//! Its first passes run every shrinker down to the lowest priority, so a driver measured under
+//! a second, later hog would meet no kswapd at all (and be freed only if the hog happened to
+//! dip below the min watermark, into direct reclaim): the first driver measured would always
+//! look better.
+//!
+//! Object sizes come from `/proc/slabinfo`: the bytes of all active slab objects (every cache
+//! shrunk first), before and after making many of one kind of object, divided by their count
+//! (both drivers allocate from the kmalloc caches).
 
 use std::{fs, io::Write, sync::Arc, thread, time::Duration};
 
@@ -37,31 +47,52 @@ const TRIALS: usize = 3;
 /// The phases of the page measurement, in order.
 pub const PHASES: [&str; 4] = ["before", "peak", "freed", "pressure"];
 
-/// Pages of the server's binder mapping in each of [`PHASES`].
-pub fn pages(device: &'static str, counters: &'static SharedCounters) -> Outcome<[u64; 4]> {
-    let server = server::start(device, 1, Some(0), counters)?;
-    let pid = server.pid();
-    let result = (|| -> Outcome<[u64; 4]> {
-        let before = mapped_pages(pid, device)?;
-        in_child(move || {
-            let mut caller = Caller::open(device)?;
-            let data = vec![0x5a; BURST_BYTES];
-            for _ in 0..BURST_CALLS {
-                caller.call(CODE_HOLD, &data, &[])?;
-            }
-            Ok(())
-        })?;
-        let peak = mapped_pages(pid, device)?;
-        in_child(move || Caller::open(device)?.call(CODE_RELEASE, &[], &[]))?;
-        let freed = mapped_pages(pid, device)?;
+/// Pages of a server's binder mapping in each of [`PHASES`], one server per device in
+/// `devices`, in that order: each server goes through its burst in turn, then one hog puts
+/// them all under the same memory pressure.
+pub fn pages(
+    devices: &[&'static str],
+    counters: &'static SharedCounters,
+) -> Outcome<Vec<[u64; 4]>> {
+    let mut servers = Vec::new();
+    let result = (|| -> Outcome<Vec<[u64; 4]>> {
+        for &device in devices {
+            servers.push((device, server::start(device, 1, Some(0), counters)?));
+        }
+        let mut figures = Vec::new();
+        for (device, server) in &servers {
+            let (device, pid) = (*device, server.pid());
+            let before = mapped_pages(pid, device)?;
+            in_child(move || {
+                let mut caller = Caller::open(device)?;
+                let data = vec![0x5a; BURST_BYTES];
+                for _ in 0..BURST_CALLS {
+                    caller.call(CODE_HOLD, &data, &[])?;
+                }
+                Ok(())
+            })?;
+            let peak = mapped_pages(pid, device)?;
+            in_child(move || Caller::open(device)?.call(CODE_RELEASE, &[], &[]))?;
+            let freed = mapped_pages(pid, device)?;
+            figures.push([before, peak, freed, 0]);
+        }
+        // A pressure kswapd sleeps through would measure nothing: see the module documentation.
+        if main_zone()?.unreclaimable {
+            let why = "kswapd gave up on the node before the pressure (node_unreclaimable)";
+            return Err(format!("{why}: not measured"));
+        }
         // A hog the OOM killer ended (it asks to be the one) still put the guest under pressure.
         if let Err(e) = in_child(hog) {
             eprintln!("hog: {e}");
         }
-        let pressure = mapped_pages(pid, device)?;
-        Ok([before, peak, freed, pressure])
+        for ((device, server), figure) in servers.iter().zip(&mut figures) {
+            figure[3] = mapped_pages(server.pid(), device)?;
+        }
+        Ok(figures)
     })();
-    server.kill();
+    for (_, server) in servers {
+        server.kill();
+    }
     result
 }
 
@@ -96,13 +127,15 @@ fn mapped_pages(pid: libc::pid_t, device: &str) -> Outcome<u64> {
     Err(format!("no mapping of {device} in {path}"))
 }
 
-/// One zone of `/proc/zoneinfo`: free pages and its watermarks.
+/// One zone of `/proc/zoneinfo`: free pages and its watermarks, and whether kswapd gave up on
+/// its node.
 #[derive(Default, Debug)]
 struct Zone {
     free: u64,
     min: u64,
     low: u64,
     managed: u64,
+    unreclaimable: bool,
 }
 
 /// The zone with the most managed pages, where the hog's pages come from.
@@ -118,6 +151,9 @@ fn main_zone() -> Outcome<Zone> {
             ["min", _] => zones.last_mut().ok_or("zoneinfo")?.min = number(1),
             ["low", _] => zones.last_mut().ok_or("zoneinfo")?.low = number(1),
             ["managed", _] => zones.last_mut().ok_or("zoneinfo")?.managed = number(1),
+            ["node_unreclaimable:", v] => {
+                zones.last_mut().ok_or("zoneinfo")?.unreclaimable = v != "0"
+            }
             _ => {}
         }
     }
