@@ -87,9 +87,9 @@ use crate::{
         InvalidRef,
         Loss,
         Refs,
-        MANAGER_HANDLE,
-        SPARE_SLOTS, //
+        MANAGER_HANDLE, //
     },
+    spares::Spares,
     stats::Stats,
     thread::Thread,
     transaction::Transaction,
@@ -188,6 +188,9 @@ pub(crate) struct ProcessInner {
     refs: Refs,
     /// The process's nodes, by the pointer it knows each by.
     nodes: RBTree<u64, NodeArc>,
+    /// Tree entries of removed nodes, for the next new ones. It gets room when the process
+    /// is about to have a second node.
+    spare_nodes: Spares<RBTreeNodeReservation<u64, NodeArc>>,
     /// Death notifications withdrawn after their node died, until `BC_DEAD_BINDER_DONE`
     /// (the C driver's `delivered_death` list, for the withdrawn ones), by address.
     withdrawn_deaths: RBTree<usize, Arc<Work<Death>>>,
@@ -266,13 +269,17 @@ impl ProcessInner {
 
     /// Takes `node` out of the process's tree of nodes, if it is there; returns it for the
     /// caller to drop once the lock is released.
-    pub(crate) fn forget_node(&mut self, node: &Node) -> Option<NodeArc> {
-        match self.nodes.get(&node.ptr()) {
-            Some(found) if core::ptr::eq::<Node>(&found.item, node) => {
-                self.nodes.remove(&node.ptr())
-            }
-            _ => None,
+    pub(crate) fn forget_node(&mut self, node: &NodeArc) -> Option<NodeArc> {
+        let ptr = node.ptr();
+        match self.nodes.get(&ptr) {
+            Some(found) if Arc::ptr_eq(found, node) => {}
+            _ => return None,
         }
+        let entry = self.nodes.remove_node(&ptr)?;
+        // Turning the entry into a spare drops the tree's reference here, under the lock:
+        // never the last one, as the caller holds `node`.
+        drop(self.spare_nodes.keep(entry.into_reservation()));
+        Some(node.clone())
     }
 
     /// Whether the process's todo list has work.
@@ -542,6 +549,7 @@ impl Process {
                         is_dead: false,
                         refs: Refs::new(),
                         nodes: RBTree::new(),
+                        spare_nodes: Spares::new(),
                         withdrawn_deaths: RBTree::new(),
                         max_threads: 0,
                         requested_threads: 0,
@@ -598,6 +606,7 @@ impl Process {
         let mut undelivered = core::mem::take(&mut inner.todo);
         let refs = inner.refs.take_all();
         let nodes = core::mem::take(&mut inner.nodes);
+        let spare_nodes = inner.spare_nodes.take_all();
         let withdrawn_deaths = core::mem::take(&mut inner.withdrawn_deaths);
         let freeze_listeners = core::mem::take(&mut inner.freeze_listeners);
         for listener in freeze_listeners.values() {
@@ -607,6 +616,7 @@ impl Process {
             undelivered.push_all_back(&mut node.take_oneway_queue(&mut inner));
         }
         drop(inner);
+        drop(spare_nodes);
         drop(watchers);
         work::cancel_all(undelivered);
         for node in nodes.values() {
@@ -973,9 +983,7 @@ impl Process {
             None => HandleSlot::new()?,
         };
         // Spare room only saves allocations later: going without it is no failure.
-        let room = wants_room
-            .then(|| KVec::with_capacity(SPARE_SLOTS, GFP_KERNEL).ok())
-            .flatten();
+        let room = wants_room.then(Spares::new_room).flatten();
         {
             let mut owner = node.owner().inner.lock();
             Node::count(node, &mut owner, Count::Handle, notify);
@@ -1085,19 +1093,35 @@ impl Process {
         cookie: u64,
         flags: u32,
     ) -> Result<NodeArc> {
-        if let Some(node) = self.inner.lock().nodes.get(&ptr) {
+        let mut inner = self.inner.lock();
+        if let Some(node) = inner.nodes.get(&ptr) {
             return Ok(node.clone());
         }
+        let spare = inner.spare_nodes.take();
+        let wants_room = inner.spare_nodes.wants_room() && !inner.nodes.is_empty();
+        drop(inner);
         let node = Node::new(self.clone(), ptr, cookie, flags)?;
-        let reservation = RBTreeNodeReservation::new(GFP_KERNEL)?;
+        let reservation = match spare {
+            Some(reservation) => reservation,
+            None => RBTreeNodeReservation::new(GFP_KERNEL)?,
+        };
+        // Spare room only saves allocations later: going without it is no failure.
+        let room = wants_room.then(Spares::new_room).flatten();
         let mut inner = self.inner.lock();
         if inner.is_dead {
             return Err(ESRCH);
         }
-        match inner.nodes.entry(ptr) {
-            rbtree::Entry::Occupied(entry) => Ok(entry.get().clone()),
-            rbtree::Entry::Vacant(entry) => Ok(entry.insert(node, reservation).clone()),
-        }
+        let room = inner.spare_nodes.give_room(room);
+        let (found, unused) = match inner.nodes.entry(ptr) {
+            rbtree::Entry::Occupied(entry) => (entry.get().clone(), Some((node, reservation))),
+            rbtree::Entry::Vacant(entry) => (entry.insert(node, reservation).clone(), None),
+        };
+        // Another thread made the node meanwhile: the new one is dropped after the lock.
+        let unused = unused.map(|(node, reservation)| (node, inner.spare_nodes.keep(reservation)));
+        drop(inner);
+        drop(unused);
+        drop(room);
+        Ok(found)
     }
 
     /// Makes this process's node for `ptr` the context manager's node (creating it with
