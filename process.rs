@@ -117,6 +117,14 @@ pub(crate) enum Refused {
     Frozen,
 }
 
+/// Why a `BC_INCREFS_DONE` or `BC_ACQUIRE_DONE` confirmed nothing on the node it named.
+enum Unconfirmed {
+    /// The node has another cookie.
+    OtherCookie,
+    /// No such confirmation was awaited.
+    NotAwaited,
+}
+
 /// Where queued work goes.
 pub(crate) enum Recipient<'a> {
     /// Any thread of the process that takes its work (a transaction goes straight to a
@@ -1047,21 +1055,17 @@ impl Process {
                     self.settle_loss(loss);
                 }
             }
-            Held::Local {
-                node,
-                strong,
-                object,
-            } => {
+            Held::Target { node, strong } => {
                 let mut owner = node.owner().inner.lock();
                 let forgotten = Node::uncount(&node, &mut owner, Count::Local { strong });
-                let rechecked = if object {
-                    Node::recheck(&node, &mut owner)
-                } else {
-                    None
-                };
                 drop(owner);
                 drop(forgotten);
-                drop(rechecked);
+            }
+            Held::Object { node, strong } => {
+                let forgotten = node.owner().with_node_rechecked(&node, |owner| {
+                    Node::uncount(&node, owner, Count::Local { strong })
+                });
+                drop(forgotten);
             }
         }
     }
@@ -1121,25 +1125,23 @@ impl Process {
         };
         // Whatever the outcome, a node found is looked at again afterwards, as C's temporary
         // reference going does (see `Node::recheck`).
-        if node.cookie() != cookie {
-            let forgotten = Node::recheck(&node, &mut inner);
-            drop(inner);
-            drop(forgotten);
-            crate::debug::binder_user_error!(
+        let outcome = if node.cookie() != cookie {
+            Err(Unconfirmed::OtherCookie)
+        } else {
+            Node::confirm(&node, &mut inner, strong).map_err(|()| Unconfirmed::NotAwaited)
+        };
+        let rechecked = Node::recheck(&node, &mut inner);
+        drop(inner);
+        drop(rechecked);
+        match outcome {
+            Ok(forgotten) => drop(forgotten),
+            Err(Unconfirmed::OtherCookie) => crate::debug::binder_user_error!(
                 "refcount confirmation for node {:#x} with cookie {:#x}, not {:#x}\n",
                 ptr,
                 cookie,
                 node.cookie()
-            );
-            return;
-        }
-        let outcome = Node::confirm(&node, &mut inner, strong);
-        let forgotten = Node::recheck(&node, &mut inner);
-        drop(inner);
-        drop(forgotten);
-        match outcome {
-            Ok(forgotten) => drop(forgotten),
-            Err(()) => crate::debug::binder_user_error!(
+            ),
+            Err(Unconfirmed::NotAwaited) => crate::debug::binder_user_error!(
                 "refcount confirmation for node {:#x} not awaited\n",
                 ptr
             ),
@@ -1149,10 +1151,19 @@ impl Process {
 
     /// Looks at `node`, one of this process's nodes, again (see `Node::recheck`).
     pub(crate) fn recheck_node(&self, node: &NodeArc) {
+        self.with_node_rechecked(node, |_| ());
+    }
+
+    /// Runs `f` on this process's inner, then looks at `node`, one of this process's nodes,
+    /// again before the lock goes (see `Node::recheck`). A node that leaves the tree is
+    /// dropped after the lock.
+    fn with_node_rechecked<R>(&self, node: &NodeArc, f: impl FnOnce(&mut ProcessInner) -> R) -> R {
         let mut inner = self.inner.lock();
+        let result = f(&mut inner);
         let forgotten = Node::recheck(node, &mut inner);
         drop(inner);
         drop(forgotten);
+        result
     }
 
     /// Looks at each of this process's nodes again, in order, as the C driver's freeze and
