@@ -80,8 +80,9 @@ pub(crate) struct ReceiveBuffer {
     /// Whether the area is still mapped.
     ///
     /// `vm_ops->close` clears it with the `mmap_lock` held for writing. It is an atomic rather
-    /// than part of `state` because inserting pages takes `state`'s lock first and the
-    /// `mmap_lock` second; taking `state`'s lock in `close` would invert that order.
+    /// than part of `state` so that `close`, which runs inside the unmapping or the exit of
+    /// the address space, takes no lock of the buffer at all; the transaction path reads it
+    /// with `state`'s lock held (the page path takes the `mmap_lock` before `state`).
     mapped: Atomic<bool>,
     /// Where the area was mapped: `state`'s `area` as `mmap` set it, kept after the release.
     /// The shrinker reads it with no lock held, to know which vma to lock before `state`.
