@@ -76,6 +76,17 @@ pub(crate) struct RefChange {
 /// The handle does not name a reference the change can apply to.
 pub(crate) struct InvalidRef;
 
+/// What [`Refs::gain_existing`] found.
+pub(crate) enum Existing {
+    /// The reference was counted through this handle.
+    Counted(u32),
+    /// The handle exists, but holds no strong reference for a strong one to be counted on
+    /// without the node hearing of it.
+    Weak,
+    /// The process has no handle to the node.
+    Missing,
+}
+
 /// What a handle's gain means for its node.
 #[derive(Clone, Copy, Default)]
 pub(crate) struct Gain {
@@ -162,27 +173,33 @@ impl Refs {
 
     /// Counts one more reference through the handle of `node`, if the process has one and
     /// the node need not hear of it: a weak reference, or a strong one through a handle that
-    /// already holds one. Returns the handle.
-    pub(crate) fn gain_existing(&mut self, node: &NodeArc, strong: bool) -> Option<u32> {
-        let handle = *self.by_node.get(&node_key(node))?;
-        let node_ref = self.by_handle.get_mut(&handle)?;
+    /// already holds one.
+    pub(crate) fn gain_existing(&mut self, node: &NodeArc, strong: bool) -> Existing {
+        let Some(&handle) = self.by_node.get(&node_key(node)) else {
+            return Existing::Missing;
+        };
+        let Some(node_ref) = self.by_handle.get_mut(&handle) else {
+            return Existing::Missing;
+        };
         if strong && node_ref.strong == 0 {
-            return None;
+            return Existing::Weak;
         }
         node_ref.count(strong);
-        Some(handle)
+        Existing::Counted(handle)
     }
 
     /// Counts one more reference through the handle of `node`, creating the handle in `slot`
     /// if there is none, and takes `room` for spare slots if it has none. Returns the handle,
-    /// what changed for the node, and what it did not need, to drop after the lock.
+    /// what changed for the node, and what it did not need, to drop after the lock; `None`
+    /// if there is no handle and no `slot` to make one in (the handle went since the caller
+    /// found it).
     pub(crate) fn gain(
         &mut self,
         node: &NodeArc,
         strong: bool,
-        slot: HandleSlot,
+        slot: Option<HandleSlot>,
         room: Option<SpareRoom<HandleSlot>>,
-    ) -> (u32, Gain, Unneeded) {
+    ) -> Option<(u32, Gain, Unneeded)> {
         let room = self.spare.give_room(room);
         let mut unneeded = Unneeded {
             slot: None,
@@ -197,10 +214,11 @@ impl Refs {
                     created: false,
                     became_strong,
                 };
-                unneeded.slot = self.spare.keep(slot);
-                return (handle, gain, unneeded);
+                unneeded.slot = slot.and_then(|slot| self.spare.keep(slot));
+                return Some((handle, gain, unneeded));
             }
         }
+        let slot = slot?;
         let handle = self.lowest_free_handle(node.is_manager());
         if handle != MANAGER_HANDLE {
             // Every handle from 1 up to `handle` is in use now.
@@ -223,7 +241,7 @@ impl Refs {
             created: true,
             became_strong: strong,
         };
-        (handle, gain, unneeded)
+        Some((handle, gain, unneeded))
     }
 
     /// Every handle, in order, with its reference (for the log files).
