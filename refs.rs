@@ -57,10 +57,17 @@ pub(crate) struct NodeRef {
     pub(crate) death: Option<Arc<Work<Death>>>,
     /// The freeze notification requested through this handle, if any.
     pub(crate) freeze: Option<Arc<Work<FreezeListener>>>,
-    /// The handle's number in the log files.
-    debug_id: u32,
     /// Counts the handle for the `stats` log file.
-    _stats: Tracked,
+    _stats: Tracked<{ Object::Ref as usize }>,
+}
+
+/// A handle's entry in [`Refs::by_node`]: its number, and its number in the log files
+/// (kept here, where it fills what would be padding, rather than in [`NodeRef`], which it
+/// would take out of the 64-byte kmalloc class with its tree node).
+#[derive(Clone, Copy)]
+struct ByNode {
+    handle: u32,
+    debug_id: u32,
 }
 
 /// A change of a reference count, as `BC_INCREFS`, `BC_ACQUIRE`, `BC_RELEASE` and
@@ -119,7 +126,7 @@ pub(crate) struct Removed {
 /// lock is taken or kept from a removed handle.
 pub(crate) struct HandleSlot {
     by_handle: RBTreeNodeReservation<u32, NodeRef>,
-    by_node: RBTreeNodeReservation<usize, u32>,
+    by_node: RBTreeNodeReservation<usize, ByNode>,
 }
 
 impl HandleSlot {
@@ -135,7 +142,7 @@ impl HandleSlot {
 pub(crate) struct Refs {
     by_handle: RBTree<u32, NodeRef>,
     /// The handle of each node, by the node's address.
-    by_node: RBTree<usize, u32>,
+    by_node: RBTree<usize, ByNode>,
     /// Every handle from 1 up to this one (excluded) is in use: where the search for the
     /// lowest free handle starts.
     free_from: u32,
@@ -175,7 +182,7 @@ impl Refs {
     /// the node need not hear of it: a weak reference, or a strong one through a handle that
     /// already holds one.
     pub(crate) fn gain_existing(&mut self, node: &NodeArc, strong: bool) -> Existing {
-        let Some(&handle) = self.by_node.get(&node_key(node)) else {
+        let Some(&ByNode { handle, .. }) = self.by_node.get(&node_key(node)) else {
             return Existing::Missing;
         };
         let Some(node_ref) = self.by_handle.get_mut(&handle) else {
@@ -206,7 +213,7 @@ impl Refs {
             _room: room,
         };
         let key = node_key(node);
-        if let Some(handle) = self.by_node.get(&key).copied() {
+        if let Some(handle) = self.by_node.get(&key).map(|entry| entry.handle) {
             if let Some(node_ref) = self.by_handle.get_mut(&handle) {
                 let became_strong = strong && node_ref.strong == 0;
                 node_ref.count(strong);
@@ -230,13 +237,16 @@ impl Refs {
             weak: 0,
             death: None,
             freeze: None,
-            debug_id: crate::stats::next_debug_id(),
-            _stats: Tracked::new(Object::Ref),
+            _stats: Tracked::new(),
         };
         node_ref.count(strong);
+        let entry = ByNode {
+            handle,
+            debug_id: crate::stats::next_debug_id(),
+        };
         self.by_handle
             .insert(slot.by_handle.into_node(handle, node_ref));
-        self.by_node.insert(slot.by_node.into_node(key, handle));
+        self.by_node.insert(slot.by_node.into_node(key, entry));
         let gain = Gain {
             created: true,
             became_strong: strong,
@@ -247,6 +257,13 @@ impl Refs {
     /// Every handle, in order, with its reference (for the log files).
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&u32, &NodeRef)> {
         self.by_handle.iter()
+    }
+
+    /// The number in the log files of the handle holding `node_ref`.
+    pub(crate) fn debug_id(&self, node_ref: &NodeRef) -> u32 {
+        self.by_node
+            .get(&node_key(&node_ref.node))
+            .map_or(0, |entry| entry.debug_id)
     }
 
     /// Whether the process has a handle to `node`.
@@ -321,8 +338,8 @@ impl Refs {
         node: &NodeArc,
         strong: bool,
     ) -> Result<Loss, InvalidRef> {
-        let handle = *self.by_node.get(&node_key(node)).ok_or(InvalidRef)?;
-        self.lose(handle, strong)
+        let entry = *self.by_node.get(&node_key(node)).ok_or(InvalidRef)?;
+        self.lose(entry.handle, strong)
     }
 
     /// Whether `handle` exists and, for `strong`, holds a strong reference: an increment
@@ -380,7 +397,7 @@ pub(crate) struct Unneeded {
 
 impl HandleSlot {
     /// The slot of a removed handle, from its nodes in both trees.
-    fn recycle(by_handle: RBTreeNode<u32, NodeRef>, by_node: RBTreeNode<usize, u32>) -> Self {
+    fn recycle(by_handle: RBTreeNode<u32, NodeRef>, by_node: RBTreeNode<usize, ByNode>) -> Self {
         Self {
             by_handle: by_handle.into_reservation(),
             by_node: by_node.into_reservation(),
@@ -401,11 +418,6 @@ impl NodeRef {
     /// Whether the handle holds a strong reference.
     pub(crate) fn is_strong(&self) -> bool {
         self.strong > 0
-    }
-
-    /// The handle's number in the log files.
-    pub(crate) fn debug_id(&self) -> u32 {
-        self.debug_id
     }
 
     /// The strong and weak references held through the handle.
