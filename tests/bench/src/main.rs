@@ -199,6 +199,9 @@ const PROFILED: [(&str, usize); 5] = [
     ("teardown", teardown::FILL_BYTES),
 ];
 
+/// Names the one workload of [`PROFILED`] to profile, instead of all.
+const PROFILE_ONLY_ENV: &str = "BENCH_PROFILE_ONLY";
+
 /// Functions shown per list.
 const PROFILE_TOP: usize = 30;
 
@@ -217,7 +220,13 @@ fn profile(scale: f64) -> Outcome {
     unsafe { libc::alarm(WATCHDOG_SECONDS) };
     let shared = Shared::new()?;
     let plan = Plan::new(scale);
+    let only = std::env::var(PROFILE_ONLY_ENV)
+        .ok()
+        .filter(|w| !w.is_empty());
     for (workload, payload) in PROFILED {
+        if only.as_deref().is_some_and(|only| only != workload) {
+            continue;
+        }
         let job = Plan::jobs()
             .into_iter()
             .find(|j| j.row.workload == workload && j.row.payload == payload)
@@ -277,6 +286,15 @@ fn profile(scale: f64) -> Outcome {
                         *all as f64 * 100.0 / total,
                         per_kop(key)
                     ));
+                }
+            }
+            if !found.chains.is_empty() {
+                say(&format!(
+                    "callers ({}): samples/1000 ops, chain",
+                    profile::CALLERS_ENV
+                ));
+                for (chain, count) in found.chains.iter().take(PROFILE_TOP) {
+                    say(&format!("{:7.2} {chain}", per_kop(*count)));
                 }
             }
         }
