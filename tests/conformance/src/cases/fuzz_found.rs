@@ -9,7 +9,7 @@ use crate::{
 };
 
 use super::objects::{serve_one_registration, LOOKUP, REGISTER};
-use super::peer::{spawn_manager, Peer};
+use super::peer::{refcount_returns, spawn_manager, Peer};
 use crate::harness::spawn_ready;
 
 pub const CASES: &[Case] = &[
@@ -32,6 +32,10 @@ pub const CASES: &[Case] = &[
     Case::new(
         "last_handle_gone_with_strong_left_queues_empty_node_work",
         last_handle_gone_with_strong_left,
+    ),
+    Case::new(
+        "freed_buffer_releases_its_handle_by_number",
+        freed_buffer_releases_handle_by_number,
     ),
 ];
 
@@ -305,5 +309,64 @@ fn last_handle_gone_with_strong_left(_: &Env) -> Outcome {
             "BC_ACQUIRE_DONE",
         )
     });
+    manager.join_after(ours)
+}
+
+/// The manager receives a call carrying the client's node N1 (its handle 1, whose strong
+/// count the buffer holds), keeps the buffer, and lets the handle go itself (`BC_RELEASE`).
+/// A second call brings the client's node N2, and the lowest free number again: handle 1.
+/// Freeing the first buffer now releases the handle by the number written in it, as the C
+/// driver does (`binder_dec_ref_for_handle(proc, fp->handle, ...)`): handle 1, N2's, loses
+/// its count and goes, and the client reads N2's `BR_RELEASE` and `BR_DECREFS`. (Found by the
+/// fuzzer, seed 1, operation 1643: rust_binder released by node, found N1's handle gone, and
+/// kept N2's.)
+fn freed_buffer_releases_handle_by_number(_: &Env) -> Outcome {
+    const N1: (u64, u64) = (0x800, 0x801);
+    const N2: (u64, u64) = (0x810, 0x811);
+    let (released, await_released) = notice()?;
+    let (freed, await_freed) = notice()?;
+    let manager = spawn_manager(move |m| {
+        let (first, _) = m.next_call()?;
+        let handle = match m.objects(&first)?.first() {
+            Some(object) => object.handle_value(),
+            None => return Err("the first call arrived without its object".into()),
+        };
+        m.reply(&first, &Payload::new())?;
+        m.send(Commands::new().release(handle), "BC_RELEASE of the handle")?;
+        released.notify()?;
+        let (second, _) = m.next_call()?;
+        let again = m.objects(&second)?.first().map(FlatObject::handle_value);
+        ensure!(
+            again == Some(handle),
+            "the second node got handle {again:?}, expected the freed number {handle}"
+        );
+        m.reply(&second, &Payload::new())?;
+        m.free(&first)?;
+        freed.notify()
+    })?;
+    let client = Peer::open()?;
+    let ours = (|| -> Outcome {
+        let reply =
+            client.call_for_reply(0, 1, &Payload::new().object(FlatObject::binder(N1.0, N1.1)))?;
+        client.free(&reply)?;
+        await_released.wait()?;
+        let mut seen = Vec::new();
+        while !(seen.contains(&Return::Release(N1.0, N1.1))
+            && seen.contains(&Return::Decrefs(N1.0, N1.1)))
+        {
+            seen.extend(client.read()?);
+        }
+        let reply =
+            client.call_for_reply(0, 2, &Payload::new().object(FlatObject::binder(N2.0, N2.1)))?;
+        client.free(&reply)?;
+        await_freed.wait()?;
+        let returns = refcount_returns(&client.pending()?);
+        let expected = [Return::Release(N2.0, N2.1), Return::Decrefs(N2.0, N2.1)];
+        ensure!(
+            returns == expected,
+            "after the first buffer was freed the client read {returns:?}, expected {expected:?}"
+        );
+        Ok(())
+    })();
     manager.join_after(ours)
 }
