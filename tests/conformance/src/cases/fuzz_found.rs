@@ -320,9 +320,16 @@ fn last_handle_gone_with_strong_left(_: &Env) -> Outcome {
 /// its count and goes, and the client reads N2's `BR_RELEASE` and `BR_DECREFS`. (Found by the
 /// fuzzer, seed 1, operation 1643: rust_binder released by node, found N1's handle gone, and
 /// kept N2's.)
+///
+/// The manager lets a node's last reference go only after the client has read the reply,
+/// and with it the node's `BR_INCREFS`/`BR_ACQUIRE` (answered before the reply is read): a
+/// node whose owner has not read them yet is deleted quietly when its references go, and its
+/// owner reads nothing of it at all. The node work of a release is queued before the
+/// manager's command returns, so one read that does not wait finds it.
 fn freed_buffer_releases_handle_by_number(_: &Env) -> Outcome {
     const N1: (u64, u64) = (0x800, 0x801);
     const N2: (u64, u64) = (0x810, 0x811);
+    let (replied, await_replied) = notice()?;
     let (released, await_released) = notice()?;
     let (freed, await_freed) = notice()?;
     let manager = spawn_manager(move |m| {
@@ -332,6 +339,7 @@ fn freed_buffer_releases_handle_by_number(_: &Env) -> Outcome {
             None => return Err("the first call arrived without its object".into()),
         };
         m.reply(&first, &Payload::new())?;
+        await_replied.wait()?;
         m.send(Commands::new().release(handle), "BC_RELEASE of the handle")?;
         released.notify()?;
         let (second, _) = m.next_call()?;
@@ -341,24 +349,43 @@ fn freed_buffer_releases_handle_by_number(_: &Env) -> Outcome {
             "the second node got handle {again:?}, expected the freed number {handle}"
         );
         m.reply(&second, &Payload::new())?;
+        await_replied.wait()?;
         m.free(&first)?;
         freed.notify()
     })?;
     let client = Peer::open()?;
-    let ours = (|| -> Outcome {
-        let reply =
-            client.call_for_reply(0, 1, &Payload::new().object(FlatObject::binder(N1.0, N1.1)))?;
-        client.free(&reply)?;
+    // Owns `replied`: a failure before a notice ends the manager's wait for it.
+    let ours = (move || -> Outcome {
+        let call_with = |code: u32, node: (u64, u64)| -> Outcome {
+            let exchange = client.call(
+                0,
+                code,
+                &Payload::new().object(FlatObject::binder(node.0, node.1)),
+            )?;
+            let returns = refcount_returns(&exchange.returns);
+            let reply = exchange
+                .reply
+                .ok_or_else(|| format!("call {code} failed: {:?}", exchange.returns))?;
+            client.free(&reply)?;
+            let expected = [
+                Return::Increfs(node.0, node.1),
+                Return::Acquire(node.0, node.1),
+            ];
+            ensure!(
+                returns == expected,
+                "call {code} read {returns:?} before its reply, expected {expected:?}"
+            );
+            replied.notify()
+        };
+        call_with(1, N1)?;
         await_released.wait()?;
-        let mut seen = Vec::new();
-        while !(seen.contains(&Return::Release(N1.0, N1.1))
-            && seen.contains(&Return::Decrefs(N1.0, N1.1)))
-        {
-            seen.extend(client.read()?);
-        }
-        let reply =
-            client.call_for_reply(0, 2, &Payload::new().object(FlatObject::binder(N2.0, N2.1)))?;
-        client.free(&reply)?;
+        let returns = refcount_returns(&client.pending()?);
+        let expected = [Return::Release(N1.0, N1.1), Return::Decrefs(N1.0, N1.1)];
+        ensure!(
+            returns == expected,
+            "after the manager's BC_RELEASE the client read {returns:?}, expected {expected:?}"
+        );
+        call_with(2, N2)?;
         await_freed.wait()?;
         let returns = refcount_returns(&client.pending()?);
         let expected = [Return::Release(N2.0, N2.1), Return::Decrefs(N2.0, N2.1)];
