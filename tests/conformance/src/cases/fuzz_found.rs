@@ -37,6 +37,10 @@ pub const CASES: &[Case] = &[
         "freed_buffer_releases_its_handle_by_number",
         freed_buffer_releases_handle_by_number,
     ),
+    Case::new(
+        "leaving_thread_fails_only_the_call_on_top_of_its_stack",
+        leaving_thread_fails_only_its_top_call,
+    ),
 ];
 
 /// A thread sends a call and leaves the driver (`BINDER_THREAD_EXIT`) before the manager
@@ -396,4 +400,75 @@ fn freed_buffer_releases_handle_by_number(_: &Env) -> Outcome {
         Ok(())
     })();
     manager.join_after(ours)
+}
+
+/// The client calls the manager (call 1, carrying the client's node so that the manager can
+/// call back). The manager's thread, answering call 1, calls the client back (call 2, which
+/// goes to the client's thread waiting on call 1) and leaves the driver
+/// (`BINDER_THREAD_EXIT`) before the client reads call 2. As in the C driver
+/// (`binder_thread_release`), a leaving thread fails only the call on top of its stack, if it
+/// received that one: here the top is its own call 2, so call 1 does not fail yet, and the
+/// client reads call 2 and no `BR_DEAD_REPLY`. Its reply to call 2 fails, the caller having
+/// left: the client reads `BR_TRANSACTION_COMPLETE`, and the failure goes down the chain of
+/// calls (`binder_send_failed_reply` passes over a caller that left to the call it was
+/// answering), so the client then reads `BR_DEAD_REPLY` for call 1. (Found by the fuzzer,
+/// seed 1, operation 1702: rust_binder failed call 1 as soon as the manager's thread left.)
+fn leaving_thread_fails_only_its_top_call(_: &Env) -> Outcome {
+    const NODE: (u64, u64) = (0x820, 0x821);
+    let (left, await_left) = notice()?;
+    let (done, await_done) = notice()?;
+    let manager = spawn_manager(move |m| {
+        let (first, _) = m.next_call()?;
+        let handle = match m.objects(&first)?.first() {
+            Some(object) => object.handle_value(),
+            None => return Err("call 1 arrived without the client's node".into()),
+        };
+        m.send_call(handle, 2, &Payload::new())?;
+        m.binder.thread_exit().step("BINDER_THREAD_EXIT")?;
+        left.notify()?;
+        // The process stays: only its thread has left.
+        await_done.wait()
+    })?;
+    let client = Peer::open()?;
+    let ours = (|| -> Outcome {
+        client.send_call(
+            0,
+            1,
+            &Payload::new().object(FlatObject::binder(NODE.0, NODE.1)),
+        )?;
+        await_left.wait()?;
+        let returns = client.pending()?;
+        let call = returns
+            .iter()
+            .find_map(|ret| match ret {
+                Return::Transaction(txn) => Some(txn.clone()),
+                _ => None,
+            })
+            .ok_or_else(|| format!("the client read {returns:?}, expected the manager's call"))?;
+        ensure!(
+            call.code == 2,
+            "the client read call {}, expected 2",
+            call.code
+        );
+        ensure!(
+            !returns
+                .iter()
+                .any(|ret| matches!(ret, Return::DeadReply | Return::FailedReply)),
+            "the client read {returns:?}: its call failed while the leaving thread had its \
+             own call on top"
+        );
+        client.reply(&call, &Payload::new())?;
+        client.free(&call)?;
+        let after = client.pending()?;
+        ensure!(
+            after == [Return::DeadReply],
+            "after its reply to the manager's call the client read {after:?}, expected \
+             BR_DEAD_REPLY for its own call"
+        );
+        Ok(())
+    })();
+    // However the client fared: the manager, which holds a copy of this end too, would
+    // otherwise wait for ever.
+    let told = done.notify();
+    manager.join_after(ours.and(told))
 }
