@@ -358,8 +358,7 @@ fn freed_buffer_releases_handle_by_number(_: &Env) -> Outcome {
         freed.notify()
     })?;
     let client = Peer::open()?;
-    // Owns `replied`: a failure before a notice ends the manager's wait for it.
-    let ours = (move || -> Outcome {
+    let ours = (|| -> Outcome {
         let call_with = |code: u32, node: (u64, u64)| -> Outcome {
             let exchange = client.call(
                 0,
