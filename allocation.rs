@@ -28,7 +28,9 @@ use kernel::{
             VmaRef, //
         },
         Mm,
-        MmWithUser, //
+        MmWithUser,
+        MmapReadGuard,
+        VmaReadGuard, //
     },
     page::{
         Page,
@@ -46,7 +48,8 @@ use kernel::{
         },
         new_mutex,
         Arc,
-        Mutex, //
+        Mutex,
+        SetOnce, //
     },
     task::Pid,
     uaccess::UserSliceReader,
@@ -77,9 +80,13 @@ pub(crate) struct ReceiveBuffer {
     /// Whether the area is still mapped.
     ///
     /// `vm_ops->close` clears it with the `mmap_lock` held for writing. It is an atomic rather
-    /// than part of `state` because inserting pages takes `state`'s lock first and the
-    /// `mmap_lock` second; taking `state`'s lock in `close` would invert that order.
+    /// than part of `state` so that `close`, which runs inside the unmapping or the exit of
+    /// the address space, takes no lock of the buffer at all; the transaction path reads it
+    /// with `state`'s lock held (the page path takes the `mmap_lock` before `state`).
     mapped: Atomic<bool>,
+    /// Where the area was mapped: `state`'s `area` as `mmap` set it, kept after the release.
+    /// The shrinker reads it with no lock held, to know which vma to lock before `state`.
+    mapped_area: SetOnce<MappedArea>,
     /// The address space of the process that opened the device: the only one the buffer
     /// can be mapped into, where pages are put in and taken back.
     mm: Option<ARef<Mm>>,
@@ -372,6 +379,7 @@ impl ReceiveBuffer {
                 "ReceiveBuffer::state"
             ),
             mapped: Atomic::new(false),
+            mapped_area: SetOnce::new(),
             mm,
             links <- ListLinks::new(),
             tracker <- AtomicTracker::new(),
@@ -404,6 +412,8 @@ impl ReceiveBuffer {
         state.pages = BufferPages::with_slots(size.div_ceil(PAGE_SIZE))?;
         state.free_async = size / 2;
         state.area = Some(MappedArea { start, size });
+        // Always set here: `state.area` was never set before, and only this sets either.
+        self.mapped_area.populate(MappedArea { start, size });
         self.mapped.store(true, Release);
 
         // SAFETY: The vma is being set up by this `mmap` call, so nothing else accesses it yet.
@@ -590,7 +600,9 @@ impl ReceiveBuffer {
     ///
     /// Locking: this runs where the kernel looks for memory, maybe inside an allocation made
     /// with the owner's `mmap_lock` or this buffer's lock held (see [`Self::pages_for`]), so
-    /// it only tries them, in their usual order, and gives up if either is busy.
+    /// it only tries them, in their usual order, and gives up if either is busy. On the
+    /// owner's side it first tries the lock of the area's vma alone ([`AreaLock`]), so that
+    /// the owner mapping, unmapping or faulting elsewhere does not make it skip the buffer.
     pub(crate) fn give_back_unused(&self, max: usize) -> usize {
         // With the address space gone (its last user exited), its page tables went or are
         // going, and nothing can map a page again: the pages are freed without unmapping.
@@ -599,12 +611,13 @@ impl ReceiveBuffer {
             .as_deref()
             .and_then(Mm::mmget_not_zero)
             .map(MmWithUser::into_mmput_async);
-        let mmap = match &mm {
-            Some(mm) => match mm.mmap_read_trylock() {
-                Some(mmap) => Some(mmap),
+        // Never mapped: there are no pages to unmap (nor any to free).
+        let area_lock = match (&mm, self.mapped_area.copy()) {
+            (Some(mm), Some(area)) => match AreaLock::try_new(self, mm, area) {
+                Some(lock) => Some(lock),
                 None => return 0,
             },
-            None => None,
+            _ => None,
         };
         let Some(mut state) = self.state.try_lock() else {
             return 0;
@@ -619,8 +632,10 @@ impl ReceiveBuffer {
             // No vma of ours there: the buffer was unmapped, and its page table entries with
             // it. (A page the owner still maps elsewhere, after `mremap`, keeps its own
             // reference there, as with the C driver.)
-            let vma = mmap.as_ref().and_then(|mmap| mmap.vma_lookup(address));
-            if let Some(vma) = vma.filter(|vma| self.owns(vma)) {
+            if let Some(vma) = area_lock
+                .as_ref()
+                .and_then(|lock| lock.vma_at(self, address))
+            {
                 vma.zap_vma_range(address, PAGE_SIZE);
             }
             drop(page);
@@ -632,7 +647,7 @@ impl ReceiveBuffer {
             None
         };
         drop(state);
-        drop(mmap);
+        drop(area_lock);
         drop(mm);
         drop(unlisted);
         freed
@@ -888,10 +903,55 @@ impl RangeView {
 impl ReceiveBuffer {
     /// Whether `vma` is this buffer's mapping (and not another mapping at its address).
     fn owns(&self, vma: &VmaRef) -> bool {
-        // SAFETY: The mmap lock is held for reading, so the vma's fields are stable.
+        // SAFETY: A `VmaRef` is only reachable with the mmap lock or the vma's own lock held
+        // for reading, either of which keeps these fields as they are.
         let (ops, private) = unsafe { ((*vma.as_ptr()).vm_ops, (*vma.as_ptr()).vm_private_data) };
         core::ptr::eq(ops, &RECEIVE_BUFFER_VM_OPS.0)
             && core::ptr::eq(private.cast_const(), core::ptr::from_ref(self).cast())
+    }
+}
+
+/// What the shrinker holds of the owner's address space while it unmaps unused pages: the
+/// read lock of the one vma of the buffer that spans the whole area, or else the whole
+/// `mmap_lock` for reading. Either keeps the vmas it finds from changing or going.
+///
+/// The vma's lock is worth trying first because it is busy far less often: `mmap`,
+/// `munmap` and page faults anywhere in the owner take the `mmap_lock`, but only a change to
+/// this very vma takes its lock for writing.
+///
+/// Lock order: both are only ever tried, never waited for, and the buffer's `state` (tried
+/// too) is taken after either, as `mmap` and [`ReceiveBuffer::pages_for`] take it after the
+/// `mmap_lock`; so none of them can wait on the shrinker, which may be running inside an
+/// allocation made with any of them held. The vma's lock is let go before the `mmap_lock` is
+/// tried, as the kernel takes the `mmap_lock` first (to lock a vma for writing).
+enum AreaLock<'a> {
+    /// The read lock of a vma of the buffer that covers all of the area.
+    Vma(VmaReadGuard<'a>),
+    /// The owner's `mmap_lock`, for reading.
+    Mmap(MmapReadGuard<'a>),
+}
+
+impl<'a> AreaLock<'a> {
+    /// Tries the lock of the vma at the start of `area` of `buffer`, which only does if that
+    /// vma is still the buffer's and still spans the area (none was split off or moved),
+    /// then the `mmap_lock`. `None` when neither could be had.
+    fn try_new(buffer: &ReceiveBuffer, mm: &'a MmWithUser, area: MappedArea) -> Option<Self> {
+        if let Some(vma) = mm.lock_vma_under_rcu(area.start) {
+            // The vma contains `area.start`, so only its end needs checking.
+            if buffer.owns(&vma) && vma.end() - area.start >= area.size {
+                return Some(Self::Vma(vma));
+            }
+        }
+        mm.mmap_read_trylock().map(Self::Mmap)
+    }
+
+    /// The vma of `buffer` that maps `address`, an address of its area, if there is one.
+    fn vma_at(&self, buffer: &ReceiveBuffer, address: usize) -> Option<&VmaRef> {
+        match self {
+            // `try_new` checked that it spans the whole area.
+            Self::Vma(vma) => Some(vma),
+            Self::Mmap(mmap) => mmap.vma_lookup(address).filter(|vma| buffer.owns(vma)),
+        }
     }
 }
 

@@ -28,6 +28,7 @@
 //! - [`fds`]: file descriptors in transactions, and closing the fds of fd arrays.
 //! - [`node`]: a binder object owned by a process (`binder_node`).
 //! - [`refs`]: a process's handles to other processes' nodes (`binder_ref`).
+//! - [`spares`]: the memory of removed nodes and handles, kept for the next new ones.
 //! - [`work`]: the todo lists threads read their work from.
 //! - [`death`]: death notifications.
 //! - [`priority`]: priority inheritance (nice values) from callers to the threads serving them.
@@ -72,6 +73,7 @@ mod registry;
 mod release;
 mod scatter_gather;
 mod shrinker;
+mod spares;
 mod stats;
 mod thread;
 mod trace;

@@ -549,10 +549,11 @@ impl Deliver for Node {
     /// those that went (`BR_RELEASE`, `BR_DECREFS`).
     fn deliver(
         &self,
-        _this: &Arc<Work<dyn Deliver>>,
+        this: &Arc<Work<dyn Deliver>>,
         _thread: &Thread,
         out: &mut Returns,
     ) -> Result<Flow> {
+        let node = Work::downcast::<Node>(this);
         let mut inner = self.owner.inner_lock().lock();
         let counts = self.counts.access_mut(&mut inner);
         let (strong, weak) = (counts.strong(), counts.weak());
@@ -576,7 +577,10 @@ impl Deliver for Node {
         if decrefs {
             counts.told_weak = false;
         }
-        let forgotten = if weak { None } else { inner.forget_node(self) };
+        let forgotten = match &node {
+            Some(node) if !weak => inner.forget_node(node),
+            _ => None,
+        };
         drop(inner);
         drop(forgotten);
         let returns = [

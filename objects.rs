@@ -60,14 +60,12 @@ pub(crate) enum Held {
     /// handle go meanwhile and the number went to another node, that node's handle loses the
     /// count.
     Handle { handle: u32, strong: bool },
-    /// A local reference on `node`, a node of the buffer's owner: a transaction's target, or
-    /// (`object`) one of the owner's own objects coming back to it, which the C driver looks
-    /// up again to release, with a temporary reference (see `Node::recheck`).
-    Local {
-        node: NodeArc,
-        strong: bool,
-        object: bool,
-    },
+    /// A local reference on `node`, a node of the buffer's owner, as the transaction's target.
+    Target { node: NodeArc, strong: bool },
+    /// A local reference on `node`, one of the buffer owner's own objects that came back to
+    /// it. The C driver looks such a node up again to release it, with a temporary reference,
+    /// so its release also looks at the node again (see `Node::recheck`).
+    Object { node: NodeArc, strong: bool },
 }
 
 /// How many offsets [`Translation::translate_all`] reads out of the buffer in one copy.
@@ -276,15 +274,19 @@ impl Translation<'_> {
 
     /// An object of the sender: the receiver gets a handle to the sender's node for it.
     ///
-    /// Whatever the outcome, the node is looked at again afterwards, as the C driver's
-    /// temporary reference to it going does (see `Node::recheck`): a new node the object
-    /// failed to reach anyone with leaves the sender's tree again.
+    /// The C driver holds a temporary reference to the node meanwhile, and looks at the node
+    /// again when it drops it (see `Node::recheck`). After a success that look decides
+    /// nothing, since the receiver's handle, which the buffer keeps, refers to the node; after
+    /// a failure it is taken here, so that a new node the object failed to reach anyone with
+    /// leaves the sender's tree again.
     fn translate_binder(&mut self, object: &mut FlatBinderObject) -> Result {
         let node =
             self.from
                 .node_for_object(object.binder_ptr(), object.0.cookie, object.0.flags)?;
         let result = self.binder_to_handle(object, node.clone());
-        self.from.recheck_node(&node);
+        if result.is_err() {
+            self.from.recheck_node(&node);
+        }
         result
     }
 
@@ -329,11 +331,7 @@ impl Translation<'_> {
         };
         object.set_binder(kind, node.ptr(), node.cookie());
         trace::binder_transaction_ref_to_node(self.debug_id as i32, 0, handle, 0, node.ptr());
-        self.keep(Held::Local {
-            node,
-            strong,
-            object: true,
-        });
+        self.keep(Held::Object { node, strong });
         Ok(())
     }
 

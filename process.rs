@@ -87,9 +87,9 @@ use crate::{
         InvalidRef,
         Loss,
         Refs,
-        MANAGER_HANDLE,
-        SPARE_SLOTS, //
+        MANAGER_HANDLE, //
     },
+    spares::Spares,
     stats::Stats,
     thread::Thread,
     transaction::Transaction,
@@ -115,6 +115,14 @@ pub(crate) enum Refused {
     Dead,
     /// A call to a frozen process.
     Frozen,
+}
+
+/// Why a `BC_INCREFS_DONE` or `BC_ACQUIRE_DONE` confirmed nothing on the node it named.
+enum Unconfirmed {
+    /// The node has another cookie.
+    OtherCookie,
+    /// No such confirmation was awaited.
+    NotAwaited,
 }
 
 /// Where queued work goes.
@@ -180,6 +188,9 @@ pub(crate) struct ProcessInner {
     refs: Refs,
     /// The process's nodes, by the pointer it knows each by.
     nodes: RBTree<u64, NodeArc>,
+    /// Tree entries of removed nodes, for the next new ones. It gets room when the process
+    /// is about to have a second node.
+    spare_nodes: Spares<RBTreeNodeReservation<u64, NodeArc>>,
     /// Death notifications withdrawn after their node died, until `BC_DEAD_BINDER_DONE`
     /// (the C driver's `delivered_death` list, for the withdrawn ones), by address.
     withdrawn_deaths: RBTree<usize, Arc<Work<Death>>>,
@@ -258,13 +269,17 @@ impl ProcessInner {
 
     /// Takes `node` out of the process's tree of nodes, if it is there; returns it for the
     /// caller to drop once the lock is released.
-    pub(crate) fn forget_node(&mut self, node: &Node) -> Option<NodeArc> {
-        match self.nodes.get(&node.ptr()) {
-            Some(found) if core::ptr::eq::<Node>(&found.item, node) => {
-                self.nodes.remove(&node.ptr())
-            }
-            _ => None,
+    pub(crate) fn forget_node(&mut self, node: &NodeArc) -> Option<NodeArc> {
+        let ptr = node.ptr();
+        match self.nodes.get(&ptr) {
+            Some(found) if Arc::ptr_eq(found, node) => {}
+            _ => return None,
         }
+        let entry = self.nodes.remove_node(&ptr)?;
+        // Turning the entry into a spare drops the tree's reference here, under the lock:
+        // never the last one, as the caller holds `node`.
+        drop(self.spare_nodes.keep(entry.into_reservation()));
+        Some(node.clone())
     }
 
     /// Whether the process's todo list has work.
@@ -534,6 +549,7 @@ impl Process {
                         is_dead: false,
                         refs: Refs::new(),
                         nodes: RBTree::new(),
+                        spare_nodes: Spares::new(),
                         withdrawn_deaths: RBTree::new(),
                         max_threads: 0,
                         requested_threads: 0,
@@ -590,6 +606,7 @@ impl Process {
         let mut undelivered = core::mem::take(&mut inner.todo);
         let refs = inner.refs.take_all();
         let nodes = core::mem::take(&mut inner.nodes);
+        let spare_nodes = inner.spare_nodes.take_all();
         let withdrawn_deaths = core::mem::take(&mut inner.withdrawn_deaths);
         let freeze_listeners = core::mem::take(&mut inner.freeze_listeners);
         for listener in freeze_listeners.values() {
@@ -599,6 +616,7 @@ impl Process {
             undelivered.push_all_back(&mut node.take_oneway_queue(&mut inner));
         }
         drop(inner);
+        drop(spare_nodes);
         drop(watchers);
         work::cancel_all(undelivered);
         for node in nodes.values() {
@@ -965,9 +983,7 @@ impl Process {
             None => HandleSlot::new()?,
         };
         // Spare room only saves allocations later: going without it is no failure.
-        let room = wants_room
-            .then(|| KVec::with_capacity(SPARE_SLOTS, GFP_KERNEL).ok())
-            .flatten();
+        let room = wants_room.then(Spares::new_room).flatten();
         {
             let mut owner = node.owner().inner.lock();
             Node::count(node, &mut owner, Count::Handle, notify);
@@ -1047,21 +1063,17 @@ impl Process {
                     self.settle_loss(loss);
                 }
             }
-            Held::Local {
-                node,
-                strong,
-                object,
-            } => {
+            Held::Target { node, strong } => {
                 let mut owner = node.owner().inner.lock();
                 let forgotten = Node::uncount(&node, &mut owner, Count::Local { strong });
-                let rechecked = if object {
-                    Node::recheck(&node, &mut owner)
-                } else {
-                    None
-                };
                 drop(owner);
                 drop(forgotten);
-                drop(rechecked);
+            }
+            Held::Object { node, strong } => {
+                let forgotten = node.owner().with_node_rechecked(&node, |owner| {
+                    Node::uncount(&node, owner, Count::Local { strong })
+                });
+                drop(forgotten);
             }
         }
     }
@@ -1081,19 +1093,35 @@ impl Process {
         cookie: u64,
         flags: u32,
     ) -> Result<NodeArc> {
-        if let Some(node) = self.inner.lock().nodes.get(&ptr) {
+        let mut inner = self.inner.lock();
+        if let Some(node) = inner.nodes.get(&ptr) {
             return Ok(node.clone());
         }
+        let spare = inner.spare_nodes.take();
+        let wants_room = inner.spare_nodes.wants_room() && !inner.nodes.is_empty();
+        drop(inner);
         let node = Node::new(self.clone(), ptr, cookie, flags)?;
-        let reservation = RBTreeNodeReservation::new(GFP_KERNEL)?;
+        let reservation = match spare {
+            Some(reservation) => reservation,
+            None => RBTreeNodeReservation::new(GFP_KERNEL)?,
+        };
+        // Spare room only saves allocations later: going without it is no failure.
+        let room = wants_room.then(Spares::new_room).flatten();
         let mut inner = self.inner.lock();
         if inner.is_dead {
             return Err(ESRCH);
         }
-        match inner.nodes.entry(ptr) {
-            rbtree::Entry::Occupied(entry) => Ok(entry.get().clone()),
-            rbtree::Entry::Vacant(entry) => Ok(entry.insert(node, reservation).clone()),
-        }
+        let room = inner.spare_nodes.give_room(room);
+        let (found, unused) = match inner.nodes.entry(ptr) {
+            rbtree::Entry::Occupied(entry) => (entry.get().clone(), Some((node, reservation))),
+            rbtree::Entry::Vacant(entry) => (entry.insert(node, reservation).clone(), None),
+        };
+        // Another thread made the node meanwhile: the new one is dropped after the lock.
+        let unused = unused.map(|(node, reservation)| (node, inner.spare_nodes.keep(reservation)));
+        drop(inner);
+        drop(unused);
+        drop(room);
+        Ok(found)
     }
 
     /// Makes this process's node for `ptr` the context manager's node (creating it with
@@ -1121,25 +1149,23 @@ impl Process {
         };
         // Whatever the outcome, a node found is looked at again afterwards, as C's temporary
         // reference going does (see `Node::recheck`).
-        if node.cookie() != cookie {
-            let forgotten = Node::recheck(&node, &mut inner);
-            drop(inner);
-            drop(forgotten);
-            crate::debug::binder_user_error!(
+        let outcome = if node.cookie() != cookie {
+            Err(Unconfirmed::OtherCookie)
+        } else {
+            Node::confirm(&node, &mut inner, strong).map_err(|()| Unconfirmed::NotAwaited)
+        };
+        let rechecked = Node::recheck(&node, &mut inner);
+        drop(inner);
+        drop(rechecked);
+        match outcome {
+            Ok(forgotten) => drop(forgotten),
+            Err(Unconfirmed::OtherCookie) => crate::debug::binder_user_error!(
                 "refcount confirmation for node {:#x} with cookie {:#x}, not {:#x}\n",
                 ptr,
                 cookie,
                 node.cookie()
-            );
-            return;
-        }
-        let outcome = Node::confirm(&node, &mut inner, strong);
-        let forgotten = Node::recheck(&node, &mut inner);
-        drop(inner);
-        drop(forgotten);
-        match outcome {
-            Ok(forgotten) => drop(forgotten),
-            Err(()) => crate::debug::binder_user_error!(
+            ),
+            Err(Unconfirmed::NotAwaited) => crate::debug::binder_user_error!(
                 "refcount confirmation for node {:#x} not awaited\n",
                 ptr
             ),
@@ -1149,10 +1175,19 @@ impl Process {
 
     /// Looks at `node`, one of this process's nodes, again (see `Node::recheck`).
     pub(crate) fn recheck_node(&self, node: &NodeArc) {
+        self.with_node_rechecked(node, |_| ());
+    }
+
+    /// Runs `f` on this process's inner, then looks at `node`, one of this process's nodes,
+    /// again before the lock goes (see `Node::recheck`). A node that leaves the tree is
+    /// dropped after the lock.
+    fn with_node_rechecked<R>(&self, node: &NodeArc, f: impl FnOnce(&mut ProcessInner) -> R) -> R {
         let mut inner = self.inner.lock();
+        let result = f(&mut inner);
         let forgotten = Node::recheck(node, &mut inner);
         drop(inner);
         drop(forgotten);
+        result
     }
 
     /// Looks at each of this process's nodes again, in order, as the C driver's freeze and

@@ -31,6 +31,10 @@ use crate::{
     death::Death,
     freeze::FreezeListener,
     node::NodeArc,
+    spares::{
+        SpareRoom,
+        Spares, //
+    },
     stats::{
         Object,
         Tracked, //
@@ -116,13 +120,6 @@ impl HandleSlot {
     }
 }
 
-/// How many removed handles' slots a process keeps for its next new handles: the objects of
-/// a typical parcel, 16 as in the benchmark's.
-pub(crate) const SPARE_SLOTS: usize = 16;
-
-/// Room for [`SPARE_SLOTS`] slots, allocated before the lock is taken.
-pub(crate) type SpareRoom = KVec<HandleSlot>;
-
 /// The handles of one process.
 pub(crate) struct Refs {
     by_handle: RBTree<u32, NodeRef>,
@@ -131,10 +128,9 @@ pub(crate) struct Refs {
     /// Every handle from 1 up to this one (excluded) is in use: where the search for the
     /// lowest free handle starts.
     free_from: u32,
-    /// Slots of removed handles, for the next new ones. It has no room (capacity 0) until
-    /// the process is about to hold a second handle, so that a process that only ever holds
-    /// the context manager's handle stays as small as it was.
-    spare: SpareRoom,
+    /// Slots of removed handles, for the next new ones. It gets room when the process is
+    /// about to hold a second handle.
+    spare: Spares<HandleSlot>,
 }
 
 /// The key of `node` in [`Refs::by_node`].
@@ -149,25 +145,19 @@ impl Refs {
             by_handle: RBTree::new(),
             by_node: RBTree::new(),
             free_from: 1,
-            spare: KVec::new(),
+            spare: Spares::new(),
         }
     }
 
     /// A slot kept from a removed handle, if there is one.
     pub(crate) fn take_spare(&mut self) -> Option<HandleSlot> {
-        self.spare.pop()
+        self.spare.take()
     }
 
-    /// Whether a new handle should bring [`SpareRoom`]: the process has a handle already and
-    /// no room yet.
+    /// Whether a new handle should bring room for spare slots: the process has a handle
+    /// already and no room yet.
     pub(crate) fn wants_spare_room(&self) -> bool {
-        self.spare.capacity() == 0 && !self.by_handle.is_empty()
-    }
-
-    /// Keeps `slot` for a new handle if there is room; gives it back (to drop after the
-    /// lock) if not.
-    fn keep_spare(&mut self, slot: HandleSlot) -> Option<HandleSlot> {
-        self.spare.push_within_capacity(slot).err().map(|err| err.0)
+        self.spare.wants_room() && !self.by_handle.is_empty()
     }
 
     /// Counts one more reference through the handle of `node`, if the process has one and
@@ -191,14 +181,13 @@ impl Refs {
         node: &NodeArc,
         strong: bool,
         slot: HandleSlot,
-        room: Option<SpareRoom>,
+        room: Option<SpareRoom<HandleSlot>>,
     ) -> (u32, Gain, Unneeded) {
-        let mut unneeded = Unneeded { slot: None, room };
-        if self.spare.capacity() == 0 {
-            if let Some(room) = unneeded.room.take() {
-                self.spare = room;
-            }
-        }
+        let room = self.spare.give_room(room);
+        let mut unneeded = Unneeded {
+            slot: None,
+            _room: room,
+        };
         let key = node_key(node);
         if let Some(handle) = self.by_node.get(&key).copied() {
             if let Some(node_ref) = self.by_handle.get_mut(&handle) {
@@ -208,7 +197,7 @@ impl Refs {
                     created: false,
                     became_strong,
                 };
-                unneeded.slot = self.keep_spare(slot);
+                unneeded.slot = self.spare.keep(slot);
                 return (handle, gain, unneeded);
             }
         }
@@ -295,8 +284,7 @@ impl Refs {
                 // Dropping the reference here, under the lock, only lowers counts: its
                 // notifications were taken out above, and `node` holds the node.
                 let slot = HandleSlot::recycle(by_handle, by_node);
-                // A slot there is no room for is freed (the lock does not stop a `kfree`).
-                drop(self.keep_spare(slot));
+                drop(self.spare.keep(slot));
             }
         }
         if handle != MANAGER_HANDLE {
@@ -349,7 +337,7 @@ impl Refs {
         self.by_node = RBTree::new();
         self.free_from = 1;
         // The spare slots hold only memory: freed here, not kept with the dead process.
-        self.spare = KVec::new();
+        drop(self.spare.take_all());
         core::mem::take(&mut self.by_handle)
     }
 }
@@ -358,8 +346,8 @@ impl Refs {
 pub(crate) struct Unneeded {
     /// The slot, when the handle existed and there was no room to keep it.
     pub(crate) slot: Option<HandleSlot>,
-    /// The spare room, when the process had some.
-    pub(crate) room: Option<SpareRoom>,
+    /// The spare room, when the process had some (only dropped).
+    _room: Option<SpareRoom<HandleSlot>>,
 }
 
 impl HandleSlot {

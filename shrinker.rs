@@ -11,8 +11,9 @@
 //!
 //! A buffer joins the list, under its own lock, when it gains unused pages and is not listed;
 //! it leaves when the shrinker finds it without unused pages, or when its process is
-//! released. The shrinker only ever *tries* the owner's `mmap_lock` and the buffer's lock, and
-//! skips a buffer whose locks are busy: it may run inside an allocation made with them held.
+//! released. The shrinker only ever *tries* the locks of the owner's address space (the area's
+//! vma lock, else the `mmap_lock`) and the buffer's lock, and skips a buffer whose locks are
+//! busy: it may run inside an allocation made with them held.
 //!
 //! Locks: the list's spinlock is innermost. It is taken under a buffer's lock (to list or
 //! unlist it), never the other way round, and nothing else is taken or allocated under it.

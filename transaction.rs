@@ -1126,10 +1126,9 @@ impl Translation<'_> {
         if let Some(node) = node {
             self.held.reserve_one()?;
             self.to.count_local(node, true);
-            self.keep(Held::Local {
+            self.keep(Held::Target {
                 node: node.clone(),
                 strong: true,
-                object: false,
             });
         }
         self.translate_all(view, data_size, offsets_size)

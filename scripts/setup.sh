@@ -18,7 +18,9 @@
 #                       (and, as "#" lines, the package list and the program each tool check
 #                       looks for), then check the tools as after installing and stop: exit
 #                       status 1, naming each, if one is missing. Installs nothing, needs no
-#                       root (scripts/test-setup.sh checks it).
+#                       root (scripts/test-setup.sh checks it). For the bench variant, whether
+#                       Debian has the clang of rustc's LLVM is asked of this machine's apt
+#                       lists, as the real run asks them (see bench_llvm_packages).
 set -euo pipefail
 
 variant=${1:-debug}
@@ -130,13 +132,37 @@ apt_commands() {
     [ ${#source[@]} -eq 0 ] || echo "$install ${source[*]}"
 }
 
+# The bench kernel's own toolchain (see bench_llvm): clang, lld and llvm of rustc's LLVM
+# version, one package a line. Nothing for the debug kernel, for a kernel tree of one's own
+# (KDIR: no kernel is built), nor when rustc's LLVM is 19 (apt_packages has it) or unknown.
+bench_llvm_packages() {
+    [ "$variant" = bench ] && [ -z "$KDIR_GIVEN" ] || return 0
+    local v
+    v=$(rustc_llvm)
+    [ -n "$v" ] && [ "$v" != 19 ] || return 0
+    printf '%s\n' "clang-$v" "lld-$v" "llvm-$v"
+}
+
+# Whether Debian (this machine's apt lists) has the bench packages given as arguments; only
+# clang is asked about, as lld and llvm come from the same source package. When it has not,
+# bench_llvm says so and the bench kernel is built with clang 19.
+bench_llvm_available() {
+    [ $# -eq 0 ] || apt-cache show "$1" >/dev/null 2>&1
+}
+
 install_packages() {
     local need_update=0
-    local missing=()
+    local missing=() bench=()
+    mapfile -t bench < <(bench_llvm_packages)
     if [ -n "${RB_SETUP_DRY_RUN:-}" ]; then
         # Test mode (scripts/test-setup.sh): every package counts as missing, and the commands
         # are printed instead of run.
         missing=("${apt_packages[@]}" qemu-system-x86 "linux-source-$kernel_series")
+        if bench_llvm_available "${bench[@]}"; then
+            missing+=("${bench[@]}")
+        else
+            echo "# no ${bench[0]} in the apt lists: the bench kernel would be built with clang 19"
+        fi
         echo "# packages: ${missing[*]}"
         local entry
         for entry in "${required_programs[@]}"; do
@@ -150,13 +176,17 @@ install_packages() {
     if [ -z "$KDIR_GIVEN" ] && [ ! -f "/usr/src/linux-source-$kernel_series.tar.xz" ]; then
         missing+=("linux-source-$kernel_series")
     fi
-    [ ${#missing[@]} -gt 0 ] || return 0
-    step "installing packages: ${missing[*]}"
+    mapfile -t bench < <(missing_packages "${bench[@]}")
+    [ $((${#missing[@]} + ${#bench[@]})) -gt 0 ] || return 0
     export DEBIAN_FRONTEND=noninteractive
     if [ "$need_update" = 1 ] || [ -z "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v lock)" ] ||
         ! apt-cache show clang-19 >/dev/null 2>&1; then
         as_root apt-get update -q
     fi
+    # Asked after the update, which may be what brings it in.
+    bench_llvm_available "${bench[@]}" && missing+=("${bench[@]}")
+    [ ${#missing[@]} -gt 0 ] || return 0
+    step "installing packages: ${missing[*]}"
     case " ${missing[*]} " in
     *" linux-source-$kernel_series "*)
         if ! apt-cache show "linux-source-$kernel_series" 2>/dev/null | grep -q '^Version:'; then
@@ -248,19 +278,12 @@ progress() {
 # kernel keeps clang 19): only with matching LLVMs can CONFIG_RUST_INLINE_HELPERS inline the
 # kernel's small C helpers (spin locks, reference counts, atomics) into Rust code, as they are
 # inlined into C code. Without it each is an out-of-line call C never pays, which issue 14's
-# profile counted. Installs that clang if need be; prints the LLVM version to build with.
+# profile counted. install_packages installs that clang (bench_llvm_packages) when Debian has
+# it; prints the LLVM version to build with.
 bench_llvm() {
     local v
     v=$(rustc_llvm)
     [ -n "$v" ] || { echo 19; return 0; }
-    if ! command -v "clang-$v" >/dev/null || ! command -v "ld.lld-$v" >/dev/null ||
-        ! command -v "llvm-ar-$v" >/dev/null; then
-        if [ "${RB_SKIP_PACKAGES:-0}" != 1 ] && apt-cache show "clang-$v" >/dev/null 2>&1; then
-            step "installing clang-$v, lld-$v and llvm-$v (rustc's LLVM) for the bench kernel" >&2
-            as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-                --no-install-recommends "clang-$v" "lld-$v" "llvm-$v" >&2
-        fi
-    fi
     if command -v "clang-$v" >/dev/null && command -v "ld.lld-$v" >/dev/null &&
         command -v "llvm-ar-$v" >/dev/null; then
         echo "$v"
