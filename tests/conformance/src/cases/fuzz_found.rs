@@ -41,6 +41,10 @@ pub const CASES: &[Case] = &[
         "leaving_thread_fails_only_the_call_on_top_of_its_stack",
         leaving_thread_fails_only_its_top_call,
     ),
+    Case::new(
+        "reply_to_caller_that_left_is_dead_before_its_objects_are_read",
+        reply_to_left_caller_dead_before_objects,
+    ),
 ];
 
 /// A thread sends a call and leaves the driver (`BINDER_THREAD_EXIT`) before the manager
@@ -413,6 +417,21 @@ fn freed_buffer_releases_handle_by_number(_: &Env) -> Outcome {
 /// answering), so the client then reads `BR_DEAD_REPLY` for call 1. (Found by the fuzzer,
 /// seed 1, operation 1702: rust_binder failed call 1 as soon as the manager's thread left.)
 fn leaving_thread_fails_only_its_top_call(_: &Env) -> Outcome {
+    call_back_then_leave(&Payload::new())
+}
+
+/// As [`leaving_thread_fails_only_its_top_call`], with a reply to the call-back that names a
+/// handle the client does not have. The C driver finds the caller gone before it reads the
+/// reply's objects (`binder_transaction`: "reply target not found"), so the reply fails
+/// dead, and the client reads `BR_DEAD_REPLY` for its own call, not `BR_FAILED_REPLY`.
+/// (Found by the fuzzer, seed 1, operation 1713.)
+fn reply_to_left_caller_dead_before_objects(_: &Env) -> Outcome {
+    call_back_then_leave(&Payload::new().object(FlatObject::handle(0x7777)))
+}
+
+/// The scenario of [`leaving_thread_fails_only_its_top_call`]; the client answers the
+/// call-back with `reply`.
+fn call_back_then_leave(reply: &Payload) -> Outcome {
     const NODE: (u64, u64) = (0x820, 0x821);
     let (left, await_left) = notice()?;
     let (done, await_done) = notice()?;
@@ -456,7 +475,7 @@ fn leaving_thread_fails_only_its_top_call(_: &Env) -> Outcome {
             "the client read {returns:?}: its call failed while the leaving thread had its \
              own call on top"
         );
-        client.reply(&call, &Payload::new())?;
+        client.reply(&call, reply)?;
         client.free(&call)?;
         let after = client.pending()?;
         ensure!(
