@@ -514,6 +514,11 @@ impl Thread {
         let Some(caller) = call.from.clone() else {
             return Err(Failure::failed(EPROTO));
         };
+        // As in C, a caller that has left the driver fails the reply before any of it is
+        // read: dead, whatever its objects are.
+        if call.live_caller().is_none() {
+            return Err(Failure::dead(ESRCH));
+        }
         let to = call.from_process.clone();
         let sending = Sending {
             id,
