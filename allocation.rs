@@ -504,11 +504,7 @@ impl ReceiveBuffer {
             return Err(ENOSPC);
         }
         let offset = state.best_fit(area.size, size).ok_or(ENOSPC)?;
-        let index = state
-            .ranges
-            .iter()
-            .take_while(|range| range.offset < offset)
-            .count();
+        let index = state.ranges.partition_point(|range| range.offset < offset);
         state.ranges.reserve(1, GFP_KERNEL)?;
         let indices = page_indices(offset, size);
         let complete = state.pages.start_using(indices.clone())?;
@@ -660,8 +656,11 @@ impl ReceiveBuffer {
     }
 
     /// The user address of `range`.
+    ///
+    /// Read from where `mmap` put the area, without the lock: a range exists only once the
+    /// area does, and the area never moves.
     fn user_address(&self, range: &BufferRange) -> u64 {
-        let start = self.state.lock().area.map_or(0, |area| area.start);
+        let start = self.mapped_area.copy().map_or(0, |area| area.start);
         start.saturating_add(range.offset) as u64
     }
 
@@ -669,7 +668,7 @@ impl ReceiveBuffer {
     /// only now, as in the C driver.
     fn mark_delivered(&self, range: &BufferRange, array_fds: KVec<u32>) {
         let mut state = self.state.lock();
-        if let Some(found) = state.ranges.iter_mut().find(|r| r.offset == range.offset) {
+        if let Some(found) = state.range_mut(range.offset) {
             found.delivered = true;
             found.array_fds = array_fds;
         }
@@ -703,7 +702,7 @@ impl ReceiveBuffer {
     /// Gives them back if the range is gone already (its process was released).
     fn hold(&self, range: &BufferRange, held: HeldRefs) -> Result<(), HeldRefs> {
         let mut state = self.state.lock();
-        match state.ranges.iter_mut().find(|r| r.offset == range.offset) {
+        match state.range_mut(range.offset) {
             Some(found) => {
                 found.held = held;
                 Ok(())
@@ -728,10 +727,9 @@ impl ReceiveBuffer {
         let mut state = self.state.lock();
         let area = state.area?;
         let offset = usize::try_from(addr).ok()?.checked_sub(area.start)?;
-        state
-            .ranges
-            .iter()
-            .find(|r| r.offset == offset && r.delivered)?;
+        if !state.range_mut(offset)?.delivered {
+            return None;
+        }
         let removed = self.remove_range(&mut state, offset);
         drop(state);
         removed.map(Range::into_freed)
@@ -743,7 +741,7 @@ impl ReceiveBuffer {
     /// any more become unused, and the buffer goes on the shrinker's list. Returns the range
     /// for the caller to drop once the lock is released.
     fn remove_range(self: &Arc<Self>, state: &mut BufferState, offset: usize) -> Option<Range> {
-        let index = state.ranges.iter().position(|r| r.offset == offset)?;
+        let index = state.range_index(offset)?;
         let range = state.ranges.remove(index).ok()?;
         if range.async_node.is_some() {
             state.free_async += range.size;
@@ -773,6 +771,19 @@ impl Range {
 }
 
 impl BufferState {
+    /// The index in `ranges` of the range that starts at `offset`.
+    fn range_index(&self, offset: usize) -> Option<usize> {
+        self.ranges
+            .binary_search_by_key(&offset, |range| range.offset)
+            .ok()
+    }
+
+    /// The range that starts at `offset`.
+    fn range_mut(&mut self, offset: usize) -> Option<&mut Range> {
+        let index = self.range_index(offset)?;
+        self.ranges.get_mut(index)
+    }
+
     /// After a one-way transaction from `sender` took its room: whether to report the sender
     /// as a one-way spammer, as the C driver does. Once less than a tenth of the area is left
     /// for one-way transactions, a sender holding more than 50 one-way buffers, or more than

@@ -305,7 +305,7 @@ fn print_process(
             seq_print!(
                 m,
                 "  ref {}: desc {} {}node {} s {} w {} d ",
-                node_ref.debug_id() as i32,
+                inner.refs().debug_id(node_ref) as i32,
                 handle,
                 if node_ref.node.is_gone() { "dead " } else { "" },
                 node_ref.node.debug_id() as i32,

@@ -85,10 +85,10 @@ pub(crate) struct Node {
     /// Whether the node died, and who wants to hear about it.
     #[pin]
     deaths: Mutex<NodeDeaths>,
-    /// The reference counts, guarded by the owner's `inner` lock.
-    counts: LockedBy<Counts, ProcessInner>,
-    /// One-way transactions to the node, guarded by the owner's `inner` lock.
-    oneway: LockedBy<OnewayQueue, ProcessInner>,
+    /// The reference counts and the one-way queue, guarded by the owner's `inner` lock (one
+    /// `LockedBy` for both: each carries a pointer to its lock, and one fewer keeps a node
+    /// in the 192-byte kmalloc class rather than the 256-byte one).
+    locked: LockedBy<NodeLocked, ProcessInner>,
     /// The node's number in the log files ([`crate::stats::next_debug_id`]).
     debug_id: u32,
     /// The owner is gone (the node died); the log files show handles to it as dead.
@@ -105,6 +105,14 @@ pub(crate) struct LogCounts {
     pub(crate) strong_handles: u32,
     /// The handles to the node.
     pub(crate) handles: u32,
+}
+
+/// The state of a [`Node`] guarded by its owner's `inner` lock, [`Node::locked`].
+struct NodeLocked {
+    /// The reference counts.
+    counts: Counts,
+    /// The one-way transactions to the node.
+    oneway: OnewayQueue,
 }
 
 /// The reference counts of a [`Node`] and what its owner was told about them.
@@ -190,18 +198,19 @@ impl Node {
             & (FLAT_BINDER_FLAG_PRIORITY_MASK
                 | FLAT_BINDER_FLAG_ACCEPTS_FDS
                 | FLAT_BINDER_FLAG_TXN_SECURITY_CTX);
-        let counts = LockedBy::new(owner.inner_lock(), Counts::default());
-        let oneway = LockedBy::new(
+        let locked = LockedBy::new(
             owner.inner_lock(),
-            OnewayQueue {
-                busy: false,
-                waiting: Todo::new(),
+            NodeLocked {
+                counts: Counts::default(),
+                oneway: OnewayQueue {
+                    busy: false,
+                    waiting: Todo::new(),
+                },
             },
         );
         Work::new_pinned(try_pin_init!(Self {
             _census: Counted::new(Kind::Node),
-            counts,
-            oneway,
+            locked,
             owner,
             ptr,
             cookie,
@@ -223,7 +232,7 @@ impl Node {
     /// strong and a weak reference that the owner is considered told about, so the owner
     /// never reads `BR_*` refcount returns for it. `inner` is the owner's state.
     pub(crate) fn make_manager(&self, inner: &mut ProcessInner) {
-        let counts = self.counts.access_mut(inner);
+        let counts = &mut self.locked.access_mut(inner).counts;
         counts.local_strong = counts.local_strong.saturating_add(1);
         counts.local_weak = counts.local_weak.saturating_add(1);
         counts.told_strong = true;
@@ -253,7 +262,7 @@ impl Node {
         what: Count,
         notify: Option<&Thread>,
     ) {
-        let counts = this.counts.access_mut(inner);
+        let counts = &mut this.locked.access_mut(inner).counts;
         let slot = counts.slot(what);
         *slot = slot.saturating_add(1);
         let told = if what.is_strong() {
@@ -287,7 +296,7 @@ impl Node {
         inner: &mut ProcessInner,
         what: Count,
     ) -> Option<NodeArc> {
-        let counts = this.counts.access_mut(inner);
+        let counts = &mut this.locked.access_mut(inner).counts;
         let slot = counts.slot(what);
         match slot.checked_sub(1) {
             Some(value) => *slot = value,
@@ -319,7 +328,7 @@ impl Node {
     /// even if strong references remain, and its work then finds nothing to tell. A
     /// non-blocking read takes such work and returns rather than failing with `EAGAIN`.
     fn settle(this: &NodeArc, inner: &mut ProcessInner, after_strong: bool) -> Option<NodeArc> {
-        let counts = this.counts.access_mut(inner);
+        let counts = &mut this.locked.access_mut(inner).counts;
         if !after_strong && (counts.handles > 0 || counts.local_weak > 0) {
             return None;
         }
@@ -345,7 +354,7 @@ impl Node {
         inner: &mut ProcessInner,
         strong: bool,
     ) -> Result<Option<NodeArc>, ()> {
-        let counts = this.counts.access_mut(inner);
+        let counts = &mut this.locked.access_mut(inner).counts;
         let pending = if strong {
             &mut counts.acquire_pending
         } else {
@@ -360,7 +369,7 @@ impl Node {
     /// Whether the owner was told of a strong and of a weak reference (and told of no release
     /// since). `inner` is the owner's state.
     pub(crate) fn told(&self, inner: &mut ProcessInner) -> (bool, bool) {
-        let counts = self.counts.access_mut(inner);
+        let counts = &mut self.locked.access_mut(inner).counts;
         (counts.told_strong, counts.told_weak)
     }
 
@@ -368,7 +377,7 @@ impl Node {
     /// strong handles plus the driver's strong references, and the driver's weak ones.
     /// `inner` is the owner's state.
     pub(crate) fn reported_counts(&self, inner: &mut ProcessInner) -> (u32, u32) {
-        let counts = self.counts.access_mut(inner);
+        let counts = &mut self.locked.access_mut(inner).counts;
         (
             counts.strong_handles.saturating_add(counts.local_strong),
             counts.local_weak,
@@ -431,7 +440,7 @@ impl Node {
         item: WorkItem,
         frozen: bool,
     ) -> Option<WorkItem> {
-        let queue = self.oneway.access_mut(inner);
+        let queue = &mut self.locked.access_mut(inner).oneway;
         if !queue.busy {
             queue.busy = true;
             inner.push_transaction(item);
@@ -463,7 +472,7 @@ impl Node {
 
     /// The buffer of the node's outstanding one-way transaction was freed: the next may go.
     pub(crate) fn oneway_done(&self, inner: &mut ProcessInner) {
-        let queue = self.oneway.access_mut(inner);
+        let queue = &mut self.locked.access_mut(inner).oneway;
         match queue.waiting.pop_front() {
             Some(next) => inner.push_process_work(next),
             None => queue.busy = false,
@@ -482,7 +491,7 @@ impl Node {
 
     /// The counts the log files show; `inner` is the owner's state.
     pub(crate) fn log_counts(&self, inner: &ProcessInner) -> LogCounts {
-        let counts = self.counts.access(inner);
+        let counts = &self.locked.access(inner).counts;
         LogCounts {
             told: (counts.told_strong, counts.told_weak),
             local: (counts.local_strong, counts.local_weak),
@@ -494,13 +503,13 @@ impl Node {
     /// Whether a one-way transaction to the node is outstanding (C's
     /// `has_async_transaction`), and those waiting behind it; `inner` is the owner's state.
     pub(crate) fn oneway_for_log<'a>(&'a self, inner: &'a ProcessInner) -> (bool, &'a Todo) {
-        let queue = self.oneway.access(inner);
+        let queue = &self.locked.access(inner).oneway;
         (queue.busy, &queue.waiting)
     }
 
     /// Takes the waiting one-way transactions out, for the owner's release to cancel.
     pub(crate) fn take_oneway_queue(&self, inner: &mut ProcessInner) -> Todo {
-        core::mem::take(&mut self.oneway.access_mut(inner).waiting)
+        core::mem::take(&mut self.locked.access_mut(inner).oneway.waiting)
     }
 
     /// Whether transactions to the node carry the sender's security context
@@ -555,7 +564,7 @@ impl Deliver for Node {
     ) -> Result<Flow> {
         let node = Work::downcast::<Node>(this);
         let mut inner = self.owner.inner_lock().lock();
-        let counts = self.counts.access_mut(&mut inner);
+        let counts = &mut self.locked.access_mut(&mut inner).counts;
         let (strong, weak) = (counts.strong(), counts.weak());
         let increfs = weak && !counts.told_weak;
         let acquire = strong && !counts.told_strong;

@@ -83,6 +83,7 @@ use crate::{
         HeldRefs, //
     },
     refs::{
+        Existing,
         HandleSlot,
         InvalidRef,
         Loss,
@@ -968,19 +969,36 @@ impl Process {
         strong: bool,
         notify: Option<&Thread>,
     ) -> Result<u32> {
+        loop {
+            if let Some(handle) = self.try_take_ref(node, strong, notify)? {
+                return Ok(handle);
+            }
+        }
+    }
+
+    /// [`Process::take_ref`], once: `None` if it must be tried again, because the handle it
+    /// found without a strong reference (so brought no memory for a new one) went meanwhile.
+    fn try_take_ref(
+        &self,
+        node: &NodeArc,
+        strong: bool,
+        notify: Option<&Thread>,
+    ) -> Result<Option<u32>> {
         let mut inner = self.inner.lock();
         if inner.is_dead {
             return Err(ESRCH);
         }
-        if let Some(handle) = inner.refs.gain_existing(node, strong) {
-            return Ok(handle);
-        }
-        let spare = inner.refs.take_spare();
-        let wants_room = inner.refs.wants_spare_room();
+        // A handle that only gains strength needs no memory: no slot, no spare room.
+        let (slot, wants_room) = match inner.refs.gain_existing(node, strong) {
+            Existing::Counted(handle) => return Ok(Some(handle)),
+            Existing::Weak => (None, false),
+            Existing::Missing => (Some(inner.refs.take_spare()), inner.refs.wants_spare_room()),
+        };
         drop(inner);
-        let slot = match spare {
-            Some(slot) => slot,
-            None => HandleSlot::new()?,
+        let slot = match slot {
+            Some(Some(spare)) => Some(spare),
+            Some(None) => Some(HandleSlot::new()?),
+            None => None,
         };
         // Spare room only saves allocations later: going without it is no failure.
         let room = wants_room.then(Spares::new_room).flatten();
@@ -993,18 +1011,22 @@ impl Process {
         }
         let mut inner = self.inner.lock();
         let outcome = if inner.is_dead {
-            None
+            Err(ESRCH)
         } else {
-            Some(inner.refs.gain(node, strong, slot, room))
+            Ok(inner.refs.gain(node, strong, slot, room))
         };
         drop(inner);
         // Give back what the node counted and the handle turned out not to need: it existed
-        // already (another thread made it meanwhile), or this process is gone.
+        // already (another thread made it meanwhile), or this process is gone, or the handle
+        // found first went meanwhile (then all over again, with a slot this time).
         let (result, surplus_handle, surplus_strong) = match outcome {
-            Some((handle, gain, _unneeded)) => {
-                (Ok(handle), !gain.created, strong && !gain.became_strong)
-            }
-            None => (Err(ESRCH), true, strong),
+            Ok(Some((handle, gain, _unneeded))) => (
+                Ok(Some(handle)),
+                !gain.created,
+                strong && !gain.became_strong,
+            ),
+            Ok(None) => (Ok(None), true, strong),
+            Err(err) => (Err(err), true, strong),
         };
         self.uncount_handle(node, surplus_strong, surplus_handle);
         result

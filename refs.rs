@@ -57,10 +57,17 @@ pub(crate) struct NodeRef {
     pub(crate) death: Option<Arc<Work<Death>>>,
     /// The freeze notification requested through this handle, if any.
     pub(crate) freeze: Option<Arc<Work<FreezeListener>>>,
-    /// The handle's number in the log files.
-    debug_id: u32,
     /// Counts the handle for the `stats` log file.
-    _stats: Tracked,
+    _stats: Tracked<{ Object::Ref as usize }>,
+}
+
+/// A handle's entry in [`Refs::by_node`]: its number, and its number in the log files
+/// (kept here, where it fills what would be padding, rather than in [`NodeRef`], which it
+/// would take out of the 64-byte kmalloc class with its tree node).
+#[derive(Clone, Copy)]
+struct ByNode {
+    handle: u32,
+    debug_id: u32,
 }
 
 /// A change of a reference count, as `BC_INCREFS`, `BC_ACQUIRE`, `BC_RELEASE` and
@@ -75,6 +82,17 @@ pub(crate) struct RefChange {
 
 /// The handle does not name a reference the change can apply to.
 pub(crate) struct InvalidRef;
+
+/// What [`Refs::gain_existing`] found.
+pub(crate) enum Existing {
+    /// The reference was counted through this handle.
+    Counted(u32),
+    /// The handle exists, but holds no strong reference for a strong one to be counted on
+    /// without the node hearing of it.
+    Weak,
+    /// The process has no handle to the node.
+    Missing,
+}
 
 /// What a handle's gain means for its node.
 #[derive(Clone, Copy, Default)]
@@ -108,7 +126,7 @@ pub(crate) struct Removed {
 /// lock is taken or kept from a removed handle.
 pub(crate) struct HandleSlot {
     by_handle: RBTreeNodeReservation<u32, NodeRef>,
-    by_node: RBTreeNodeReservation<usize, u32>,
+    by_node: RBTreeNodeReservation<usize, ByNode>,
 }
 
 impl HandleSlot {
@@ -124,7 +142,7 @@ impl HandleSlot {
 pub(crate) struct Refs {
     by_handle: RBTree<u32, NodeRef>,
     /// The handle of each node, by the node's address.
-    by_node: RBTree<usize, u32>,
+    by_node: RBTree<usize, ByNode>,
     /// Every handle from 1 up to this one (excluded) is in use: where the search for the
     /// lowest free handle starts.
     free_from: u32,
@@ -162,34 +180,40 @@ impl Refs {
 
     /// Counts one more reference through the handle of `node`, if the process has one and
     /// the node need not hear of it: a weak reference, or a strong one through a handle that
-    /// already holds one. Returns the handle.
-    pub(crate) fn gain_existing(&mut self, node: &NodeArc, strong: bool) -> Option<u32> {
-        let handle = *self.by_node.get(&node_key(node))?;
-        let node_ref = self.by_handle.get_mut(&handle)?;
+    /// already holds one.
+    pub(crate) fn gain_existing(&mut self, node: &NodeArc, strong: bool) -> Existing {
+        let Some(&ByNode { handle, .. }) = self.by_node.get(&node_key(node)) else {
+            return Existing::Missing;
+        };
+        let Some(node_ref) = self.by_handle.get_mut(&handle) else {
+            return Existing::Missing;
+        };
         if strong && node_ref.strong == 0 {
-            return None;
+            return Existing::Weak;
         }
         node_ref.count(strong);
-        Some(handle)
+        Existing::Counted(handle)
     }
 
     /// Counts one more reference through the handle of `node`, creating the handle in `slot`
     /// if there is none, and takes `room` for spare slots if it has none. Returns the handle,
-    /// what changed for the node, and what it did not need, to drop after the lock.
+    /// what changed for the node, and what it did not need, to drop after the lock; `None`
+    /// if there is no handle and no `slot` to make one in (the handle went since the caller
+    /// found it).
     pub(crate) fn gain(
         &mut self,
         node: &NodeArc,
         strong: bool,
-        slot: HandleSlot,
+        slot: Option<HandleSlot>,
         room: Option<SpareRoom<HandleSlot>>,
-    ) -> (u32, Gain, Unneeded) {
+    ) -> Option<(u32, Gain, Unneeded)> {
         let room = self.spare.give_room(room);
         let mut unneeded = Unneeded {
             slot: None,
             _room: room,
         };
         let key = node_key(node);
-        if let Some(handle) = self.by_node.get(&key).copied() {
+        if let Some(handle) = self.by_node.get(&key).map(|entry| entry.handle) {
             if let Some(node_ref) = self.by_handle.get_mut(&handle) {
                 let became_strong = strong && node_ref.strong == 0;
                 node_ref.count(strong);
@@ -197,10 +221,11 @@ impl Refs {
                     created: false,
                     became_strong,
                 };
-                unneeded.slot = self.spare.keep(slot);
-                return (handle, gain, unneeded);
+                unneeded.slot = slot.and_then(|slot| self.spare.keep(slot));
+                return Some((handle, gain, unneeded));
             }
         }
+        let slot = slot?;
         let handle = self.lowest_free_handle(node.is_manager());
         if handle != MANAGER_HANDLE {
             // Every handle from 1 up to `handle` is in use now.
@@ -212,23 +237,33 @@ impl Refs {
             weak: 0,
             death: None,
             freeze: None,
-            debug_id: crate::stats::next_debug_id(),
-            _stats: Tracked::new(Object::Ref),
+            _stats: Tracked::new(),
         };
         node_ref.count(strong);
+        let entry = ByNode {
+            handle,
+            debug_id: crate::stats::next_debug_id(),
+        };
         self.by_handle
             .insert(slot.by_handle.into_node(handle, node_ref));
-        self.by_node.insert(slot.by_node.into_node(key, handle));
+        self.by_node.insert(slot.by_node.into_node(key, entry));
         let gain = Gain {
             created: true,
             became_strong: strong,
         };
-        (handle, gain, unneeded)
+        Some((handle, gain, unneeded))
     }
 
     /// Every handle, in order, with its reference (for the log files).
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&u32, &NodeRef)> {
         self.by_handle.iter()
+    }
+
+    /// The number in the log files of the handle holding `node_ref`.
+    pub(crate) fn debug_id(&self, node_ref: &NodeRef) -> u32 {
+        self.by_node
+            .get(&node_key(&node_ref.node))
+            .map_or(0, |entry| entry.debug_id)
     }
 
     /// Whether the process has a handle to `node`.
@@ -352,7 +387,7 @@ pub(crate) struct Unneeded {
 
 impl HandleSlot {
     /// The slot of a removed handle, from its nodes in both trees.
-    fn recycle(by_handle: RBTreeNode<u32, NodeRef>, by_node: RBTreeNode<usize, u32>) -> Self {
+    fn recycle(by_handle: RBTreeNode<u32, NodeRef>, by_node: RBTreeNode<usize, ByNode>) -> Self {
         Self {
             by_handle: by_handle.into_reservation(),
             by_node: by_node.into_reservation(),
@@ -373,11 +408,6 @@ impl NodeRef {
     /// Whether the handle holds a strong reference.
     pub(crate) fn is_strong(&self) -> bool {
         self.strong > 0
-    }
-
-    /// The handle's number in the log files.
-    pub(crate) fn debug_id(&self) -> u32 {
-        self.debug_id
     }
 
     /// The strong and weak references held through the handle.

@@ -9,6 +9,11 @@
 //! the module's own, so that unloading the module can wait for every release still queued
 //! (`destroy_workqueue` drains it) before the census counts what is left.
 //!
+//! The workqueue is per-CPU, as the system workqueue that C's `schedule_work` uses: a release
+//! runs on the CPU of the task that closed the file. An unbound one ran it on another CPU,
+//! whose lazily kept address spaces then cost cross-CPU TLB flushes to the processes that
+//! forked and exited there (the teardown benchmark measured eight times C's flush IPIs).
+//!
 //! The kernel crate has no owned workqueue type, so [`ReleaseQueue`] wraps the C calls.
 
 use core::ptr::NonNull;
@@ -60,7 +65,7 @@ impl ReleaseQueue {
         let wq = unsafe {
             bindings::alloc_workqueue_noprof(
                 kernel::c_str!("rust_binder_release").as_char_ptr(),
-                bindings::wq_flags_WQ_UNBOUND,
+                bindings::wq_flags_WQ_PERCPU,
                 0,
             )
         };

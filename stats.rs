@@ -191,20 +191,21 @@ pub(crate) fn deleted(object: Object) {
     LIFETIMES[object as usize].deleted.fetch_add(1, Relaxed);
 }
 
-/// A field that counts its object as created when made and as deleted when dropped, for
-/// objects the census does not count (see [`crate::census`] for those it does).
-pub(crate) struct Tracked(Object);
+/// A field that counts its object, of the kind `Object::ALL[OBJECT]`, as created when made and
+/// as deleted when dropped, for objects the census does not count (see [`crate::census`] for
+/// those it does). The kind is a type parameter so that the field takes no room.
+pub(crate) struct Tracked<const OBJECT: usize>(());
 
-impl Tracked {
-    pub(crate) fn new(object: Object) -> Self {
-        created(object);
-        Self(object)
+impl<const OBJECT: usize> Tracked<OBJECT> {
+    pub(crate) fn new() -> Self {
+        created(Object::ALL[OBJECT]);
+        Self(())
     }
 }
 
-impl Drop for Tracked {
+impl<const OBJECT: usize> Drop for Tracked<OBJECT> {
     fn drop(&mut self) {
-        deleted(self.0);
+        deleted(Object::ALL[OBJECT]);
     }
 }
 

@@ -107,12 +107,10 @@ pub(crate) struct Thread {
     /// cleared at the end of each of the thread's ioctls. `poll` reports it as readable, as
     /// the C driver does with its `looper_need_return`.
     need_return: Atomic<bool>,
-    /// Work for this thread only.
-    todo: LockedBy<Todo, ProcessInner>,
-    /// Whether `todo` holds work that makes a read return (the C driver's `process_todo`).
-    /// Deferred work (the refcount returns of objects the thread sent) waits in `todo`
-    /// without it, for whatever wakes the thread next.
-    todo_ready: LockedBy<bool, ProcessInner>,
+    /// The thread's state guarded by its process's `inner` lock (one `LockedBy` for all of
+    /// it: each carries a pointer to the lock, and with one the thread fits in the 128-byte
+    /// kmalloc class).
+    locked: LockedBy<ThreadLocked, ProcessInner>,
     /// The thread's place on its process's list of threads waiting for process work
     /// ([`ProcessInner::waiting_threads`]); it is on no other list of that kind.
     #[pin]
@@ -122,18 +120,12 @@ pub(crate) struct Thread {
     waiting_tracker: AtomicTracker,
     /// The error return of the thread's last failed transaction, until it is read.
     return_error: Arc<Work<ReturnError>>,
-    /// What `BINDER_GET_EXTENDED_ERROR` reports: the last failed transaction's details.
-    extended_error: LockedBy<ExtendedError, ProcessInner>,
     /// The failure of a call this thread made, reported by the side that was to answer it
     /// (`BR_DEAD_REPLY`). Unlike `return_error`, it does not hold back the thread's commands.
     reply_error: Arc<Work<ReturnError>>,
     /// The thread's own `BR_TRANSACTION_COMPLETE`, queued for each transaction it sends
     /// unless it is queued already (see [`Complete`]).
     pub(crate) complete: Arc<Work<Complete>>,
-    /// The top of the thread's transaction stack: the last call it sent and waits on, or
-    /// the last call it received and must answer. Each links to the one below it (a sent
-    /// call through `from_parent`, a received one through `to_parent`), as in the C driver.
-    stack: LockedBy<Option<TransactionArc>, ProcessInner>,
     /// Set when the thread leaves the driver: replies to it fail from then on.
     dead: Atomic<bool>,
     /// Signalled, under the process's `inner` lock, when the thread has something to read.
@@ -144,6 +136,22 @@ pub(crate) struct Thread {
     /// C driver pays that wait only for threads that polled, and a process with many threads
     /// would pay it once per thread at exit.
     wake: PollCondVarBox,
+}
+
+/// The state of a [`Thread`] guarded by its process's `inner` lock, [`Thread::locked`].
+struct ThreadLocked {
+    /// Work for this thread only.
+    todo: Todo,
+    /// Whether `todo` holds work that makes a read return (the C driver's `process_todo`).
+    /// Deferred work (the refcount returns of objects the thread sent) waits in `todo`
+    /// without it, for whatever wakes the thread next.
+    todo_ready: bool,
+    /// What `BINDER_GET_EXTENDED_ERROR` reports: the last failed transaction's details.
+    extended_error: ExtendedError,
+    /// The top of the thread's transaction stack: the last call it sent and waits on, or
+    /// the last call it received and must answer. Each links to the one below it (a sent
+    /// call through `from_parent`, a received one through `to_parent`), as in the C driver.
+    stack: Option<TransactionArc>,
 }
 
 impl Thread {
@@ -162,15 +170,20 @@ impl Thread {
                 id,
                 looper: Atomic::new(0),
                 need_return: Atomic::new(true),
-                todo: LockedBy::new(process.inner_lock(), Todo::new()),
-                todo_ready: LockedBy::new(process.inner_lock(), false),
+                locked: LockedBy::new(
+                    process.inner_lock(),
+                    ThreadLocked {
+                        todo: Todo::new(),
+                        todo_ready: false,
+                        extended_error: no_extended_error(),
+                        stack: None,
+                    }
+                ),
                 waiting_links <- ListLinks::new(),
                 waiting_tracker <- AtomicTracker::new(),
                 return_error,
-                extended_error: LockedBy::new(process.inner_lock(), no_extended_error()),
                 reply_error,
                 complete,
-                stack: LockedBy::new(process.inner_lock(), None),
                 dead: Atomic::new(false),
                 wake: PollCondVarBox::new(
                     kernel::c_str!("Thread::wake"),
@@ -203,12 +216,16 @@ impl Thread {
 
     /// The top of the thread's transaction stack; `inner` is its process's.
     pub(crate) fn stack_top<'a>(&'a self, inner: &'a ProcessInner) -> Option<&'a Transaction> {
-        self.stack.access(inner).as_deref().map(|top| &top.item)
+        self.locked
+            .access(inner)
+            .stack
+            .as_deref()
+            .map(|top| &top.item)
     }
 
     /// The thread's own work; `inner` is its process's.
     pub(crate) fn todo_list<'a>(&'a self, inner: &'a ProcessInner) -> &'a Todo {
-        self.todo.access(inner)
+        &self.locked.access(inner).todo
     }
 
     fn set_looper_bits(&self, bits: u32, on: bool) {
@@ -228,7 +245,7 @@ impl Thread {
     /// As in the C driver, a thread that never sent a looper command qualifies too (a minimal
     /// server that only reads gets its calls); the C driver logs that as a user error.
     fn takes_process_work(&self, inner: &ProcessInner) -> bool {
-        self.stack.access(inner).is_none() && self.todo.access(inner).is_empty()
+        self.locked.access(inner).stack.is_none() && self.locked.access(inner).todo.is_empty()
     }
 
     /// Whether the thread, on its process's list of waiting threads, is a candidate to wake
@@ -252,7 +269,7 @@ impl Thread {
     /// Whether a read would return without waiting.
     fn has_work(&self, inner: &mut ProcessInner, process_work: bool) -> bool {
         self.need_return.load(Relaxed)
-            || *self.todo_ready.access_mut(inner)
+            || self.locked.access_mut(inner).todo_ready
             || (process_work && inner.has_process_work())
     }
 
@@ -271,8 +288,8 @@ impl Thread {
     /// device twice, and then this thread is its other one, which it may poll.
     pub(crate) fn push_work(&self, inner: &mut ProcessInner, work: WorkItem) {
         let wakes_anyway = work.item.is_transaction() || kernel::current!().pid() != self.id;
-        self.todo.access_mut(inner).push_back(work);
-        let was_ready = core::mem::replace(self.todo_ready.access_mut(inner), true);
+        self.locked.access_mut(inner).todo.push_back(work);
+        let was_ready = core::mem::replace(&mut self.locked.access_mut(inner).todo_ready, true);
         if wakes_anyway || (!was_ready && self.looper_bits() & looper::POLL != 0) {
             self.notify();
         }
@@ -281,13 +298,13 @@ impl Thread {
     /// Queues `work` for this thread without waking it: the thread reads it with whatever
     /// it reads next.
     pub(crate) fn push_deferred_work(&self, inner: &mut ProcessInner, work: WorkItem) {
-        self.todo.access_mut(inner).push_back(work);
+        self.locked.access_mut(inner).todo.push_back(work);
     }
 
     /// Moves `item`, if it is on this thread's todo list, to the end of it (unwoken, like
     /// [`Thread::push_deferred_work`]). Returns whether it was there.
     pub(crate) fn move_to_back<T: ?Sized>(&self, inner: &mut ProcessInner, item: &Work<T>) -> bool {
-        let todo = self.todo.access_mut(inner);
+        let todo = &mut self.locked.access_mut(inner).todo;
         let mut cursor = todo.cursor_front();
         while let Some(next) = cursor.peek_next() {
             if core::ptr::addr_eq(&*next, item) {
@@ -311,7 +328,7 @@ impl Thread {
     /// 0) are kept for `BINDER_GET_EXTENDED_ERROR`.
     pub(crate) fn transaction_failed(&self, process: &Process, id: u32, code: u32, param: i32) {
         let mut inner = process.inner_lock().lock();
-        *self.extended_error.access_mut(&mut inner) = extended_error(id, code, param);
+        self.locked.access_mut(&mut inner).extended_error = extended_error(id, code, param);
         self.return_error.item.code.store(code, Relaxed);
         if let Some(item) = Work::to_queue(&self.return_error) {
             self.push_work(&mut inner, item);
@@ -321,7 +338,7 @@ impl Thread {
     /// Sets the extended error, as each transaction does when it starts.
     pub(crate) fn set_extended_error(&self, process: &Process, id: u32, code: u32, param: i32) {
         let mut inner = process.inner_lock().lock();
-        *self.extended_error.access_mut(&mut inner) = extended_error(id, code, param);
+        self.locked.access_mut(&mut inner).extended_error = extended_error(id, code, param);
     }
 
     /// A reply of this thread failed for its caller: like the C driver, the thread itself
@@ -341,7 +358,7 @@ impl Thread {
     pub(crate) fn take_extended_error(&self, process: &Process) -> ExtendedError {
         let mut inner = process.inner_lock().lock();
         core::mem::replace(
-            self.extended_error.access_mut(&mut inner),
+            &mut self.locked.access_mut(&mut inner).extended_error,
             no_extended_error(),
         )
     }
@@ -349,7 +366,7 @@ impl Thread {
     /// Whether the thread is in a call, sent or received (its transaction stack is not
     /// empty). `inner` is its process's state.
     pub(crate) fn has_transaction_stack(&self, inner: &ProcessInner) -> bool {
-        self.stack.access(inner).is_some()
+        self.locked.access(inner).stack.is_some()
     }
 
     /// Whether the thread left the driver.
@@ -360,21 +377,21 @@ impl Thread {
     /// Puts the call it received on the thread's stack: the thread must answer it next.
     pub(crate) fn push_received(&self, process: &Process, call: TransactionArc) {
         let mut inner = process.inner_lock().lock();
-        let below = self.stack.access_mut(&mut inner).take();
+        let below = self.locked.access_mut(&mut inner).stack.take();
         *call.to_parent.access_mut(&mut inner) = below;
-        *self.stack.access_mut(&mut inner) = Some(call);
+        self.locked.access_mut(&mut inner).stack = Some(call);
     }
 
     /// Takes the call this thread must answer off its stack. `None` if the top of the stack
     /// is not a call the thread received (no call, or its own call awaiting a reply).
     pub(crate) fn pop_received(&self, process: &Process) -> Option<TransactionArc> {
         let mut inner = process.inner_lock().lock();
-        let top = self.stack.access_mut(&mut inner).take()?;
+        let top = self.locked.access_mut(&mut inner).stack.take()?;
         if top.is_sent_by(self) {
-            *self.stack.access_mut(&mut inner) = Some(top);
+            self.locked.access_mut(&mut inner).stack = Some(top);
             return None;
         }
-        *self.stack.access_mut(&mut inner) = top.to_parent.access_mut(&mut inner).take();
+        self.locked.access_mut(&mut inner).stack = top.to_parent.access_mut(&mut inner).take();
         Some(top)
     }
 
@@ -385,7 +402,7 @@ impl Thread {
         let mut inner = process.inner_lock().lock();
         self.push_deferred_work(&mut inner, complete);
         // The previous top lives on as the call's `from_parent`.
-        let previous = self.stack.access_mut(&mut inner).replace(call);
+        let previous = self.locked.access_mut(&mut inner).stack.replace(call);
         drop(inner);
         drop(previous);
     }
@@ -401,7 +418,7 @@ impl Thread {
     /// The call is answered (or failed): takes it off the top of the stack, if it is there,
     /// and returns it for the caller to drop once the lock is released.
     fn pop_sent(&self, inner: &mut ProcessInner, call: &Transaction) -> Option<TransactionArc> {
-        let stack = self.stack.access_mut(inner);
+        let stack = &mut self.locked.access_mut(inner).stack;
         if stack
             .as_deref()
             .is_some_and(|top| core::ptr::eq(&top.item, call))
@@ -423,15 +440,16 @@ impl Thread {
     pub(crate) fn check_new_call(&self, process: &Process, target: &Process) -> Result<NewCall> {
         let mut inner = process.inner_lock().lock();
         let head_is_call = self
-            .todo
+            .locked
             .access_mut(&mut inner)
+            .todo
             .iter()
             .next()
             .is_some_and(|work| work.item.is_transaction());
         if head_is_call {
             return Err(EPROTO);
         }
-        let top = self.stack.access_mut(&mut inner).clone();
+        let top = self.locked.access_mut(&mut inner).stack.clone();
         let Some(top) = top else {
             return Ok(NewCall::default());
         };
@@ -456,8 +474,8 @@ impl Thread {
     pub(crate) fn leave(&self, process: &Process) {
         let mut inner = process.inner_lock().lock();
         self.dead.store(true, Relaxed);
-        let todo = core::mem::take(self.todo.access_mut(&mut inner));
-        *self.todo_ready.access_mut(&mut inner) = false;
+        let todo = core::mem::take(&mut self.locked.access_mut(&mut inner).todo);
+        self.locked.access_mut(&mut inner).todo_ready = false;
         drop(inner);
         work::cancel_all(todo);
         // Unwind the stack, a frame at a time: the calls the thread received will get no
@@ -465,11 +483,11 @@ impl Thread {
         let mut top = true;
         loop {
             let mut inner = process.inner_lock().lock();
-            let Some(call) = self.stack.access_mut(&mut inner).take() else {
+            let Some(call) = self.locked.access_mut(&mut inner).stack.take() else {
                 break;
             };
             let received = !call.is_sent_by(self);
-            *self.stack.access_mut(&mut inner) = if received {
+            self.locked.access_mut(&mut inner).stack = if received {
                 call.to_parent.access_mut(&mut inner).take()
             } else {
                 call.parent_of_sent()
@@ -524,7 +542,7 @@ impl Thread {
         }
         let popped = self.pop_sent(&mut inner, call);
         if let Some((id, errno)) = error {
-            let extended = self.extended_error.access_mut(&mut inner);
+            let extended = &mut self.locked.access_mut(&mut inner).extended_error;
             if extended.0.command == BR_OK {
                 *extended = extended_error(id, code, errno.to_errno());
             }
@@ -669,7 +687,7 @@ impl Thread {
                 self.id
             );
         }
-        let todo = !self.todo.access_mut(&mut guard).is_empty();
+        let todo = !self.locked.access_mut(&mut guard).todo.is_empty();
         trace::binder_wait_for_work(process_work, self.has_transaction_stack(&guard), todo);
         loop {
             if self.has_work(&mut guard, process_work) {
@@ -697,9 +715,9 @@ impl Thread {
     /// the read takes it.
     fn next_work(&self, process: &Process, process_work: bool) -> Option<WorkItem> {
         let mut guard = process.inner_lock().lock();
-        if let Some(work) = self.todo.access_mut(&mut guard).pop_front() {
-            if self.todo.access_mut(&mut guard).is_empty() {
-                *self.todo_ready.access_mut(&mut guard) = false;
+        if let Some(work) = self.locked.access_mut(&mut guard).todo.pop_front() {
+            if self.locked.access_mut(&mut guard).todo.is_empty() {
+                self.locked.access_mut(&mut guard).todo_ready = false;
             }
             return Some(work);
         }

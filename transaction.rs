@@ -249,8 +249,9 @@ pub(crate) struct Transaction {
     /// The receiving thread: the one that read it, or before that the one known at send (a
     /// waiting thread, the caller of a reply); 0 while none is known.
     to_tid: Atomic<Pid>,
-    /// Where its buffer starts in the receiver's area.
-    buffer_offset: usize,
+    /// Where its buffer starts in the receiver's area: less than the 4 MiB an area is at most,
+    /// so a `u32`, which keeps the transaction in the 256-byte kmalloc class.
+    buffer_offset: u32,
 }
 
 /// A transaction as the log files show it ([`crate::dump`]).
@@ -278,9 +279,17 @@ struct Undelivered {
     range: ReservedBuffer,
     /// Where the range is in the receiver's mapping.
     address: u64,
+    /// The files, if there are any. Boxed, and only then allocated: inline, they and the
+    /// pages would make every transaction 80 bytes larger, too large for the 256-byte
+    /// kmalloc class.
+    files: Option<KBox<CarriedFiles>>,
+}
+
+/// The files a transaction carries, and the pages of its range to write the reader's fds
+/// into.
+struct CarriedFiles {
     files: KVec<FileTransfer>,
-    /// The pages of the range, to write the reader's fds into; kept only when there are files.
-    view: Option<RangeView>,
+    view: RangeView,
 }
 
 /// `BR_TRANSACTION_COMPLETE`: the sender's transaction was accepted.
@@ -692,7 +701,7 @@ impl Transaction {
         trace::binder_transaction_alloc_buf(id as i32, data_size, offsets_size, extra_room);
         // Read once here, under the buffer's lock: the reader needs it again at delivery.
         let address = range.user_address();
-        let buffer_offset = range.offset();
+        let buffer_offset = u32::try_from(range.offset()).unwrap_or(u32::MAX);
         let buffers = ScatterGather::new(address, data_size, offsets_size, buffers_size)
             .map_err(Failure::failed)?;
         let mut translation = Translation {
@@ -725,9 +734,16 @@ impl Transaction {
             None => None,
         };
         drop(secctx);
-        let files = translation.files;
         // The reader writes its fds into the buffer; only then does it need the pages.
-        let view = (!files.is_empty()).then_some(view);
+        let files = if translation.files.is_empty() {
+            None
+        } else {
+            let carried = CarriedFiles {
+                files: translation.files,
+                view,
+            };
+            Some(KBox::new(carried, GFP_KERNEL).map_err(|err| Failure::failed(err.into()))?)
+        };
         let target = node.map_or((0, 0), |node| (node.ptr(), node.cookie()));
         let to_parent = LockedBy::new(to.inner_lock(), None);
         Work::new_pinned(try_pin_init!(Self {
@@ -754,8 +770,7 @@ impl Transaction {
                 Some(Undelivered {
                     range,
                     address,
-                    files,
-                    view
+                    files
                 }),
                 "Transaction::payload"
             ),
@@ -814,7 +829,7 @@ impl Transaction {
             elapsed_ms: self.start.elapsed().as_millis(),
             node: self.node_debug_id,
             sizes: (self.data_size, self.offsets_size),
-            buffer_offset: self.buffer_offset,
+            buffer_offset: self.buffer_offset as usize,
         }
     }
 
@@ -976,7 +991,6 @@ impl Deliver for Transaction {
             range,
             address: buffer,
             files,
-            view,
         }) = t.payload.lock().take()
         else {
             return Ok(Flow::Continue);
@@ -984,6 +998,10 @@ impl Deliver for Transaction {
         if !t.is_reply {
             t.inherit_priority();
         }
+        let (files, view) = match files.map(KBox::into_inner) {
+            Some(CarriedFiles { files, view }) => (files, Some(view)),
+            None => (KVec::new(), None),
+        };
         let fds = match &view {
             Some(view) => match Reserved::new(files, view, t.debug_id) {
                 Ok(fds) => Some(fds),

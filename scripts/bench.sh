@@ -39,6 +39,9 @@
 #   PROFILE=1         also profile the gap workloads on both drivers (at the end of the
 #                     interleaved boot, or one more boot in separate mode; see
 #                     tests/bench/src/profile.rs): profile/profile.txt in the results
+#   PROFILE_CALLERS=F the profile also counts the call chains above the function F (part of
+#                     its name, e.g. smp_call_function_many_cond)
+#   PROFILE_ONLY=W    the profile runs only workload W (call, oneway, objects, fd, teardown)
 #
 #   scripts/bench.sh                   build, boot, measure, sum up (what `make bench` runs)
 #   scripts/bench.sh --report DIR      only the tables and plot again, from DIR/raw.csv
@@ -104,13 +107,18 @@ both_drivers_script() { # both_drivers_script FILE COMMAND...
     } >"$file"
 }
 
+# The profiler's settings for the guest's command line (see PROFILE_CALLERS, PROFILE_ONLY).
+profile_env() {
+    printf 'BENCH_PROFILE_CALLERS=%q BENCH_PROFILE_ONLY=%q ' "${PROFILE_CALLERS:-}" "${PROFILE_ONLY:-}"
+}
+
 # Interleaved mode: one boot, both drivers; every figure in raw.csv (the block pair as the
 # round), the memory figures in memory.csv.
 measure_interleaved() {
     mkdir -p "$out/boots"
     local profile=
     # The profile rides in the same boot (one boot less to wait for the VM lock).
-    [ "${PROFILE:-}" != 1 ] || profile="echo '--- profile'; /bin/bench profile --scale $scale; echo '--- profile end'"
+    [ "${PROFILE:-}" != 1 ] || profile="echo '--- profile'; $(profile_env)/bin/bench profile --scale $scale; echo '--- profile end'"
     both_drivers_script "$out/boots/guest.sh" \
         "/bin/bench interleave --scale $scale --blocks $blocks" "/bin/bench memory c rust" "$profile"
     echo "round,driver,workload,payload,pairs,iterations,median_ns,p99_ns,ops_per_s,steady_ops_per_s,error" >"$out/raw.csv"
@@ -140,7 +148,7 @@ measure_interleaved() {
 # each. (In interleaved mode the profile runs at the end of the one boot.)
 measure_profile() {
     mkdir -p "$out/profile"
-    both_drivers_script "$out/profile/guest.sh" "/bin/bench profile --scale $scale"
+    both_drivers_script "$out/profile/guest.sh" "$(profile_env)/bin/bench profile --scale $scale"
     step "profiling the gap workloads on both drivers"
     bash "$here/vm.sh" --kernel "$kernel" --driver c --module "$module_dir/src/rust_binder.ko" \
         --bin "$bench_bin" --run "$out/profile/guest.sh" --out "$out/profile/boot" --timeout 3600 >/dev/null || true

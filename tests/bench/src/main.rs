@@ -191,13 +191,18 @@ fn memory(drivers: &[&str]) -> Outcome {
 }
 
 /// The workloads `bench profile` profiles: where rust_binder is behind C.
-const PROFILED: [(&str, usize); 5] = [
-    ("call", 0),
-    ("oneway", 0),
-    ("objects", 384),
-    ("fd", binder_client::object::FD_OBJECT_SIZE),
-    ("teardown", teardown::FILL_BYTES),
+/// (workload, payload, pairs)
+const PROFILED: [(&str, usize, usize); 6] = [
+    ("call", 0, 1),
+    ("parallel", 0, 4),
+    ("oneway", 0, 1),
+    ("objects", 384, 1),
+    ("fd", binder_client::object::FD_OBJECT_SIZE, 1),
+    ("teardown", teardown::FILL_BYTES, teardown::THREADS),
 ];
+
+/// Names the one workload of [`PROFILED`] to profile, instead of all.
+const PROFILE_ONLY_ENV: &str = "BENCH_PROFILE_ONLY";
 
 /// Functions shown per list.
 const PROFILE_TOP: usize = 30;
@@ -217,11 +222,19 @@ fn profile(scale: f64) -> Outcome {
     unsafe { libc::alarm(WATCHDOG_SECONDS) };
     let shared = Shared::new()?;
     let plan = Plan::new(scale);
-    for (workload, payload) in PROFILED {
+    let only = std::env::var(PROFILE_ONLY_ENV)
+        .ok()
+        .filter(|w| !w.is_empty());
+    for (workload, payload, pairs) in PROFILED {
+        if only.as_deref().is_some_and(|only| only != workload) {
+            continue;
+        }
         let job = Plan::jobs()
             .into_iter()
-            .find(|j| j.row.workload == workload && j.row.payload == payload)
-            .ok_or_else(|| format!("no row {workload} {payload}"))?;
+            .find(|j| {
+                j.row.workload == workload && j.row.payload == payload && j.row.pairs == pairs
+            })
+            .ok_or_else(|| format!("no row {workload} {payload} {pairs}"))?;
         for driver in DRIVERS {
             let module = if driver == "c" {
                 "[binder_linux]"
@@ -251,9 +264,14 @@ fn profile(scale: f64) -> Outcome {
                 .map(|f| f.1)
                 .sum();
             say(&format!(
-                "\n### {workload} {payload} B on {driver}: {} kernel samples ({} lost) over {ops} \
+                "\n### {workload} {payload} B{} on {driver}: {} kernel samples ({} lost) over {ops} \
                  operations{}: {:.1} samples per 1000 operations, {:.1} of them in {module}'s own \
                  functions\n",
+                if workload == "parallel" {
+                    format!(", {pairs} pairs")
+                } else {
+                    String::new()
+                },
                 found.samples,
                 found.lost,
                 failure.map_or(String::new(), |e| format!(" (failed: {e})")),
@@ -277,6 +295,15 @@ fn profile(scale: f64) -> Outcome {
                         *all as f64 * 100.0 / total,
                         per_kop(key)
                     ));
+                }
+            }
+            if !found.chains.is_empty() {
+                say(&format!(
+                    "callers ({}): samples/1000 ops, chain",
+                    profile::CALLERS_ENV
+                ));
+                for (chain, count) in found.chains.iter().take(PROFILE_TOP) {
+                    say(&format!("{:7.2} {chain}", per_kop(*count)));
                 }
             }
         }

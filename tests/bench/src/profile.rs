@@ -22,6 +22,13 @@ use std::{
 
 use crate::proc::{pipe, Child, Outcome, Step};
 
+/// Names a function (part of its name) whose callers the profile also counts: each sample
+/// with it on the stack adds one to its chain of callers, [`CHAIN_DEPTH`] deep.
+pub const CALLERS_ENV: &str = "BENCH_PROFILE_CALLERS";
+
+/// How many functions a chain of callers shows, the focused one included.
+const CHAIN_DEPTH: usize = 8;
+
 /// Nanoseconds of CPU time between samples.
 pub const PERIOD_NS: u64 = 50_000;
 
@@ -257,6 +264,9 @@ pub struct Found {
     pub lost: u64,
     /// (name, self samples, inclusive samples), by self samples.
     pub functions: Vec<(String, u64, u64)>,
+    /// With [`CALLERS_ENV`] set: (the first function whose name contains it and its callers,
+    /// samples), most samples first.
+    pub chains: Vec<(String, u64)>,
 }
 
 impl Profile {
@@ -274,8 +284,23 @@ impl Profile {
             let mut counts: HashMap<usize, (u64, u64)> = HashMap::new();
             let (mut samples, mut lost) = (0u64, 0u64);
             let mut seen = Vec::new();
+            let focus = std::env::var(CALLERS_ENV).ok().filter(|f| !f.is_empty());
+            let mut chains: HashMap<String, u64> = HashMap::new();
             let mut take = |addresses: &[u64]| {
                 samples += 1;
+                if let Some(focus) = &focus {
+                    let names: Vec<&str> = addresses
+                        .iter()
+                        .filter_map(|&addr| symbols.find(addr))
+                        .map(|f| symbols.names[f].as_str())
+                        .collect();
+                    if let Some(at) = names.iter().position(|name| name.contains(focus.as_str())) {
+                        let chain = names[at..].iter().take(CHAIN_DEPTH).copied();
+                        *chains
+                            .entry(chain.collect::<Vec<_>>().join(" < "))
+                            .or_default() += 1;
+                    }
+                }
                 seen.clear();
                 for (depth, &addr) in addresses.iter().enumerate() {
                     let Some(f) = symbols.find(addr) else {
@@ -318,6 +343,9 @@ impl Profile {
             for (name, own, all) in functions {
                 out.push_str(&format!("{own} {all} {name}\n"));
             }
+            for (chain, count) in chains {
+                out.push_str(&format!("@ {count} {chain}\n"));
+            }
             Ok(out.into_bytes())
         })?;
         drop(stop_read);
@@ -340,7 +368,18 @@ impl Profile {
         let mut head = lines.next().unwrap_or("0 0").split_whitespace();
         let mut number = || head.next().and_then(|w| w.parse().ok()).unwrap_or(0);
         let (samples, lost) = (number(), number());
-        let functions = lines
+        let (chain_lines, function_lines): (Vec<&str>, Vec<&str>) =
+            lines.partition(|l| l.starts_with("@ "));
+        let mut chains: Vec<(String, u64)> = chain_lines
+            .into_iter()
+            .filter_map(|l| {
+                let (count, chain) = l[2..].split_once(' ')?;
+                Some((chain.to_string(), count.parse().ok()?))
+            })
+            .collect();
+        chains.sort_by(|a, b| b.1.cmp(&a.1));
+        let functions = function_lines
+            .into_iter()
             .filter_map(|l| {
                 let mut w = l.splitn(3, ' ');
                 Some((
@@ -354,6 +393,7 @@ impl Profile {
             samples,
             lost,
             functions,
+            chains,
         })
     }
 }
