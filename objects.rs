@@ -55,8 +55,11 @@ use crate::{
 
 /// A reference that a buffer holds until it is freed.
 pub(crate) enum Held {
-    /// One count of the buffer owner's handle to `node`.
-    Handle { node: NodeArc, strong: bool },
+    /// One count of the buffer owner's handle number `handle`. It is released by that number,
+    /// as the C driver releases it by the number written in the buffer: if userspace let the
+    /// handle go meanwhile and the number went to another node, that node's handle loses the
+    /// count.
+    Handle { handle: u32, strong: bool },
     /// A local reference on `node`, a node of the buffer's owner, as the transaction's target.
     Target { node: NodeArc, strong: bool },
     /// A local reference on `node`, one of the buffer owner's own objects that came back to
@@ -352,7 +355,7 @@ impl Translation<'_> {
         self.held.reserve_one()?;
         let notify = from_owner.then_some(self.thread);
         let handle = self.to.take_ref(&node, strong, notify)?;
-        self.keep(Held::Handle { node, strong });
+        self.keep(Held::Handle { handle, strong });
         let kind = if strong {
             TYPE_HANDLE
         } else {

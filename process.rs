@@ -1077,10 +1077,10 @@ impl Process {
     /// Releases a reference that one of this process's buffers held.
     pub(crate) fn release_held(&self, held: Held) {
         match held {
-            Held::Handle { node, strong } => {
-                let loss = self.inner.lock().refs.lose_for_node(&node, strong);
-                // No handle means it went with the process's release, or userspace dropped
-                // more references than it had.
+            Held::Handle { handle, strong } => {
+                let loss = self.inner.lock().refs.lose(handle, strong);
+                // No handle (or no count left on it) means it went with the process's release,
+                // or userspace dropped more references than it had.
                 if let Ok(loss) = loss {
                     self.settle_loss(loss);
                 }

@@ -332,16 +332,6 @@ impl Refs {
         })
     }
 
-    /// Like [`Refs::lose`], for the handle of `node`.
-    pub(crate) fn lose_for_node(
-        &mut self,
-        node: &NodeArc,
-        strong: bool,
-    ) -> Result<Loss, InvalidRef> {
-        let entry = *self.by_node.get(&node_key(node)).ok_or(InvalidRef)?;
-        self.lose(entry.handle, strong)
-    }
-
     /// Whether `handle` exists and, for `strong`, holds a strong reference: an increment
     /// (`BC_INCREFS`, `BC_ACQUIRE`) applies to it. Counts the increment if so.
     pub(crate) fn gain_on_handle(&mut self, handle: u32, strong: bool) -> Result<(), InvalidRef> {

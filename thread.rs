@@ -464,8 +464,13 @@ impl Thread {
     }
 
     /// The thread leaves the driver (`BINDER_THREAD_EXIT`, or its process is released): its
-    /// queued work is cancelled, and the caller of a call it never answered reads
-    /// `BR_DEAD_REPLY`.
+    /// queued work is cancelled, and if the top of its stack is a call it received, that
+    /// call's caller reads `BR_DEAD_REPLY`.
+    ///
+    /// As in the C driver, the calls it received further down fail for nobody now: each was
+    /// answered by a call the thread made (it is on the stack above), and that call's
+    /// answer, failing now that the thread is gone, passes the failure down the chain
+    /// ([`Transaction::fail_caller`]).
     pub(crate) fn leave(&self, process: &Process) {
         let mut inner = process.inner_lock().lock();
         self.dead.store(true, Relaxed);
@@ -473,8 +478,9 @@ impl Thread {
         self.locked.access_mut(&mut inner).todo_ready = false;
         drop(inner);
         work::cancel_all(todo);
-        // Unwind the stack, a frame at a time: the callers of the calls the thread received
-        // will get no answer.
+        // Unwind the stack, a frame at a time: the calls the thread received will get no
+        // answer from it.
+        let mut top = true;
         loop {
             let mut inner = process.inner_lock().lock();
             let Some(call) = self.locked.access_mut(&mut inner).stack.take() else {
@@ -487,9 +493,12 @@ impl Thread {
                 call.parent_of_sent()
             };
             drop(inner);
-            if received {
+            if received && top {
                 call.fail_caller(BR_DEAD_REPLY, None);
+            } else if received {
+                call.finished();
             }
+            top = false;
         }
     }
 
@@ -518,17 +527,18 @@ impl Thread {
 
     /// Tells this thread that its `call` failed on the other side: it reads `code` (after the
     /// call's `BR_TRANSACTION_COMPLETE`). `error`, the debug id and errno of a failed reply,
-    /// becomes the thread's extended error unless it holds one already.
+    /// becomes the thread's extended error unless it holds one already. Returns `false` if
+    /// the thread or its process is gone, and nobody was told.
     pub(crate) fn deliver_failure(
         &self,
         process: &Process,
         call: &Transaction,
         code: u32,
         error: Option<(u32, Error)>,
-    ) {
+    ) -> bool {
         let mut inner = process.inner_lock().lock();
         if inner.is_dead() || self.is_dead() {
-            return;
+            return false;
         }
         let popped = self.pop_sent(&mut inner, call);
         if let Some((id, errno)) = error {
@@ -543,6 +553,7 @@ impl Thread {
         }
         drop(inner);
         drop(popped);
+        true
     }
 
     /// Tells the thread to return to userspace (`flush`), waking it if it waits for work.

@@ -503,8 +503,10 @@ impl Thread {
             );
             netlink::report(process, self, tr, true, failure.code, entry.receiver());
             failure.log(entry);
-            call.fail_caller(failure.code, Some((id, failure.errno)));
+            // This thread's BR_TRANSACTION_COMPLETE first, as in C: the failure can come
+            // down the chain of calls to this very thread.
             self.reply_failed(process);
+            call.fail_caller(failure.code, Some((id, failure.errno)));
         }
         call.finished();
         Ok(())
@@ -521,6 +523,11 @@ impl Thread {
         let Some(caller) = call.from.clone() else {
             return Err(Failure::failed(EPROTO));
         };
+        // As in C, a caller that has left the driver fails the reply before any of it is
+        // read: dead, whatever its objects are.
+        if call.live_caller().is_none() {
+            return Err(Failure::dead(ESRCH));
+        }
         let to = call.from_process.clone();
         let sending = Sending {
             id,
@@ -870,11 +877,23 @@ impl Transaction {
     /// The call will get no reply: the caller reads `code` (`BR_DEAD_REPLY` when the
     /// receiving side went away). `error` (the failed reply's debug id and errno) goes into
     /// the caller's extended error, unless that holds an error already.
+    ///
+    /// A caller that has left the driver cannot be told; as in the C driver, the failure
+    /// then goes down the chain, to the caller of the call that caller was answering (with
+    /// no extended error), until a caller that is still there, or the end of the chain.
     pub(crate) fn fail_caller(&self, code: u32, error: Option<(u32, Error)>) {
-        if let Some(caller) = &self.from {
-            caller.deliver_failure(&self.from_process, self, code, error);
+        let mut error = error;
+        let mut call = self;
+        loop {
+            let told = call.from.as_ref().is_some_and(|caller| {
+                caller.deliver_failure(&call.from_process, call, code, error.take())
+            });
+            call.finished();
+            match call.sender_parent() {
+                Some(parent) if !told => call = parent,
+                _ => break,
+            }
         }
-        self.finished();
     }
 
     /// Whether the transaction is one-way.

@@ -9,7 +9,7 @@ use crate::{
 };
 
 use super::objects::{serve_one_registration, LOOKUP, REGISTER};
-use super::peer::{spawn_manager, Peer};
+use super::peer::{refcount_returns, spawn_manager, Peer};
 use crate::harness::spawn_ready;
 
 pub const CASES: &[Case] = &[
@@ -32,6 +32,18 @@ pub const CASES: &[Case] = &[
     Case::new(
         "last_handle_gone_with_strong_left_queues_empty_node_work",
         last_handle_gone_with_strong_left,
+    ),
+    Case::new(
+        "freed_buffer_releases_its_handle_by_number",
+        freed_buffer_releases_handle_by_number,
+    ),
+    Case::new(
+        "leaving_thread_fails_only_the_call_on_top_of_its_stack",
+        leaving_thread_fails_only_its_top_call,
+    ),
+    Case::new(
+        "reply_to_caller_that_left_is_dead_before_its_objects_are_read",
+        reply_to_left_caller_dead_before_objects,
     ),
 ];
 
@@ -306,4 +318,175 @@ fn last_handle_gone_with_strong_left(_: &Env) -> Outcome {
         )
     });
     manager.join_after(ours)
+}
+
+/// The manager receives a call carrying the client's node N1 (its handle 1, whose strong
+/// count the buffer holds), keeps the buffer, and lets the handle go itself (`BC_RELEASE`).
+/// A second call brings the client's node N2, and the lowest free number again: handle 1.
+/// Freeing the first buffer now releases the handle by the number written in it, as the C
+/// driver does (`binder_dec_ref_for_handle(proc, fp->handle, ...)`): handle 1, N2's, loses
+/// its count and goes, and the client reads N2's `BR_RELEASE` and `BR_DECREFS`. (Found by the
+/// fuzzer, seed 1, operation 1643: rust_binder released by node, found N1's handle gone, and
+/// kept N2's.)
+///
+/// The manager lets a node's last reference go only after the client has read the reply,
+/// and with it the node's `BR_INCREFS`/`BR_ACQUIRE` (answered before the reply is read): a
+/// node whose owner has not read them yet is deleted quietly when its references go, and its
+/// owner reads nothing of it at all. The node work of a release is queued before the
+/// manager's command returns, so one read that does not wait finds it.
+fn freed_buffer_releases_handle_by_number(_: &Env) -> Outcome {
+    const N1: (u64, u64) = (0x800, 0x801);
+    const N2: (u64, u64) = (0x810, 0x811);
+    let (replied, await_replied) = notice()?;
+    let (released, await_released) = notice()?;
+    let (freed, await_freed) = notice()?;
+    let manager = spawn_manager(move |m| {
+        let (first, _) = m.next_call()?;
+        let handle = match m.objects(&first)?.first() {
+            Some(object) => object.handle_value(),
+            None => return Err("the first call arrived without its object".into()),
+        };
+        m.reply(&first, &Payload::new())?;
+        await_replied.wait()?;
+        m.send(Commands::new().release(handle), "BC_RELEASE of the handle")?;
+        released.notify()?;
+        let (second, _) = m.next_call()?;
+        let again = m.objects(&second)?.first().map(FlatObject::handle_value);
+        ensure!(
+            again == Some(handle),
+            "the second node got handle {again:?}, expected the freed number {handle}"
+        );
+        m.reply(&second, &Payload::new())?;
+        await_replied.wait()?;
+        m.free(&first)?;
+        freed.notify()
+    })?;
+    let client = Peer::open()?;
+    let ours = (|| -> Outcome {
+        let call_with = |code: u32, node: (u64, u64)| -> Outcome {
+            let exchange = client.call(
+                0,
+                code,
+                &Payload::new().object(FlatObject::binder(node.0, node.1)),
+            )?;
+            let returns = refcount_returns(&exchange.returns);
+            let reply = exchange
+                .reply
+                .ok_or_else(|| format!("call {code} failed: {:?}", exchange.returns))?;
+            client.free(&reply)?;
+            let expected = [
+                Return::Increfs(node.0, node.1),
+                Return::Acquire(node.0, node.1),
+            ];
+            ensure!(
+                returns == expected,
+                "call {code} read {returns:?} before its reply, expected {expected:?}"
+            );
+            replied.notify()
+        };
+        call_with(1, N1)?;
+        await_released.wait()?;
+        let returns = refcount_returns(&client.pending()?);
+        let expected = [Return::Release(N1.0, N1.1), Return::Decrefs(N1.0, N1.1)];
+        ensure!(
+            returns == expected,
+            "after the manager's BC_RELEASE the client read {returns:?}, expected {expected:?}"
+        );
+        call_with(2, N2)?;
+        await_freed.wait()?;
+        let returns = refcount_returns(&client.pending()?);
+        let expected = [Return::Release(N2.0, N2.1), Return::Decrefs(N2.0, N2.1)];
+        ensure!(
+            returns == expected,
+            "after the first buffer was freed the client read {returns:?}, expected {expected:?}"
+        );
+        Ok(())
+    })();
+    manager.join_after(ours)
+}
+
+/// The client calls the manager (call 1, carrying the client's node so that the manager can
+/// call back). The manager's thread, answering call 1, calls the client back (call 2, which
+/// goes to the client's thread waiting on call 1) and leaves the driver
+/// (`BINDER_THREAD_EXIT`) before the client reads call 2. As in the C driver
+/// (`binder_thread_release`), a leaving thread fails only the call on top of its stack, if it
+/// received that one: here the top is its own call 2, so call 1 does not fail yet, and the
+/// client reads call 2 and no `BR_DEAD_REPLY`. Its reply to call 2 fails, the caller having
+/// left: the client reads `BR_TRANSACTION_COMPLETE`, and the failure goes down the chain of
+/// calls (`binder_send_failed_reply` passes over a caller that left to the call it was
+/// answering), so the client then reads `BR_DEAD_REPLY` for call 1. (Found by the fuzzer,
+/// seed 1, operation 1702: rust_binder failed call 1 as soon as the manager's thread left.)
+fn leaving_thread_fails_only_its_top_call(_: &Env) -> Outcome {
+    call_back_then_leave(&Payload::new())
+}
+
+/// As [`leaving_thread_fails_only_its_top_call`], with a reply to the call-back that names a
+/// handle the client does not have. The C driver finds the caller gone before it reads the
+/// reply's objects (`binder_transaction`: "reply target not found"), so the reply fails
+/// dead, and the client reads `BR_DEAD_REPLY` for its own call, not `BR_FAILED_REPLY`.
+/// (Found by the fuzzer, seed 1, operation 1713.)
+fn reply_to_left_caller_dead_before_objects(_: &Env) -> Outcome {
+    call_back_then_leave(&Payload::new().object(FlatObject::handle(0x7777)))
+}
+
+/// The scenario of [`leaving_thread_fails_only_its_top_call`]; the client answers the
+/// call-back with `reply`.
+fn call_back_then_leave(reply: &Payload) -> Outcome {
+    const NODE: (u64, u64) = (0x820, 0x821);
+    let (left, await_left) = notice()?;
+    let (done, await_done) = notice()?;
+    let manager = spawn_manager(move |m| {
+        let (first, _) = m.next_call()?;
+        let handle = match m.objects(&first)?.first() {
+            Some(object) => object.handle_value(),
+            None => return Err("call 1 arrived without the client's node".into()),
+        };
+        m.send_call(handle, 2, &Payload::new())?;
+        m.binder.thread_exit().step("BINDER_THREAD_EXIT")?;
+        left.notify()?;
+        // The process stays: only its thread has left.
+        await_done.wait()
+    })?;
+    let client = Peer::open()?;
+    let ours = (|| -> Outcome {
+        client.send_call(
+            0,
+            1,
+            &Payload::new().object(FlatObject::binder(NODE.0, NODE.1)),
+        )?;
+        await_left.wait()?;
+        let returns = client.pending()?;
+        let call = returns
+            .iter()
+            .find_map(|ret| match ret {
+                Return::Transaction(txn) => Some(txn.clone()),
+                _ => None,
+            })
+            .ok_or_else(|| format!("the client read {returns:?}, expected the manager's call"))?;
+        ensure!(
+            call.code == 2,
+            "the client read call {}, expected 2",
+            call.code
+        );
+        ensure!(
+            !returns
+                .iter()
+                .any(|ret| matches!(ret, Return::DeadReply | Return::FailedReply)),
+            "the client read {returns:?}: its call failed while the leaving thread had its \
+             own call on top"
+        );
+        client.reply(&call, reply)?;
+        client.free(&call)?;
+        let after = client.pending()?;
+        ensure!(
+            after == [Return::DeadReply],
+            "after its reply to the manager's call the client read {after:?}, expected \
+             BR_DEAD_REPLY for its own call"
+        );
+        Ok(())
+    })();
+    // However the client fared: the manager, which holds a copy of this end too, would
+    // otherwise wait for ever.
+    let told = done.notify();
+    manager.join_after(ours.and(told))
 }
