@@ -699,7 +699,7 @@ impl Transaction {
             })?;
         let extra_room = buffers_size.saturating_add(secctx_room as usize);
         trace::binder_transaction_alloc_buf(id as i32, data_size, offsets_size, extra_room);
-        // Read once here, under the buffer's lock: the reader needs it again at delivery.
+        // Read once here: the reader needs it again at delivery.
         let address = range.user_address();
         let buffer_offset = u32::try_from(range.offset()).unwrap_or(u32::MAX);
         let buffers = ScatterGather::new(address, data_size, offsets_size, buffers_size)
