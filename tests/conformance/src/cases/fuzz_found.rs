@@ -346,10 +346,7 @@ fn freed_buffer_releases_handle_by_number(_: &Env) -> Outcome {
     let (freed, await_freed) = notice()?;
     let manager = spawn_manager(move |m| {
         let (first, _) = m.next_call()?;
-        let handle = match m.objects(&first)?.first() {
-            Some(object) => object.handle_value(),
-            None => return Err("the first call arrived without its object".into()),
-        };
+        let handle = m.first_handle(&first, "the first call")?;
         m.reply(&first, &Payload::new())?;
         await_replied.wait()?;
         m.send(Commands::new().release(handle), "BC_RELEASE of the handle")?;
@@ -441,10 +438,7 @@ fn call_back_then_leave(reply: &Payload) -> Outcome {
     let (done, await_done) = notice()?;
     let manager = spawn_manager(move |m| {
         let (first, _) = m.next_call()?;
-        let handle = match m.objects(&first)?.first() {
-            Some(object) => object.handle_value(),
-            None => return Err("call 1 arrived without the client's node".into()),
-        };
+        let handle = m.first_handle(&first, "call 1")?;
         m.send_call(handle, 2, &Payload::new())?;
         m.binder.thread_exit().step("BINDER_THREAD_EXIT")?;
         left.notify()?;

@@ -292,6 +292,15 @@ impl Peer {
             })
             .collect()
     }
+
+    /// The handle (or pointer) of the first binder object in `txn`; an error naming `what`
+    /// if it has none.
+    pub fn first_handle(&self, txn: &Txn, what: &str) -> Outcome<u32> {
+        match self.objects(txn)?.first() {
+            Some(object) => Ok(object.handle_value()),
+            None => Err(format!("{what} arrived without its object")),
+        }
+    }
 }
 
 /// Forks a process that becomes the context manager ([`Peer::manager`]) and then runs
