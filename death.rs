@@ -87,6 +87,8 @@ struct DeathState {
     awaiting_done: bool,
     /// The notification is on a todo list.
     queued: bool,
+    /// The handle that carried the request went: nothing more is delivered.
+    gone: bool,
     /// Its place among the holder's withdrawn deaths, until it is withdrawn.
     withdrawn_slot: Option<WithdrawnSlot>,
 }
@@ -106,10 +108,11 @@ impl Death {
         }))
     }
 
-    /// The node died: notify the holder, unless it withdrew the request first.
+    /// The node died: notify the holder, unless it withdrew the request or let the handle go
+    /// first.
     pub(crate) fn node_died(work: &Arc<Work<Self>>) {
         let mut state = work.item.state.lock();
-        if state.cleared {
+        if state.cleared || state.gone {
             return;
         }
         state.dead = true;
@@ -132,6 +135,21 @@ impl Death {
         } else {
             Cleared::ConfirmNow
         }
+    }
+
+    /// The handle that carried the request went, with its last reference: the request goes
+    /// with it, as the C driver frees a handle's death notification with the handle, and
+    /// its `BR_DEAD_BINDER` is not delivered, even if it is queued already. Returns whether it
+    /// may be on the holder's todo list, for the caller to take it off.
+    ///
+    /// It takes only the notification's own lock: from here on [`Death::node_died`] queues
+    /// nothing, so the answer cannot go stale, except that an item marked queued may reach the
+    /// list just after the caller looked for it; it then delivers nothing.
+    pub(crate) fn handle_gone(&self) -> bool {
+        let mut state = self.state.lock();
+        state.gone = true;
+        state.awaiting_done = false;
+        state.queued
     }
 
     /// Whether the request was withdrawn.
@@ -173,6 +191,9 @@ impl Deliver for Death {
     ) -> Result<Flow> {
         let mut state = self.state.lock();
         state.queued = false;
+        if state.gone {
+            return Ok(Flow::Continue);
+        }
         let (code, flow) = if state.dead && !state.dead_delivered {
             state.dead_delivered = true;
             state.awaiting_done = true;
@@ -201,6 +222,9 @@ impl Death {
     /// What the notification will deliver when read, for the log files.
     pub(crate) fn describe_state(&self) -> Described<'_> {
         let state = self.state.lock();
+        if state.gone {
+            return Described::Nothing;
+        }
         match (state.dead && !state.dead_delivered, state.cleared) {
             (true, false) => Described::DeadBinder,
             (true, true) => Described::ClearedDeadBinder,

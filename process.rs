@@ -293,6 +293,18 @@ impl ProcessInner {
         self.todo.pop_front()
     }
 
+    /// Takes `item` off the process's todo list, if it is there.
+    pub(crate) fn take_process_work<T: ?Sized>(&mut self, item: &Work<T>) -> Option<WorkItem> {
+        let mut cursor = self.todo.cursor_front();
+        while let Some(next) = cursor.peek_next() {
+            if core::ptr::addr_eq(&*next, item) {
+                return Some(next.remove());
+            }
+            cursor.move_next();
+        }
+        None
+    }
+
     /// Queues `work` for any thread that takes the process's work, and wakes one.
     pub(crate) fn push_process_work(&mut self, work: WorkItem) {
         self.todo.push_back(work);
@@ -1038,11 +1050,25 @@ impl Process {
         self.uncount_handle(&loss.node, loss.lost_strong, loss.removed.is_some());
         if let Some(removed) = &loss.removed {
             if let Some(death) = &removed.death {
-                loss.node.remove_death(death);
+                self.drop_death(death, &loss.node);
             }
             if let Some(listener) = &removed.freeze {
                 self.drop_freeze_listener(listener, loss.node.owner());
             }
+        }
+    }
+
+    /// The handle that carried `death`, a handle to `node`, went: the request goes with it,
+    /// and a `BR_DEAD_BINDER` of it still queued is taken back unread, as the C driver does
+    /// (`binder_cleanup_ref_olocked` dequeues the handle's death work wherever it is). A
+    /// request that is not withdrawn is queued only on the process's own list.
+    fn drop_death(&self, death: &Arc<Work<Death>>, node: &NodeArc) {
+        let queued = death.item.handle_gone();
+        node.remove_death(death);
+        if queued {
+            let taken = self.inner.lock().take_process_work(death);
+            // Dropped outside the lock, like every item taken off a list.
+            drop(taken);
         }
     }
 

@@ -45,6 +45,10 @@ pub const CASES: &[Case] = &[
         "reply_to_caller_that_left_is_dead_before_its_objects_are_read",
         reply_to_left_caller_dead_before_objects,
     ),
+    Case::new(
+        "death_queued_for_a_handle_that_goes_is_not_delivered",
+        death_queued_for_a_handle_that_goes,
+    ),
 ];
 
 /// A thread sends a call and leaves the driver (`BINDER_THREAD_EXIT`) before the manager
@@ -483,4 +487,78 @@ fn call_back_then_leave(reply: &Payload) -> Outcome {
     // otherwise wait for ever.
     let told = done.notify();
     manager.join_after(ours.and(told))
+}
+
+/// A client holds a handle to a node that died, and asks again for its death notification:
+/// the node is dead already, so `BR_DEAD_BINDER` is queued on the client's todo list at once.
+/// In the same write, before any read, the client lets the handle go (`BC_RELEASE` of its
+/// only reference). The C driver deletes the handle and takes its death notification off
+/// whatever list it is on (`binder_cleanup_ref_olocked`, `binder_dequeue_work`): nothing is
+/// left to read. (Found by the fuzzer, seed 1, operation 1826: rust_binder delivered the
+/// `BR_DEAD_BINDER` of a handle that had gone, queued at operation 1665 before the handle
+/// went with the buffer holding it at operation 1701.) The first notification, read and
+/// withdrawn, is only there to know when the node has died.
+fn death_queued_for_a_handle_that_goes(_: &Env) -> Outcome {
+    const FIRST: u64 = 0xd1;
+    const SECOND: u64 = 0xd2;
+    let manager = spawn_manager(serve_one_registration)?;
+    let server = spawn_ready(|ready| {
+        let s = Peer::open()?;
+        let reply = s.call_for_reply(
+            0,
+            REGISTER,
+            &Payload::new().object(FlatObject::binder(0x5e, 0x5f)),
+        )?;
+        s.free(&reply)?;
+        ready();
+        loop {
+            // SAFETY: Plain syscall; the child sleeps until killed.
+            unsafe { libc::pause() };
+        }
+    })?;
+    let c = Peer::open()?;
+    let ours = (|| {
+        let reply = c.call_for_reply(0, LOOKUP, &Payload::new())?;
+        c.send(
+            Commands::new()
+                .acquire(1)
+                .free_buffer(reply.buffer)
+                .request_death_notification(1, FIRST),
+            "keep the handle, ask for its death",
+        )?;
+        Ok(())
+    })();
+    server.kill()?;
+    let ours = ours.and_then(|()| {
+        loop {
+            let returns = c.read()?;
+            if returns.contains(&Return::DeadBinder(FIRST)) {
+                break;
+            }
+        }
+        c.send(
+            Commands::new()
+                .dead_binder_done(FIRST)
+                .clear_death_notification(1, FIRST),
+            "answer the death and withdraw the request",
+        )?;
+        let returns = c.pending()?;
+        ensure!(
+            returns == [Return::ClearDeathNotificationDone(FIRST)],
+            "withdrawing the answered death read {returns:?}, expected its confirmation"
+        );
+        c.send(
+            Commands::new()
+                .request_death_notification(1, SECOND)
+                .release(1),
+            "ask again for the dead node's death, and let the handle go",
+        )?;
+        let returns = c.pending()?;
+        ensure!(
+            returns.is_empty(),
+            "the death notification of a handle that went was read: {returns:?}, expected nothing"
+        );
+        Ok(())
+    });
+    manager.join_after(ours)
 }
