@@ -377,7 +377,7 @@ impl Profile {
                 Some((chain.to_string(), count.parse().ok()?))
             })
             .collect();
-        chains.sort_by(|a, b| b.1.cmp(&a.1));
+        chains.sort_by_key(|c| std::cmp::Reverse(c.1));
         let functions = function_lines
             .into_iter()
             .filter_map(|l| {
