@@ -44,6 +44,8 @@
 #   PROFILE_ONLY=W    the profile runs only workload W (call, parallel, oneway, objects, fd,
 #                     teardown)
 #   PROFILE_SECONDS=S the profile runs each workload S seconds per driver (default 12)
+#   PROFILE_OFFSETS=F the profile also counts the samples of the function F (part of its name)
+#                     by offset from its start, to read against `objdump -d` of the module
 #   BENCH_ICOUNT=1    the guest runs in QEMU's instruction-counting mode (vm.sh's
 #                     RB_VM_ICOUNT=0, TCG only): its clock advances 1 ns per instruction
 #                     executed, so a busy host changes no figure. Times are then instruction
@@ -118,8 +120,8 @@ both_drivers_script() { # both_drivers_script FILE COMMAND...
 
 # The profiler's settings for the guest's command line (see PROFILE_CALLERS, PROFILE_ONLY).
 profile_env() {
-    printf 'BENCH_PROFILE_CALLERS=%q BENCH_PROFILE_ONLY=%q BENCH_PROFILE_SECONDS=%q ' \
-        "${PROFILE_CALLERS:-}" "${PROFILE_ONLY:-}" "${PROFILE_SECONDS:-}"
+    printf 'BENCH_PROFILE_CALLERS=%q BENCH_PROFILE_ONLY=%q BENCH_PROFILE_SECONDS=%q BENCH_PROFILE_OFFSETS=%q ' \
+        "${PROFILE_CALLERS:-}" "${PROFILE_ONLY:-}" "${PROFILE_SECONDS:-}" "${PROFILE_OFFSETS:-}"
 }
 
 # Interleaved mode: one boot, both drivers; every figure in raw.csv (the block pair as the

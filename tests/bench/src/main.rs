@@ -321,6 +321,15 @@ fn profile(scale: f64) -> Outcome {
                     ));
                 }
             }
+            if !found.offsets.is_empty() {
+                say(&format!(
+                    "self samples by offset ({}): samples/1000 ops, where",
+                    profile::OFFSETS_ENV
+                ));
+                for (at, count) in &found.offsets {
+                    say(&format!("{:7.3} {at}", per_kop(*count)));
+                }
+            }
             if !found.chains.is_empty() {
                 say(&format!(
                     "callers ({}): samples/1000 ops, chain",
