@@ -91,8 +91,11 @@ pub(crate) mod looper {
 
 /// A thread of a binder process.
 ///
-/// `looper` and `need_return` change only under the process's `inner` lock; they are atomics
-/// so that `poll` and the ioctl paths can read them next to the condition variable.
+/// `looper` changes only under the process's `inner` lock, and `need_return` is set only
+/// under it; they are atomics so that `poll` and the ioctl paths can read them next to the
+/// condition variable. The thread itself clears `need_return` without the lock at the end of
+/// each ioctl, as C does: a `flush` that races with that clear is lost with the lock too (it
+/// comes just before the clear), so the lock would order nothing.
 #[pin_data]
 pub(crate) struct Thread {
     /// Counts the object in the module's census.
@@ -579,9 +582,8 @@ impl Thread {
         }
     }
 
-    /// Called when one of the thread's ioctls ends.
-    pub(crate) fn ioctl_done(&self, process: &Process) {
-        let _guard = process.inner_lock().lock();
+    /// Called when one of the thread's ioctls ends (see [`Thread`] on why without the lock).
+    pub(crate) fn ioctl_done(&self) {
         self.need_return.store(false, Relaxed);
     }
 
