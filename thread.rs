@@ -317,20 +317,26 @@ impl Thread {
         self.locked.access_mut(inner).todo.push_back(work);
     }
 
-    /// Moves `item`, if it is on this thread's todo list, to the end of it (unwoken, like
-    /// [`Thread::push_deferred_work`]). Returns whether it was there.
-    pub(crate) fn move_to_back<T: ?Sized>(&self, inner: &mut ProcessInner, item: &Work<T>) -> bool {
-        let todo = &mut self.locked.access_mut(inner).todo;
-        let mut cursor = todo.cursor_front();
+    /// Takes `item` off this thread's todo list, if it is there. A list left empty has
+    /// nothing ready to read either.
+    pub(crate) fn take_work<T: ?Sized>(
+        &self,
+        inner: &mut ProcessInner,
+        item: &Work<T>,
+    ) -> Option<WorkItem> {
+        let locked = self.locked.access_mut(inner);
+        let mut cursor = locked.todo.cursor_front();
         while let Some(next) = cursor.peek_next() {
             if core::ptr::addr_eq(&*next, item) {
                 let work = next.remove();
-                todo.push_back(work);
-                return true;
+                if locked.todo.is_empty() {
+                    locked.todo_ready = false;
+                }
+                return Some(work);
             }
             cursor.move_next();
         }
-        false
+        None
     }
 
     /// Whether an error return is waiting to be read. The C driver carries out no more of the
