@@ -402,7 +402,6 @@ pub(crate) fn object_bytes_at(
     Ok((kind, size, bytes))
 }
 
-/// The object of type `T` at the start of `bytes`, from [`object_bytes_at`].
 /// The object at `offset` of the data if it is a `PTR` one (see [`object_bytes_at`]).
 fn ptr_object_at(view: &RangeView, data_size: usize, offset: usize) -> Option<BufferObject> {
     match object_bytes_at(view, data_size, offset).ok()? {
@@ -411,6 +410,7 @@ fn ptr_object_at(view: &RangeView, data_size: usize, offset: usize) -> Option<Bu
     }
 }
 
+/// The object of type `T` at the start of `bytes`, from [`object_bytes_at`].
 pub(crate) fn object_from<T: FromBytes>(bytes: &ObjectBytes) -> Result<T> {
     T::from_bytes_copy(bytes.get(..size_of::<T>()).ok_or(EINVAL)?).ok_or(EINVAL)
 }
