@@ -387,23 +387,28 @@ fn freed_buffer_releases_handle_by_number(_: &Env) -> Outcome {
         };
         call_with(1, N1)?;
         await_released.wait()?;
-        let returns = refcount_returns(&client.pending()?);
-        let expected = [Return::Release(N1.0, N1.1), Return::Decrefs(N1.0, N1.1)];
-        ensure!(
-            returns == expected,
-            "after the manager's BC_RELEASE the client read {returns:?}, expected {expected:?}"
-        );
+        expect_node_let_go(&client, N1, "after the manager's BC_RELEASE")?;
         call_with(2, N2)?;
         await_freed.wait()?;
-        let returns = refcount_returns(&client.pending()?);
-        let expected = [Return::Release(N2.0, N2.1), Return::Decrefs(N2.0, N2.1)];
-        ensure!(
-            returns == expected,
-            "after the first buffer was freed the client read {returns:?}, expected {expected:?}"
-        );
-        Ok(())
+        expect_node_let_go(&client, N2, "after the first buffer was freed")
     })();
     manager.join_after(ours)
+}
+
+/// Reads what `owner` has pending, and expects its refcount returns to be exactly those of
+/// `node`'s last reference going: `BR_RELEASE`, then `BR_DECREFS`. `when` says when, for the
+/// failure's message.
+fn expect_node_let_go(owner: &Peer, node: (u64, u64), when: &str) -> Outcome {
+    let returns = refcount_returns(&owner.pending()?);
+    let expected = [
+        Return::Release(node.0, node.1),
+        Return::Decrefs(node.0, node.1),
+    ];
+    ensure!(
+        returns == expected,
+        "{when} the client read {returns:?}, expected {expected:?}"
+    );
+    Ok(())
 }
 
 /// The client calls the manager (call 1, carrying the client's node so that the manager can
