@@ -25,6 +25,10 @@ pub const CASES: &[Case] = &[
         failed_call_in_transaction_logs,
     ),
     Case::new(
+        "logs_reply_to_a_caller_that_left_in_transaction_logs",
+        reply_to_caller_that_left_in_transaction_logs,
+    ),
+    Case::new(
         "logs_proc_file_goes_when_the_device_is_closed",
         proc_file_goes_when_closed,
     ),
@@ -46,6 +50,8 @@ const ONEWAY_WAITING: u32 = 0x52;
 const BAD_HANDLE: u32 = 77;
 /// `BR_FAILED_REPLY` as the logs print it (a C `int`).
 const FAILED_REPLY: i64 = uapi::BR_FAILED_REPLY as i32 as i64;
+/// `BR_DEAD_REPLY` as the logs print it.
+const DEAD_REPLY: i64 = uapi::BR_DEAD_REPLY as i32 as i64;
 
 /// The service's node.
 const SERVICE_PTR: u64 = 0x5000;
@@ -598,6 +604,54 @@ fn failed_call_in_transaction_logs(_: &Env) -> Outcome {
         );
     }
     Ok(())
+}
+
+/// A reply to a caller that left the driver (`BINDER_THREAD_EXIT`) before it was answered is
+/// in both logs as C records it: a reply to no process (`to 0:0`, the caller was not found),
+/// failed with `BR_DEAD_REPLY` and no errno. The replier reads only its
+/// `BR_TRANSACTION_COMPLETE`, and its extended error names the reply with no error.
+fn reply_to_caller_that_left_in_transaction_logs(_: &Env) -> Outcome {
+    let (left, await_left) = notice()?;
+    let manager = spawn_manager(move |m| {
+        await_left.wait()?;
+        let (call, _) = m.next_call()?;
+        m.send(
+            Commands::new().transaction(true, 0, call.code, 0, &[0; 8]),
+            "reply",
+        )?;
+        let returns = m.pending()?;
+        ensure!(
+            returns.contains(&Return::TransactionComplete)
+                && !returns
+                    .iter()
+                    .any(|r| matches!(r, Return::FailedReply | Return::DeadReply)),
+            "the reply to a caller that left read {returns:?}"
+        );
+        let error = m.binder.extended_error().step("extended error")?;
+        ensure!(
+            error.id != 0 && error.command == uapi::BR_OK && error.param == 0,
+            "the replier's extended error is {error:?}, expected the reply's id and no error"
+        );
+        let (pid, tid) = (std::process::id(), super::concurrency::gettid());
+        let expected = format!(
+            "{}: reply from {pid}:{tid} to 0:0 context binder node 0 handle 0 size 8:0 \
+             ret {DEAD_REPLY}/0 l=",
+            error.id
+        );
+        for name in ["failed_transaction_log", "transaction_log"] {
+            let log = read_log(name)?;
+            ensure!(
+                log.lines().any(|l| l.starts_with(&expected)),
+                "{name} lacks {expected:?}:\n{log}"
+            );
+        }
+        m.free(&call)
+    })?;
+    let client = Peer::open()?;
+    client.send_call(0, 1, &Payload::new().bytes(b"bye"))?;
+    client.binder.thread_exit().step("BINDER_THREAD_EXIT")?;
+    left.notify()?;
+    manager.join()
 }
 
 /// `proc/<pid>` appears when a process opens the device and goes when it closes it.
