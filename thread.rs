@@ -539,25 +539,25 @@ impl Thread {
     }
 
     /// Tells this thread that its `call` failed on the other side: it reads `code` (after the
-    /// call's `BR_TRANSACTION_COMPLETE`). `error`, the debug id and errno of a failed reply,
-    /// becomes the thread's extended error unless it holds one already. Returns `false` if
-    /// the thread or its process is gone, and nobody was told.
+    /// call's `BR_TRANSACTION_COMPLETE`). `error`, the debug id and errno (negative, or 0) of
+    /// a failed reply, becomes the thread's extended error unless it holds one already. Returns `false` if the thread or its
+    /// process is gone, and nobody was told.
     pub(crate) fn deliver_failure(
         &self,
         process: &Process,
         call: &Transaction,
         code: u32,
-        error: Option<(u32, Error)>,
+        error: Option<(u32, i32)>,
     ) -> bool {
         let mut inner = process.inner_lock().lock();
         if inner.is_dead() || self.is_dead() {
             return false;
         }
         let popped = self.pop_sent(&mut inner, call);
-        if let Some((id, errno)) = error {
+        if let Some((id, param)) = error {
             let extended = &mut self.locked.access_mut(&mut inner).extended_error;
             if extended.0.command == BR_OK {
-                *extended = extended_error(id, code, errno.to_errno());
+                *extended = extended_error(id, code, param);
             }
         }
         self.reply_error.item.code.store(code, Relaxed);
