@@ -539,8 +539,9 @@ impl Thread {
     }
 
     /// Tells this thread that its `call` failed on the other side: it reads `code` (after the
-    /// call's `BR_TRANSACTION_COMPLETE`). `error`, the debug id and errno (negative, or 0) of
-    /// a failed reply, becomes the thread's extended error unless it holds one already. Returns `false` if the thread or its
+    /// call's `BR_TRANSACTION_COMPLETE`), unless an earlier failure is still unread. `error`,
+    /// the debug id and errno (negative, or 0) of a failed reply, becomes the thread's
+    /// extended error unless it holds one already. Returns `false` if the thread or its
     /// process is gone, and nobody was told.
     pub(crate) fn deliver_failure(
         &self,
@@ -560,9 +561,21 @@ impl Thread {
                 *extended = extended_error(id, code, param);
             }
         }
-        self.reply_error.item.code.store(code, Relaxed);
-        if let Some(item) = Work::to_queue(&self.reply_error) {
-            self.push_work(&mut inner, item);
+        // The thread has room for one reply error. A second can come before the first is
+        // read (the thread sent another call after its first failed, without reading): like
+        // the C driver, keep the first, and only warn.
+        let pending = self.reply_error.item.code.load(Relaxed);
+        if pending == BR_OK {
+            self.reply_error.item.code.store(code, Relaxed);
+            if let Some(item) = Work::to_queue(&self.reply_error) {
+                self.push_work(&mut inner, item);
+            }
+        } else {
+            pr_warn!(
+                "{}:{} a reply error {code:#x} lost: {pending:#x} is still unread\n",
+                process.pid(),
+                self.id
+            );
         }
         drop(inner);
         drop(popped);
