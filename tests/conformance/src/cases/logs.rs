@@ -29,6 +29,10 @@ pub const CASES: &[Case] = &[
         reply_to_caller_that_left_in_transaction_logs,
     ),
     Case::new(
+        "logs_call_refused_for_the_callers_stack_names_no_receiver",
+        call_refused_for_stack_names_no_receiver,
+    ),
+    Case::new(
         "logs_proc_file_goes_when_the_device_is_closed",
         proc_file_goes_when_closed,
     ),
@@ -652,6 +656,47 @@ fn reply_to_caller_that_left_in_transaction_logs(_: &Env) -> Outcome {
     client.binder.thread_exit().step("BINDER_THREAD_EXIT")?;
     left.notify()?;
     manager.join()
+}
+
+/// A call refused for the caller's own state (here a second call while its first awaits a
+/// reply: `EPROTO`) is logged as C logs it: C names the target node, found by then, but no
+/// receiving process or thread, which it records only once these checks have passed.
+fn call_refused_for_stack_names_no_receiver(_: &Env) -> Outcome {
+    let (refused, await_refused) = notice()?;
+    let manager = spawn_manager(move |m| {
+        let (call, _) = m.next_call()?;
+        await_refused.wait()?;
+        m.reply_and_free(&call, &Payload::new())
+    })?;
+    let client = Peer::open()?;
+    let ours = (|| -> Outcome {
+        client.send_call(0, 1, &Payload::new().bytes(&[0; 8]))?;
+        client.send_call(0, 2, &Payload::new().bytes(&[0; 8]))?;
+        let id = client.binder.extended_error().step("extended error")?.id;
+        refused.notify()?;
+        let exchange = client.await_reply()?;
+        ensure!(
+            exchange.returns.contains(&Return::FailedReply),
+            "the second call read {:?}",
+            exchange.returns
+        );
+        let pid = std::process::id();
+        let tid = super::concurrency::gettid();
+        let expected = format!(
+            "{id}: call  from {pid}:{tid} to 0:0 context binder node # handle 0 size 8:0 \
+             ret {FAILED_REPLY}/-71 l=#"
+        );
+        for name in ["failed_transaction_log", "transaction_log"] {
+            let log = read_log(name)?;
+            ensure!(
+                log.lines()
+                    .any(|l| l.starts_with(&format!("{id}: ")) && shaped(l, &expected)),
+                "{name} lacks {expected:?}:\n{log}"
+            );
+        }
+        client.await_reply().map(|_| ())
+    })();
+    manager.join_after(ours)
 }
 
 /// `proc/<pid>` appears when a process opens the device and goes when it closes it.
