@@ -41,7 +41,16 @@
 #                     tests/bench/src/profile.rs): profile/profile.txt in the results
 #   PROFILE_CALLERS=F the profile also counts the call chains above the function F (part of
 #                     its name, e.g. smp_call_function_many_cond)
-#   PROFILE_ONLY=W    the profile runs only workload W (call, oneway, objects, fd, teardown)
+#   PROFILE_ONLY=W    the profile runs only workload W (call, parallel, oneway, objects, fd,
+#                     teardown)
+#   PROFILE_SECONDS=S the profile runs each workload S seconds per driver (default 12)
+#   PROFILE_OFFSETS=F the profile also counts the samples of the function F (part of its name)
+#                     by offset from its start, to read against `objdump -d` of the module
+#   BENCH_ICOUNT=1    the guest runs in QEMU's instruction-counting mode (vm.sh's
+#                     RB_VM_ICOUNT=0, TCG only): its clock advances 1 ns per instruction
+#                     executed, so a busy host changes no figure. Times are then instruction
+#                     counts, not a real CPU's speed (no caches, no pipeline): a cross-check of
+#                     the timed run, and a profile that the host's load does not blur
 #
 #   scripts/bench.sh                   build, boot, measure, sum up (what `make bench` runs)
 #   scripts/bench.sh --report DIR      only the tables and plot again, from DIR/raw.csv
@@ -56,6 +65,8 @@ top=$(cd "$here/.." && pwd)
 mode=${BENCH_MODE:-interleaved}
 rounds=${BENCH_ROUNDS:-5}
 blocks=${BENCH_BLOCKS:-10}
+# vm.sh reads it: every boot of the run counts instructions.
+[ "${BENCH_ICOUNT:-}" != 1 ] || export RB_VM_ICOUNT=0
 scale=${BENCH_SCALE:-1}
 out=${BENCH_OUT:-$top/bench/results/$(date -u +%Y-%m-%dT%H%M)}
 kernel=$(kernel_out bench)
@@ -109,7 +120,8 @@ both_drivers_script() { # both_drivers_script FILE COMMAND...
 
 # The profiler's settings for the guest's command line (see PROFILE_CALLERS, PROFILE_ONLY).
 profile_env() {
-    printf 'BENCH_PROFILE_CALLERS=%q BENCH_PROFILE_ONLY=%q ' "${PROFILE_CALLERS:-}" "${PROFILE_ONLY:-}"
+    printf 'BENCH_PROFILE_CALLERS=%q BENCH_PROFILE_ONLY=%q BENCH_PROFILE_SECONDS=%q BENCH_PROFILE_OFFSETS=%q ' \
+        "${PROFILE_CALLERS:-}" "${PROFILE_ONLY:-}" "${PROFILE_SECONDS:-}" "${PROFILE_OFFSETS:-}"
 }
 
 # Interleaved mode: one boot, both drivers; every figure in raw.csv (the block pair as the
@@ -235,6 +247,7 @@ summarise() {
     fi
     case "$accel" in
     tcg) accel_note="QEMU's TCG (emulated CPU: times are not hardware times; compare the ratios)" ;;
+    tcg-icount) accel_note="QEMU's TCG counting instructions (BENCH_ICOUNT=1: every time is an instruction count at 1 ns each, the same however busy the host; compare the ratios)" ;;
     kvm) accel_note="KVM (hardware virtualisation: times are not comparable with TCG runs)" ;;
     *+*) accel_note="$accel (not the same for every boot: compare the ratios with care)" ;;
     *) accel_note="$accel (vm.sh did not say which)" ;;

@@ -31,7 +31,11 @@
 #
 # QEMU runs with KVM where /dev/kvm is usable (and again with TCG if QEMU fails with KVM before
 # the kernel starts), else with TCG; vm.sh prints which ("vm: accelerator kvm|tcg") and writes
-# it to DIR/accel. RB_VM_ACCEL=kvm|tcg forces one.
+# it to DIR/accel. RB_VM_ACCEL=kvm|tcg forces one. With TCG, RB_VM_ICOUNT=SHIFT runs the guest
+# in QEMU's instruction-counting mode (`-icount shift=SHIFT,sleep=off`; accel says
+# tcg-icount): its clock advances by 2^SHIFT ns per instruction executed, whatever the host's
+# load, so times measured in the guest count instructions (the benchmark's BENCH_ICOUNT; both
+# vCPUs then share one host thread).
 # Boots are serialised: while QEMU runs, vm.sh holds a lock on $RB_CACHE/vm.lock, and another
 # vm.sh waits for it (saying so), so that two shells never run two VMs at once.
 set -euo pipefail
@@ -208,8 +212,13 @@ use_accel() { # use_accel kvm|tcg
         # had.
         accel_args=(-accel tcg)
     fi
-    echo "vm: accelerator $accel"
-    echo "$accel" >"$out/accel"
+    local shown=$accel
+    if [ "$accel" = tcg ] && [ -n "${RB_VM_ICOUNT:-}" ]; then
+        accel_args+=(-icount "shift=$RB_VM_ICOUNT,sleep=off")
+        shown=tcg-icount
+    fi
+    echo "vm: accelerator $shown"
+    echo "$shown" >"$out/accel"
 }
 use_accel "$accel"
 

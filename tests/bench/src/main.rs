@@ -208,15 +208,20 @@ const PROFILE_ONLY_ENV: &str = "BENCH_PROFILE_ONLY";
 const PROFILE_TOP: usize = 30;
 
 /// How long each workload runs on each driver under the profiler (repeated until then), in
-/// the guest's seconds. The kernels have no high-resolution timers (tinyconfig), so the
-/// cpu-clock samples come at the tick, 250 a second per busy CPU, not every
-/// [`profile::PERIOD_NS`]: the length of the run is what makes enough samples.
+/// the guest's seconds, unless [`PROFILE_SECONDS_ENV`] says otherwise. The kernels have no
+/// high-resolution timers (tinyconfig), so the cpu-clock samples come at the tick, 250 a
+/// second per busy CPU, not every [`profile::PERIOD_NS`]: the length of the run is what makes
+/// enough samples.
 const PROFILE_SECONDS: u64 = 12;
+
+/// Seconds per workload and driver instead of [`PROFILE_SECONDS`].
+const PROFILE_SECONDS_ENV: &str = "BENCH_PROFILE_SECONDS";
 
 /// Both drivers loaded: each workload of [`PROFILED`] run on each driver under the profiler;
 /// prints, per run, the kernel samples per 1000 operations (comparable between the drivers:
-/// same kernel, same sampling), the driver module's own share, and the top functions by self
-/// and by inclusive samples.
+/// same kernel, same sampling), the driver module's own share, the context switches per 1000
+/// operations (every CPU's, from `/proc/stat`: a wake-up that finds nothing to do shows here),
+/// and the top functions by self and by inclusive samples.
 fn profile(scale: f64) -> Outcome {
     // SAFETY: As in `memory`.
     unsafe { libc::alarm(WATCHDOG_SECONDS) };
@@ -225,6 +230,10 @@ fn profile(scale: f64) -> Outcome {
     let only = std::env::var(PROFILE_ONLY_ENV)
         .ok()
         .filter(|w| !w.is_empty());
+    let seconds = std::env::var(PROFILE_SECONDS_ENV)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(PROFILE_SECONDS);
     for (workload, payload, pairs) in PROFILED {
         if only.as_deref().is_some_and(|only| only != workload) {
             continue;
@@ -242,10 +251,11 @@ fn profile(scale: f64) -> Outcome {
                 "[rust_binder]"
             };
             let running = profile::Profile::start()?;
+            let switches = proc::context_switches()?;
             let start = proc::now_ns();
             let mut ops = 0;
             let mut failure = None;
-            while proc::now_ns() - start < PROFILE_SECONDS * 1_000_000_000 {
+            while proc::now_ns() - start < seconds * 1_000_000_000 {
                 match plan.measure(&job, server::device(driver), shared.counters()) {
                     Ok(f) => ops += f.iterations,
                     Err(e) => {
@@ -254,6 +264,7 @@ fn profile(scale: f64) -> Outcome {
                     }
                 }
             }
+            let switches = proc::context_switches()?.saturating_sub(switches);
             let found = running.finish()?;
             let ops = ops.max(1) as f64;
             let per_kop = |samples: u64| samples as f64 * 1000.0 / ops;
@@ -266,7 +277,7 @@ fn profile(scale: f64) -> Outcome {
             say(&format!(
                 "\n### {workload} {payload} B{} on {driver}: {} kernel samples ({} lost) over {ops} \
                  operations{}: {:.1} samples per 1000 operations, {:.1} of them in {module}'s own \
-                 functions\n",
+                 functions; {:.0} context switches per 1000 operations\n",
                 if workload == "parallel" {
                     format!(", {pairs} pairs")
                 } else {
@@ -277,6 +288,7 @@ fn profile(scale: f64) -> Outcome {
                 failure.map_or(String::new(), |e| format!(" (failed: {e})")),
                 per_kop(found.samples),
                 per_kop(in_module),
+                per_kop(switches),
             ));
             let total = found.samples.max(1) as f64;
             for (title, inclusive) in [("self", false), ("inclusive", true)] {
@@ -295,6 +307,27 @@ fn profile(scale: f64) -> Outcome {
                         *all as f64 * 100.0 / total,
                         per_kop(key)
                     ));
+                }
+            }
+            say(&format!(
+                "{module}'s own functions by self: self% samples/1000 ops, function"
+            ));
+            for (name, own, _) in found.functions.iter().filter(|f| f.0.ends_with(module)) {
+                if *own > 0 {
+                    say(&format!(
+                        "{:6.2} {:7.3} {name}",
+                        *own as f64 * 100.0 / total,
+                        per_kop(*own)
+                    ));
+                }
+            }
+            if !found.offsets.is_empty() {
+                say(&format!(
+                    "self samples by offset ({}): samples/1000 ops, where",
+                    profile::OFFSETS_ENV
+                ));
+                for (at, count) in &found.offsets {
+                    say(&format!("{:7.3} {at}", per_kop(*count)));
                 }
             }
             if !found.chains.is_empty() {

@@ -51,6 +51,15 @@ pub fn now_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// Context switches the kernel has made since boot, on every CPU (`ctxt` in `/proc/stat`).
+pub fn context_switches() -> Outcome<u64> {
+    let text = std::fs::read_to_string("/proc/stat").step("/proc/stat")?;
+    text.lines()
+        .find_map(|line| line.strip_prefix("ctxt "))
+        .and_then(|n| n.trim().parse().ok())
+        .ok_or_else(|| "/proc/stat has no ctxt line".into())
+}
+
 /// Binds the calling thread to one CPU (`cpu`), or leaves it free to run anywhere (`None`).
 pub fn pin_to(cpu: Option<usize>) -> Outcome {
     let Some(cpu) = cpu else {

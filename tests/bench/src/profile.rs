@@ -26,6 +26,11 @@ use crate::proc::{pipe, Child, Outcome, Step};
 /// with it on the stack adds one to its chain of callers, [`CHAIN_DEPTH`] deep.
 pub const CALLERS_ENV: &str = "BENCH_PROFILE_CALLERS";
 
+/// Names a function (part of its name) whose samples the profile also counts by instruction:
+/// the offsets from its start where it was on top of the stack, to read against its
+/// disassembly.
+pub const OFFSETS_ENV: &str = "BENCH_PROFILE_OFFSETS";
+
 /// How many functions a chain of callers shows, the focused one included.
 const CHAIN_DEPTH: usize = 8;
 
@@ -247,8 +252,13 @@ impl Symbols {
 
     /// The index of the function holding `addr`.
     fn find(&self, addr: u64) -> Option<usize> {
+        self.find_start(addr).map(|(_, f)| f)
+    }
+
+    /// The start address and index of the function holding `addr`.
+    fn find_start(&self, addr: u64) -> Option<(u64, usize)> {
         let i = self.starts.partition_point(|&(start, _)| start <= addr);
-        i.checked_sub(1).map(|i| self.starts[i].1)
+        i.checked_sub(1).map(|i| self.starts[i])
     }
 }
 
@@ -267,6 +277,8 @@ pub struct Found {
     /// With [`CALLERS_ENV`] set: (the first function whose name contains it and its callers,
     /// samples), most samples first.
     pub chains: Vec<(String, u64)>,
+    /// With [`OFFSETS_ENV`] set: ("function+offset", self samples there), by address.
+    pub offsets: Vec<(String, u64)>,
 }
 
 impl Profile {
@@ -286,8 +298,17 @@ impl Profile {
             let mut seen = Vec::new();
             let focus = std::env::var(CALLERS_ENV).ok().filter(|f| !f.is_empty());
             let mut chains: HashMap<String, u64> = HashMap::new();
+            let offsets_of = std::env::var(OFFSETS_ENV).ok().filter(|f| !f.is_empty());
+            let mut offsets: HashMap<(usize, u64), u64> = HashMap::new();
             let mut take = |addresses: &[u64]| {
                 samples += 1;
+                if let (Some(focus), Some(&ip)) = (&offsets_of, addresses.first()) {
+                    if let Some((start, f)) = symbols.find_start(ip) {
+                        if symbols.names[f].contains(focus.as_str()) {
+                            *offsets.entry((f, ip - start)).or_default() += 1;
+                        }
+                    }
+                }
                 if let Some(focus) = &focus {
                     let names: Vec<&str> = addresses
                         .iter()
@@ -346,6 +367,11 @@ impl Profile {
             for (chain, count) in chains {
                 out.push_str(&format!("@ {count} {chain}\n"));
             }
+            let mut offsets: Vec<_> = offsets.into_iter().collect();
+            offsets.sort_unstable();
+            for ((f, offset), count) in offsets {
+                out.push_str(&format!("% {count} {}+{offset:#x}\n", symbols.names[f]));
+            }
             Ok(out.into_bytes())
         })?;
         drop(stop_read);
@@ -368,8 +394,17 @@ impl Profile {
         let mut head = lines.next().unwrap_or("0 0").split_whitespace();
         let mut number = || head.next().and_then(|w| w.parse().ok()).unwrap_or(0);
         let (samples, lost) = (number(), number());
+        let (offset_lines, lines): (Vec<&str>, Vec<&str>) =
+            lines.partition(|l| l.starts_with("% "));
+        let offsets = offset_lines
+            .into_iter()
+            .filter_map(|l| {
+                let (count, at) = l[2..].split_once(' ')?;
+                Some((at.to_string(), count.parse().ok()?))
+            })
+            .collect();
         let (chain_lines, function_lines): (Vec<&str>, Vec<&str>) =
-            lines.partition(|l| l.starts_with("@ "));
+            lines.into_iter().partition(|l| l.starts_with("@ "));
         let mut chains: Vec<(String, u64)> = chain_lines
             .into_iter()
             .filter_map(|l| {
@@ -377,7 +412,7 @@ impl Profile {
                 Some((chain.to_string(), count.parse().ok()?))
             })
             .collect();
-        chains.sort_by(|a, b| b.1.cmp(&a.1));
+        chains.sort_by_key(|c| std::cmp::Reverse(c.1));
         let functions = function_lines
             .into_iter()
             .filter_map(|l| {
@@ -394,6 +429,7 @@ impl Profile {
             lost,
             functions,
             chains,
+            offsets,
         })
     }
 }
