@@ -417,7 +417,6 @@ impl Thread {
         let oneway = tr.flags() & TF_ONE_WAY != 0;
         let node = self.find_target(process, tr.target_handle())?;
         entry.to_node = node.debug_id();
-        entry.to_proc = node.owner().pid();
         kernel::security::binder_transaction(process.cred(), node.owner().cred())
             .map_err(|_| Failure::failed(EPERM))?;
         let NewCall {
@@ -429,6 +428,8 @@ impl Thread {
             self.check_new_call(process, node.owner())
                 .map_err(Failure::failed)?
         };
+        // As in C, the logs name the receiver only once the call has passed these checks.
+        entry.to_proc = node.owner().pid();
         entry.to_thread = waiting_thread.as_ref().map_or(0, |thread| thread.id);
         let to = node.owner().clone();
         let sending = Sending {
