@@ -84,8 +84,10 @@ pub(crate) struct ReceiveBuffer {
     /// the address space, takes no lock of the buffer at all; the transaction path reads it
     /// with `state`'s lock held (the page path takes the `mmap_lock` before `state`).
     mapped: Atomic<bool>,
-    /// Where the area was mapped: `state`'s `area` as `mmap` set it, kept after the release.
-    /// The shrinker reads it with no lock held, to know which vma to lock before `state`.
+    /// Where the area was mapped: set once, by the first successful `mmap` (with `state`'s
+    /// lock held, so that a second `mmap` sees it), and kept from then on. Read with no lock
+    /// held: by the shrinker, to know which vma to lock before `state`, and for the user
+    /// addresses of ranges, which exist only once the area does.
     mapped_area: SetOnce<MappedArea>,
     /// The address space of the process that opened the device: the only one the buffer
     /// can be mapped into, where pages are put in and taken back.
@@ -108,8 +110,9 @@ impl_list_item! {
 
 /// The allocation state of a [`ReceiveBuffer`], guarded by [`ReceiveBuffer::state`].
 struct BufferState {
-    /// The mapped area, set by the first successful `mmap` and kept from then on.
-    area: Option<MappedArea>,
+    /// The owning process was released ([`ReceiveBuffer::clear`]): nothing may be reserved
+    /// any more, whether the area is still mapped or not.
+    released: bool,
     /// The pages put in so far, one slot per page of the area, and which ranges use them.
     /// A sender copying into a page holds a reference of its own meanwhile.
     pages: BufferPages,
@@ -370,7 +373,7 @@ impl ReceiveBuffer {
         pin_init!(Self {
             state <- new_mutex!(
                 BufferState {
-                    area: None,
+                    released: false,
                     pages: BufferPages::new(),
                     ranges: KVec::new(),
                     free_async: 0,
@@ -404,15 +407,14 @@ impl ReceiveBuffer {
         }
 
         let mut state = self.state.lock();
-        if state.area.is_some() {
+        if self.mapped_area.copy().is_some() {
             return Err(EBUSY);
         }
         let start = vma.start();
         let size = (vma.end() - start).min(MAX_MAPPED_SIZE);
         state.pages = BufferPages::with_slots(size.div_ceil(PAGE_SIZE))?;
         state.free_async = size / 2;
-        state.area = Some(MappedArea { start, size });
-        // Always set here: `state.area` was never set before, and only this sets either.
+        // Always set here: it was not set just above, and only this sets it, under `state`.
         self.mapped_area.populate(MappedArea { start, size });
         self.mapped.store(true, Release);
 
@@ -458,7 +460,7 @@ impl ReceiveBuffer {
         // for its pages is allocated: the sizes come from userspace, and an allocation of
         // their size would be refused with a warning.
         if size > MAX_MAPPED_SIZE {
-            let mapped = self.state.lock().area.is_some() && self.is_mapped();
+            let mapped = !self.state.lock().released && self.is_mapped();
             return Err(if mapped { ENOSPC } else { ESRCH });
         }
         // Room for the pages of the range wherever it starts; allocated before the lock.
@@ -496,8 +498,8 @@ impl ReceiveBuffer {
         mut pages: RangePages,
     ) -> Result<(MappedArea, BufferRange, Reserved, bool)> {
         let mut state = self.state.lock();
-        let area = match state.area {
-            Some(area) if self.is_mapped() => area,
+        let area = match self.mapped_area.copy() {
+            Some(area) if !state.released && self.is_mapped() => area,
             _ => return Err(ESRCH),
         };
         if async_node.is_some() && size > state.free_async {
@@ -572,7 +574,7 @@ impl ReceiveBuffer {
         let vma = vma.as_mixedmap_vma().ok_or(ESRCH)?;
         let mut state = self.state.lock();
         // The process was released meanwhile: its slots are gone.
-        if state.area.is_none() {
+        if state.released {
             return Err(ESRCH);
         }
         for index in page_indices(range.offset, range.size) {
@@ -618,7 +620,7 @@ impl ReceiveBuffer {
         let Some(mut state) = self.state.try_lock() else {
             return 0;
         };
-        let start = state.area.map_or(0, |area| area.start);
+        let start = self.mapped_area.copy().map_or(0, |area| area.start);
         let mut freed = 0;
         while freed < max {
             let Some((index, page)) = state.pages.take_oldest_unused() else {
@@ -689,7 +691,7 @@ impl ReceiveBuffer {
         let pages = state.pages.take_all();
         state.free_async = 0;
         // A sender racing with the release now finds the buffer unmapped (BR_DEAD_REPLY).
-        state.area = None;
+        state.released = true;
         // With no slots left, no page can become unused and list the buffer again.
         let unlisted = crate::shrinker::unlist(self);
         drop(state);
@@ -725,7 +727,10 @@ impl ReceiveBuffer {
     /// something that is not a delivered buffer is skipped.
     pub(crate) fn free_by_user(self: &Arc<Self>, addr: u64) -> Option<Freed> {
         let mut state = self.state.lock();
-        let area = state.area?;
+        if state.released {
+            return None;
+        }
+        let area = self.mapped_area.copy()?;
         let offset = usize::try_from(addr).ok()?.checked_sub(area.start)?;
         if !state.range_mut(offset)?.delivered {
             return None;

@@ -58,7 +58,7 @@ fn dispatch_traced(
     // Every ioctl makes the calling task a binder thread first, as in the C driver.
     let thread = process.current_thread()?;
     let result = handle(process, &thread, file, cmd, arg);
-    thread.ioctl_done(&process);
+    thread.ioctl_done();
     crate::debug::ioctl_end(&process, &thread, cmd, arg, &result);
     result
 }

@@ -274,10 +274,15 @@ impl Node {
             if !told && !inner.is_dead() {
                 match Work::to_queue(this) {
                     Some(item) => thread.push_deferred_work(inner, item),
-                    // Queued already: a first strong reference puts the node's returns behind
-                    // what the thread has queued since, as the C driver's requeue does.
+                    // Queued already: a first strong reference takes the node's work off
+                    // whichever list holds it (this thread's, another's, the process's) and
+                    // queues it at the end of this thread's, behind what the thread queued
+                    // since, as the C driver's requeue does. The sender, not whoever reads the
+                    // process's work, reads `BR_ACQUIRE` then.
                     None if what.is_strong() => {
-                        thread.move_to_back(inner, this);
+                        if let Some(item) = inner.take_queued(this, thread) {
+                            thread.push_deferred_work(inner, item);
+                        }
                     }
                     None => {}
                 }

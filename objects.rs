@@ -230,9 +230,13 @@ impl Translation<'_> {
                 object.0.__bindgen_anon_1.pad_binder = 0;
                 view.write(offset, object.as_bytes())?;
             }
-            TYPE_PTR => self.buffers.translate_buffer(view, index, offset)?,
+            TYPE_PTR => {
+                let object = object_from(&bytes)?;
+                self.buffers.translate_buffer(view, index, offset, object)?;
+            }
             TYPE_FDA => {
-                let slots = self.buffers.translate_fd_array(view, index, offset)?;
+                let array = object_from(&bytes)?;
+                let slots = self.buffers.translate_fd_array(view, index, array)?;
                 self.take_fd_array(&slots)?;
             }
             _ => return Err(EINVAL),

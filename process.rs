@@ -305,6 +305,28 @@ impl ProcessInner {
         None
     }
 
+    /// Takes `item` off whichever list of the process holds it: a thread's todo list, looking
+    /// at `likely`'s first, or the process's own. The C driver unlinks an item from its list
+    /// wherever that is (`binder_dequeue_work_ilocked`); here the lists are searched, which
+    /// only a node's first strong reference does when its work is queued already.
+    pub(crate) fn take_queued<T: ?Sized>(
+        &mut self,
+        item: &Work<T>,
+        likely: &Thread,
+    ) -> Option<WorkItem> {
+        if let Some(work) = likely.take_work(self, item) {
+            return Some(work);
+        }
+        if let Some(work) = self.take_process_work(item) {
+            return Some(work);
+        }
+        self.with_threads(|threads, inner| {
+            threads
+                .values()
+                .find_map(|thread| thread.take_work(inner, item))
+        })
+    }
+
     /// Queues `work` for any thread that takes the process's work, and wakes one.
     pub(crate) fn push_process_work(&mut self, work: WorkItem) {
         self.todo.push_back(work);

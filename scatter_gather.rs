@@ -141,15 +141,15 @@ impl ScatterGather {
         })
     }
 
-    /// Places the buffer of the `PTR` object at `offset`, the `index`th object, and rewrites
-    /// the object for the receiver.
+    /// Places the buffer of `object`, the `PTR` object at `offset` (the `index`th object, as
+    /// read from there), and rewrites the object for the receiver.
     pub(crate) fn translate_buffer(
         &mut self,
         view: &RangeView,
         index: usize,
         offset: usize,
+        mut object: BufferObject,
     ) -> Result {
-        let mut object: BufferObject = read_object(view, offset)?;
         let left = self.end.saturating_sub(self.next);
         let len = usize::try_from(object.0.length).map_err(|_| EINVAL)?;
         if len > left {
@@ -180,15 +180,14 @@ impl ScatterGather {
         Ok(())
     }
 
-    /// Checks the `FDA` object at `offset`, the `index`th object, against its parent; returns
-    /// where its fds are, for the caller to take each one.
+    /// Checks `array`, the `FDA` object that is the `index`th object, against its parent;
+    /// returns where its fds are, for the caller to take each one.
     pub(crate) fn translate_fd_array(
         &mut self,
         view: &RangeView,
         index: usize,
-        offset: usize,
+        array: FdArrayObject,
     ) -> Result<FdSlots> {
-        let array: FdArrayObject = read_object(view, offset)?;
         let (parent_object, parent) = self.parent(view, array.0.parent, index).ok_or(EINVAL)?;
         if !self.fixup_allowed(view, parent_object, array.0.parent_offset) {
             return Err(EINVAL);
@@ -313,10 +312,7 @@ impl ScatterGather {
             return None;
         }
         let offset = self.object_offset(view, parent)?;
-        match object_at(view, self.data_size, offset) {
-            Ok((uapi::BINDER_TYPE_PTR, _)) => read_object(view, offset).ok().map(|o| (offset, o)),
-            _ => None,
-        }
+        ptr_object_at(view, self.data_size, offset).map(|object| (offset, object))
     }
 
     /// The offset of the `index`th object, from the offsets array in the buffer.
@@ -344,10 +340,7 @@ impl ScatterGather {
                 return false;
             }
             steps -= 1;
-            let Ok((uapi::BINDER_TYPE_PTR, _)) = object_at(view, self.data_size, last) else {
-                return false;
-            };
-            let Ok(object) = read_object::<BufferObject>(view, last) else {
+            let Some(object) = ptr_object_at(view, self.data_size, last) else {
                 return false;
             };
             if object.0.flags & BUFFER_FLAG_HAS_PARENT == 0 {
@@ -386,13 +379,8 @@ const MAX_OBJECT_SIZE: usize = size_of::<uapi::binder_buffer_object>();
 pub(crate) type ObjectBytes = [u8; MAX_OBJECT_SIZE];
 
 /// The object at `offset` of the data, as the C driver accepts one: 4-byte aligned, of a
-/// known type, and whole within the `data_size` bytes of data. Returns its type and size;
-/// fails with `EINVAL`.
-pub(crate) fn object_at(view: &RangeView, data_size: usize, offset: usize) -> Result<(u32, usize)> {
-    object_bytes_at(view, data_size, offset).map(|(kind, size, _)| (kind, size))
-}
-
-/// Like [`object_at`], and the object's bytes with it, read from the buffer in one copy.
+/// known type, and whole within the `data_size` bytes of data. Returns its type, its size and
+/// its bytes, read from the buffer in one copy; fails with `EINVAL`.
 pub(crate) fn object_bytes_at(
     view: &RangeView,
     data_size: usize,
@@ -414,6 +402,14 @@ pub(crate) fn object_bytes_at(
     Ok((kind, size, bytes))
 }
 
+/// The object at `offset` of the data if it is a `PTR` one (see [`object_bytes_at`]).
+fn ptr_object_at(view: &RangeView, data_size: usize, offset: usize) -> Option<BufferObject> {
+    match object_bytes_at(view, data_size, offset).ok()? {
+        (uapi::BINDER_TYPE_PTR, _, bytes) => object_from(&bytes).ok(),
+        _ => None,
+    }
+}
+
 /// The object of type `T` at the start of `bytes`, from [`object_bytes_at`].
 pub(crate) fn object_from<T: FromBytes>(bytes: &ObjectBytes) -> Result<T> {
     T::from_bytes_copy(bytes.get(..size_of::<T>()).ok_or(EINVAL)?).ok_or(EINVAL)
@@ -431,12 +427,4 @@ fn object_size(kind: u32) -> Option<usize> {
         uapi::BINDER_TYPE_PTR => Some(size_of::<uapi::binder_buffer_object>()),
         _ => None,
     }
-}
-
-/// Reads the object of type `T` at `offset` in `view`.
-pub(crate) fn read_object<T: FromBytes>(view: &RangeView, offset: usize) -> Result<T> {
-    let mut raw = [0u8; MAX_OBJECT_SIZE];
-    let raw = raw.get_mut(..size_of::<T>()).ok_or(EINVAL)?;
-    view.read(offset, raw)?;
-    T::from_bytes_copy(raw).ok_or(EINVAL)
 }

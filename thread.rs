@@ -91,8 +91,11 @@ pub(crate) mod looper {
 
 /// A thread of a binder process.
 ///
-/// `looper` and `need_return` change only under the process's `inner` lock; they are atomics
-/// so that `poll` and the ioctl paths can read them next to the condition variable.
+/// `looper` changes only under the process's `inner` lock, and `need_return` is set only
+/// under it; they are atomics so that `poll` and the ioctl paths can read them next to the
+/// condition variable. The thread itself clears `need_return` without the lock at the end of
+/// each ioctl, as C does: a `flush` that races with that clear is lost with the lock too (it
+/// comes just before the clear), so the lock would order nothing.
 #[pin_data]
 pub(crate) struct Thread {
     /// Counts the object in the module's census.
@@ -314,20 +317,26 @@ impl Thread {
         self.locked.access_mut(inner).todo.push_back(work);
     }
 
-    /// Moves `item`, if it is on this thread's todo list, to the end of it (unwoken, like
-    /// [`Thread::push_deferred_work`]). Returns whether it was there.
-    pub(crate) fn move_to_back<T: ?Sized>(&self, inner: &mut ProcessInner, item: &Work<T>) -> bool {
-        let todo = &mut self.locked.access_mut(inner).todo;
-        let mut cursor = todo.cursor_front();
+    /// Takes `item` off this thread's todo list, if it is there. A list left empty has
+    /// nothing ready to read either.
+    pub(crate) fn take_work<T: ?Sized>(
+        &self,
+        inner: &mut ProcessInner,
+        item: &Work<T>,
+    ) -> Option<WorkItem> {
+        let locked = self.locked.access_mut(inner);
+        let mut cursor = locked.todo.cursor_front();
         while let Some(next) = cursor.peek_next() {
             if core::ptr::addr_eq(&*next, item) {
                 let work = next.remove();
-                todo.push_back(work);
-                return true;
+                if locked.todo.is_empty() {
+                    locked.todo_ready = false;
+                }
+                return Some(work);
             }
             cursor.move_next();
         }
-        false
+        None
     }
 
     /// Whether an error return is waiting to be read. The C driver carries out no more of the
@@ -592,9 +601,8 @@ impl Thread {
         }
     }
 
-    /// Called when one of the thread's ioctls ends.
-    pub(crate) fn ioctl_done(&self, process: &Process) {
-        let _guard = process.inner_lock().lock();
+    /// Called when one of the thread's ioctls ends (see [`Thread`] on why without the lock).
+    pub(crate) fn ioctl_done(&self) {
         self.need_return.store(false, Relaxed);
     }
 

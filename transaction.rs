@@ -530,14 +530,14 @@ impl Thread {
         id: u32,
         entry: &mut txn_log::Entry,
     ) -> Result<(), Failure> {
-        let Some(caller) = call.from.clone() else {
-            return Err(Failure::failed(EPROTO));
+        // No caller: not a call (EPROTO). As in C, a caller that has left the driver fails
+        // the reply before any of it is read: dead, whatever its objects are, and the logs
+        // name no receiver.
+        let caller = match &call.from {
+            None => return Err(Failure::failed(EPROTO)),
+            Some(caller) if caller.is_dead() => return Err(Failure::gone()),
+            Some(caller) => caller.clone(),
         };
-        // As in C, a caller that has left the driver fails the reply before any of it is
-        // read: dead, whatever its objects are, and the logs name no receiver.
-        if call.live_caller().is_none() {
-            return Err(Failure::gone());
-        }
         entry.to_proc = call.from_process.pid();
         entry.to_thread = caller.id;
         let to = call.from_process.clone();
@@ -713,7 +713,8 @@ impl Transaction {
         trace::binder_transaction_alloc_buf(id as i32, data_size, offsets_size, extra_room);
         // Read once here: the reader needs it again at delivery.
         let address = range.user_address();
-        let buffer_offset = u32::try_from(range.offset()).unwrap_or(u32::MAX);
+        // Cannot fail: a mapping is at most 4 MiB (see the field).
+        let buffer_offset = u32::try_from(range.offset()).map_err(|_| Failure::failed(EINVAL))?;
         let buffers = ScatterGather::new(address, data_size, offsets_size, buffers_size)
             .map_err(Failure::failed)?;
         let mut translation = Translation {
@@ -1010,12 +1011,8 @@ impl Deliver for Transaction {
         if !t.is_reply {
             t.inherit_priority();
         }
-        let (files, view) = match files.map(KBox::into_inner) {
-            Some(CarriedFiles { files, view }) => (files, Some(view)),
-            None => (KVec::new(), None),
-        };
-        let fds = match &view {
-            Some(view) => match Reserved::new(files, view, t.debug_id) {
+        let fds = match files.map(KBox::into_inner) {
+            Some(CarriedFiles { files, view }) => match Reserved::new(files, &view, t.debug_id) {
                 Ok(fds) => Some(fds),
                 Err(err) => {
                     binder_debug!(

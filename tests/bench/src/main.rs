@@ -192,12 +192,13 @@ fn memory(drivers: &[&str]) -> Outcome {
 
 /// The workloads `bench profile` profiles: where rust_binder is behind C.
 /// (workload, payload, pairs)
-const PROFILED: [(&str, usize, usize); 6] = [
+const PROFILED: [(&str, usize, usize); 7] = [
     ("call", 0, 1),
     ("parallel", 0, 4),
     ("oneway", 0, 1),
     ("objects", 384, 1),
     ("fd", binder_client::object::FD_OBJECT_SIZE, 1),
+    ("sg-chain", workloads::SG_LEVELS * workloads::SG_BUFFER, 1),
     ("teardown", teardown::FILL_BYTES, teardown::THREADS),
 ];
 

@@ -1,6 +1,8 @@
 //! Behaviours on which the fuzzer (`make fuzz`, tests/fuzz) found rust_binder to differ from
 //! the C driver, each pinned to the C driver's behaviour. Each case says what found it.
 
+use std::thread;
+
 use binder_client::{uapi, Binder, Commands, FlatObject, ObjectKind, Payload, Return};
 
 use crate::{
@@ -49,6 +51,14 @@ pub const CASES: &[Case] = &[
     Case::new(
         "death_queued_for_a_handle_that_goes_is_not_delivered",
         death_queued_for_a_handle_that_goes,
+    ),
+    Case::new(
+        "first_strong_reference_takes_node_work_off_the_process_list",
+        strong_reference_takes_node_work_off_process_list,
+    ),
+    Case::new(
+        "first_strong_reference_takes_node_work_off_another_thread",
+        strong_reference_takes_node_work_off_another_thread,
     ),
     Case::new(
         "dead_node_forgets_the_references_of_its_owners_buffers",
@@ -571,6 +581,169 @@ fn death_queued_for_a_handle_that_goes(_: &Env) -> Outcome {
         Ok(())
     });
     manager.join_after(ours)
+}
+
+/// The returns a thread reads until the reply to its call (or the call's failure), each read
+/// blocking, with their `BR_NOOP`s left out.
+fn returns_until_reply(binder: &Binder) -> Outcome<Vec<Return>> {
+    let mut returns = Vec::new();
+    loop {
+        let read = binder.read().step("read until the reply")?;
+        let done = read.iter().any(|ret| {
+            matches!(
+                ret,
+                Return::Reply(_) | Return::FailedReply | Return::DeadReply
+            )
+        });
+        returns.extend(read.into_iter().filter(|ret| *ret != Return::Noop));
+        if done {
+            return Ok(returns);
+        }
+    }
+}
+
+/// The owner of a node was told of a weak reference and not of a strong one, and the node's
+/// work waits on the owner's process todo list to tell it that the weak one went: a client
+/// sends the manager its new object as a weak binder in a one-way call and reads
+/// `BR_INCREFS`, the manager frees the call (its handle goes), and only then does the client
+/// confirm (`BC_INCREFS_DONE`), which drops the last weak reference and queues the node's
+/// work on the process's list. The client's thread now sends the object as a strong binder in
+/// a call. The C driver, for a strong reference the owner was not told of, takes the node's
+/// work off whatever list holds it and queues it on the sending thread's
+/// (`binder_inc_node_nilocked`: `binder_dequeue_work_ilocked`, then
+/// `binder_enqueue_deferred_thread_work_ilocked`): the sender reads `BR_ACQUIRE` before its
+/// `BR_TRANSACTION_COMPLETE`. (Found by the fuzzer, seed 1, operation 3511: rust_binder left
+/// the work on the process's list, where a thread waiting for its reply does not look, and
+/// the sender read no `BR_ACQUIRE`.)
+fn strong_reference_takes_node_work_off_process_list(_: &Env) -> Outcome {
+    const PTR: u64 = 0x900;
+    const COOKIE: u64 = 0x901;
+    let (read, await_read) = notice()?;
+    let (freed, await_freed) = notice()?;
+    let manager = spawn_manager(move |m| {
+        let (weak, _) = m.next_call()?;
+        await_read.wait()?;
+        m.free(&weak)?;
+        freed.notify()?;
+        let (strong, _) = m.next_call()?;
+        m.reply(&strong, &Payload::new())?;
+        await_read.wait()?;
+        m.free(&strong)
+    })?;
+    let client = Peer::open()?;
+    let ours = (|| -> Outcome {
+        let weak = FlatObject::binder(PTR, COOKIE).with_kind(ObjectKind::WeakBinder);
+        client.send_call_flags(0, 1, uapi::TF_ONE_WAY, &Payload::new().object(weak))?;
+        // The raw device, not Peer::pending: the BR_INCREFS must stay unconfirmed.
+        let returns = client
+            .binder
+            .read_pending()
+            .step("read the one-way call's returns")?;
+        ensure!(
+            returns.contains(&Return::Increfs(PTR, COOKIE)),
+            "the one-way call with a weak binder read {returns:?}, expected BR_INCREFS among them"
+        );
+        read.notify()?;
+        await_freed.wait()?;
+        client.send(
+            Commands::new().increfs_done(PTR, COOKIE),
+            "BC_INCREFS_DONE after the manager's handle went",
+        )?;
+        client.send_call(
+            0,
+            2,
+            &Payload::new().object(FlatObject::binder(PTR, COOKIE)),
+        )?;
+        let returns = returns_until_reply(&client.binder)?;
+        let Some(Return::Reply(reply)) = returns.last() else {
+            return Err(format!("the call failed: {returns:?}"));
+        };
+        let reply = reply.clone();
+        let expected = [Return::Acquire(PTR, COOKIE), Return::TransactionComplete];
+        let before = returns.get(..returns.len() - 1).unwrap_or_default();
+        let ours = if before == expected {
+            client.send(Commands::new().acquire_done(PTR, COOKIE), "BC_ACQUIRE_DONE")
+        } else {
+            Err(format!(
+                "the call with a strong binder read {before:?} before its reply, expected {expected:?}"
+            ))
+        };
+        client.free(&reply)?;
+        ours
+    })();
+    // However the client fared: the manager waits for this.
+    let told = read.notify();
+    manager.join_after(ours.and(told))
+}
+
+/// As above, with the node's work on another thread's list: one thread of the client sends
+/// the manager its new object as a weak binder in a one-way call and reads nothing, so the
+/// node's `BR_INCREFS` waits on that thread's list; a second thread sends the object as a
+/// strong binder in a call. The C driver moves the node's work to the second thread's list,
+/// which reads `BR_INCREFS` and `BR_ACQUIRE` with its `BR_TRANSACTION_COMPLETE`; the first
+/// thread reads only its own `BR_TRANSACTION_COMPLETE`.
+fn strong_reference_takes_node_work_off_another_thread(_: &Env) -> Outcome {
+    const PTR: u64 = 0x910;
+    const COOKIE: u64 = 0x911;
+    let (read, await_read) = notice()?;
+    let manager = spawn_manager(move |m| {
+        let (weak, _) = m.next_call()?;
+        let (strong, _) = m.next_call()?;
+        m.reply(&strong, &Payload::new())?;
+        await_read.wait()?;
+        m.free(&weak)?;
+        m.free(&strong)
+    })?;
+    let client = Peer::open()?;
+    let ours = (|| -> Outcome {
+        let weak = FlatObject::binder(PTR, COOKIE).with_kind(ObjectKind::WeakBinder);
+        client.send_call_flags(0, 1, uapi::TF_ONE_WAY, &Payload::new().object(weak))?;
+        let binder = &client.binder;
+        let strong = Payload::new().object(FlatObject::binder(PTR, COOKIE));
+        let second = thread::scope(|s| {
+            s.spawn(|| -> Outcome<Vec<Return>> {
+                binder
+                    .send(&Commands::new().payload(false, 0, 2, 0, &strong))
+                    .step("the second thread's call with a strong binder")?;
+                returns_until_reply(binder)
+            })
+            .join()
+            .map_err(|_| "the second thread panicked".to_string())?
+        })?;
+        let first = binder
+            .read_pending()
+            .step("the first thread reads what it has")?;
+        let Some(Return::Reply(reply)) = second.last() else {
+            return Err(format!("the second thread's call failed: {second:?}"));
+        };
+        let reply = reply.clone();
+        let expected = [
+            Return::Increfs(PTR, COOKIE),
+            Return::Acquire(PTR, COOKIE),
+            Return::TransactionComplete,
+        ];
+        let before = second.get(..second.len() - 1).unwrap_or_default();
+        let ours = if before != expected {
+            Err(format!(
+                "the second thread read {before:?} before its reply, expected {expected:?}"
+            ))
+        } else if first != [Return::TransactionComplete] {
+            Err(format!(
+                "the first thread read {first:?}, expected only its BR_TRANSACTION_COMPLETE"
+            ))
+        } else {
+            client.send(
+                Commands::new()
+                    .increfs_done(PTR, COOKIE)
+                    .acquire_done(PTR, COOKIE),
+                "BC_INCREFS_DONE, BC_ACQUIRE_DONE",
+            )
+        };
+        client.free(&reply)?;
+        ours
+    })();
+    let told = read.notify();
+    manager.join_after(ours.and(told))
 }
 
 /// A process owns a node N, to which the manager keeps a strong handle, asking for its

@@ -8,8 +8,8 @@ use binder_client::{uapi, Binder, Commands, Return};
 use crate::{
     ensure,
     harness::{
-        expect_errno, expect_null_arg_errno, in_child, Case, Driver, Env, Exit, Outcome, Step,
-        BINDER,
+        expect_errno, expect_null_arg_errno, in_child, Case, Driver, Env, Exit, GuardedPage,
+        Outcome, Step, BINDER,
     },
 };
 
@@ -34,6 +34,10 @@ pub const CASES: &[Case] = &[
         write_resumes_at_write_consumed,
     ),
     Case::new("write_error_skips_read", write_error_skips_read),
+    Case::new(
+        "write_commands_up_to_a_guard_page",
+        write_commands_up_to_a_guard_page,
+    ),
     Case::new("looper_commands_accepted", looper_commands_accepted),
     Case::new(
         "refcount_on_unknown_handle_ignored",
@@ -345,6 +349,49 @@ fn refcounts_on_manager_handle(_: &Env) -> Outcome {
         Ok(())
     })?;
     ensure!(exit == Exit::Ok, "child: {exit:?}");
+    Ok(())
+}
+
+/// Commands that end where a page nobody may read starts, with `write_size` running 8 bytes
+/// into that page: every command before the page is carried out (the driver reads each when
+/// it comes to it, not further ahead), and the write fails with EFAULT at the first command
+/// in the page, with exactly the commands before it consumed.
+fn write_commands_up_to_a_guard_page(_: &Env) -> Outcome {
+    let binder = Binder::open(BINDER).step("open")?;
+    let guarded = GuardedPage::new()?;
+    // Commands of 4 to 12 bytes, none a transaction. A weak reference on a handle nobody has
+    // and a death confirmation nobody waits for are logged and skipped.
+    let commands = Commands::new()
+        .enter_looper()
+        .increfs(7)
+        .exit_looper()
+        .dead_binder_done(0x1234);
+    let len = commands.len() as u64;
+    let start = guarded.guard() - len;
+    // SAFETY: `start..guard` lies in the writable first page of `guarded`, which lives until
+    // the end of this function.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            commands.as_bytes().as_ptr(),
+            start as *mut u8,
+            commands.len(),
+        )
+    };
+    let mut bwr = uapi::binder_write_read {
+        write_buffer: start,
+        write_size: len + 8,
+        ..Default::default()
+    };
+    expect_errno(
+        binder.write_read_raw(&mut bwr),
+        libc::EFAULT,
+        "a write that runs into the guard page",
+    )?;
+    ensure!(
+        bwr.write_consumed == len,
+        "write_consumed {}, expected {len} (every command before the guard page)",
+        bwr.write_consumed
+    );
     Ok(())
 }
 
