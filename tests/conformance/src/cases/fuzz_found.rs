@@ -13,7 +13,7 @@ use crate::{
 use super::introspection::info_for_ref;
 use super::objects::{serve_one_registration, LOOKUP, REGISTER};
 use super::peer::{refcount_returns, spawn_manager, Peer};
-use crate::harness::spawn_ready;
+use crate::harness::{spawn_ready, Child};
 
 pub const CASES: &[Case] = &[
     Case::new(
@@ -197,20 +197,7 @@ fn call_to_dead_node_before_stack_check(_: &Env) -> Outcome {
         await_answer.wait()?;
         m.reply_and_free(&hold, &Payload::new())
     })?;
-    let server = spawn_ready(|ready| {
-        let s = Peer::open()?;
-        let reply = s.call_for_reply(
-            0,
-            REGISTER,
-            &Payload::new().object(FlatObject::binder(0x5e, 0x5f)),
-        )?;
-        s.free(&reply)?;
-        ready();
-        loop {
-            // SAFETY: Plain syscall; the child sleeps until killed.
-            unsafe { libc::pause() };
-        }
-    })?;
+    let server = spawn_registered_server()?;
     let c = Peer::open()?;
     let reply = c.call_for_reply(0, LOOKUP, &Payload::new())?;
     c.send(
@@ -522,20 +509,7 @@ fn death_queued_for_a_handle_that_goes(_: &Env) -> Outcome {
     const FIRST: u64 = 0xd1;
     const SECOND: u64 = 0xd2;
     let manager = spawn_manager(serve_one_registration)?;
-    let server = spawn_ready(|ready| {
-        let s = Peer::open()?;
-        let reply = s.call_for_reply(
-            0,
-            REGISTER,
-            &Payload::new().object(FlatObject::binder(0x5e, 0x5f)),
-        )?;
-        s.free(&reply)?;
-        ready();
-        loop {
-            // SAFETY: Plain syscall; the child sleeps until killed.
-            unsafe { libc::pause() };
-        }
-    })?;
+    let server = spawn_registered_server()?;
     let c = Peer::open()?;
     let ours = (|| {
         let reply = c.call_for_reply(0, LOOKUP, &Payload::new())?;
@@ -744,6 +718,25 @@ fn strong_reference_takes_node_work_off_another_thread(_: &Env) -> Outcome {
     })();
     let told = read.notify();
     manager.join_after(ours.and(told))
+}
+
+/// A server process that registers one binder (0x5e, cookie 0x5f) with the manager (see
+/// `serve_one_registration`), then sleeps until it is killed: killing it kills the node.
+fn spawn_registered_server() -> Outcome<Child> {
+    spawn_ready(|ready| {
+        let s = Peer::open()?;
+        let reply = s.call_for_reply(
+            0,
+            REGISTER,
+            &Payload::new().object(FlatObject::binder(0x5e, 0x5f)),
+        )?;
+        s.free(&reply)?;
+        ready();
+        loop {
+            // SAFETY: Plain syscall; the child sleeps until killed.
+            unsafe { libc::pause() };
+        }
+    })
 }
 
 /// A process owns a node N, to which the manager keeps a strong handle, asking for its
