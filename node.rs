@@ -306,7 +306,11 @@ impl Node {
         match slot.checked_sub(1) {
             Some(value) => *slot = value,
             None => {
-                pr_warn!("node {:#x}: reference count underflow\n", this.ptr);
+                // A dead node's own references were forgotten when it died (see
+                // `Node::die`): one of them going later has nothing to take.
+                if !this.is_gone() {
+                    pr_warn!("node {:#x}: reference count underflow\n", this.ptr);
+                }
                 return None;
             }
         }
@@ -416,6 +420,18 @@ impl Node {
             drop(deaths);
             drop(removed);
         }
+    }
+
+    /// The owner is being released: the node is gone from now on, and, as in the C driver
+    /// (`binder_node_release`), forgets the references the driver held on it for the owner's
+    /// buffers and transactions: only handles count for a dead node (in
+    /// `BINDER_GET_NODE_INFO_FOR_REF` and the log files). Those references, when their
+    /// holders go later, take nothing. `inner` is the owner's state.
+    pub(crate) fn die(&self, inner: &mut ProcessInner) {
+        self.gone.store(true, Relaxed);
+        let counts = &mut self.locked.access_mut(inner).counts;
+        counts.local_strong = 0;
+        counts.local_weak = 0;
     }
 
     /// The owner is gone: the node dies and notifies every holder that asked.

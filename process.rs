@@ -651,9 +651,16 @@ impl Process {
             undelivered.push_all_back(&mut node.take_oneway_queue(&mut inner));
         }
         drop(inner);
+        // The queued transactions take their references on the nodes as they go, before the
+        // nodes die and forget the rest.
+        work::cancel_all(undelivered);
+        let mut inner = self.inner.lock();
+        for node in nodes.values() {
+            node.die(&mut inner);
+        }
+        drop(inner);
         drop(spare_nodes);
         drop(watchers);
-        work::cancel_all(undelivered);
         for node in nodes.values() {
             node.release();
         }

@@ -548,30 +548,43 @@ impl Thread {
     }
 
     /// Tells this thread that its `call` failed on the other side: it reads `code` (after the
-    /// call's `BR_TRANSACTION_COMPLETE`). `error`, the debug id and errno of a failed reply,
-    /// becomes the thread's extended error unless it holds one already. Returns `false` if
-    /// the thread or its process is gone, and nobody was told.
+    /// call's `BR_TRANSACTION_COMPLETE`), unless an earlier failure is still unread. `error`,
+    /// the debug id and errno (negative, or 0) of a failed reply, becomes the thread's
+    /// extended error unless it holds one already. Returns `false` if the thread or its
+    /// process is gone, and nobody was told.
     pub(crate) fn deliver_failure(
         &self,
         process: &Process,
         call: &Transaction,
         code: u32,
-        error: Option<(u32, Error)>,
+        error: Option<(u32, i32)>,
     ) -> bool {
         let mut inner = process.inner_lock().lock();
         if inner.is_dead() || self.is_dead() {
             return false;
         }
         let popped = self.pop_sent(&mut inner, call);
-        if let Some((id, errno)) = error {
+        if let Some((id, param)) = error {
             let extended = &mut self.locked.access_mut(&mut inner).extended_error;
             if extended.0.command == BR_OK {
-                *extended = extended_error(id, code, errno.to_errno());
+                *extended = extended_error(id, code, param);
             }
         }
-        self.reply_error.item.code.store(code, Relaxed);
-        if let Some(item) = Work::to_queue(&self.reply_error) {
-            self.push_work(&mut inner, item);
+        // The thread has room for one reply error. A second can come before the first is
+        // read (the thread sent another call after its first failed, without reading): like
+        // the C driver, keep the first, and only warn.
+        let pending = self.reply_error.item.code.load(Relaxed);
+        if pending == BR_OK {
+            self.reply_error.item.code.store(code, Relaxed);
+            if let Some(item) = Work::to_queue(&self.reply_error) {
+                self.push_work(&mut inner, item);
+            }
+        } else {
+            pr_warn!(
+                "{}:{} a reply error {code:#x} lost: {pending:#x} is still unread\n",
+                process.pid(),
+                self.id
+            );
         }
         drop(inner);
         drop(popped);

@@ -133,7 +133,9 @@ use crate::{
 /// that found it (for the transaction logs, as C's `return_error_line`).
 struct Failure {
     code: u32,
-    errno: Error,
+    /// `None` where the C driver reports no errno (`return_error_param` 0): a call to a
+    /// frozen process, and a receiver found gone when the transaction is queued.
+    errno: Option<Error>,
     line: u32,
 }
 
@@ -142,7 +144,7 @@ impl Failure {
     fn failed(errno: Error) -> Self {
         Self {
             code: BR_FAILED_REPLY,
-            errno,
+            errno: Some(errno),
             line: core::panic::Location::caller().line(),
         }
     }
@@ -151,7 +153,19 @@ impl Failure {
     fn dead(errno: Error) -> Self {
         Self {
             code: BR_DEAD_REPLY,
-            errno,
+            errno: Some(errno),
+            line: core::panic::Location::caller().line(),
+        }
+    }
+
+    /// The receiving process or thread (the caller, for a reply) was found gone: as in C,
+    /// `BR_DEAD_REPLY` with no errno. (A receive buffer found unmapped is
+    /// `Failure::dead(ESRCH)`, which C reports with its errno.)
+    #[track_caller]
+    fn gone() -> Self {
+        Self {
+            code: BR_DEAD_REPLY,
+            errno: None,
             line: core::panic::Location::caller().line(),
         }
     }
@@ -161,18 +175,14 @@ impl Failure {
     fn frozen() -> Self {
         Self {
             code: BR_FROZEN_REPLY,
-            errno: EAGAIN,
+            errno: None,
             line: core::panic::Location::caller().line(),
         }
     }
 
-    /// The errno as the extended error and the logs report it: none for a call to a frozen
-    /// process, as in C.
+    /// The errno as the extended error and the logs report it: 0 for none, as in C.
     fn param(&self) -> i32 {
-        match self.code {
-            BR_FROZEN_REPLY => 0,
-            _ => self.errno.to_errno(),
-        }
+        self.errno.map_or(0, |errno| errno.to_errno())
     }
 
     /// Records the failure in the transaction's log entry.
@@ -187,7 +197,7 @@ impl Failure {
     fn refused(refused: Refused) -> Self {
         match refused {
             Refused::Frozen => Self::frozen(),
-            Refused::Dead => Self::dead(ESRCH),
+            Refused::Dead => Self::gone(),
         }
     }
 }
@@ -384,7 +394,7 @@ impl Thread {
                 self.id,
                 id,
                 failure.code,
-                failure.errno.to_errno()
+                failure.param()
             );
             let to = logged.entry.receiver();
             netlink::report(process, self, tr, reply, failure.code, to);
@@ -407,7 +417,6 @@ impl Thread {
         let oneway = tr.flags() & TF_ONE_WAY != 0;
         let node = self.find_target(process, tr.target_handle())?;
         entry.to_node = node.debug_id();
-        entry.to_proc = node.owner().pid();
         kernel::security::binder_transaction(process.cred(), node.owner().cred())
             .map_err(|_| Failure::failed(EPERM))?;
         let NewCall {
@@ -419,6 +428,8 @@ impl Thread {
             self.check_new_call(process, node.owner())
                 .map_err(Failure::failed)?
         };
+        // As in C, the logs name the receiver only once the call has passed these checks.
+        entry.to_proc = node.owner().pid();
         entry.to_thread = waiting_thread.as_ref().map_or(0, |thread| thread.id);
         let to = node.owner().clone();
         let sending = Sending {
@@ -489,9 +500,7 @@ impl Thread {
     ) -> Result<(), Failure> {
         let call = self.pop_received(process).ok_or(Failure::failed(EPROTO))?;
         priority::set_nice(call.saved_priority.load(Relaxed));
-        entry.to_proc = call.from_process.pid();
-        entry.to_thread = call.from.as_ref().map_or(0, |caller| caller.id);
-        if let Err(failure) = self.reply_to(process, &call, tr, id) {
+        if let Err(failure) = self.reply_to(process, &call, tr, id, entry) {
             binder_debug!(
                 mask::FAILED_TRANSACTION,
                 "{}:{} reply {} failed {}/{}\n",
@@ -499,34 +508,38 @@ impl Thread {
                 self.id,
                 id,
                 failure.code,
-                failure.errno.to_errno()
+                failure.param()
             );
             netlink::report(process, self, tr, true, failure.code, entry.receiver());
             failure.log(entry);
             // This thread's BR_TRANSACTION_COMPLETE first, as in C: the failure can come
             // down the chain of calls to this very thread.
             self.reply_failed(process);
-            call.fail_caller(failure.code, Some((id, failure.errno)));
+            call.fail_caller(failure.code, Some((id, failure.param())));
         }
         call.finished();
         Ok(())
     }
 
-    /// Sends the reply to `call`.
+    /// Sends the reply to `call`; its log `entry` names the caller once it is found there.
     fn reply_to(
         self: &Arc<Self>,
         process: &Arc<Process>,
         call: &Transaction,
         tr: &TransactionDataSg,
         id: u32,
+        entry: &mut txn_log::Entry,
     ) -> Result<(), Failure> {
         // No caller: not a call (EPROTO). As in C, a caller that has left the driver fails
-        // the reply before any of it is read: dead, whatever its objects are.
+        // the reply before any of it is read: dead, whatever its objects are, and the logs
+        // name no receiver.
         let caller = match &call.from {
             None => return Err(Failure::failed(EPROTO)),
-            Some(caller) if caller.is_dead() => return Err(Failure::dead(ESRCH)),
+            Some(caller) if caller.is_dead() => return Err(Failure::gone()),
             Some(caller) => caller.clone(),
         };
+        entry.to_proc = call.from_process.pid();
+        entry.to_thread = caller.id;
         let to = call.from_process.clone();
         let sending = Sending {
             id,
@@ -546,7 +559,7 @@ impl Thread {
         let _ = process.push_work(own_item, Recipient::Thread(self));
         if !caller.deliver_reply(&call.from_process, call, item) {
             own_complete.withdrawn.store(true, Relaxed);
-            return Err(Failure::dead(ESRCH));
+            return Err(Failure::gone());
         }
         Ok(())
     }
@@ -875,13 +888,13 @@ impl Transaction {
     }
 
     /// The call will get no reply: the caller reads `code` (`BR_DEAD_REPLY` when the
-    /// receiving side went away). `error` (the failed reply's debug id and errno) goes into
-    /// the caller's extended error, unless that holds an error already.
+    /// receiving side went away). `error` (the failed reply's debug id and its negative
+    /// errno, or 0) goes into the caller's extended error, unless that holds an error already.
     ///
     /// A caller that has left the driver cannot be told; as in the C driver, the failure
     /// then goes down the chain, to the caller of the call that caller was answering (with
     /// no extended error), until a caller that is still there, or the end of the chain.
-    pub(crate) fn fail_caller(&self, code: u32, error: Option<(u32, Error)>) {
+    pub(crate) fn fail_caller(&self, code: u32, error: Option<(u32, i32)>) {
         let mut error = error;
         let mut call = self;
         loop {

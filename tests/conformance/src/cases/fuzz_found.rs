@@ -10,6 +10,7 @@ use crate::{
     harness::{notice, Case, Env, Outcome, Step, BINDER},
 };
 
+use super::introspection::info_for_ref;
 use super::objects::{serve_one_registration, LOOKUP, REGISTER};
 use super::peer::{refcount_returns, spawn_manager, Peer};
 use crate::harness::{spawn_ready, Child};
@@ -58,6 +59,10 @@ pub const CASES: &[Case] = &[
     Case::new(
         "first_strong_reference_takes_node_work_off_another_thread",
         strong_reference_takes_node_work_off_another_thread,
+    ),
+    Case::new(
+        "dead_node_forgets_the_references_of_its_owners_buffers",
+        dead_node_forgets_its_own_references,
     ),
 ];
 
@@ -384,23 +389,28 @@ fn freed_buffer_releases_handle_by_number(_: &Env) -> Outcome {
         };
         call_with(1, N1)?;
         await_released.wait()?;
-        let returns = refcount_returns(&client.pending()?);
-        let expected = [Return::Release(N1.0, N1.1), Return::Decrefs(N1.0, N1.1)];
-        ensure!(
-            returns == expected,
-            "after the manager's BC_RELEASE the client read {returns:?}, expected {expected:?}"
-        );
+        expect_node_let_go(&client, N1, "after the manager's BC_RELEASE")?;
         call_with(2, N2)?;
         await_freed.wait()?;
-        let returns = refcount_returns(&client.pending()?);
-        let expected = [Return::Release(N2.0, N2.1), Return::Decrefs(N2.0, N2.1)];
-        ensure!(
-            returns == expected,
-            "after the first buffer was freed the client read {returns:?}, expected {expected:?}"
-        );
-        Ok(())
+        expect_node_let_go(&client, N2, "after the first buffer was freed")
     })();
     manager.join_after(ours)
+}
+
+/// Reads what `owner` has pending, and expects its refcount returns to be exactly those of
+/// `node`'s last reference going: `BR_RELEASE`, then `BR_DECREFS`. `when` says when, for the
+/// failure's message.
+fn expect_node_let_go(owner: &Peer, node: (u64, u64), when: &str) -> Outcome {
+    let returns = refcount_returns(&owner.pending()?);
+    let expected = [
+        Return::Release(node.0, node.1),
+        Return::Decrefs(node.0, node.1),
+    ];
+    ensure!(
+        returns == expected,
+        "{when} the client read {returns:?}, expected {expected:?}"
+    );
+    Ok(())
 }
 
 /// The client calls the manager (call 1, carrying the client's node so that the manager can
@@ -727,4 +737,59 @@ fn spawn_registered_server() -> Outcome<Child> {
             unsafe { libc::pause() };
         }
     })
+}
+
+/// A process owns a node N, to which the manager keeps a strong handle, asking for its
+/// death. The manager sends N a one-way transaction carrying N itself as a weak handle; the
+/// owner reads it and keeps the buffer, which holds N with references of the driver's own: a
+/// strong one as the transaction's target, a weak one for the object (the owner's own node
+/// arrives as a weak binder). Then the owner goes. The C driver forgets a dying node's own
+/// references (`binder_node_release` sets `local_strong_refs` and `local_weak_refs` to 0), so
+/// once the manager has read `BR_DEAD_BINDER`, BINDER_GET_NODE_INFO_FOR_REF on its handle
+/// counts the handle alone: strong 1, weak 0. (Found by the fuzzer, seed 3, operation 6536:
+/// a handle to a dead node read strong 2, weak 0 on C, strong 11, weak 1 on rust_binder.)
+fn dead_node_forgets_its_own_references(_: &Env) -> Outcome {
+    const N: (u64, u64) = (0x900, 0x901);
+    const DEATH: u64 = 0xd1;
+    let manager = spawn_manager(move |m| {
+        let (call, _) = m.next_call()?;
+        let handle = m.first_handle(&call, "the owner's call")?;
+        m.send(
+            Commands::new()
+                .acquire(handle)
+                .request_death_notification(handle, DEATH)
+                .free_buffer(call.buffer),
+            "keep the handle and ask for its death",
+        )?;
+        m.reply(&call, &Payload::new())?;
+        let weak = FlatObject::handle(handle).with_kind(ObjectKind::WeakHandle);
+        m.send_call_flags(handle, 5, uapi::TF_ONE_WAY, &Payload::new().object(weak))?;
+        while !m.read()?.contains(&Return::DeadBinder(DEATH)) {}
+        let info = info_for_ref(m, handle).step("BINDER_GET_NODE_INFO_FOR_REF")?;
+        ensure!(
+            (info.strong_count, info.weak_count) == (1, 0),
+            "a handle to a dead node counts strong {}, weak {}; expected the handle alone \
+             (strong 1, weak 0)",
+            info.strong_count,
+            info.weak_count
+        );
+        Ok(())
+    })?;
+    let ours = (|| -> Outcome {
+        let owner = Peer::open()?;
+        owner.send(Commands::new().enter_looper(), "enter looper")?;
+        let payload = Payload::new().object(FlatObject::binder(N.0, N.1));
+        let reply = owner.call_for_reply(0, 1, &payload)?;
+        owner.free(&reply)?;
+        let (oneway, _) = owner.next_call()?;
+        ensure!(
+            oneway.code == 5,
+            "the owner read call {}, expected the one-way 5",
+            oneway.code
+        );
+        // Gone with its buffer unfreed: closing the device releases the process.
+        drop(owner);
+        Ok(())
+    })();
+    manager.join_after(ours)
 }

@@ -35,7 +35,10 @@ fn debug_info(peer: &Peer, after: u64) -> Outcome<uapi::binder_node_debug_info> 
     Ok(info)
 }
 
-fn info_for_ref(peer: &Peer, handle: u32) -> std::io::Result<uapi::binder_node_info_for_ref> {
+pub(super) fn info_for_ref(
+    peer: &Peer,
+    handle: u32,
+) -> std::io::Result<uapi::binder_node_info_for_ref> {
     let mut info = uapi::binder_node_info_for_ref {
         handle,
         ..Default::default()

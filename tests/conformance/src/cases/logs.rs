@@ -25,6 +25,14 @@ pub const CASES: &[Case] = &[
         failed_call_in_transaction_logs,
     ),
     Case::new(
+        "logs_reply_to_a_caller_that_left_in_transaction_logs",
+        reply_to_caller_that_left_in_transaction_logs,
+    ),
+    Case::new(
+        "logs_call_refused_for_the_callers_stack_names_no_receiver",
+        call_refused_for_stack_names_no_receiver,
+    ),
+    Case::new(
         "logs_proc_file_goes_when_the_device_is_closed",
         proc_file_goes_when_closed,
     ),
@@ -46,6 +54,8 @@ const ONEWAY_WAITING: u32 = 0x52;
 const BAD_HANDLE: u32 = 77;
 /// `BR_FAILED_REPLY` as the logs print it (a C `int`).
 const FAILED_REPLY: i64 = uapi::BR_FAILED_REPLY as i32 as i64;
+/// `BR_DEAD_REPLY` as the logs print it.
+const DEAD_REPLY: i64 = uapi::BR_DEAD_REPLY as i32 as i64;
 
 /// The service's node.
 const SERVICE_PTR: u64 = 0x5000;
@@ -598,6 +608,95 @@ fn failed_call_in_transaction_logs(_: &Env) -> Outcome {
         );
     }
     Ok(())
+}
+
+/// A reply to a caller that left the driver (`BINDER_THREAD_EXIT`) before it was answered is
+/// in both logs as C records it: a reply to no process (`to 0:0`, the caller was not found),
+/// failed with `BR_DEAD_REPLY` and no errno. The replier reads only its
+/// `BR_TRANSACTION_COMPLETE`, and its extended error names the reply with no error.
+fn reply_to_caller_that_left_in_transaction_logs(_: &Env) -> Outcome {
+    let (left, await_left) = notice()?;
+    let manager = spawn_manager(move |m| {
+        await_left.wait()?;
+        let (call, _) = m.next_call()?;
+        m.send(
+            Commands::new().transaction(true, 0, call.code, 0, &[0; 8]),
+            "reply",
+        )?;
+        let returns = m.pending()?;
+        ensure!(
+            returns.contains(&Return::TransactionComplete)
+                && !returns
+                    .iter()
+                    .any(|r| matches!(r, Return::FailedReply | Return::DeadReply)),
+            "the reply to a caller that left read {returns:?}"
+        );
+        let error = m.binder.extended_error().step("extended error")?;
+        ensure!(
+            error.id != 0 && error.command == uapi::BR_OK && error.param == 0,
+            "the replier's extended error is {error:?}, expected the reply's id and no error"
+        );
+        let (pid, tid) = (std::process::id(), super::concurrency::gettid());
+        let expected = format!(
+            "{}: reply from {pid}:{tid} to 0:0 context binder node 0 handle 0 size 8:0 \
+             ret {DEAD_REPLY}/0 l=",
+            error.id
+        );
+        for name in ["failed_transaction_log", "transaction_log"] {
+            let log = read_log(name)?;
+            ensure!(
+                log.lines().any(|l| l.starts_with(&expected)),
+                "{name} lacks {expected:?}:\n{log}"
+            );
+        }
+        m.free(&call)
+    })?;
+    let client = Peer::open()?;
+    client.send_call(0, 1, &Payload::new().bytes(b"bye"))?;
+    client.binder.thread_exit().step("BINDER_THREAD_EXIT")?;
+    left.notify()?;
+    manager.join()
+}
+
+/// A call refused for the caller's own state (here a second call while its first awaits a
+/// reply: `EPROTO`) is logged as C logs it: C names the target node, found by then, but no
+/// receiving process or thread, which it records only once these checks have passed.
+fn call_refused_for_stack_names_no_receiver(_: &Env) -> Outcome {
+    let (refused, await_refused) = notice()?;
+    let manager = spawn_manager(move |m| {
+        let (call, _) = m.next_call()?;
+        await_refused.wait()?;
+        m.reply_and_free(&call, &Payload::new())
+    })?;
+    let client = Peer::open()?;
+    let ours = (|| -> Outcome {
+        client.send_call(0, 1, &Payload::new().bytes(&[0; 8]))?;
+        client.send_call(0, 2, &Payload::new().bytes(&[0; 8]))?;
+        let id = client.binder.extended_error().step("extended error")?.id;
+        refused.notify()?;
+        let exchange = client.await_reply()?;
+        ensure!(
+            exchange.returns.contains(&Return::FailedReply),
+            "the second call read {:?}",
+            exchange.returns
+        );
+        let pid = std::process::id();
+        let tid = super::concurrency::gettid();
+        let expected = format!(
+            "{id}: call  from {pid}:{tid} to 0:0 context binder node # handle 0 size 8:0 \
+             ret {FAILED_REPLY}/-71 l=#"
+        );
+        for name in ["failed_transaction_log", "transaction_log"] {
+            let log = read_log(name)?;
+            ensure!(
+                log.lines()
+                    .any(|l| l.starts_with(&format!("{id}: ")) && shaped(l, &expected)),
+                "{name} lacks {expected:?}:\n{log}"
+            );
+        }
+        client.await_reply().map(|_| ())
+    })();
+    manager.join_after(ours)
 }
 
 /// `proc/<pid>` appears when a process opens the device and goes when it closes it.

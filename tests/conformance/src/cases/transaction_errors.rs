@@ -12,7 +12,10 @@ use crate::{
     },
 };
 
-use super::{context_mgr::become_manager, peer::Peer};
+use super::{
+    context_mgr::become_manager,
+    peer::{spawn_manager, Peer},
+};
 
 pub const CASES: &[Case] = &[
     Case::new("extended_error_starts_clear", extended_error_starts_clear),
@@ -47,6 +50,10 @@ pub const CASES: &[Case] = &[
     Case::new(
         "transaction_lost_to_unwritable_read_buffer_fails_caller",
         transaction_lost_to_unwritable_read_buffer_fails_caller,
+    ),
+    Case::new(
+        "second_failed_call_before_the_first_is_read_keeps_the_first_error",
+        second_failure_keeps_the_first,
     ),
 ];
 
@@ -260,4 +267,55 @@ fn transaction_lost_to_unwritable_read_buffer_fails_caller(_: &Env) -> Outcome {
     ensure!(call.code == 2, "the server got {call:?}");
     server.reply_and_free(call, &Payload::new().bytes(b"served"))?;
     second.join()
+}
+
+/// A thread sends a call and, without reading, a second one once the first has failed: a
+/// thread has room for one undelivered reply error, and the C driver keeps the first
+/// (`binder_send_failed_reply` only warns about the second). The manager fails the first
+/// call with a bad reply (an `offsets_size` that is no multiple of 8: `BR_FAILED_REPLY` for
+/// the caller, `BR_TRANSACTION_COMPLETE` for the manager), then leaves the driver
+/// (`BINDER_THREAD_EXIT`) with the second call on its stack, which would fail it with
+/// `BR_DEAD_REPLY`. The caller reads each call's `BR_TRANSACTION_COMPLETE` and only the first
+/// error. The first failure took the first call off the caller's stack, and a pending reply
+/// error does not hold back commands, so the second call is allowed.
+fn second_failure_keeps_the_first(_: &Env) -> Outcome {
+    let (first_failed, await_first_failed) = notice()?;
+    let (second_failed, await_second_failed) = notice()?;
+    let manager = spawn_manager(move |m| {
+        let (first, _) = m.next_call()?;
+        m.send(
+            Commands::new().transaction_raw(true, 0, first.code, 0, &[0; 8], &[0; 4]),
+            "reply with a bad offsets_size",
+        )?;
+        let returns = m.pending()?;
+        ensure!(
+            returns == [Return::TransactionComplete],
+            "the manager's bad reply read {returns:?}, expected BR_TRANSACTION_COMPLETE"
+        );
+        m.free(&first)?;
+        first_failed.notify()?;
+        let (second, _) = m.next_call()?;
+        m.binder
+            .thread_exit()
+            .step("BINDER_THREAD_EXIT with the second call on the stack")?;
+        second_failed.notify()?;
+        m.free(&second)
+    })?;
+    let client = Peer::open()?;
+    client.send_call(0, 1, &Payload::new().bytes(b"first"))?;
+    await_first_failed.wait()?;
+    client.send_call(0, 2, &Payload::new().bytes(b"second"))?;
+    await_second_failed.wait()?;
+    let returns = client.pending()?;
+    ensure!(
+        returns
+            == [
+                Return::TransactionComplete,
+                Return::FailedReply,
+                Return::TransactionComplete
+            ],
+        "the caller read {returns:?}, expected BR_TRANSACTION_COMPLETE, BR_FAILED_REPLY (the \
+         first call's error, kept), BR_TRANSACTION_COMPLETE"
+    );
+    manager.join()
 }
