@@ -434,9 +434,8 @@ impl Node {
         counts.local_weak = 0;
     }
 
-    /// The owner is gone: the node dies and notifies every holder that asked.
+    /// The owner is gone (the node died in [`Node::die`]): notifies every holder that asked.
     pub(crate) fn release(&self) {
-        self.gone.store(true, Relaxed);
         let mut deaths = self.deaths.lock();
         deaths.dead = true;
         let listeners = core::mem::take(&mut deaths.listeners);

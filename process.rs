@@ -295,14 +295,7 @@ impl ProcessInner {
 
     /// Takes `item` off the process's todo list, if it is there.
     pub(crate) fn take_process_work<T: ?Sized>(&mut self, item: &Work<T>) -> Option<WorkItem> {
-        let mut cursor = self.todo.cursor_front();
-        while let Some(next) = cursor.peek_next() {
-            if core::ptr::addr_eq(&*next, item) {
-                return Some(next.remove());
-            }
-            cursor.move_next();
-        }
-        None
+        work::take_from(&mut self.todo, item)
     }
 
     /// Takes `item` off whichever list of the process holds it: a thread's todo list, looking

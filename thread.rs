@@ -325,18 +325,11 @@ impl Thread {
         item: &Work<T>,
     ) -> Option<WorkItem> {
         let locked = self.locked.access_mut(inner);
-        let mut cursor = locked.todo.cursor_front();
-        while let Some(next) = cursor.peek_next() {
-            if core::ptr::addr_eq(&*next, item) {
-                let work = next.remove();
-                if locked.todo.is_empty() {
-                    locked.todo_ready = false;
-                }
-                return Some(work);
-            }
-            cursor.move_next();
+        let work = work::take_from(&mut locked.todo, item)?;
+        if locked.todo.is_empty() {
+            locked.todo_ready = false;
         }
-        None
+        Some(work)
     }
 
     /// Whether an error return is waiting to be read. The C driver carries out no more of the

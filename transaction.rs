@@ -140,22 +140,24 @@ struct Failure {
 }
 
 impl Failure {
+    /// A failure with `code` and `errno`, found on the caller's line.
     #[track_caller]
-    fn failed(errno: Error) -> Self {
+    fn new(code: u32, errno: Option<Error>) -> Self {
         Self {
-            code: BR_FAILED_REPLY,
-            errno: Some(errno),
+            code,
+            errno,
             line: core::panic::Location::caller().line(),
         }
     }
 
     #[track_caller]
+    fn failed(errno: Error) -> Self {
+        Self::new(BR_FAILED_REPLY, Some(errno))
+    }
+
+    #[track_caller]
     fn dead(errno: Error) -> Self {
-        Self {
-            code: BR_DEAD_REPLY,
-            errno: Some(errno),
-            line: core::panic::Location::caller().line(),
-        }
+        Self::new(BR_DEAD_REPLY, Some(errno))
     }
 
     /// The receiving process or thread (the caller, for a reply) was found gone: as in C,
@@ -163,21 +165,13 @@ impl Failure {
     /// `Failure::dead(ESRCH)`, which C reports with its errno.)
     #[track_caller]
     fn gone() -> Self {
-        Self {
-            code: BR_DEAD_REPLY,
-            errno: None,
-            line: core::panic::Location::caller().line(),
-        }
+        Self::new(BR_DEAD_REPLY, None)
     }
 
     /// A call to a frozen process. (C reports no errno with it; see `Thread::transaction`.)
     #[track_caller]
     fn frozen() -> Self {
-        Self {
-            code: BR_FROZEN_REPLY,
-            errno: None,
-            line: core::panic::Location::caller().line(),
-        }
+        Self::new(BR_FROZEN_REPLY, None)
     }
 
     /// The errno as the extended error and the logs report it: 0 for none, as in C.

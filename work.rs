@@ -182,6 +182,19 @@ impl Work<dyn Deliver> {
     }
 }
 
+/// Takes `item` off `todo`, if it is there (the C driver's `binder_dequeue_work_ilocked`,
+/// which unlinks in place; a list here is searched).
+pub(crate) fn take_from<T: ?Sized>(todo: &mut Todo, item: &Work<T>) -> Option<WorkItem> {
+    let mut cursor = todo.cursor_front();
+    while let Some(next) = cursor.peek_next() {
+        if core::ptr::addr_eq(&*next, item) {
+            return Some(next.remove());
+        }
+        cursor.move_next();
+    }
+    None
+}
+
 /// Drops every item of `todo`, cancelling each.
 ///
 /// Call it after taking the list out from under its lock: `cancel` may take other locks.
