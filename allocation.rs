@@ -140,6 +140,10 @@ struct Range {
     size: usize,
     /// Delivered to userspace, which gives it back with `BC_FREE_BUFFER`.
     delivered: bool,
+    /// Its transaction was dropped undelivered from the list of a thread that left the
+    /// driver ([`ReservedBuffer::abandon`]): the range stays, with its references, until the
+    /// process is released, and userspace, which never got it, cannot free it.
+    abandoned: bool,
     /// For a one-way transaction, its target node: freeing the range lets the node's next
     /// one-way transaction through.
     async_node: Option<NodeArc>,
@@ -329,6 +333,17 @@ impl ReservedBuffer {
         self.owner.release_all_held(freed.held);
     }
 
+    /// Leaves the range allocated, with the references it holds, when its transaction is
+    /// dropped undelivered because the thread it was queued for left the driver: the C
+    /// driver then frees the transaction but not its buffer, which nobody can free until the
+    /// process is released. The process keeps its handles meanwhile, so new ones get other
+    /// numbers, and the nodes keep their references.
+    pub(crate) fn abandon(mut self) {
+        if let Some(range) = self.range.take() {
+            self.owner.buffer.mark_abandoned(&range);
+        }
+    }
+
     /// Hands the range to userspace, which gives it back with `BC_FREE_BUFFER`; `array_fds`
     /// are the fds the reader got for the buffer's fd arrays, closed then.
     pub(crate) fn deliver(mut self, array_fds: KVec<u32>) {
@@ -516,6 +531,7 @@ impl ReceiveBuffer {
             offset,
             size,
             delivered: false,
+            abandoned: false,
             async_node,
             held: HeldRefs::new(),
             sender,
@@ -673,6 +689,15 @@ impl ReceiveBuffer {
         if let Some(found) = state.range_mut(range.offset) {
             found.delivered = true;
             found.array_fds = array_fds;
+        }
+    }
+
+    /// Marks `range` as left for the release of the owning process (see
+    /// [`ReservedBuffer::abandon`]).
+    fn mark_abandoned(&self, range: &BufferRange) {
+        let mut state = self.state.lock();
+        if let Some(found) = state.range_mut(range.offset) {
+            found.abandoned = true;
         }
     }
 
@@ -1009,7 +1034,8 @@ impl ReceiveBuffer {
                 range.label.data_size,
                 range.label.offsets_size,
                 range.label.extra_size,
-                if range.delivered {
+                // C's words: whether a transaction still owns the buffer.
+                if range.delivered || range.abandoned {
                     "delivered"
                 } else {
                     "active"

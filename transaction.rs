@@ -800,6 +800,28 @@ impl Transaction {
         drop(payload);
     }
 
+    /// Drops the transaction undelivered from the list of `BINDER_THREAD_EXIT`'s thread, as the
+    /// C driver does: its caller, if it has one, reads `BR_DEAD_REPLY` and its files go, but
+    /// its buffer stays allocated in the receiver, with the handles and node references its
+    /// objects took, until the receiver is released ([`ReservedBuffer::abandon`]).
+    ///
+    /// [`ReservedBuffer::abandon`]: crate::allocation::ReservedBuffer::abandon
+    pub(crate) fn abandon(&self) {
+        binder_debug!(
+            mask::DEAD_TRANSACTION,
+            "undelivered transaction {}\n",
+            self.debug_id
+        );
+        // The spinlock guard goes at the end of the statement, before the range is touched:
+        // that takes the buffer's mutex.
+        let payload = self.payload.lock().take();
+        if let Some(Undelivered { range, files, .. }) = payload {
+            range.abandon();
+            drop(files);
+        }
+        self.fail_caller(BR_DEAD_REPLY, None);
+    }
+
     /// Gives the reading thread (the current task) the priority this call or one-way
     /// transaction carries, as C does; the reader's own is kept for the reply.
     fn inherit_priority(&self) {

@@ -203,3 +203,14 @@ pub(crate) fn cancel_all(mut todo: Todo) {
         work.item.cancel();
     }
 }
+
+/// Drops every item of a leaving thread's `todo`, cancelling each, except that a transaction
+/// keeps its buffer ([`Transaction::abandon`]). Called like [`cancel_all`].
+pub(crate) fn abandon_all(mut todo: Todo) {
+    while let Some(work) = todo.pop_front() {
+        match work.item.as_transaction() {
+            Some(transaction) => transaction.abandon(),
+            None => work.item.cancel(),
+        }
+    }
+}

@@ -64,6 +64,10 @@ pub const CASES: &[Case] = &[
         "dead_node_forgets_the_references_of_its_owners_buffers",
         dead_node_forgets_its_own_references,
     ),
+    Case::new(
+        "reply_left_on_a_leaving_thread_keeps_its_handles",
+        reply_left_on_leaving_thread_keeps_handles,
+    ),
 ];
 
 /// A thread sends a call and leaves the driver (`BINDER_THREAD_EXIT`) before the manager
@@ -792,4 +796,60 @@ fn dead_node_forgets_its_own_references(_: &Env) -> Outcome {
         Ok(())
     })();
     manager.join_after(ours)
+}
+
+/// The manager answers a client's call with an object of its own, and the client's thread
+/// leaves the driver (`BINDER_THREAD_EXIT`) before it reads the reply. The C driver drops the
+/// transactions left on a leaving thread's list without freeing their buffers
+/// (`binder_release_work`, `binder_cleanup_transaction`, `binder_free_transaction`): the
+/// reply's buffer stays in the client, which never got it and cannot free it, until the
+/// client is released, and so does the handle 1 its object took. The client's next handle is
+/// 2, and the manager hears of no release of its first node. (Found by the fuzzer, seed 1,
+/// operation 6947: a reply carried handle 2 on C, 1 on rust_binder, whose leaving thread had
+/// freed such a reply's buffer at operation 6853.)
+fn reply_left_on_leaving_thread_keeps_handles(_: &Env) -> Outcome {
+    const FIRST: (u64, u64) = (0x830, 0x831);
+    const SECOND: (u64, u64) = (0x840, 0x841);
+    let (replied, await_replied) = notice()?;
+    let (done, await_done) = notice()?;
+    let manager = spawn_manager(move |m| {
+        let (first, _) = m.next_call()?;
+        let object = FlatObject::binder(FIRST.0, FIRST.1);
+        m.reply_and_free(&first, &Payload::new().object(object))?;
+        replied.notify()?;
+        let (second, _) = m.next_call()?;
+        let object = FlatObject::binder(SECOND.0, SECOND.1);
+        m.reply_and_free(&second, &Payload::new().object(object))?;
+        await_done.wait()?;
+        let released: Vec<Return> = refcount_returns(&m.pending()?)
+            .into_iter()
+            .filter(|ret| {
+                matches!(ret, Return::Release(ptr, _) | Return::Decrefs(ptr, _)
+                    if *ptr == FIRST.0)
+            })
+            .collect();
+        ensure!(
+            released.is_empty(),
+            "the manager read {released:?} for the node in the reply the client never read; \
+             expected nothing: the reply's buffer keeps the client's handle"
+        );
+        Ok(())
+    })?;
+    let client = Peer::open()?;
+    let ours = (|| -> Outcome {
+        client.send_call(0, 1, &Payload::new())?;
+        await_replied.wait()?;
+        client.binder.thread_exit().step("BINDER_THREAD_EXIT")?;
+        let reply = client.call_for_reply(0, 2, &Payload::new())?;
+        let handle = client.first_handle(&reply, "the second reply")?;
+        client.free(&reply)?;
+        ensure!(
+            handle == 2,
+            "the second reply's object became handle {handle}, expected 2: handle 1 stays \
+             with the unread first reply's buffer"
+        );
+        Ok(())
+    })();
+    let told = done.notify();
+    manager.join_after(ours.and(told))
 }
