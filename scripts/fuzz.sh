@@ -15,6 +15,9 @@
 #   FUZZ_PROCS=P FUZZ_THREADS=T  processes and threads per process (default 3 and 2)
 #   FUZZ_OUT=DIR        where the boots' directories go (default tests/target/vm)
 #   FUZZ_BUILD=0        do not build binder-fuzz (make check has built it)
+#   FUZZ_DUMP=FROM-TO:P before each operation FROM to TO, process P's debugfs file
+#                       (binder/proc/PID) goes to the boot's guest.log as "#dump I: ..."
+#                       lines (binder-fuzz --dump): compare the drivers' states there
 #
 # Each boot is scripts/vm.sh --run scripts/vm/fuzz.sh, in DIR/fuzz-DRIVER (fuzz-DRIVER-faults
 # with FAULTS=1): results, console.log, guest.log, and ops.log, the log of every operation and
@@ -76,6 +79,7 @@ FUZZ_THREADS=${FUZZ_THREADS:-2}
 FUZZ_FAULTS=$faults
 FUZZ_FAULT_PROBABILITY=${FUZZ_FAULT_PROBABILITY:-2}
 FUZZ_DIFFERENTIAL=$differential
+FUZZ_DUMP=${FUZZ_DUMP:-}
 EOF
     expect=fuzz/run
     [ "$driver" != rust ] || expect="$expect fuzz/census"

@@ -23,6 +23,7 @@ FUZZ_THREADS=2
 FUZZ_FAULTS=0
 FUZZ_FAULT_PROBABILITY=2
 FUZZ_DIFFERENTIAL=0
+FUZZ_DUMP=
 # shellcheck disable=SC1091 # written by scripts/fuzz.sh
 [ ! -f /bin/fuzz.conf ] || . /bin/fuzz.conf
 
@@ -56,6 +57,7 @@ faults_on() {
 }
 
 [ "$FUZZ_DIFFERENTIAL" != 1 ] || args="$args --differential"
+[ -z "$FUZZ_DUMP" ] || args="$args --dump $FUZZ_DUMP"
 if [ "$FUZZ_FAULTS" = 1 ]; then
     faults_on || exit 0
     args="$args --faults"

@@ -3,6 +3,7 @@
 //! ```text
 //! binder-fuzz --driver NAME [--seed N] [--seconds S] [--iterations N] [--procs P]
 //!             [--threads T] [--faults] [--differential] [--log FILE] [--tail N]
+//!             [--dump FROM-TO:P]
 //! ```
 //!
 //! A coordinator forks P binder processes (process 0 is the context manager), each with T
@@ -20,6 +21,11 @@
 //! With `--differential` (for a run to compare with another driver's) the inputs on which the
 //! drivers deliberately differ are left out: after one of them the two runs' states differ,
 //! and so would every later outcome.
+//!
+//! With `--dump FROM-TO:P`, before each operation from FROM to TO the coordinator prints the
+//! driver's debugfs file of process P (`binder/proc/PID`: its threads, nodes, handles and
+//! buffers), each line as `#dump I: LINE`: two drivers' dumps of the same seed show where
+//! their states part before their outcomes do.
 //!
 //! With `--faults` each thread switches `/proc/thread-self/make-it-fail` on around its driver
 //! calls, for the failslab and fail_page_alloc task filters (set up by the caller).
@@ -65,12 +71,14 @@ struct Args {
     differential: bool,
     log: Option<String>,
     tail: usize,
+    /// `--dump`: the first and last operation, and the process whose state to print.
+    dump: Option<(u64, u64, usize)>,
 }
 
 fn usage() -> ExitCode {
     eprintln!(
         "usage: binder-fuzz --driver NAME [--seed N] [--seconds S] [--iterations N] [--procs P] \
-         [--threads T] [--faults] [--differential] [--log FILE] [--tail N]"
+         [--threads T] [--faults] [--differential] [--log FILE] [--tail N] [--dump FROM-TO:P]"
     );
     ExitCode::from(2)
 }
@@ -87,6 +95,7 @@ fn parse_args() -> Option<Args> {
         differential: false,
         log: None,
         tail: 60,
+        dump: None,
     };
     let mut seed = None;
     let mut it = std::env::args().skip(1);
@@ -102,6 +111,7 @@ fn parse_args() -> Option<Args> {
             "--differential" => args.differential = true,
             "--log" => args.log = Some(it.next()?),
             "--tail" => args.tail = it.next()?.parse().ok()?,
+            "--dump" => args.dump = Some(parse_dump(&it.next()?)?),
             _ => return None,
         }
     }
@@ -115,6 +125,22 @@ fn parse_args() -> Option<Args> {
         now % 1_000_000_000
     });
     Some(args)
+}
+
+/// The argument of `--dump`: `FROM-TO:P`.
+fn parse_dump(spec: &str) -> Option<(u64, u64, usize)> {
+    let (range, process) = spec.split_once(':')?;
+    let (from, to) = range.split_once('-')?;
+    Some((from.parse().ok()?, to.parse().ok()?, process.parse().ok()?))
+}
+
+/// Prints the debugfs file of the process with `pid` (`--dump`), before operation `op`.
+fn dump_state(op: u64, pid: i32) {
+    let path = format!("/sys/kernel/debug/binder/proc/{pid}");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => text.lines().for_each(|line| println!("#dump {op}: {line}")),
+        Err(e) => println!("#dump {op}: {path}: {e}"),
+    }
 }
 
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
@@ -358,6 +384,13 @@ fn main() -> ExitCode {
             break;
         }
         let i = ops;
+        if let Some((from, to, process)) = args.dump {
+            if (from..=to).contains(&i) {
+                if let Some(child) = children.get(process) {
+                    dump_state(i, child.pid);
+                }
+            }
+        }
         let mut rng = Rng::for_op(args.seed, SCHEDULER, i);
         let p = rng.index(args.procs);
         let t = rng.index(args.threads);
