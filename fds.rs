@@ -67,6 +67,11 @@ impl FileTransfer {
     }
 }
 
+/// The fds the reader got for the fd arrays of a buffer, which the driver closes when the
+/// buffer is freed. Boxed, and only when there are some: few buffers have fd arrays, and the
+/// buffer keeps this for as long as the range is allocated.
+pub(crate) type ArrayFds = Option<KBox<KVec<u32>>>;
+
 /// The fds reserved in the reading task for a transaction's files, with their numbers already
 /// written into the buffer; [`Reserved::install`] makes them the files'.
 ///
@@ -75,7 +80,7 @@ impl FileTransfer {
 pub(crate) struct Reserved {
     slots: KVec<(FileDescriptorReservation, ARef<File>)>,
     /// The fds reserved for elements of fd arrays.
-    array_fds: KVec<u32>,
+    array_fds: ArrayFds,
 }
 
 impl Reserved {
@@ -104,12 +109,17 @@ impl Reserved {
             }
             slots.push((reservation, transfer.file), GFP_KERNEL)?;
         }
+        let array_fds = if array_fds.is_empty() {
+            None
+        } else {
+            Some(KBox::new(array_fds, GFP_KERNEL)?)
+        };
         Ok(Self { slots, array_fds })
     }
 
     /// Installs every file at its reserved fd. Returns the fds of array elements, which the
     /// driver closes when the buffer is freed.
-    pub(crate) fn install(self) -> KVec<u32> {
+    pub(crate) fn install(self) -> ArrayFds {
         for (reservation, file) in self.slots {
             reservation.fd_install(file);
         }

@@ -682,11 +682,12 @@ impl Transaction {
         let held = HeldRefs::with_room(offsets_size / size_of::<u64>())
             .map_err(|_| Failure::failed(ENOMEM))?;
         let clear_on_free = tr.flags & TF_CLEAR_BUF != 0;
+        // A size that does not fit a `u32` fails the reservation, so its label is never kept.
         let label = BufferLabel {
             debug_id,
-            data_size,
-            offsets_size,
-            extra_size: buffers_size,
+            data_size: u32::try_from(data_size).unwrap_or(u32::MAX),
+            offsets_size: u32::try_from(offsets_size).unwrap_or(u32::MAX),
+            extra_size: u32::try_from(buffers_size).unwrap_or(u32::MAX),
         };
         trace::binder_transaction(
             id as i32,
@@ -1089,7 +1090,7 @@ impl Deliver for Transaction {
             return Err(err);
         }
         trace::binder_transaction_received(t.debug_id as i32);
-        let array_fds = fds.map(Reserved::install).unwrap_or_default();
+        let array_fds = fds.and_then(Reserved::install);
         range.deliver(array_fds);
         t.to_tid.store(thread.id, Relaxed);
         if t.from.is_some() {
