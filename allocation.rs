@@ -698,7 +698,7 @@ impl ReceiveBuffer {
     /// [`ReservedBuffer::abandon`]).
     fn mark_abandoned(&self, range: &BufferRange) {
         let mut state = self.state.lock();
-        if let Some(found) = state.range_mut(range.offset) {
+        if let Some(found) = state.ranges.get_mut(range.offset) {
             found.abandoned = true;
         }
     }
