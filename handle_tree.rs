@@ -28,6 +28,7 @@ use kernel::{
 
 use crate::{
     node::NodeArc,
+    node_tree::child,
     refs::NodeRef, //
 };
 
@@ -138,12 +139,12 @@ impl HandleTree {
             let entry = unsafe { Self::entry(link, index) };
             // SAFETY: The entry is alive: the tree owns it.
             let at = unsafe { Self::key_of(&*entry, index) };
+            let order = key.cmp(&at);
+            if order == Ordering::Equal {
+                return NonNull::new(entry);
+            }
             // SAFETY: `link` is a valid node of the tree.
-            link = match key.cmp(&at) {
-                Ordering::Less => unsafe { (*link).rb_left },
-                Ordering::Greater => unsafe { (*link).rb_right },
-                Ordering::Equal => return NonNull::new(entry),
-            };
+            link = unsafe { *child(link, order) };
         }
         None
     }
@@ -177,6 +178,15 @@ impl HandleTree {
         // SAFETY: The tree owns the entry.
         let entry = unsafe { entry.as_ref() };
         Some((entry.handle, entry.debug_id))
+    }
+
+    /// The handle to `node` and its reference, to change.
+    pub(crate) fn by_node_mut(&mut self, node: &NodeArc) -> Option<(u32, &mut NodeRef)> {
+        let entry = self.find(Index::ByNode, node_key(node))?;
+        // SAFETY: The tree owns the entry, borrowed mutably with `self`. The reference's
+        // fields are not the links or keys of the trees.
+        let entry = unsafe { &mut *entry.as_ptr() };
+        Some((entry.handle, &mut entry.node_ref))
     }
 
     /// Adds the handle `handle` to `node_ref.node`, in `slot`. Gives everything back if the
@@ -237,12 +247,12 @@ impl HandleTree {
             parent = link.as_ptr();
             // SAFETY: `parent` is in the tree `index`, and the tree owns its entry.
             let at = Self::key_of(unsafe { &*Self::entry(parent, index) }, index);
+            let order = key.cmp(&at);
+            if order == Ordering::Equal {
+                return None;
+            }
             // SAFETY: `parent` is a valid node of the tree.
-            slot = match key.cmp(&at) {
-                Ordering::Less => unsafe { &raw mut (*parent).rb_left },
-                Ordering::Greater => unsafe { &raw mut (*parent).rb_right },
-                Ordering::Equal => return None,
-            };
+            slot = unsafe { child(parent, order) };
         }
         Some((parent, slot))
     }

@@ -41,6 +41,25 @@ use crate::{
     work::Work,
 };
 
+/// The child field of `link` under which a key that compares to `link`'s as `order` (less
+/// or greater) is: the left one for less, the right one for greater.
+///
+/// # Safety
+///
+/// `link` is a valid node of a tree.
+pub(crate) unsafe fn child(
+    link: *mut bindings::rb_node,
+    order: Ordering,
+) -> *mut *mut bindings::rb_node {
+    if order == Ordering::Less {
+        // SAFETY: `link` is valid (the caller's promise).
+        unsafe { &raw mut (*link).rb_left }
+    } else {
+        // SAFETY: As above.
+        unsafe { &raw mut (*link).rb_right }
+    }
+}
+
 /// A node's links in its owner's [`NodeTree`].
 pub(crate) struct TreeLinks {
     /// The red-black tree links; used only by the tree that set `linked`.
@@ -119,12 +138,12 @@ impl NodeTree {
         while !link.is_null() {
             // SAFETY: `link` is in this tree, borrowed for the result's lifetime.
             let node = unsafe { Self::node_at(link) };
+            let order = ptr.cmp(&node.ptr());
+            if order == Ordering::Equal {
+                return Some(node);
+            }
             // SAFETY: `link` is a valid node of this tree.
-            link = match ptr.cmp(&node.ptr()) {
-                Ordering::Less => unsafe { (*link).rb_left },
-                Ordering::Greater => unsafe { (*link).rb_right },
-                Ordering::Equal => return Some(node),
-            };
+            link = unsafe { *child(link, order) };
         }
         None
     }
@@ -172,12 +191,12 @@ impl NodeTree {
             parent = link.as_ptr();
             // SAFETY: `parent` is in this tree, which is not changed while `existing` lives.
             let existing = unsafe { Self::node_at(parent) };
+            let order = ptr.cmp(&existing.ptr());
+            if order == Ordering::Equal {
+                return Err(node);
+            }
             // SAFETY: `parent` is a valid node of this tree.
-            slot = match ptr.cmp(&existing.ptr()) {
-                Ordering::Less => unsafe { &raw mut (*parent).rb_left },
-                Ordering::Greater => unsafe { &raw mut (*parent).rb_right },
-                Ordering::Equal => return Err(node),
-            };
+            slot = unsafe { child(parent, order) };
         }
         if node.tree.linked.cmpxchg(false, true, Relaxed).is_err() {
             return Err(node);

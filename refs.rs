@@ -148,10 +148,7 @@ impl Refs {
     /// the node need not hear of it: a weak reference, or a strong one through a handle that
     /// already holds one.
     pub(crate) fn gain_existing(&mut self, node: &NodeArc, strong: bool) -> Existing {
-        let Some((handle, _)) = self.handles.handle_of(node) else {
-            return Existing::Missing;
-        };
-        let Some(node_ref) = self.handles.get_mut(handle) else {
+        let Some((handle, node_ref)) = self.handles.by_node_mut(node) else {
             return Existing::Missing;
         };
         if strong && node_ref.strong == 0 {
@@ -178,17 +175,15 @@ impl Refs {
             slot: None,
             _room: room,
         };
-        if let Some((handle, _)) = self.handles.handle_of(node) {
-            if let Some(node_ref) = self.handles.get_mut(handle) {
-                let became_strong = strong && node_ref.strong == 0;
-                node_ref.count(strong);
-                let gain = Gain {
-                    created: false,
-                    became_strong,
-                };
-                unneeded.slot = slot.and_then(|slot| self.spare.keep(slot));
-                return Some((handle, gain, unneeded));
-            }
+        if let Some((handle, node_ref)) = self.handles.by_node_mut(node) {
+            let became_strong = strong && node_ref.strong == 0;
+            node_ref.count(strong);
+            let gain = Gain {
+                created: false,
+                became_strong,
+            };
+            unneeded.slot = slot.and_then(|slot| self.spare.keep(slot));
+            return Some((handle, gain, unneeded));
         }
         let slot = slot?;
         let handle = self.lowest_free_handle(node.is_manager());
