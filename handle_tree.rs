@@ -16,7 +16,7 @@ use core::{
         self,
         null_mut,
         NonNull, //
-    },
+    }, //
 };
 
 use kernel::{

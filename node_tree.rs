@@ -18,19 +18,22 @@ use core::{
     ptr::{
         self,
         null_mut, //
-    },
+    }, //
 };
 
 use kernel::{
-    bindings, container_of,
+    bindings,
+    container_of,
     sync::{
         atomic::{
+            Acquire,
             Atomic,
-            Relaxed, //
+            Release, //
         },
-        Arc, ArcBorrow,
+        Arc,
+        ArcBorrow, //
     },
-    types::Opaque,
+    types::Opaque, //
 };
 
 use crate::{
@@ -38,7 +41,7 @@ use crate::{
         Node,
         NodeArc, //
     },
-    work::Work,
+    work::Work, //
 };
 
 /// The child field of `link` under which a key that compares to `link`'s as `order` (less
@@ -198,7 +201,7 @@ impl NodeTree {
             // SAFETY: `parent` is a valid node of this tree.
             slot = unsafe { child(parent, order) };
         }
-        if node.tree.linked.cmpxchg(false, true, Relaxed).is_err() {
+        if node.tree.linked.cmpxchg(false, true, Acquire).is_err() {
             return Err(node);
         }
         let links = node.tree.links.get();
@@ -236,7 +239,7 @@ impl NodeTree {
         // links are this tree's.
         unsafe {
             bindings::rb_erase((*raw).item.tree.links.get(), &mut self.root);
-            (*raw).item.tree.linked.store(false, Relaxed);
+            (*raw).item.tree.linked.store(false, Release);
         }
     }
 
