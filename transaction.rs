@@ -1150,7 +1150,7 @@ impl Translation<'_> {
             return Err(EINVAL);
         }
         if let Some(node) = node {
-            self.held.reserve_one()?;
+            self.held.reserve_node()?;
             self.to.count_local(node, true);
             self.keep(Held::Target {
                 node: node.clone(),
