@@ -86,6 +86,7 @@ use crate::{
     },
     fds::{
         FileTransfer,
+        FirstInline,
         Reserved, //
     },
     netlink,
@@ -292,7 +293,7 @@ struct Undelivered {
 /// The files a transaction carries, and the pages of its range to write the reader's fds
 /// into.
 struct CarriedFiles {
-    files: KVec<FileTransfer>,
+    files: FirstInline<FileTransfer>,
     view: RangeView,
 }
 
@@ -722,7 +723,7 @@ impl Transaction {
             to: &to,
             held,
             accept_fds,
-            files: KVec::new(),
+            files: FirstInline::new(),
             buffers,
         };
         if let Err(err) = translation.fill(&view, tr, node, data_size, offsets_size, extra) {

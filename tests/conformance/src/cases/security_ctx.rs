@@ -201,19 +201,26 @@ fn node_oneway(_: &Env) -> Outcome {
     manager.join()
 }
 
-/// BC_TRANSACTION_SG's room for scatter-gather buffers comes before the context: the context
-/// follows the whole of it.
-fn after_sg_buffers(_: &Env) -> Outcome {
-    const BUFFERS: u64 = 64;
-    let (c, manager) = context_node(|m| {
+/// A call with `buffers` bytes of scatter-gather room from the manager to the node of this
+/// process (`c`): returns `c`, the manager, and the call as `c` read it.
+fn call_with_sg_room(buffers: u64) -> Outcome<(Peer, Child, Txn)> {
+    let (c, manager) = context_node(move |m| {
         let payload = payload_with_context(&[])?;
         m.send(
-            Commands::new().transaction_sg(false, 1, CALL, &payload.data, BUFFERS),
+            Commands::new().transaction_sg(false, 1, CALL, &payload.data, buffers),
             "call with room for buffers",
         )?;
         expect_plain_reply(m)
     })?;
     let (call, _) = c.next_call()?;
+    Ok((c, manager, call))
+}
+
+/// BC_TRANSACTION_SG's room for scatter-gather buffers comes before the context: the context
+/// follows the whole of it.
+fn after_sg_buffers(_: &Env) -> Outcome {
+    const BUFFERS: u64 = 64;
+    let (c, manager, call) = call_with_sg_room(BUFFERS)?;
     check_context(&c, &call, BUFFERS)?;
     c.reply_and_free(&call, &Payload::new())?;
     manager.join()
@@ -223,15 +230,7 @@ fn after_sg_buffers(_: &Env) -> Outcome {
 /// extra size, as C's `extra_buffers_size` holds both.
 fn logged_extra_size(_: &Env) -> Outcome {
     const BUFFERS: u64 = 64;
-    let (c, manager) = context_node(|m| {
-        let payload = payload_with_context(&[])?;
-        m.send(
-            Commands::new().transaction_sg(false, 1, CALL, &payload.data, BUFFERS),
-            "call with room for buffers",
-        )?;
-        expect_plain_reply(m)
-    })?;
-    let (call, _) = c.next_call()?;
+    let (c, manager, call) = call_with_sg_room(BUFFERS)?;
     let context = check_context(&c, &call, BUFFERS)?.len() as u64;
     let path = format!("/sys/kernel/debug/binder/proc/{}", std::process::id());
     let text = std::fs::read_to_string(&path).step(&format!("read {path}"))?;
