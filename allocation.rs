@@ -56,13 +56,15 @@ use kernel::{
 };
 
 use crate::{
+    fds::ArrayFds,
     node::NodeArc,
     objects::HeldRefs,
     pages::{
         BufferPages,
         PageCounts, //
     },
-    process::Process, //
+    process::Process,
+    ranges::Ranges, //
 };
 
 /// The most of a mapping that binder uses; the C driver's `SZ_4M`.
@@ -116,8 +118,8 @@ struct BufferState {
     /// The pages put in so far, one slot per page of the area, and which ranges use them.
     /// A sender copying into a page holds a reference of its own meanwhile.
     pages: BufferPages,
-    /// The allocated ranges, sorted by offset.
-    ranges: KVec<Range>,
+    /// The allocated ranges and the free parts between them.
+    ranges: Ranges<Range>,
     /// Room left for one-way transactions: half the area, as in the C driver.
     free_async: usize,
     /// A one-way spammer was reported since one-way room last recovered (above a tenth of
@@ -134,10 +136,9 @@ struct MappedArea {
     size: usize,
 }
 
-/// An allocated range of the area.
+/// An allocated range of the area: what the buffer keeps with it ([`Ranges`] keeps where it
+/// is).
 struct Range {
-    offset: usize,
-    size: usize,
     /// Delivered to userspace, which gives it back with `BC_FREE_BUFFER`.
     delivered: bool,
     /// For a one-way transaction, its target node: freeing the range lets the node's next
@@ -150,18 +151,20 @@ struct Range {
     /// The transaction asked for the range to be zeroed when it goes (`TF_CLEAR_BUF`).
     clear_on_free: bool,
     /// The fds the owner got for the fd arrays in the buffer, closed when userspace frees it.
-    array_fds: KVec<u32>,
+    array_fds: ArrayFds,
     /// What the log files show of the range.
     label: BufferLabel,
 }
 
-/// What the log files show of a range: its transaction's number and sizes.
+/// What the log files show of a range: its transaction's number and sizes. The sizes are
+/// those of a range that fits the area (at most 4 MiB), so `u32`s: a range's entry then fits
+/// a 128-byte allocation.
 #[derive(Clone, Copy)]
 pub(crate) struct BufferLabel {
     pub(crate) debug_id: u32,
-    pub(crate) data_size: usize,
-    pub(crate) offsets_size: usize,
-    pub(crate) extra_size: usize,
+    pub(crate) data_size: u32,
+    pub(crate) offsets_size: u32,
+    pub(crate) extra_size: u32,
 }
 
 /// What a range that went away leaves for its owner to settle, without the buffer's lock.
@@ -171,7 +174,7 @@ pub(crate) struct Freed {
     /// The references to release; see [`Range::held`].
     pub(crate) held: HeldRefs,
     /// The fds to close; see [`Range::array_fds`].
-    pub(crate) array_fds: KVec<u32>,
+    pub(crate) array_fds: ArrayFds,
 }
 
 /// The pages under a reserved range, for the transaction to fill the range in.
@@ -331,7 +334,7 @@ impl ReservedBuffer {
 
     /// Hands the range to userspace, which gives it back with `BC_FREE_BUFFER`; `array_fds`
     /// are the fds the reader got for the buffer's fd arrays, closed then.
-    pub(crate) fn deliver(mut self, array_fds: KVec<u32>) {
+    pub(crate) fn deliver(mut self, array_fds: ArrayFds) {
         if let Some(range) = self.range.take() {
             self.owner.buffer.mark_delivered(&range, array_fds);
         }
@@ -375,7 +378,7 @@ impl ReceiveBuffer {
                 BufferState {
                     released: false,
                     pages: BufferPages::new(),
-                    ranges: KVec::new(),
+                    ranges: Ranges::new(),
                     free_async: 0,
                     oneway_spam_detected: false,
                 },
@@ -413,6 +416,7 @@ impl ReceiveBuffer {
         let start = vma.start();
         let size = (vma.end() - start).min(MAX_MAPPED_SIZE);
         state.pages = BufferPages::with_slots(size.div_ceil(PAGE_SIZE))?;
+        state.ranges.set_area(size)?;
         state.free_async = size / 2;
         // Always set here: it was not set just above, and only this sets it, under `state`.
         self.mapped_area.populate(MappedArea { start, size });
@@ -505,33 +509,31 @@ impl ReceiveBuffer {
         if async_node.is_some() && size > state.free_async {
             return Err(ENOSPC);
         }
-        let offset = state.best_fit(area.size, size).ok_or(ENOSPC)?;
-        let index = state.ranges.partition_point(|range| range.offset < offset);
-        state.ranges.reserve(1, GFP_KERNEL)?;
-        let indices = page_indices(offset, size);
+        let fit = state.ranges.best_fit(size).ok_or(ENOSPC)?;
+        state.ranges.make_room()?;
+        let indices = page_indices(fit.offset(), size);
         let complete = state.pages.start_using(indices.clone())?;
         let is_async = async_node.is_some();
         let sender = kernel::current!().group_leader().pid();
         let new_range = Range {
-            offset,
-            size,
             delivered: false,
             async_node,
             held: HeldRefs::new(),
             sender,
             clear_on_free,
-            array_fds: KVec::new(),
+            array_fds: None,
             label,
         };
-        // Cannot fail: there is room for one more range.
-        if state
-            .ranges
-            .insert_within_capacity(index, new_range)
-            .is_err()
-        {
-            state.pages.stop_using(indices);
-            return Err(ENOMEM);
-        }
+        // Cannot fail: `make_room` came first, under the same lock.
+        let offset = match state.ranges.insert(fit, new_range) {
+            Ok(offset) => offset,
+            Err(new_range) => {
+                state.pages.stop_using(indices);
+                drop(state);
+                drop(new_range);
+                return Err(ENOMEM);
+            }
+        };
         let spam = is_async && {
             state.free_async -= size;
             state.spots_oneway_spam(area.size, sender)
@@ -668,9 +670,9 @@ impl ReceiveBuffer {
 
     /// Marks `range` as handed to userspace: from now on `BC_FREE_BUFFER` may free it, and
     /// only now, as in the C driver.
-    fn mark_delivered(&self, range: &BufferRange, array_fds: KVec<u32>) {
+    fn mark_delivered(&self, range: &BufferRange, array_fds: ArrayFds) {
         let mut state = self.state.lock();
-        if let Some(found) = state.range_mut(range.offset) {
+        if let Some(found) = state.ranges.get_mut(range.offset) {
             found.delivered = true;
             found.array_fds = array_fds;
         }
@@ -683,10 +685,10 @@ impl ReceiveBuffer {
     pub(crate) fn clear(&self) {
         pr_debug!("releasing a receive buffer, pages {}\n", self.page_counts());
         let mut state = self.state.lock();
-        let ranges = core::mem::take(&mut state.ranges);
+        let ranges = state.ranges.take_all();
         // `TF_CLEAR_BUF` holds for buffers never freed too: their pages go back scrubbed.
-        for range in ranges.iter().filter(|range| range.clear_on_free) {
-            state.zero(range.offset, range.size);
+        for (offset, size, _) in ranges.iter().filter(|(_, _, range)| range.clear_on_free) {
+            state.zero(offset, size);
         }
         let pages = state.pages.take_all();
         state.free_async = 0;
@@ -704,7 +706,7 @@ impl ReceiveBuffer {
     /// Gives them back if the range is gone already (its process was released).
     fn hold(&self, range: &BufferRange, held: HeldRefs) -> Result<(), HeldRefs> {
         let mut state = self.state.lock();
-        match state.range_mut(range.offset) {
+        match state.ranges.get_mut(range.offset) {
             Some(found) => {
                 found.held = held;
                 Ok(())
@@ -732,7 +734,7 @@ impl ReceiveBuffer {
         }
         let area = self.mapped_area.copy()?;
         let offset = usize::try_from(addr).ok()?.checked_sub(area.start)?;
-        if !state.range_mut(offset)?.delivered {
+        if !state.ranges.get(offset)?.delivered {
             return None;
         }
         let removed = self.remove_range(&mut state, offset);
@@ -746,19 +748,14 @@ impl ReceiveBuffer {
     /// any more become unused, and the buffer goes on the shrinker's list. Returns the range
     /// for the caller to drop once the lock is released.
     fn remove_range(self: &Arc<Self>, state: &mut BufferState, offset: usize) -> Option<Range> {
-        let index = state.range_index(offset)?;
-        let range = state.ranges.remove(index).ok()?;
+        let (size, range) = state.ranges.remove(offset)?;
         if range.async_node.is_some() {
-            state.free_async += range.size;
+            state.free_async += size;
         }
         if range.clear_on_free {
-            state.zero(range.offset, range.size);
+            state.zero(offset, size);
         }
-        if state
-            .pages
-            .stop_using(page_indices(range.offset, range.size))
-            != 0
-        {
+        if state.pages.stop_using(page_indices(offset, size)) != 0 {
             crate::shrinker::list(self);
         }
         Some(range)
@@ -776,19 +773,6 @@ impl Range {
 }
 
 impl BufferState {
-    /// The index in `ranges` of the range that starts at `offset`.
-    fn range_index(&self, offset: usize) -> Option<usize> {
-        self.ranges
-            .binary_search_by_key(&offset, |range| range.offset)
-            .ok()
-    }
-
-    /// The range that starts at `offset`.
-    fn range_mut(&mut self, offset: usize) -> Option<&mut Range> {
-        let index = self.range_index(offset)?;
-        self.ranges.get_mut(index)
-    }
-
     /// After a one-way transaction from `sender` took its room: whether to report the sender
     /// as a one-way spammer, as the C driver does. Once less than a tenth of the area is left
     /// for one-way transactions, a sender holding more than 50 one-way buffers, or more than
@@ -801,9 +785,9 @@ impl BufferState {
         let (count, bytes) = self
             .ranges
             .iter()
-            .filter(|range| range.async_node.is_some() && range.sender == sender)
-            .fold((0usize, 0usize), |(count, bytes), range| {
-                (count + 1, bytes.saturating_add(range.size))
+            .filter(|(_, _, range)| range.async_node.is_some() && range.sender == sender)
+            .fold((0usize, 0usize), |(count, bytes), (_, size, _)| {
+                (count + 1, bytes.saturating_add(size))
             });
         if count <= 50 && bytes <= area_size / 4 {
             return false;
@@ -816,22 +800,6 @@ impl BufferState {
             bytes
         );
         !core::mem::replace(&mut self.oneway_spam_detected, true)
-    }
-
-    /// The offset of the smallest gap of at least `size` bytes in an area of `area_size`.
-    fn best_fit(&self, area_size: usize, size: usize) -> Option<usize> {
-        let mut best: Option<(usize, usize)> = None;
-        let mut gap_start = 0;
-        let ends = self.ranges.iter().map(|r| (r.offset, r.offset + r.size));
-        let area_end = core::iter::once((area_size, area_size));
-        for (gap_end, next_start) in Iterator::chain(ends, area_end) {
-            let gap = gap_end.saturating_sub(gap_start);
-            if gap >= size && best.is_none_or(|(_, best_gap)| gap < best_gap) {
-                best = Some((gap_start, gap));
-            }
-            gap_start = next_start;
-        }
-        best.map(|(offset, _)| offset)
     }
 
     /// Zeroes `size` bytes at `offset` of the area, for a range that goes with `TF_CLEAR_BUF`.
@@ -1000,12 +968,12 @@ impl ReceiveBuffer {
     /// Prints one line per allocated range, in C's `buffer` format.
     pub(crate) fn print_allocated(&self, m: &SeqFile) {
         let state = self.state.lock();
-        for range in state.ranges.iter() {
+        for (offset, _, range) in state.ranges.iter() {
             seq_print!(
                 m,
                 "  buffer {}: {:x} size {}:{}:{} {}\n",
                 range.label.debug_id as i32,
-                range.offset,
+                offset,
                 range.label.data_size,
                 range.label.offsets_size,
                 range.label.extra_size,

@@ -21,6 +21,7 @@
 //! - [`commands`]: the `BC_*` commands a thread writes.
 //! - [`transaction`]: `BC_TRANSACTION` and `BC_REPLY`.
 //! - [`allocation`]: the receive buffer a process maps, where transactions are delivered.
+//! - [`ranges`]: which parts of a receive buffer hold buffers, and where a new one goes.
 //! - [`pages`]: the pages of a receive buffer, and the unused ones kept for reuse.
 //! - [`shrinker`]: giving unused receive-buffer pages back under memory pressure.
 //! - [`objects`]: binder objects inside transactions, translated for the receiver.
@@ -72,6 +73,7 @@ mod objects;
 mod pages;
 mod priority;
 mod process;
+mod ranges;
 mod refs;
 mod registry;
 mod release;

@@ -40,7 +40,10 @@ use crate::{
         FdObject,
         FlatBinderObject, //
     },
-    fds::FileTransfer,
+    fds::{
+        FileTransfer,
+        FirstInline, //
+    },
     node::NodeArc,
     process::Process,
     scatter_gather::{
@@ -239,7 +242,7 @@ pub(crate) struct Translation<'a> {
     /// the call was sent with `TF_ACCEPT_FDS`.
     pub(crate) accept_fds: bool,
     /// The files taken so far, for the receiver to get when it reads the transaction.
-    pub(crate) files: KVec<FileTransfer>,
+    pub(crate) files: FirstInline<FileTransfer>,
     /// The scatter-gather buffers placed so far.
     pub(crate) buffers: ScatterGather,
 }
@@ -339,10 +342,10 @@ impl Translation<'_> {
             );
             return Err(EPERM);
         }
-        self.files.reserve(1, GFP_KERNEL)?;
+        self.files.reserve_one()?;
         let transfer = FileTransfer::take(fd, offset, in_array, self.from.cred(), self.to.cred())?;
         // Cannot fail: room was reserved above.
-        let _ = self.files.push_within_capacity(transfer);
+        let _ = self.files.push(transfer);
         trace::binder_transaction_fd_send(self.debug_id as i32, fd as i32, offset);
         Ok(())
     }

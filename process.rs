@@ -1364,8 +1364,13 @@ impl Process {
             );
             return false;
         };
-        crate::fds::close_array_fds(&freed.array_fds);
-        let closed = !freed.array_fds.is_empty();
+        let closed = match &freed.array_fds {
+            Some(fds) => {
+                crate::fds::close_array_fds(fds);
+                true
+            }
+            None => false,
+        };
         if let Some(node) = &freed.async_node {
             self.oneway_done(node);
         }

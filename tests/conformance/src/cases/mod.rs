@@ -2,6 +2,7 @@
 
 mod basics;
 mod binderfs;
+mod buffer_space;
 mod concurrency;
 mod context_mgr;
 mod cve;
@@ -55,6 +56,7 @@ pub fn all() -> impl Iterator<Item = &'static Case> {
         fd_arrays::CASES,
         txn_flags::CASES,
         free_buffer::CASES,
+        buffer_space::CASES,
         objects_in_flight::CASES,
         security_ctx::CASES,
         nested::CASES,

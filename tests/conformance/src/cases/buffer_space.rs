@@ -1,0 +1,136 @@
+//! Where transactions land in the receiver's buffer. As the C driver does, a transaction goes
+//! at the start of the smallest free part of the buffer that holds it, and a freed buffer
+//! merges with the free parts on either side; a receiver with thousands of buffers at once
+//! gets them all, in order, and the whole buffer back once they are freed.
+
+use binder_client::{uapi, Payload, Txn};
+
+use crate::{
+    ensure,
+    harness::{notice, Case, Env, Outcome},
+};
+
+use super::peer::{spawn_manager, Peer, MAP_SIZE};
+
+pub const CASES: &[Case] = &[
+    Case::new(
+        "buffers_go_in_the_smallest_free_part_and_merge_when_freed",
+        smallest_free_part,
+    ),
+    Case::new(
+        "thousands_of_one_way_buffers_at_once_come_in_order_and_go",
+        thousands_of_one_way_buffers,
+    ),
+];
+
+/// Where `txn` is in `peer`'s buffer.
+fn offset_of(peer: &Peer, txn: &Txn) -> u64 {
+    txn.buffer - peer.mapping.addr() as u64
+}
+
+/// The calls of [`smallest_free_part`]: each one's size, where it must land, and which calls
+/// (by number) the receiver frees after answering it. The free parts (offset, size) before
+/// each call are in the comments; `end` is the buffer's.
+const SCRIPT: &[(usize, u64, &[usize])] = &[
+    // [0, end)
+    (1024, 0, &[]),
+    (64, 1024, &[]),
+    (4096, 1088, &[]),
+    (64, 5184, &[0, 2]),
+    // [0, 1024), [1088, 5184), [5248, end): the 1024 bytes are the smallest that hold 512.
+    (512, 0, &[]),
+    // [512, 1024), [1088, 5184), [5248, end)
+    (2048, 1088, &[]),
+    // [512, 1024), [3136, 5184), [5248, end): an exact fit.
+    (512, 512, &[1]),
+    // [1024, 1088), [3136, 5184), [5248, end)
+    (64, 1024, &[5, 7]),
+    // [1024, 5184) (three parts merged), [5248, end)
+    (4160, 1024, &[8, 3]),
+    // [1024, end): all merged into the last part.
+    (8192, 1024, &[]),
+];
+
+fn smallest_free_part(_: &Env) -> Outcome {
+    let manager = spawn_manager(|m| {
+        let mut held: Vec<Option<Txn>> = Vec::new();
+        for (number, &(size, expected, then_free)) in SCRIPT.iter().enumerate() {
+            let (call, _) = m.next_call()?;
+            let offset = offset_of(m, &call);
+            ensure!(
+                offset == expected,
+                "call {number} of {size} bytes at offset {offset}, not {expected}"
+            );
+            held.push(Some(call.clone()));
+            // Freed before the reply, so before the next call is sent.
+            for &gone in then_free {
+                let txn = held[gone]
+                    .take()
+                    .ok_or(format!("call {gone} freed twice"))?;
+                m.free(&txn)?;
+            }
+            m.reply(&call, &Payload::new())?;
+        }
+        Ok(())
+    })?;
+    let calls = || -> Outcome {
+        let client = Peer::open()?;
+        for (number, &(size, _, _)) in SCRIPT.iter().enumerate() {
+            let data = vec![number as u8; size];
+            let reply = client.call_for_reply(0, number as u32, &Payload::new().bytes(&data))?;
+            client.free(&reply)?;
+        }
+        Ok(())
+    };
+    manager.join_after(calls())
+}
+
+/// How many one-way transactions wait at once: 8 bytes of the buffer each.
+const ONE_WAYS: u32 = 4096;
+
+fn thousands_of_one_way_buffers(_: &Env) -> Outcome {
+    let (sent, await_sent) = notice()?;
+    let (freed, await_freed) = notice()?;
+    let manager = spawn_manager(move |m| {
+        await_sent.wait()?;
+        for number in 0..ONE_WAYS {
+            let (txn, _) = m.next_call()?;
+            ensure!(
+                txn.code == number,
+                "one-way {} came where {number} was due",
+                txn.code
+            );
+            // All were in the buffer at once, one after the other.
+            let offset = offset_of(m, &txn);
+            ensure!(
+                offset == u64::from(number) * 8,
+                "one-way {number} at offset {offset}"
+            );
+            m.free(&txn)?;
+        }
+        freed.notify()?;
+        // All freed: the buffer is one free part again, which a call of its whole size takes.
+        let (whole, _) = m.next_call()?;
+        ensure!(
+            offset_of(m, &whole) == 0 && whole.data_size == MAP_SIZE as u64,
+            "the call of the whole buffer got {whole:?}"
+        );
+        m.reply(&whole, &Payload::new())?;
+        m.free(&whole)
+    })?;
+    let calls = || -> Outcome {
+        let client = Peer::open()?;
+        for number in 0..ONE_WAYS {
+            client.send_call_flags(0, number, uapi::TF_ONE_WAY, &Payload::new())?;
+            if number % 256 == 255 {
+                client.pending()?;
+            }
+        }
+        sent.notify()?;
+        await_freed.wait()?;
+        let whole = Payload::new().bytes(&vec![7; MAP_SIZE]);
+        let reply = client.call_for_reply(0, ONE_WAYS, &whole)?;
+        client.free(&reply)
+    };
+    manager.join_after(calls())
+}
