@@ -28,8 +28,10 @@
 //! - [`scatter_gather`]: scatter-gather buffers and the fd arrays in them.
 //! - [`fds`]: file descriptors in transactions, and closing the fds of fd arrays.
 //! - [`node`]: a binder object owned by a process (`binder_node`).
+//! - [`node_tree`]: a process's nodes by pointer, a tree linked through the nodes.
 //! - [`refs`]: a process's handles to other processes' nodes (`binder_ref`).
-//! - [`spares`]: the memory of removed nodes and handles, kept for the next new ones.
+//! - [`handle_tree`]: a process's handles by number and by node, one allocation each.
+//! - [`spares`]: the memory of removed handles, kept for the next new ones.
 //! - [`work`]: the todo lists threads read their work from.
 //! - [`death`]: death notifications.
 //! - [`priority`]: priority inheritance (nice values) from callers to the threads serving them.
@@ -61,10 +63,12 @@ mod devices_param;
 mod dump;
 mod fds;
 mod freeze;
+mod handle_tree;
 mod ioctl;
 mod logs;
 mod netlink;
 mod node;
+mod node_tree;
 mod objects;
 mod pages;
 mod priority;

@@ -286,11 +286,10 @@ fn print_process(
         for thread in inner.threads().values() {
             print_thread(m, process, &inner, thread, detail, pointers);
         }
-        for node in inner.nodes().values() {
+        for node in inner.nodes().iter() {
             let busy = node.oneway_for_log(&inner).0;
             // Nodes made meanwhile beyond the room taken are left out of this print.
-            if (detail == Detail::All || busy) && nodes.push_within_capacity(node.clone()).is_err()
-            {
+            if (detail == Detail::All || busy) && nodes.push_within_capacity(node.into()).is_err() {
                 break;
             }
         }

@@ -15,6 +15,10 @@
 //! `fdget` in the same task, still looks at it.
 
 use kernel::{
+    alloc::{
+        allocator::Kmalloc,
+        kvec, //
+    },
     bindings,
     cred::Credential,
     fs::{
@@ -31,6 +35,71 @@ use kernel::{
 };
 
 use crate::allocation::RangeView;
+
+/// A short list whose first element is kept inline: a transaction usually carries one file,
+/// and then allocates no list for it, neither when it is sent nor when its fd is reserved.
+pub(crate) struct FirstInline<T> {
+    first: Option<T>,
+    more: KVec<T>,
+}
+
+impl<T> FirstInline<T> {
+    /// An empty list.
+    pub(crate) const fn new() -> Self {
+        Self {
+            first: None,
+            more: KVec::new(),
+        }
+    }
+
+    /// An empty list with room for `count` elements.
+    fn with_room(count: usize) -> Result<Self> {
+        let more = match count.saturating_sub(1) {
+            0 => KVec::new(),
+            more => KVec::with_capacity(more, GFP_KERNEL)?,
+        };
+        Ok(Self { first: None, more })
+    }
+
+    /// Whether the list is empty.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
+    /// How many elements there are.
+    fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.more.len()
+    }
+
+    /// Makes room for one more element, so that the next [`FirstInline::push`] succeeds.
+    pub(crate) fn reserve_one(&mut self) -> Result {
+        if self.first.is_some() {
+            self.more.reserve(1, GFP_KERNEL)?;
+        }
+        Ok(())
+    }
+
+    /// Adds `value` at the end if there is room for it; gives it back if not.
+    pub(crate) fn push(&mut self, value: T) -> Result<(), T> {
+        match self.first {
+            None => {
+                self.first = Some(value);
+                Ok(())
+            }
+            Some(_) => self.more.push_within_capacity(value).map_err(|err| err.0),
+        }
+    }
+}
+
+impl<T> IntoIterator for FirstInline<T> {
+    type Item = T;
+    type IntoIter = core::iter::Chain<core::option::IntoIter<T>, kvec::IntoIter<T, Kmalloc>>;
+
+    /// The elements in the order they were pushed.
+    fn into_iter(self) -> Self::IntoIter {
+        Iterator::chain(self.first.into_iter(), self.more)
+    }
+}
 
 /// A file on its way to the receiver of a transaction.
 pub(crate) struct FileTransfer {
@@ -78,7 +147,7 @@ pub(crate) type ArrayFds = Option<KBox<KVec<u32>>>;
 /// Dropped without installing, it gives the numbers back and drops the files: the receiver
 /// never learnt of them.
 pub(crate) struct Reserved {
-    slots: KVec<(FileDescriptorReservation, ARef<File>)>,
+    slots: FirstInline<(FileDescriptorReservation, ARef<File>)>,
     /// The fds reserved for elements of fd arrays.
     array_fds: ArrayFds,
 }
@@ -90,8 +159,12 @@ impl Reserved {
     ///
     /// Fails with `ENOMEM` when the task cannot have another fd (the C driver's errno, whatever
     /// the reason), or `EINVAL` if the buffer cannot be written.
-    pub(crate) fn new(files: KVec<FileTransfer>, view: &RangeView, debug_id: u32) -> Result<Self> {
-        let mut slots = KVec::with_capacity(files.len(), GFP_KERNEL)?;
+    pub(crate) fn new(
+        files: FirstInline<FileTransfer>,
+        view: &RangeView,
+        debug_id: u32,
+    ) -> Result<Self> {
+        let mut slots = FirstInline::with_room(files.len())?;
         let mut array_fds = KVec::new();
         for transfer in files {
             let reservation =
@@ -107,7 +180,10 @@ impl Reserved {
             if transfer.in_array {
                 array_fds.push(number, GFP_KERNEL)?;
             }
-            slots.push((reservation, transfer.file), GFP_KERNEL)?;
+            // Cannot fail: there is room for every file.
+            if slots.push((reservation, transfer.file)).is_err() {
+                return Err(ENOMEM);
+            }
         }
         let array_fds = if array_fds.is_empty() {
             None

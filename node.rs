@@ -26,10 +26,8 @@ use kernel::{
             Atomic,
             Relaxed, //
         },
-        new_mutex,
         Arc,
-        LockedBy,
-        Mutex, //
+        LockedBy, //
     },
 };
 
@@ -48,6 +46,7 @@ use crate::{
         FLAT_BINDER_FLAG_PRIORITY_MASK,
         FLAT_BINDER_FLAG_TXN_SECURITY_CTX, //
     },
+    node_tree::TreeLinks,
     process::{
         Process,
         ProcessInner, //
@@ -82,12 +81,12 @@ pub(crate) struct Node {
     flags: u32,
     /// The node is its context's manager: a new handle to it is handle 0.
     manager: Atomic<bool>,
-    /// Whether the node died, and who wants to hear about it.
-    #[pin]
-    deaths: Mutex<NodeDeaths>,
-    /// The reference counts and the one-way queue, guarded by the owner's `inner` lock (one
-    /// `LockedBy` for both: each carries a pointer to its lock, and one fewer keeps a node
-    /// in the 192-byte kmalloc class rather than the 256-byte one).
+    /// The node's links in its owner's tree of nodes ([`crate::node_tree`]).
+    pub(crate) tree: TreeLinks,
+    /// The reference counts, the one-way queue and the death notifications, guarded by the
+    /// owner's `inner` lock (one `LockedBy` for all: each carries a pointer to its lock, and
+    /// a lock of their own would cost more: with its tree links, a node is in the 192-byte
+    /// kmalloc class, `Arc` and work envelope included, with no room for a mutex).
     locked: LockedBy<NodeLocked, ProcessInner>,
     /// The node's number in the log files ([`crate::stats::next_debug_id`]).
     debug_id: u32,
@@ -108,11 +107,22 @@ pub(crate) struct LogCounts {
 }
 
 /// The state of a [`Node`] guarded by its owner's `inner` lock, [`Node::locked`].
+///
+/// The flags of the one-way queue and of the death state are kept here, next to the counts,
+/// rather than in their own structs: there they would each take 8 bytes with padding, and a
+/// node would no longer fit its kmalloc class (see [`Node::locked`]).
 struct NodeLocked {
     /// The reference counts.
     counts: Counts,
-    /// The one-way transactions to the node.
-    oneway: OnewayQueue,
+    /// A one-way transaction to the node is queued or delivered and its buffer not yet freed.
+    oneway_busy: bool,
+    /// The owner is gone: death notifications are sent at once.
+    dead: bool,
+    /// The one-way transactions waiting their turn, oldest first (one at a time is delivered,
+    /// and the next waits until userspace frees the buffer of the one before, as in C).
+    oneway_waiting: Todo,
+    /// The death notifications to send when the node dies.
+    death_listeners: KVec<Arc<Work<Death>>>,
 }
 
 /// The reference counts of a [`Node`] and what its owner was told about them.
@@ -173,23 +183,6 @@ impl Count {
     }
 }
 
-/// The one-way transactions of a [`Node`]: one at a time is delivered, and the next waits
-/// until userspace frees the buffer of the one before, as in the C driver.
-struct OnewayQueue {
-    /// A one-way transaction is queued or delivered and its buffer not yet freed.
-    busy: bool,
-    /// The transactions waiting their turn, oldest first.
-    waiting: Todo,
-}
-
-/// The death state of a [`Node`], guarded by [`Node::deaths`].
-struct NodeDeaths {
-    /// The owner is gone.
-    dead: bool,
-    /// The death notifications to send when the node dies.
-    listeners: KVec<Arc<Work<Death>>>,
-}
-
 impl Node {
     /// Creates a node of `owner` for the object `ptr`/`cookie`, keeping the
     /// `FLAT_BINDER_FLAG_*` bits of `flags` that a node remembers.
@@ -202,10 +195,10 @@ impl Node {
             owner.inner_lock(),
             NodeLocked {
                 counts: Counts::default(),
-                oneway: OnewayQueue {
-                    busy: false,
-                    waiting: Todo::new(),
-                },
+                oneway_busy: false,
+                dead: false,
+                oneway_waiting: Todo::new(),
+                death_listeners: KVec::new(),
             },
         );
         Work::new_pinned(try_pin_init!(Self {
@@ -216,15 +209,9 @@ impl Node {
             cookie,
             flags,
             manager: Atomic::new(false),
+            tree: TreeLinks::new(),
             debug_id: crate::stats::next_debug_id(),
             gone: Atomic::new(false),
-            deaths <- new_mutex!(
-                NodeDeaths {
-                    dead: false,
-                    listeners: KVec::new(),
-                },
-                "Node::deaths"
-            ),
         }))
     }
 
@@ -396,28 +383,58 @@ impl Node {
     /// Sends `death` when this node dies, or right away if it is dead already.
     ///
     /// A request withdrawn while it was being made is not added: its withdrawal marks it
-    /// cleared before taking it off this list, and the check here is under the list's lock,
-    /// so a withdrawn request never lingers here holding its holder.
+    /// cleared before taking it off this list, and the check here is under the list's lock
+    /// (the owner's), so a withdrawn request never lingers here holding its holder. The list
+    /// grows outside the lock, which is a spinlock: a bigger one is allocated and the check
+    /// made again.
     pub(crate) fn add_death(&self, death: Arc<Work<Death>>) -> Result {
-        let mut deaths = self.deaths.lock();
-        if death.item.is_cleared() {
-            return Ok(());
+        let mut room: Option<KVec<Arc<Work<Death>>>> = None;
+        loop {
+            let mut inner = self.owner.inner_lock().lock();
+            let locked = self.locked.access_mut(&mut inner);
+            if death.item.is_cleared() {
+                return Ok(());
+            }
+            if locked.dead {
+                drop(inner);
+                Death::node_died(&death);
+                return Ok(());
+            }
+            let listeners = &mut locked.death_listeners;
+            let len = listeners.len();
+            // The old list, once its listeners moved to `room`: freed after the lock.
+            let mut old = None;
+            if len == listeners.capacity() && room.as_ref().is_some_and(|r| r.capacity() > len) {
+                if let Some(mut bigger) = room.take() {
+                    for listener in listeners.drain_all() {
+                        // Cannot fail: there is room for every listener and one more.
+                        let _ = bigger.push_within_capacity(listener);
+                    }
+                    old = Some(core::mem::replace(listeners, bigger));
+                }
+            }
+            if len < listeners.capacity() {
+                // Cannot fail: there is room.
+                let _ = listeners.push_within_capacity(death);
+                drop(inner);
+                drop(old);
+                return Ok(());
+            }
+            drop(inner);
+            room = Some(KVec::with_capacity(
+                len.saturating_mul(2).max(2),
+                GFP_KERNEL,
+            )?);
         }
-        if deaths.dead {
-            drop(deaths);
-            Death::node_died(&death);
-            return Ok(());
-        }
-        deaths.listeners.push(death, GFP_KERNEL)?;
-        Ok(())
     }
 
     /// Forgets `death`: it was withdrawn, or its holder is gone.
     pub(crate) fn remove_death(&self, death: &Arc<Work<Death>>) {
-        let mut deaths = self.deaths.lock();
-        if let Some(index) = deaths.listeners.iter().position(|d| Arc::ptr_eq(d, death)) {
-            let removed = deaths.listeners.remove(index).ok();
-            drop(deaths);
+        let mut inner = self.owner.inner_lock().lock();
+        let listeners = &mut self.locked.access_mut(&mut inner).death_listeners;
+        if let Some(index) = listeners.iter().position(|d| Arc::ptr_eq(d, death)) {
+            let removed = listeners.remove(index).ok();
+            drop(inner);
             drop(removed);
         }
     }
@@ -436,10 +453,11 @@ impl Node {
 
     /// The owner is gone (the node died in [`Node::die`]): notifies every holder that asked.
     pub(crate) fn release(&self) {
-        let mut deaths = self.deaths.lock();
-        deaths.dead = true;
-        let listeners = core::mem::take(&mut deaths.listeners);
-        drop(deaths);
+        let mut inner = self.owner.inner_lock().lock();
+        let locked = self.locked.access_mut(&mut inner);
+        locked.dead = true;
+        let listeners = core::mem::take(&mut locked.death_listeners);
+        drop(inner);
         for death in &listeners {
             Death::node_died(death);
         }
@@ -460,15 +478,15 @@ impl Node {
         item: WorkItem,
         frozen: bool,
     ) -> Option<WorkItem> {
-        let queue = &mut self.locked.access_mut(inner).oneway;
-        if !queue.busy {
-            queue.busy = true;
+        let queue = self.locked.access_mut(inner);
+        if !queue.oneway_busy {
+            queue.oneway_busy = true;
             inner.push_transaction(item);
             return None;
         }
         let outdated = match item.item.as_transaction() {
             Some(newer) if frozen && newer.updates_outdated() => {
-                let mut cursor = queue.waiting.cursor_front();
+                let mut cursor = queue.oneway_waiting.cursor_front();
                 loop {
                     let Some(next) = cursor.peek_next() else {
                         break None;
@@ -486,16 +504,16 @@ impl Node {
             }
             _ => None,
         };
-        queue.waiting.push_back(item);
+        queue.oneway_waiting.push_back(item);
         outdated
     }
 
     /// The buffer of the node's outstanding one-way transaction was freed: the next may go.
     pub(crate) fn oneway_done(&self, inner: &mut ProcessInner) {
-        let queue = &mut self.locked.access_mut(inner).oneway;
-        match queue.waiting.pop_front() {
+        let queue = self.locked.access_mut(inner);
+        match queue.oneway_waiting.pop_front() {
             Some(next) => inner.push_process_work(next),
-            None => queue.busy = false,
+            None => queue.oneway_busy = false,
         }
     }
 
@@ -523,13 +541,13 @@ impl Node {
     /// Whether a one-way transaction to the node is outstanding (C's
     /// `has_async_transaction`), and those waiting behind it; `inner` is the owner's state.
     pub(crate) fn oneway_for_log<'a>(&'a self, inner: &'a ProcessInner) -> (bool, &'a Todo) {
-        let queue = &self.locked.access(inner).oneway;
-        (queue.busy, &queue.waiting)
+        let queue = self.locked.access(inner);
+        (queue.oneway_busy, &queue.oneway_waiting)
     }
 
     /// Takes the waiting one-way transactions out, for the owner's release to cancel.
     pub(crate) fn take_oneway_queue(&self, inner: &mut ProcessInner) -> Todo {
-        core::mem::take(&mut self.locked.access_mut(inner).oneway.waiting)
+        core::mem::take(&mut self.locked.access_mut(inner).oneway_waiting)
     }
 
     /// Whether transactions to the node carry the sender's security context

@@ -40,7 +40,10 @@ use crate::{
         FdObject,
         FlatBinderObject, //
     },
-    fds::FileTransfer,
+    fds::{
+        FileTransfer,
+        FirstInline, //
+    },
     node::NodeArc,
     process::Process,
     scatter_gather::{
@@ -71,57 +74,143 @@ pub(crate) enum Held {
 /// How many offsets [`Translation::translate_all`] reads out of the buffer in one copy.
 const OFFSETS_PER_READ: usize = 8;
 
-/// The references one buffer holds, in the order they were taken. The first is kept inline:
-/// a call whose only reference is its target's, and a reply with none, allocate no list.
+/// The references one buffer holds. Most objects are handles, so those are kept apart, in 8
+/// bytes each (a [`Held`] takes 16): a parcel of 16 binders keeps a 128-byte list. The
+/// references on nodes (the target's, and the owner's own objects that came back) are
+/// released first, then the handles, each in the order they were taken: the two kinds change
+/// different things (the owner's nodes; its handles and the nodes of others), so the order
+/// between them changes nothing.
 pub(crate) struct HeldRefs {
-    first: Option<Held>,
-    more: KVec<Held>,
+    /// The references on nodes: [`Held::Target`] and [`Held::Object`].
+    nodes: HeldNodes,
+    /// The counts taken on handles.
+    handles: KVec<HeldHandle>,
 }
+
+/// The references on nodes that a buffer holds. The first is kept inline: a call whose only
+/// such reference is its target's allocates no list.
+enum HeldNodes {
+    None,
+    One(Held),
+    Many(KBox<KVec<Held>>),
+}
+
+/// A [`Held::Handle`], in 8 bytes.
+#[derive(Clone, Copy)]
+struct HeldHandle {
+    handle: u32,
+    strong: bool,
+}
+
+/// How many references on nodes the list gets room for when a buffer holds a second one.
+const NODES_ROOM: usize = 4;
 
 impl HeldRefs {
     /// No references.
     pub(crate) const fn new() -> Self {
         Self {
-            first: None,
-            more: KVec::new(),
+            nodes: HeldNodes::None,
+            handles: KVec::new(),
         }
     }
 
-    /// No references yet, and room for `objects` after the first without growing (at most
+    /// No references yet, and room for the handles of `objects` without growing (at most
     /// 32: a transaction with more grows the list as it goes).
     pub(crate) fn with_room(objects: usize) -> Result<Self> {
-        let more = match objects.min(32) {
+        let handles = match objects.min(32) {
             0 => KVec::new(),
             room => KVec::with_capacity(room, GFP_KERNEL)?,
         };
-        Ok(Self { first: None, more })
+        Ok(Self {
+            nodes: HeldNodes::None,
+            handles,
+        })
     }
 
-    /// Makes room for one more reference, so that keeping it cannot fail.
-    pub(crate) fn reserve_one(&mut self) -> Result {
-        if self.first.is_some() {
-            self.more.reserve(1, GFP_KERNEL)?;
+    /// Makes room for one more count on a handle, so that keeping it cannot fail.
+    pub(crate) fn reserve_handle(&mut self) -> Result {
+        self.handles.reserve(1, GFP_KERNEL)?;
+        Ok(())
+    }
+
+    /// Makes room for one more reference on a node, so that keeping it cannot fail.
+    pub(crate) fn reserve_node(&mut self) -> Result {
+        match &mut self.nodes {
+            HeldNodes::None => {}
+            HeldNodes::One(_) => {
+                // Allocated before the inline reference moves into it, so that a failure
+                // leaves it where it was.
+                let mut list = KBox::new(KVec::with_capacity(NODES_ROOM, GFP_KERNEL)?, GFP_KERNEL)?;
+                if let HeldNodes::One(first) = core::mem::replace(&mut self.nodes, HeldNodes::None)
+                {
+                    // Cannot fail: the list has room.
+                    let _ = list.push_within_capacity(first);
+                }
+                self.nodes = HeldNodes::Many(list);
+            }
+            HeldNodes::Many(list) => list.reserve(1, GFP_KERNEL)?,
         }
         Ok(())
     }
 
     /// Adds `held`; gives it back if there was no room for it.
     fn push_within_capacity(&mut self, held: Held) -> Result<(), Held> {
-        if self.first.is_none() {
-            self.first = Some(held);
-            return Ok(());
+        if let Held::Handle { handle, strong } = held {
+            return self
+                .handles
+                .push_within_capacity(HeldHandle { handle, strong })
+                .map_err(|_| held);
         }
-        self.more.push_within_capacity(held).map_err(|err| err.0)
+        match &mut self.nodes {
+            HeldNodes::None => {
+                self.nodes = HeldNodes::One(held);
+                Ok(())
+            }
+            HeldNodes::One(_) => Err(held),
+            HeldNodes::Many(list) => list.push_within_capacity(held).map_err(|err| err.0),
+        }
     }
 }
 
 impl IntoIterator for HeldRefs {
     type Item = Held;
-    type IntoIter = core::iter::Chain<core::option::IntoIter<Held>, kvec::IntoIter<Held, Kmalloc>>;
+    type IntoIter = HeldIter;
 
-    /// The references in the order they were taken.
-    fn into_iter(self) -> Self::IntoIter {
-        Iterator::chain(self.first.into_iter(), self.more)
+    /// The references on nodes, then the handles, each in the order they were taken.
+    fn into_iter(self) -> HeldIter {
+        let (one, many) = match self.nodes {
+            HeldNodes::None => (None, None),
+            HeldNodes::One(held) => (Some(held), None),
+            HeldNodes::Many(list) => (None, Some(KBox::into_inner(list).into_iter())),
+        };
+        HeldIter {
+            one,
+            many,
+            handles: self.handles.into_iter(),
+        }
+    }
+}
+
+/// The references of a [`HeldRefs`], in the order they are released.
+pub(crate) struct HeldIter {
+    one: Option<Held>,
+    many: Option<kvec::IntoIter<Held, Kmalloc>>,
+    handles: kvec::IntoIter<HeldHandle, Kmalloc>,
+}
+
+impl Iterator for HeldIter {
+    type Item = Held;
+
+    fn next(&mut self) -> Option<Held> {
+        if let Some(held) = self.one.take() {
+            return Some(held);
+        }
+        if let Some(held) = self.many.as_mut().and_then(Iterator::next) {
+            return Some(held);
+        }
+        self.handles
+            .next()
+            .map(|HeldHandle { handle, strong }| Held::Handle { handle, strong })
     }
 }
 
@@ -153,7 +242,7 @@ pub(crate) struct Translation<'a> {
     /// the call was sent with `TF_ACCEPT_FDS`.
     pub(crate) accept_fds: bool,
     /// The files taken so far, for the receiver to get when it reads the transaction.
-    pub(crate) files: KVec<FileTransfer>,
+    pub(crate) files: FirstInline<FileTransfer>,
     /// The scatter-gather buffers placed so far.
     pub(crate) buffers: ScatterGather,
 }
@@ -253,10 +342,10 @@ impl Translation<'_> {
             );
             return Err(EPERM);
         }
-        self.files.reserve(1, GFP_KERNEL)?;
+        self.files.reserve_one()?;
         let transfer = FileTransfer::take(fd, offset, in_array, self.from.cred(), self.to.cred())?;
         // Cannot fail: room was reserved above.
-        let _ = self.files.push_within_capacity(transfer);
+        let _ = self.files.push(transfer);
         trace::binder_transaction_fd_send(self.debug_id as i32, fd as i32, offset);
         Ok(())
     }
@@ -326,7 +415,7 @@ impl Translation<'_> {
             trace::binder_transaction_ref_to_ref(self.debug_id as i32, 0, 0, handle, 0, new);
             return Ok(());
         }
-        self.held.reserve_one()?;
+        self.held.reserve_node()?;
         self.to.count_local(&node, strong);
         let kind = if strong {
             TYPE_BINDER
@@ -356,7 +445,7 @@ impl Translation<'_> {
         strong: bool,
         from_owner: bool,
     ) -> Result<u32> {
-        self.held.reserve_one()?;
+        self.held.reserve_handle()?;
         let notify = from_owner.then_some(self.thread);
         let handle = self.to.take_ref(&node, strong, notify)?;
         self.keep(Held::Handle { handle, strong });

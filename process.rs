@@ -6,7 +6,7 @@
 //! address space, credentials), keeps its threads, handles and todo list, and owns its receive
 //! buffer.
 //!
-//! Lock order, outermost first: `Context::manager`, `Node::deaths`, `Process::inner`,
+//! Lock order, outermost first: `Context::manager`, `Process::inner`,
 //! `Death::state`. Two processes' `inner` locks are never held together: what concerns a
 //! node and a handle to it in another process is done in two steps (see [`crate::refs`]).
 //! The receive buffer's lock nests inside the owner's `mmap_lock` and is never held while any
@@ -78,6 +78,7 @@ use crate::{
         Node,
         NodeArc, //
     },
+    node_tree::NodeTree,
     objects::{
         Held,
         HeldRefs, //
@@ -188,10 +189,7 @@ pub(crate) struct ProcessInner {
     /// The handles of the process.
     refs: Refs,
     /// The process's nodes, by the pointer it knows each by.
-    nodes: RBTree<u64, NodeArc>,
-    /// Tree entries of removed nodes, for the next new ones. It gets room when the process
-    /// is about to have a second node.
-    spare_nodes: Spares<RBTreeNodeReservation<u64, NodeArc>>,
+    nodes: NodeTree,
     /// Death notifications withdrawn after their node died, until `BC_DEAD_BINDER_DONE`
     /// (the C driver's `delivered_death` list, for the withdrawn ones), by address.
     withdrawn_deaths: RBTree<usize, Arc<Work<Death>>>,
@@ -227,7 +225,7 @@ impl ProcessInner {
         &self.threads
     }
 
-    pub(crate) fn nodes(&self) -> &RBTree<u64, NodeArc> {
+    pub(crate) fn nodes(&self) -> &NodeTree {
         &self.nodes
     }
 
@@ -271,16 +269,7 @@ impl ProcessInner {
     /// Takes `node` out of the process's tree of nodes, if it is there; returns it for the
     /// caller to drop once the lock is released.
     pub(crate) fn forget_node(&mut self, node: &NodeArc) -> Option<NodeArc> {
-        let ptr = node.ptr();
-        match self.nodes.get(&ptr) {
-            Some(found) if Arc::ptr_eq(found, node) => {}
-            _ => return None,
-        }
-        let entry = self.nodes.remove_node(&ptr)?;
-        // Turning the entry into a spare drops the tree's reference here, under the lock:
-        // never the last one, as the caller holds `node`.
-        drop(self.spare_nodes.keep(entry.into_reservation()));
-        Some(node.clone())
+        self.nodes.remove(node)
     }
 
     /// Whether the process's todo list has work.
@@ -576,8 +565,7 @@ impl Process {
                         todo: Todo::new(),
                         is_dead: false,
                         refs: Refs::new(),
-                        nodes: RBTree::new(),
-                        spare_nodes: Spares::new(),
+                        nodes: NodeTree::new(),
                         withdrawn_deaths: RBTree::new(),
                         max_threads: 0,
                         requested_threads: 0,
@@ -633,14 +621,13 @@ impl Process {
         let threads = core::mem::take(&mut inner.threads);
         let mut undelivered = core::mem::take(&mut inner.todo);
         let refs = inner.refs.take_all();
-        let nodes = core::mem::take(&mut inner.nodes);
-        let spare_nodes = inner.spare_nodes.take_all();
+        let nodes = inner.nodes.take();
         let withdrawn_deaths = core::mem::take(&mut inner.withdrawn_deaths);
         let freeze_listeners = core::mem::take(&mut inner.freeze_listeners);
         for listener in freeze_listeners.values() {
             listener.item.state(&mut inner).set_gone();
         }
-        for node in nodes.values() {
+        for node in nodes.iter() {
             undelivered.push_all_back(&mut node.take_oneway_queue(&mut inner));
         }
         drop(inner);
@@ -648,13 +635,12 @@ impl Process {
         // nodes die and forget the rest.
         work::cancel_all(undelivered);
         let mut inner = self.inner.lock();
-        for node in nodes.values() {
+        for node in nodes.iter() {
             node.die(&mut inner);
         }
         drop(inner);
-        drop(spare_nodes);
         drop(watchers);
-        for node in nodes.values() {
+        for node in nodes.iter() {
             node.release();
         }
         for thread in threads.values() {
@@ -662,7 +648,7 @@ impl Process {
         }
         // Ranges refer back to this process through the nodes they hold.
         self.buffer.clear();
-        for node_ref in refs.values() {
+        for (_, node_ref) in refs.iter() {
             self.uncount_handle(&node_ref.node, node_ref.is_strong(), true);
             if let Some(death) = &node_ref.death {
                 node_ref.node.remove_death(death);
@@ -1163,35 +1149,27 @@ impl Process {
         cookie: u64,
         flags: u32,
     ) -> Result<NodeArc> {
-        let mut inner = self.inner.lock();
-        if let Some(node) = inner.nodes.get(&ptr) {
-            return Ok(node.clone());
+        if let Some(node) = self.inner.lock().nodes.get(ptr) {
+            return Ok(node.into());
         }
-        let spare = inner.spare_nodes.take();
-        let wants_room = inner.spare_nodes.wants_room() && !inner.nodes.is_empty();
-        drop(inner);
+        // The node carries its own links in the tree: nothing else to allocate.
         let node = Node::new(self.clone(), ptr, cookie, flags)?;
-        let reservation = match spare {
-            Some(reservation) => reservation,
-            None => RBTreeNodeReservation::new(GFP_KERNEL)?,
-        };
-        // Spare room only saves allocations later: going without it is no failure.
-        let room = wants_room.then(Spares::new_room).flatten();
         let mut inner = self.inner.lock();
         if inner.is_dead {
             return Err(ESRCH);
         }
-        let room = inner.spare_nodes.give_room(room);
-        let (found, unused) = match inner.nodes.entry(ptr) {
-            rbtree::Entry::Occupied(entry) => (entry.get().clone(), Some((node, reservation))),
-            rbtree::Entry::Vacant(entry) => (entry.insert(node, reservation).clone(), None),
-        };
-        // Another thread made the node meanwhile: the new one is dropped after the lock.
-        let unused = unused.map(|(node, reservation)| (node, inner.spare_nodes.keep(reservation)));
+        if let Some(found) = inner.nodes.get(ptr) {
+            // Another thread made the node meanwhile: the new one is dropped after the lock.
+            let found = found.into();
+            drop(inner);
+            drop(node);
+            return Ok(found);
+        }
+        // Cannot fail: the tree has no node for `ptr`, and a new node is in no tree.
+        let unused = inner.nodes.insert(node.clone()).err();
         drop(inner);
         drop(unused);
-        drop(room);
-        Ok(found)
+        Ok(node)
     }
 
     /// Makes this process's node for `ptr` the context manager's node (creating it with
@@ -1212,7 +1190,7 @@ impl Process {
     /// that matches nothing is logged and skipped, as in the C driver.
     pub(crate) fn confirm_node_ref(&self, ptr: u64, cookie: u64, strong: bool) {
         let mut inner = self.inner.lock();
-        let Some(node) = inner.nodes.get(&ptr).cloned() else {
+        let Some(node) = inner.nodes.get(ptr).map(NodeArc::from) else {
             drop(inner);
             crate::debug::binder_user_error!("refcount confirmation for unknown node {:#x}\n", ptr);
             return;
@@ -1271,11 +1249,7 @@ impl Process {
             if inner.is_dead {
                 return;
             }
-            let Some(node) = inner
-                .nodes
-                .cursor_lower_bound(&from)
-                .map(|cursor| cursor.current().1.clone())
-            else {
+            let Some(node) = inner.nodes.first_from(from).map(NodeArc::from) else {
                 return;
             };
             let forgotten = Node::recheck(&node, &mut inner);
@@ -1294,11 +1268,10 @@ impl Process {
         let after = info.0.ptr;
         *info = NodeDebugInfo(pin_init::zeroed());
         let mut inner = self.inner.lock();
-        let Some(node) = inner
-            .nodes
-            .values()
-            .find(|node| node.ptr() > after)
-            .cloned()
+        let Some(node) = after
+            .checked_add(1)
+            .and_then(|from| inner.nodes.first_from(from))
+            .map(NodeArc::from)
         else {
             return;
         };

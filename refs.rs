@@ -8,8 +8,9 @@
 //!
 //! A server that frees the buffers of calls carrying objects hands handles out and back all
 //! the time, so the cost of a new handle matters: the search for the lowest free number
-//! starts from a hint below which every number is in use, and the tree nodes of a removed
-//! handle are kept (a few of them) for the next new handle instead of being freed.
+//! starts from a hint below which every number is in use, and the memory of a removed handle
+//! is kept (for a few of them) for the next new handle instead of being freed. A handle is one
+//! allocation, in the trees by number and by node at once ([`crate::handle_tree`]).
 //!
 //! The node's side of the counting (is there a handle, does it hold a strong reference) is
 //! kept by the node under its owner's lock, which is never held together with this
@@ -17,19 +18,16 @@
 //! counts fewer references than its handles hold: it counts on the node before a handle
 //! gains, and uncounts after a handle loses.
 
-use kernel::{
-    prelude::*,
-    rbtree::{
-        RBTree,
-        RBTreeNode,
-        RBTreeNodeReservation, //
-    },
-    sync::Arc,
-};
+use kernel::{prelude::*, sync::Arc};
 
+pub(crate) use crate::handle_tree::HandleSlot;
 use crate::{
     death::Death,
     freeze::FreezeListener,
+    handle_tree::{
+        HandleTree,
+        Iter, //
+    },
     node::NodeArc,
     spares::{
         SpareRoom,
@@ -59,15 +57,6 @@ pub(crate) struct NodeRef {
     pub(crate) freeze: Option<Arc<Work<FreezeListener>>>,
     /// Counts the handle for the `stats` log file.
     _stats: Tracked<{ Object::Ref as usize }>,
-}
-
-/// A handle's entry in [`Refs::by_node`]: its number, and its number in the log files
-/// (kept here, where it fills what would be padding, rather than in [`NodeRef`], which it
-/// would take out of the 64-byte kmalloc class with its tree node).
-#[derive(Clone, Copy)]
-struct ByNode {
-    handle: u32,
-    debug_id: u32,
 }
 
 /// A change of a reference count, as `BC_INCREFS`, `BC_ACQUIRE`, `BC_RELEASE` and
@@ -122,27 +111,10 @@ pub(crate) struct Removed {
     pub(crate) freeze: Option<Arc<Work<FreezeListener>>>,
 }
 
-/// The memory a new handle needs: its nodes in both trees of [`Refs`], allocated before the
-/// lock is taken or kept from a removed handle.
-pub(crate) struct HandleSlot {
-    by_handle: RBTreeNodeReservation<u32, NodeRef>,
-    by_node: RBTreeNodeReservation<usize, ByNode>,
-}
-
-impl HandleSlot {
-    pub(crate) fn new() -> Result<Self> {
-        Ok(Self {
-            by_handle: RBTreeNodeReservation::new(GFP_KERNEL)?,
-            by_node: RBTreeNodeReservation::new(GFP_KERNEL)?,
-        })
-    }
-}
-
 /// The handles of one process.
 pub(crate) struct Refs {
-    by_handle: RBTree<u32, NodeRef>,
-    /// The handle of each node, by the node's address.
-    by_node: RBTree<usize, ByNode>,
+    /// The handles, by number and by node.
+    handles: HandleTree,
     /// Every handle from 1 up to this one (excluded) is in use: where the search for the
     /// lowest free handle starts.
     free_from: u32,
@@ -151,17 +123,11 @@ pub(crate) struct Refs {
     spare: Spares<HandleSlot>,
 }
 
-/// The key of `node` in [`Refs::by_node`].
-fn node_key(node: &NodeArc) -> usize {
-    core::ptr::from_ref(&**node) as usize
-}
-
 impl Refs {
     /// A process without handles.
     pub(crate) fn new() -> Self {
         Self {
-            by_handle: RBTree::new(),
-            by_node: RBTree::new(),
+            handles: HandleTree::new(),
             free_from: 1,
             spare: Spares::new(),
         }
@@ -175,17 +141,14 @@ impl Refs {
     /// Whether a new handle should bring room for spare slots: the process has a handle
     /// already and no room yet.
     pub(crate) fn wants_spare_room(&self) -> bool {
-        self.spare.wants_room() && !self.by_handle.is_empty()
+        self.spare.wants_room() && !self.handles.is_empty()
     }
 
     /// Counts one more reference through the handle of `node`, if the process has one and
     /// the node need not hear of it: a weak reference, or a strong one through a handle that
     /// already holds one.
     pub(crate) fn gain_existing(&mut self, node: &NodeArc, strong: bool) -> Existing {
-        let Some(&ByNode { handle, .. }) = self.by_node.get(&node_key(node)) else {
-            return Existing::Missing;
-        };
-        let Some(node_ref) = self.by_handle.get_mut(&handle) else {
+        let Some((handle, node_ref)) = self.handles.by_node_mut(node) else {
             return Existing::Missing;
         };
         if strong && node_ref.strong == 0 {
@@ -212,18 +175,15 @@ impl Refs {
             slot: None,
             _room: room,
         };
-        let key = node_key(node);
-        if let Some(handle) = self.by_node.get(&key).map(|entry| entry.handle) {
-            if let Some(node_ref) = self.by_handle.get_mut(&handle) {
-                let became_strong = strong && node_ref.strong == 0;
-                node_ref.count(strong);
-                let gain = Gain {
-                    created: false,
-                    became_strong,
-                };
-                unneeded.slot = slot.and_then(|slot| self.spare.keep(slot));
-                return Some((handle, gain, unneeded));
-            }
+        if let Some((handle, node_ref)) = self.handles.by_node_mut(node) {
+            let became_strong = strong && node_ref.strong == 0;
+            node_ref.count(strong);
+            let gain = Gain {
+                created: false,
+                became_strong,
+            };
+            unneeded.slot = slot.and_then(|slot| self.spare.keep(slot));
+            return Some((handle, gain, unneeded));
         }
         let slot = slot?;
         let handle = self.lowest_free_handle(node.is_manager());
@@ -240,13 +200,17 @@ impl Refs {
             _stats: Tracked::new(),
         };
         node_ref.count(strong);
-        let entry = ByNode {
-            handle,
-            debug_id: crate::stats::next_debug_id(),
-        };
-        self.by_handle
-            .insert(slot.by_handle.into_node(handle, node_ref));
-        self.by_node.insert(slot.by_node.into_node(key, entry));
+        let debug_id = crate::stats::next_debug_id();
+        if self
+            .handles
+            .insert(slot, handle, debug_id, node_ref)
+            .is_err()
+        {
+            // Not reached: the number is free and the node has no handle (both looked up
+            // above, under the same lock). What came back is memory and a reference to the
+            // node that the caller holds too: dropping it here takes no lock.
+            return None;
+        }
         let gain = Gain {
             created: true,
             became_strong: strong,
@@ -255,36 +219,34 @@ impl Refs {
     }
 
     /// Every handle, in order, with its reference (for the log files).
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&u32, &NodeRef)> {
-        self.by_handle.iter()
+    pub(crate) fn iter(&self) -> Iter<'_> {
+        self.handles.iter()
     }
 
     /// The number in the log files of the handle holding `node_ref`.
     pub(crate) fn debug_id(&self, node_ref: &NodeRef) -> u32 {
-        self.by_node
-            .get(&node_key(&node_ref.node))
-            .map_or(0, |entry| entry.debug_id)
+        self.handles
+            .handle_of(&node_ref.node)
+            .map_or(0, |(_, debug_id)| debug_id)
     }
 
     /// Whether the process has a handle to `node`.
     pub(crate) fn has_handle_to(&self, node: &NodeArc) -> bool {
-        self.by_node.get(&node_key(node)).is_some()
+        self.handles.handle_of(node).is_some()
     }
 
     /// The lowest handle not in use: from 0 for the context manager's node, else from 1.
     fn lowest_free_handle(&mut self, manager: bool) -> u32 {
-        if manager && self.by_handle.get(&MANAGER_HANDLE).is_none() {
+        if manager && self.handles.get(MANAGER_HANDLE).is_none() {
             return MANAGER_HANDLE;
         }
         // Step over the handles in use from `free_from` up to the first gap.
         let mut candidate = self.free_from;
-        let mut cursor = self.by_handle.cursor_lower_bound_mut(&candidate);
-        while let Some(current) = cursor {
-            if *current.current().0 != candidate {
+        for (handle, _) in self.handles.iter_from(candidate) {
+            if handle != candidate {
                 break;
             }
             candidate = candidate.saturating_add(1);
-            cursor = current.move_next();
         }
         candidate
     }
@@ -293,7 +255,7 @@ impl Refs {
     ///
     /// A strong decrement needs a handle that holds a strong reference, as in the C driver.
     pub(crate) fn lose(&mut self, handle: u32, strong: bool) -> Result<Loss, InvalidRef> {
-        let node_ref = self.by_handle.get_mut(&handle).ok_or(InvalidRef)?;
+        let node_ref = self.handles.get_mut(handle).ok_or(InvalidRef)?;
         let count = if strong {
             &mut node_ref.strong
         } else {
@@ -314,13 +276,11 @@ impl Refs {
             death: node_ref.death.take(),
             freeze: node_ref.freeze.take(),
         };
-        if let Some(by_handle) = self.by_handle.remove_node(&handle) {
-            if let Some(by_node) = self.by_node.remove_node(&node_key(&node)) {
-                // Dropping the reference here, under the lock, only lowers counts: its
-                // notifications were taken out above, and `node` holds the node.
-                let slot = HandleSlot::recycle(by_handle, by_node);
-                drop(self.spare.keep(slot));
-            }
+        if let Some((node_ref, slot)) = self.handles.remove(handle) {
+            // Dropping the reference here, under the lock, only lowers counts: its
+            // notifications were taken out above, and `node` holds the node.
+            drop(node_ref);
+            drop(self.spare.keep(slot));
         }
         if handle != MANAGER_HANDLE {
             self.free_from = self.free_from.min(handle);
@@ -335,7 +295,7 @@ impl Refs {
     /// Whether `handle` exists and, for `strong`, holds a strong reference: an increment
     /// (`BC_INCREFS`, `BC_ACQUIRE`) applies to it. Counts the increment if so.
     pub(crate) fn gain_on_handle(&mut self, handle: u32, strong: bool) -> Result<(), InvalidRef> {
-        let node_ref = self.by_handle.get_mut(&handle).ok_or(InvalidRef)?;
+        let node_ref = self.handles.get_mut(handle).ok_or(InvalidRef)?;
         if strong && node_ref.strong == 0 {
             return Err(InvalidRef);
         }
@@ -346,34 +306,33 @@ impl Refs {
     /// The node behind `handle`, if the handle holds a strong reference or `strong` is not
     /// asked for.
     pub(crate) fn target(&self, handle: u32, strong: bool) -> Option<NodeArc> {
-        self.by_handle
-            .get(&handle)
+        self.handles
+            .get(handle)
             .filter(|node_ref| !strong || node_ref.strong > 0)
             .map(|node_ref| node_ref.node.clone())
     }
 
     /// The reference behind `handle`.
     pub(crate) fn get_mut(&mut self, handle: u32) -> Option<&mut NodeRef> {
-        self.by_handle.get_mut(&handle)
+        self.handles.get_mut(handle)
     }
 
     /// The death notification on a handle of this process with `cookie` whose
     /// `BR_DEAD_BINDER` awaits its `BC_DEAD_BINDER_DONE`. (A withdrawn one is no longer on
     /// its handle: the process keeps it apart until the done.)
     pub(crate) fn death_awaiting_done(&self, cookie: u64) -> Option<&Arc<Work<Death>>> {
-        self.by_handle
-            .values()
-            .filter_map(|node_ref| node_ref.death.as_ref())
+        self.handles
+            .iter()
+            .filter_map(|(_, node_ref)| node_ref.death.as_ref())
             .find(|death| death.awaits_done(cookie))
     }
 
     /// Takes every reference out, for the caller to drop once its locks are released.
-    pub(crate) fn take_all(&mut self) -> RBTree<u32, NodeRef> {
-        self.by_node = RBTree::new();
+    pub(crate) fn take_all(&mut self) -> HandleTree {
         self.free_from = 1;
         // The spare slots hold only memory: freed here, not kept with the dead process.
         drop(self.spare.take_all());
-        core::mem::take(&mut self.by_handle)
+        self.handles.take()
     }
 }
 
@@ -383,16 +342,6 @@ pub(crate) struct Unneeded {
     pub(crate) slot: Option<HandleSlot>,
     /// The spare room, when the process had some (only dropped).
     _room: Option<SpareRoom<HandleSlot>>,
-}
-
-impl HandleSlot {
-    /// The slot of a removed handle, from its nodes in both trees.
-    fn recycle(by_handle: RBTreeNode<u32, NodeRef>, by_node: RBTreeNode<usize, ByNode>) -> Self {
-        Self {
-            by_handle: by_handle.into_reservation(),
-            by_node: by_node.into_reservation(),
-        }
-    }
 }
 
 impl NodeRef {

@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Spares: the memory of removed tree entries, kept for the next new ones.
+//! Spares: the memory of removed handles, kept for the next new ones.
 //!
-//! A server that frees the buffers of calls carrying binder objects makes and removes nodes
-//! and handles all the time: each one is a tree entry allocated when it is made and freed
-//! when it goes. A process keeps a few of those allocations instead of freeing them, so the
-//! next entries need none. A process that never removes an entry keeps nothing; the room for
-//! the spares itself is allocated only once a process has more than one entry, so a process
-//! that holds just the context manager's handle stays as small as it was.
+//! A server that frees the buffers of calls carrying binder objects makes and removes handles
+//! all the time: each one is an allocation made when it is made and freed when it goes. A
+//! process keeps a few of those allocations instead of freeing them, so the next handles need
+//! none. A process that never removes a handle keeps nothing; the room for the spares itself
+//! is allocated only once a process has more than one handle, so a process that holds just
+//! the context manager's handle stays as small as it was. (Nodes need none: a node is linked
+//! into its owner's tree through its own links, see [`crate::node_tree`].)
 //!
 //! A `Spares` lives under its owner's lock; new room is allocated before the lock is taken
 //! (see [`Spares::wants_room`] and [`Spares::new_room`]).

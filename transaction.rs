@@ -86,6 +86,7 @@ use crate::{
     },
     fds::{
         FileTransfer,
+        FirstInline,
         Reserved, //
     },
     netlink,
@@ -292,7 +293,7 @@ struct Undelivered {
 /// The files a transaction carries, and the pages of its range to write the reader's fds
 /// into.
 struct CarriedFiles {
-    files: KVec<FileTransfer>,
+    files: FirstInline<FileTransfer>,
     view: RangeView,
 }
 
@@ -682,12 +683,15 @@ impl Transaction {
         let held = HeldRefs::with_room(offsets_size / size_of::<u64>())
             .map_err(|_| Failure::failed(ENOMEM))?;
         let clear_on_free = tr.flags & TF_CLEAR_BUF != 0;
-        // A size that does not fit a `u32` fails the reservation, so its label is never kept.
+        // As C's `extra_buffers_size`, the extra size counts the context's slot with the
+        // scatter-gather room. A size that does not fit a `u32` fails the reservation, so its
+        // label is never kept.
+        let extra_room = extra.saturating_add(secctx_room);
         let label = BufferLabel {
             debug_id,
             data_size: u32::try_from(data_size).unwrap_or(u32::MAX),
             offsets_size: u32::try_from(offsets_size).unwrap_or(u32::MAX),
-            extra_size: u32::try_from(buffers_size).unwrap_or(u32::MAX),
+            extra_size: u32::try_from(extra_room).unwrap_or(u32::MAX),
         };
         trace::binder_transaction(
             id as i32,
@@ -704,7 +708,7 @@ impl Transaction {
                 e if e == ESRCH => Failure::dead(ESRCH),
                 e => Failure::failed(e),
             })?;
-        let extra_room = buffers_size.saturating_add(secctx_room as usize);
+        let extra_room = usize::try_from(extra_room).unwrap_or(usize::MAX);
         trace::binder_transaction_alloc_buf(id as i32, data_size, offsets_size, extra_room);
         // Read once here: the reader needs it again at delivery.
         let address = range.user_address();
@@ -719,7 +723,7 @@ impl Transaction {
             to: &to,
             held,
             accept_fds,
-            files: KVec::new(),
+            files: FirstInline::new(),
             buffers,
         };
         if let Err(err) = translation.fill(&view, tr, node, data_size, offsets_size, extra) {
@@ -1173,7 +1177,7 @@ impl Translation<'_> {
             return Err(EINVAL);
         }
         if let Some(node) = node {
-            self.held.reserve_one()?;
+            self.held.reserve_node()?;
             self.to.count_local(node, true);
             self.keep(Held::Target {
                 node: node.clone(),

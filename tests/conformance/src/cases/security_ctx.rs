@@ -14,7 +14,7 @@ use binder_client::{object::FLAT_OBJECT_SIZE, uapi, Commands, FlatObject, Payloa
 
 use crate::{
     ensure,
-    harness::{spawn_ready, Case, Child, Env, Outcome},
+    harness::{spawn_ready, Case, Child, Env, Outcome, Step},
 };
 
 use super::{
@@ -26,6 +26,10 @@ pub const CASES: &[Case] = &[
     Case::new("security_ctx_node_call", node_call),
     Case::new("security_ctx_node_oneway", node_oneway),
     Case::new("security_ctx_after_sg_buffers", after_sg_buffers),
+    Case::new(
+        "security_ctx_counts_in_the_logged_extra_size",
+        logged_extra_size,
+    ),
     Case::new("security_ctx_only_the_lsm_bytes", only_the_lsm_bytes),
     Case::new("security_ctx_context_manager_ext", context_manager_ext),
 ];
@@ -197,20 +201,45 @@ fn node_oneway(_: &Env) -> Outcome {
     manager.join()
 }
 
-/// BC_TRANSACTION_SG's room for scatter-gather buffers comes before the context: the context
-/// follows the whole of it.
-fn after_sg_buffers(_: &Env) -> Outcome {
-    const BUFFERS: u64 = 64;
-    let (c, manager) = context_node(|m| {
+/// A call with `buffers` bytes of scatter-gather room from the manager to the node of this
+/// process (`c`): returns `c`, the manager, and the call as `c` read it.
+fn call_with_sg_room(buffers: u64) -> Outcome<(Peer, Child, Txn)> {
+    let (c, manager) = context_node(move |m| {
         let payload = payload_with_context(&[])?;
         m.send(
-            Commands::new().transaction_sg(false, 1, CALL, &payload.data, BUFFERS),
+            Commands::new().transaction_sg(false, 1, CALL, &payload.data, buffers),
             "call with room for buffers",
         )?;
         expect_plain_reply(m)
     })?;
     let (call, _) = c.next_call()?;
+    Ok((c, manager, call))
+}
+
+/// BC_TRANSACTION_SG's room for scatter-gather buffers comes before the context: the context
+/// follows the whole of it.
+fn after_sg_buffers(_: &Env) -> Outcome {
+    const BUFFERS: u64 = 64;
+    let (c, manager, call) = call_with_sg_room(BUFFERS)?;
     check_context(&c, &call, BUFFERS)?;
+    c.reply_and_free(&call, &Payload::new())?;
+    manager.join()
+}
+
+/// The log files show a buffer's scatter-gather room and its context's slot together as its
+/// extra size, as C's `extra_buffers_size` holds both.
+fn logged_extra_size(_: &Env) -> Outcome {
+    const BUFFERS: u64 = 64;
+    let (c, manager, call) = call_with_sg_room(BUFFERS)?;
+    let context = check_context(&c, &call, BUFFERS)?.len() as u64;
+    let path = format!("/sys/kernel/debug/binder/proc/{}", std::process::id());
+    let text = std::fs::read_to_string(&path).step(&format!("read {path}"))?;
+    let sizes = format!(" size {}:0:{} ", call.data_size, BUFFERS + align8(context));
+    ensure!(
+        text.lines()
+            .any(|line| line.starts_with("  buffer ") && line.contains(&sizes)),
+        "{path} shows no buffer of{sizes}(a {context}-byte context):\n{text}"
+    );
     c.reply_and_free(&call, &Payload::new())?;
     manager.join()
 }
