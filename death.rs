@@ -13,6 +13,10 @@ use kernel::{
     prelude::*,
     rbtree::RBTreeNodeReservation,
     sync::{
+        atomic::{
+            Atomic,
+            Relaxed, //
+        },
         new_spinlock,
         Arc,
         SpinLock, //
@@ -71,6 +75,10 @@ pub(crate) enum Cleared {
     AfterDone(Option<WithdrawnSlot>),
 }
 
+/// Counts the `BR_DEAD_BINDER`s delivered, to order them: `BC_DEAD_BINDER_DONE` answers the
+/// first delivered of those with its cookie, as C walks its list of delivered deaths in order.
+static DELIVERIES: Atomic<u64> = Atomic::new(0);
+
 /// The progress of a [`Death`], guarded by [`Death::state`].
 ///
 /// It nests inside the holder's `inner` lock, so it is never held while that is taken: a
@@ -85,6 +93,8 @@ struct DeathState {
     dead_delivered: bool,
     /// `BR_DEAD_BINDER` was delivered and `BC_DEAD_BINDER_DONE` has not come yet.
     awaiting_done: bool,
+    /// When `BR_DEAD_BINDER` was delivered, in the order of [`DELIVERIES`].
+    delivered_at: u64,
     /// The notification is on a todo list.
     queued: bool,
     /// The handle that carried the request went: nothing more is delivered.
@@ -165,10 +175,14 @@ impl Death {
         }
     }
 
-    /// Whether this notification's `BR_DEAD_BINDER` with `cookie` awaits its
-    /// `BC_DEAD_BINDER_DONE`.
-    pub(crate) fn awaits_done(&self, cookie: u64) -> bool {
-        self.cookie == cookie && self.state.lock().awaiting_done
+    /// If this notification's `BR_DEAD_BINDER` with `cookie` awaits its `BC_DEAD_BINDER_DONE`,
+    /// when it was delivered: the done answers the first delivered.
+    pub(crate) fn awaiting_done_since(&self, cookie: u64) -> Option<u64> {
+        if self.cookie != cookie {
+            return None;
+        }
+        let state = self.state.lock();
+        state.awaiting_done.then_some(state.delivered_at)
     }
 
     /// The holder answered `BR_DEAD_BINDER` (`BC_DEAD_BINDER_DONE`). Returns whether the
@@ -197,6 +211,7 @@ impl Deliver for Death {
         let (code, flow) = if state.dead && !state.dead_delivered {
             state.dead_delivered = true;
             state.awaiting_done = true;
+            state.delivered_at = DELIVERIES.fetch_add(1, Relaxed);
             // The holder usually reacts to a death with transactions: let it.
             (BR_DEAD_BINDER, Flow::Return)
         } else if state.cleared {

@@ -895,15 +895,23 @@ impl Process {
     /// request withdrawn meanwhile is confirmed now.
     pub(crate) fn dead_binder_done(&self, thread: &Thread, cookie: u64) {
         let mut inner = self.inner.lock();
-        if let Some(death) = inner.refs.death_awaiting_done(cookie) {
-            death.item.mark_done();
-            return;
-        }
+        // The first delivered of those with the cookie, on a handle or withdrawn, as C takes
+        // the first of its delivered deaths.
+        let on_handle = inner.refs.death_awaiting_done(cookie);
         let withdrawn = inner
             .withdrawn_deaths
             .values()
-            .find(|death| death.item.awaits_done(cookie))
-            .map(death_key);
+            .filter_map(|death| Some((death.item.awaiting_done_since(cookie)?, death)))
+            .min_by_key(|(since, _)| *since);
+        let withdrawn = match (on_handle, withdrawn) {
+            (Some((on_handle, death)), withdrawn)
+                if withdrawn.is_none_or(|(since, _)| on_handle < since) =>
+            {
+                death.item.mark_done();
+                return;
+            }
+            (_, withdrawn) => withdrawn.map(|(_, death)| death_key(death)),
+        };
         let Some(death) = withdrawn.and_then(|key| inner.withdrawn_deaths.remove(&key)) else {
             drop(inner);
             crate::debug::binder_user_error!(

@@ -318,13 +318,15 @@ impl Refs {
     }
 
     /// The death notification on a handle of this process with `cookie` whose
-    /// `BR_DEAD_BINDER` awaits its `BC_DEAD_BINDER_DONE`. (A withdrawn one is no longer on
-    /// its handle: the process keeps it apart until the done.)
-    pub(crate) fn death_awaiting_done(&self, cookie: u64) -> Option<&Arc<Work<Death>>> {
+    /// `BR_DEAD_BINDER` awaits its `BC_DEAD_BINDER_DONE`, the first delivered if there are
+    /// several, with when it was delivered. (A withdrawn one is no longer on its handle: the
+    /// process keeps it apart until the done.)
+    pub(crate) fn death_awaiting_done(&self, cookie: u64) -> Option<(u64, &Arc<Work<Death>>)> {
         self.handles
             .iter()
             .filter_map(|(_, node_ref)| node_ref.death.as_ref())
-            .find(|death| death.awaits_done(cookie))
+            .filter_map(|death| Some((death.item.awaiting_done_since(cookie)?, death)))
+            .min_by_key(|(since, _)| *since)
     }
 
     /// Takes every reference out, for the caller to drop once its locks are released.

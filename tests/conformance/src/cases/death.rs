@@ -27,6 +27,10 @@ pub const CASES: &[Case] = &[
         "death_done_from_non_looper_thread",
         death_done_from_non_looper_thread,
     ),
+    Case::new(
+        "death_done_answers_the_first_delivered_of_its_cookie",
+        death_done_answers_the_first_delivered,
+    ),
     Case::new("death_misuse_is_skipped", death_misuse_is_skipped),
     Case::new("death_wakes_poll", death_wakes_poll),
     Case::new(
@@ -378,6 +382,59 @@ fn death_request_while_cleared_death_awaits_done(_: &Env) -> Outcome {
     expect_read(
         &binder,
         &[Return::Noop, Return::ClearDeathNotificationDone(32)],
+        "read after the second clear",
+    )?;
+    expect_errno(binder.read(), libc::EAGAIN, "read at the end")
+}
+
+/// With two BR_DEAD_BINDERs of one cookie awaiting BC_DEAD_BINDER_DONE, a done answers the one
+/// delivered first, as C walks its delivered deaths in order: here a withdrawn request's,
+/// whose clear is then confirmed, rather than the newer request's on the same handle. (Seed 1
+/// of the fuzzer, operation 11611.)
+fn death_done_answers_the_first_delivered(_: &Env) -> Outcome {
+    let manager = Manager::start()?;
+    let binder = client()?;
+    binder
+        .send(&Commands::new().request_death_notification(0, 41))
+        .step("request")?;
+    manager.kill()?;
+    expect_read(
+        &binder,
+        &[Return::Noop, Return::DeadBinder(41)],
+        "read after the death",
+    )?;
+    binder
+        .send(
+            &Commands::new()
+                .clear_death_notification(0, 41)
+                .request_death_notification(0, 41),
+        )
+        .step("clear, then the same request again")?;
+    binder.set_nonblocking(true).step("O_NONBLOCK")?;
+    expect_read(
+        &binder,
+        &[Return::Noop, Return::DeadBinder(41)],
+        "read after the new request",
+    )?;
+    binder
+        .send(&Commands::new().dead_binder_done(41))
+        .step("the first done")?;
+    expect_read(
+        &binder,
+        &[Return::Noop, Return::ClearDeathNotificationDone(41)],
+        "read after the first done",
+    )?;
+    // The second done answers the newer request, whose clear is then confirmed at once.
+    binder
+        .send(
+            &Commands::new()
+                .dead_binder_done(41)
+                .clear_death_notification(0, 41),
+        )
+        .step("the second done, and clear")?;
+    expect_read(
+        &binder,
+        &[Return::Noop, Return::ClearDeathNotificationDone(41)],
         "read after the second clear",
     )?;
     expect_errno(binder.read(), libc::EAGAIN, "read at the end")
