@@ -27,6 +27,7 @@
 //! - [`objects`]: binder objects inside transactions, translated for the receiver.
 //! - [`scatter_gather`]: scatter-gather buffers and the fd arrays in them.
 //! - [`fds`]: file descriptors in transactions, and closing the fds of fd arrays.
+//! - [`first_inline`]: short lists whose first element is kept inline.
 //! - [`node`]: a binder object owned by a process (`binder_node`).
 //! - [`node_tree`]: a process's nodes by pointer, a tree linked through the nodes.
 //! - [`refs`]: a process's handles to other processes' nodes (`binder_ref`).
@@ -62,6 +63,7 @@ mod device;
 mod devices_param;
 mod dump;
 mod fds;
+mod first_inline;
 mod freeze;
 mod handle_tree;
 mod ioctl;

@@ -15,10 +15,6 @@
 //! `fdget` in the same task, still looks at it.
 
 use kernel::{
-    alloc::{
-        allocator::Kmalloc,
-        kvec, //
-    },
     bindings,
     cred::Credential,
     fs::{
@@ -34,72 +30,10 @@ use kernel::{
     task::Task,
 };
 
-use crate::allocation::RangeView;
-
-/// A short list whose first element is kept inline: a transaction usually carries one file,
-/// and then allocates no list for it, neither when it is sent nor when its fd is reserved.
-pub(crate) struct FirstInline<T> {
-    first: Option<T>,
-    more: KVec<T>,
-}
-
-impl<T> FirstInline<T> {
-    /// An empty list.
-    pub(crate) const fn new() -> Self {
-        Self {
-            first: None,
-            more: KVec::new(),
-        }
-    }
-
-    /// An empty list with room for `count` elements.
-    fn with_room(count: usize) -> Result<Self> {
-        let more = match count.saturating_sub(1) {
-            0 => KVec::new(),
-            more => KVec::with_capacity(more, GFP_KERNEL)?,
-        };
-        Ok(Self { first: None, more })
-    }
-
-    /// Whether the list is empty.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.first.is_none()
-    }
-
-    /// How many elements there are.
-    fn len(&self) -> usize {
-        usize::from(self.first.is_some()) + self.more.len()
-    }
-
-    /// Makes room for one more element, so that the next [`FirstInline::push`] succeeds.
-    pub(crate) fn reserve_one(&mut self) -> Result {
-        if self.first.is_some() {
-            self.more.reserve(1, GFP_KERNEL)?;
-        }
-        Ok(())
-    }
-
-    /// Adds `value` at the end if there is room for it; gives it back if not.
-    pub(crate) fn push(&mut self, value: T) -> Result<(), T> {
-        match self.first {
-            None => {
-                self.first = Some(value);
-                Ok(())
-            }
-            Some(_) => self.more.push_within_capacity(value).map_err(|err| err.0),
-        }
-    }
-}
-
-impl<T> IntoIterator for FirstInline<T> {
-    type Item = T;
-    type IntoIter = core::iter::Chain<core::option::IntoIter<T>, kvec::IntoIter<T, Kmalloc>>;
-
-    /// The elements in the order they were pushed.
-    fn into_iter(self) -> Self::IntoIter {
-        Iterator::chain(self.first.into_iter(), self.more)
-    }
-}
+use crate::{
+    allocation::RangeView,
+    first_inline::FirstInline, //
+};
 
 /// A file on its way to the receiver of a transaction.
 pub(crate) struct FileTransfer {

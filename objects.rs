@@ -40,8 +40,9 @@ use crate::{
         FdObject,
         FlatBinderObject, //
     },
-    fds::{
-        FileTransfer,
+    fds::FileTransfer,
+    first_inline::{
+        self,
         FirstInline, //
     },
     node::NodeArc,
@@ -81,18 +82,11 @@ const OFFSETS_PER_READ: usize = 8;
 /// different things (the owner's nodes; its handles and the nodes of others), so the order
 /// between them changes nothing.
 pub(crate) struct HeldRefs {
-    /// The references on nodes: [`Held::Target`] and [`Held::Object`].
-    nodes: HeldNodes,
+    /// The references on nodes: [`Held::Target`] and [`Held::Object`]. The first is kept
+    /// inline: a call whose only such reference is its target's allocates no list.
+    nodes: FirstInline<Held>,
     /// The counts taken on handles.
     handles: KVec<HeldHandle>,
-}
-
-/// The references on nodes that a buffer holds. The first is kept inline: a call whose only
-/// such reference is its target's allocates no list.
-enum HeldNodes {
-    None,
-    One(Held),
-    Many(KBox<KVec<Held>>),
 }
 
 /// A [`Held::Handle`], in 8 bytes.
@@ -102,14 +96,11 @@ struct HeldHandle {
     strong: bool,
 }
 
-/// How many references on nodes the list gets room for when a buffer holds a second one.
-const NODES_ROOM: usize = 4;
-
 impl HeldRefs {
     /// No references.
     pub(crate) const fn new() -> Self {
         Self {
-            nodes: HeldNodes::None,
+            nodes: FirstInline::new(),
             handles: KVec::new(),
         }
     }
@@ -122,7 +113,7 @@ impl HeldRefs {
             room => KVec::with_capacity(room, GFP_KERNEL)?,
         };
         Ok(Self {
-            nodes: HeldNodes::None,
+            nodes: FirstInline::new(),
             handles,
         })
     }
@@ -135,22 +126,7 @@ impl HeldRefs {
 
     /// Makes room for one more reference on a node, so that keeping it cannot fail.
     pub(crate) fn reserve_node(&mut self) -> Result {
-        match &mut self.nodes {
-            HeldNodes::None => {}
-            HeldNodes::One(_) => {
-                // Allocated before the inline reference moves into it, so that a failure
-                // leaves it where it was.
-                let mut list = KBox::new(KVec::with_capacity(NODES_ROOM, GFP_KERNEL)?, GFP_KERNEL)?;
-                if let HeldNodes::One(first) = core::mem::replace(&mut self.nodes, HeldNodes::None)
-                {
-                    // Cannot fail: the list has room.
-                    let _ = list.push_within_capacity(first);
-                }
-                self.nodes = HeldNodes::Many(list);
-            }
-            HeldNodes::Many(list) => list.reserve(1, GFP_KERNEL)?,
-        }
-        Ok(())
+        self.nodes.reserve_one()
     }
 
     /// Adds `held`; gives it back if there was no room for it.
@@ -161,14 +137,7 @@ impl HeldRefs {
                 .push_within_capacity(HeldHandle { handle, strong })
                 .map_err(|_| held);
         }
-        match &mut self.nodes {
-            HeldNodes::None => {
-                self.nodes = HeldNodes::One(held);
-                Ok(())
-            }
-            HeldNodes::One(_) => Err(held),
-            HeldNodes::Many(list) => list.push_within_capacity(held).map_err(|err| err.0),
-        }
+        self.nodes.push(held)
     }
 }
 
@@ -178,14 +147,8 @@ impl IntoIterator for HeldRefs {
 
     /// The references on nodes, then the handles, each in the order they were taken.
     fn into_iter(self) -> HeldIter {
-        let (one, many) = match self.nodes {
-            HeldNodes::None => (None, None),
-            HeldNodes::One(held) => (Some(held), None),
-            HeldNodes::Many(list) => (None, Some(KBox::into_inner(list).into_iter())),
-        };
         HeldIter {
-            one,
-            many,
+            nodes: self.nodes.into_iter(),
             handles: self.handles.into_iter(),
         }
     }
@@ -193,8 +156,7 @@ impl IntoIterator for HeldRefs {
 
 /// The references of a [`HeldRefs`], in the order they are released.
 pub(crate) struct HeldIter {
-    one: Option<Held>,
-    many: Option<kvec::IntoIter<Held, Kmalloc>>,
+    nodes: first_inline::IntoIter<Held>,
     handles: kvec::IntoIter<HeldHandle, Kmalloc>,
 }
 
@@ -202,10 +164,7 @@ impl Iterator for HeldIter {
     type Item = Held;
 
     fn next(&mut self) -> Option<Held> {
-        if let Some(held) = self.one.take() {
-            return Some(held);
-        }
-        if let Some(held) = self.many.as_mut().and_then(Iterator::next) {
+        if let Some(held) = self.nodes.next() {
             return Some(held);
         }
         self.handles

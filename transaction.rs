@@ -86,9 +86,9 @@ use crate::{
     },
     fds::{
         FileTransfer,
-        FirstInline,
         Reserved, //
     },
+    first_inline::FirstInline,
     netlink,
     node::NodeArc,
     objects::{

@@ -335,35 +335,43 @@ fn death_clear_while_late_dead_binder_queued_gets_done(_: &Env) -> Outcome {
     expect_dead_binder_then_clear_done(&binder, 23)
 }
 
-/// A request withdrawn after its BR_DEAD_BINDER was read no longer occupies the handle in the
-/// C driver: a new request on the handle, while the old one still awaits BC_DEAD_BINDER_DONE,
-/// is taken, and (the node being dead) answered at once with its own BR_DEAD_BINDER. Each
-/// cookie then gets its own confirmation.
-fn death_request_while_cleared_death_awaits_done(_: &Env) -> Outcome {
+/// A client whose request with cookie `first` on handle 0 got its BR_DEAD_BINDER, and which
+/// then withdrew it and asked again with cookie `second`: the new request's BR_DEAD_BINDER is
+/// read too, so both await BC_DEAD_BINDER_DONE. The client is left non-blocking.
+fn withdrawn_after_the_death_and_asked_again(first: u64, second: u64) -> Outcome<Binder> {
     let manager = Manager::start()?;
     let binder = client()?;
     binder
-        .send(&Commands::new().request_death_notification(0, 31))
+        .send(&Commands::new().request_death_notification(0, first))
         .step("request")?;
     manager.kill()?;
     expect_read(
         &binder,
-        &[Return::Noop, Return::DeadBinder(31)],
+        &[Return::Noop, Return::DeadBinder(first)],
         "read after the death",
     )?;
     binder
         .send(
             &Commands::new()
-                .clear_death_notification(0, 31)
-                .request_death_notification(0, 32),
+                .clear_death_notification(0, first)
+                .request_death_notification(0, second),
         )
         .step("clear, then a new request")?;
     binder.set_nonblocking(true).step("O_NONBLOCK")?;
     expect_read(
         &binder,
-        &[Return::Noop, Return::DeadBinder(32)],
+        &[Return::Noop, Return::DeadBinder(second)],
         "read after the new request",
     )?;
+    Ok(binder)
+}
+
+/// A request withdrawn after its BR_DEAD_BINDER was read no longer occupies the handle in the
+/// C driver: a new request on the handle, while the old one still awaits BC_DEAD_BINDER_DONE,
+/// is taken, and (the node being dead) answered at once with its own BR_DEAD_BINDER. Each
+/// cookie then gets its own confirmation.
+fn death_request_while_cleared_death_awaits_done(_: &Env) -> Outcome {
+    let binder = withdrawn_after_the_death_and_asked_again(31, 32)?;
     binder
         .send(&Commands::new().dead_binder_done(31))
         .step("done with the first")?;
@@ -392,30 +400,7 @@ fn death_request_while_cleared_death_awaits_done(_: &Env) -> Outcome {
 /// whose clear is then confirmed, rather than the newer request's on the same handle. (Seed 1
 /// of the fuzzer, operation 11611.)
 fn death_done_answers_the_first_delivered(_: &Env) -> Outcome {
-    let manager = Manager::start()?;
-    let binder = client()?;
-    binder
-        .send(&Commands::new().request_death_notification(0, 41))
-        .step("request")?;
-    manager.kill()?;
-    expect_read(
-        &binder,
-        &[Return::Noop, Return::DeadBinder(41)],
-        "read after the death",
-    )?;
-    binder
-        .send(
-            &Commands::new()
-                .clear_death_notification(0, 41)
-                .request_death_notification(0, 41),
-        )
-        .step("clear, then the same request again")?;
-    binder.set_nonblocking(true).step("O_NONBLOCK")?;
-    expect_read(
-        &binder,
-        &[Return::Noop, Return::DeadBinder(41)],
-        "read after the new request",
-    )?;
+    let binder = withdrawn_after_the_death_and_asked_again(41, 41)?;
     binder
         .send(&Commands::new().dead_binder_done(41))
         .step("the first done")?;
