@@ -177,12 +177,23 @@ impl Death {
 
     /// If this notification's `BR_DEAD_BINDER` with `cookie` awaits its `BC_DEAD_BINDER_DONE`,
     /// when it was delivered: the done answers the first delivered.
-    pub(crate) fn awaiting_done_since(&self, cookie: u64) -> Option<u64> {
+    fn awaiting_done_since(&self, cookie: u64) -> Option<u64> {
         if self.cookie != cookie {
             return None;
         }
         let state = self.state.lock();
         state.awaiting_done.then_some(state.delivered_at)
+    }
+
+    /// Of `deaths`, the one whose `BR_DEAD_BINDER` with `cookie` was delivered first and awaits
+    /// its `BC_DEAD_BINDER_DONE`, with when it was delivered.
+    pub(crate) fn first_awaiting_done<'a>(
+        deaths: impl Iterator<Item = &'a Arc<Work<Death>>>,
+        cookie: u64,
+    ) -> Option<(u64, &'a Arc<Work<Death>>)> {
+        deaths
+            .filter_map(|death| Some((death.item.awaiting_done_since(cookie)?, death)))
+            .min_by_key(|(since, _)| *since)
     }
 
     /// The holder answered `BR_DEAD_BINDER` (`BC_DEAD_BINDER_DONE`). Returns whether the

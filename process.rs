@@ -633,7 +633,7 @@ impl Process {
         drop(inner);
         // The queued transactions take their references on the nodes as they go, before the
         // nodes die and forget the rest.
-        work::cancel_all(undelivered);
+        work::cancel_all(undelivered, work::Dropped::Released);
         let mut inner = self.inner.lock();
         for node in nodes.iter() {
             node.die(&mut inner);
@@ -898,11 +898,7 @@ impl Process {
         // The first delivered of those with the cookie, on a handle or withdrawn, as C takes
         // the first of its delivered deaths.
         let on_handle = inner.refs.death_awaiting_done(cookie);
-        let withdrawn = inner
-            .withdrawn_deaths
-            .values()
-            .filter_map(|death| Some((death.item.awaiting_done_since(cookie)?, death)))
-            .min_by_key(|(since, _)| *since);
+        let withdrawn = Death::first_awaiting_done(inner.withdrawn_deaths.values(), cookie);
         let withdrawn = match (on_handle, withdrawn) {
             (Some((on_handle, death)), withdrawn)
                 if withdrawn.is_none_or(|(since, _)| on_handle < since) =>

@@ -322,11 +322,11 @@ impl Refs {
     /// several, with when it was delivered. (A withdrawn one is no longer on its handle: the
     /// process keeps it apart until the done.)
     pub(crate) fn death_awaiting_done(&self, cookie: u64) -> Option<(u64, &Arc<Work<Death>>)> {
-        self.handles
+        let deaths = self
+            .handles
             .iter()
-            .filter_map(|(_, node_ref)| node_ref.death.as_ref())
-            .filter_map(|death| Some((death.item.awaiting_done_since(cookie)?, death)))
-            .min_by_key(|(since, _)| *since)
+            .filter_map(|(_, node_ref)| node_ref.death.as_ref());
+        Death::first_awaiting_done(deaths, cookie)
     }
 
     /// Takes every reference out, for the caller to drop once its locks are released.

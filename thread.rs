@@ -480,7 +480,7 @@ impl Thread {
 
     /// The thread leaves the driver (`BINDER_THREAD_EXIT`, or its process is released): its
     /// queued work is cancelled (its transactions leave their buffers behind, see
-    /// [`Transaction::abandon`]), and if the top of its stack is a call it received, that
+    /// [`Deliver::abandon`]), and if the top of its stack is a call it received, that
     /// call's caller reads `BR_DEAD_REPLY`.
     ///
     /// As in the C driver, the calls it received further down fail for nobody now: each was
@@ -493,7 +493,7 @@ impl Thread {
         let todo = core::mem::take(&mut self.locked.access_mut(&mut inner).todo);
         self.locked.access_mut(&mut inner).todo_ready = false;
         drop(inner);
-        work::abandon_all(todo);
+        work::cancel_all(todo, work::Dropped::ThreadLeaves);
         // Unwind the stack, a frame at a time: the calls the thread received will get no
         // answer from it.
         let mut top = true;

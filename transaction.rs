@@ -805,13 +805,14 @@ impl Transaction {
         drop(payload);
     }
 
-    /// Drops the transaction undelivered from the list of `BINDER_THREAD_EXIT`'s thread, as the
-    /// C driver does: its caller, if it has one, reads `BR_DEAD_REPLY` and its files go, but
-    /// its buffer stays allocated in the receiver, with the handles and node references its
-    /// objects took, until the receiver is released ([`ReservedBuffer::abandon`]).
+    /// Drops the transaction undelivered: its caller, if it has one, reads `BR_DEAD_REPLY`,
+    /// and its files go. Its range is freed with the references its objects took, unless
+    /// `keep_range`: dropped from the list of a thread that leaves, the C driver
+    /// leaves the buffer allocated in the receiver, with those handles and node references,
+    /// until the receiver is released ([`ReservedBuffer::abandon`]).
     ///
     /// [`ReservedBuffer::abandon`]: crate::allocation::ReservedBuffer::abandon
-    pub(crate) fn abandon(&self) {
+    fn drop_undelivered(&self, keep_range: bool) {
         binder_debug!(
             mask::DEAD_TRANSACTION,
             "undelivered transaction {}\n",
@@ -821,7 +822,9 @@ impl Transaction {
         // that takes the buffer's mutex.
         let payload = self.payload.lock().take();
         if let Some(Undelivered { range, files, .. }) = payload {
-            range.abandon();
+            if keep_range {
+                range.abandon();
+            }
             drop(files);
         }
         self.fail_caller(BR_DEAD_REPLY, None);
@@ -1114,13 +1117,11 @@ impl Deliver for Transaction {
     }
 
     fn cancel(&self) {
-        binder_debug!(
-            mask::DEAD_TRANSACTION,
-            "undelivered transaction {}\n",
-            self.debug_id
-        );
-        self.release_buffer();
-        self.fail_caller(BR_DEAD_REPLY, None);
+        self.drop_undelivered(false);
+    }
+
+    fn abandon(&self) {
+        self.drop_undelivered(true);
     }
 }
 

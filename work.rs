@@ -50,9 +50,16 @@ pub(crate) trait Deliver: Any + Send + Sync {
         out: &mut Returns,
     ) -> Result<Flow>;
 
-    /// Called instead of [`Deliver::deliver`] when the item is dropped undelivered, because the
-    /// thread or process it was queued for is going away.
+    /// Called instead of [`Deliver::deliver`] when the item is dropped undelivered from the
+    /// list of a process that is released (or of one of its nodes).
     fn cancel(&self) {}
+
+    /// Called instead of [`Deliver::deliver`] when the item is dropped undelivered from the
+    /// list of a thread that leaves (`BINDER_THREAD_EXIT`, or its process's release). Only a
+    /// transaction differs from [`Deliver::cancel`]: it leaves its range allocated, as C does.
+    fn abandon(&self) {
+        self.cancel()
+    }
 
     /// Whether the item is a transaction or reply. A thread with one at the head of its
     /// todo list may not send a new call, as in the C driver.
@@ -195,22 +202,23 @@ pub(crate) fn take_from<T: ?Sized>(todo: &mut Todo, item: &Work<T>) -> Option<Wo
     None
 }
 
-/// Drops every item of `todo`, cancelling each.
-///
-/// Call it after taking the list out from under its lock: `cancel` may take other locks.
-pub(crate) fn cancel_all(mut todo: Todo) {
-    while let Some(work) = todo.pop_front() {
-        work.item.cancel();
-    }
+/// Why a todo list is dropped undelivered.
+#[derive(Clone, Copy)]
+pub(crate) enum Dropped {
+    /// Its process, or the owner of its node, is released: [`Deliver::cancel`].
+    Released,
+    /// Its thread leaves: [`Deliver::abandon`].
+    ThreadLeaves,
 }
 
-/// Drops every item of a leaving thread's `todo`, cancelling each, except that a transaction
-/// keeps its buffer ([`Transaction::abandon`]). Called like [`cancel_all`].
-pub(crate) fn abandon_all(mut todo: Todo) {
+/// Drops every item of `todo` undelivered, for the reason `why`.
+///
+/// Call it after taking the list out from under its lock: both may take other locks.
+pub(crate) fn cancel_all(mut todo: Todo, why: Dropped) {
     while let Some(work) = todo.pop_front() {
-        match work.item.as_transaction() {
-            Some(transaction) => transaction.abandon(),
-            None => work.item.cancel(),
+        match why {
+            Dropped::Released => work.item.cancel(),
+            Dropped::ThreadLeaves => work.item.abandon(),
         }
     }
 }
