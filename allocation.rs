@@ -524,10 +524,7 @@ impl ReceiveBuffer {
         if async_node.is_some() && size > state.free_async {
             return Err(ENOSPC);
         }
-        let fit = state.ranges.best_fit(size).ok_or(ENOSPC)?;
         state.ranges.make_room()?;
-        let indices = page_indices(fit.offset(), size);
-        let complete = state.pages.start_using(indices.clone())?;
         let is_async = async_node.is_some();
         let sender = kernel::current!().group_leader().pid();
         let new_range = Range {
@@ -540,21 +537,30 @@ impl ReceiveBuffer {
             array_fds: None,
             label,
         };
-        // Cannot fail: `make_room` came first, under the same lock.
-        let offset = match state.ranges.insert(fit, new_range) {
+        let offset = match state.ranges.reserve(size, new_range) {
             Ok(offset) => offset,
-            Err(new_range) => {
-                state.pages.stop_using(indices);
+            Err((new_range, err)) => {
                 drop(state);
                 drop(new_range);
-                return Err(ENOMEM);
+                return Err(err);
+            }
+        };
+        let indices = page_indices(offset, size);
+        let complete = match state.pages.start_using(indices.clone()) {
+            Ok(complete) => complete,
+            Err(err) => {
+                let new_range = state.ranges.remove(offset);
+                drop(state);
+                drop(new_range);
+                return Err(err);
             }
         };
         let spam = is_async && {
             state.free_async -= size;
             state.spots_oneway_spam(area.size, sender)
         };
-        // The pushes cannot fail: `reserve` made room for every page of the range.
+        // The pushes cannot fail: `ReceiveBuffer::reserve` made room for every page of the
+        // range.
         let complete = complete
             && indices.into_iter().all(|index| {
                 state

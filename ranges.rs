@@ -36,19 +36,6 @@ struct Entry<T> {
 /// The memory of one entry.
 type Spare<T> = RBTreeNodeReservation<Key, Entry<T>>;
 
-/// Where [`Ranges::best_fit`] found room: to hand to [`Ranges::insert`] under the same lock.
-pub(crate) struct Fit {
-    part: Key,
-    size: usize,
-}
-
-impl Fit {
-    /// Where the new range would start.
-    pub(crate) fn offset(&self) -> usize {
-        self.part.1
-    }
-}
-
 /// The ranges of an area, each with a `T` its owner keeps with it.
 pub(crate) struct Ranges<T> {
     /// The size of the area; no part before [`Ranges::set_area`].
@@ -98,8 +85,8 @@ impl<T> Ranges<T> {
         }
     }
 
-    /// Allocates what the next [`Ranges::insert`] needs, so that it cannot fail. Changes no
-    /// range or free part: a [`Fit`] found before stays good.
+    /// Allocates what the next [`Ranges::reserve`] needs, so that it cannot fail for want of
+    /// memory.
     pub(crate) fn make_room(&mut self) -> Result {
         if self.spare.is_none() {
             self.spare = Some(RBTreeNodeReservation::new(GFP_KERNEL)?);
@@ -107,38 +94,30 @@ impl<T> Ranges<T> {
         Ok(())
     }
 
-    /// Where a range of `size` bytes (not zero) would go: the start of the smallest free part
-    /// that holds it, the lowest of several as small.
-    pub(crate) fn best_fit(&self, size: usize) -> Option<Fit> {
-        let cursor = self.free.cursor_lower_bound(&(size, 0))?;
-        Some(Fit {
-            part: *cursor.current().0,
-            size,
-        })
-    }
-
-    /// Allocates the range `fit` found, with `data`; returns its offset. Needs
-    /// [`Ranges::make_room`] first, and no change since `fit` was found; gives `data` back if
-    /// either was not so.
-    pub(crate) fn insert(&mut self, fit: Fit, data: T) -> Result<usize, T> {
+    /// Allocates a range of `size` bytes (not zero) with `data` at the start of the smallest
+    /// free part that holds it, the lowest of several as small; returns its offset. Needs
+    /// [`Ranges::make_room`] first. Gives `data` back with `ENOSPC` if no part is large
+    /// enough, with `ENOMEM` if the room was not made.
+    pub(crate) fn reserve(&mut self, size: usize, data: T) -> Result<usize, (T, Error)> {
         let Some(entry) = self.spare.take() else {
-            return Err(data);
+            return Err((data, ENOMEM));
         };
-        let Some(part) = self.free.remove_node(&fit.part) else {
+        let Some(cursor) = self.free.cursor_lower_bound_mut(&(size, 0)) else {
             self.spare = Some(entry);
-            return Err(data);
+            return Err((data, ENOSPC));
         };
-        let (part_size, offset) = fit.part;
+        let (part_size, offset) = *cursor.current().0;
+        let (_, part) = cursor.remove_current();
         let part = part.into_reservation();
-        if part_size > fit.size {
-            let rest = part_size - fit.size;
-            let key = (rest, offset + fit.size);
+        if part_size > size {
+            let rest = part_size - size;
+            let key = (rest, offset + size);
             self.free.insert(part.into_node(key, Self::free_part(rest)));
         } else {
             self.keep(part);
         }
         let range = Entry {
-            size: fit.size,
+            size,
             data: Some(data),
         };
         self.used.insert(entry.into_node((offset, 0), range));
