@@ -10,7 +10,10 @@
 //! buffer uses any more stays for the next one, until memory runs short: then the shrinker
 //! takes it back ([`crate::pages`], [`crate::shrinker`]).
 
-use core::ops::RangeInclusive;
+use core::{
+    num::NonZeroU32,
+    ops::RangeInclusive, //
+};
 
 use kernel::{
     bindings,
@@ -269,9 +272,35 @@ fn page_indices(offset: usize, size: usize) -> RangeInclusive<usize> {
 }
 
 /// Where a reserved range lies in its receive buffer; a [`ReservedBuffer`] owns one.
+///
+/// An area is at most 4 MiB, so `u32`s hold both, and a range is never empty, so an
+/// `Option` of one is no larger: that keeps a [`Transaction`] in a smaller kmalloc class.
+///
+/// [`Transaction`]: crate::transaction::Transaction
 pub(crate) struct BufferRange {
-    offset: usize,
-    size: usize,
+    offset: u32,
+    size: NonZeroU32,
+}
+
+impl BufferRange {
+    /// The range of `size` bytes at `offset`; `None` if either is too large for the type, or
+    /// `size` is zero.
+    fn new(offset: usize, size: usize) -> Option<Self> {
+        Some(Self {
+            offset: offset.try_into().ok()?,
+            size: NonZeroU32::new(size.try_into().ok()?)?,
+        })
+    }
+
+    /// Where the range starts in the area.
+    fn offset(&self) -> usize {
+        self.offset as usize
+    }
+
+    /// How many bytes the range holds.
+    fn size(&self) -> usize {
+        self.size.get() as usize
+    }
 }
 
 /// A range of a process's receive buffer reserved for one transaction and not yet handed to
@@ -298,7 +327,7 @@ impl ReservedBuffer {
 
     /// Where the range starts in the owner's area.
     pub(crate) fn offset(&self) -> usize {
-        self.range.as_ref().map_or(0, |range| range.offset)
+        self.range.as_ref().map_or(0, BufferRange::offset)
     }
 
     /// The user address of the range in the owner's mapping.
@@ -494,7 +523,7 @@ impl ReceiveBuffer {
             Ok(pages) => {
                 let view = RangeView {
                     pages,
-                    start: range.offset % PAGE_SIZE,
+                    start: range.offset() % PAGE_SIZE,
                     size,
                 };
                 Ok((range, view, spam))
@@ -546,8 +575,12 @@ impl ReceiveBuffer {
             }
         };
         let indices = page_indices(offset, size);
-        let complete = match state.pages.start_using(indices.clone()) {
-            Ok(complete) => complete,
+        // The range cannot be too far for a `BufferRange`: the area is at most 4 MiB.
+        let counted = BufferRange::new(offset, size)
+            .ok_or(EINVAL)
+            .and_then(|range| Ok((range, state.pages.start_using(indices.clone())?)));
+        let (range, complete) = match counted {
+            Ok(counted) => counted,
             Err(err) => {
                 let new_range = state.ranges.remove(offset);
                 drop(state);
@@ -574,7 +607,7 @@ impl ReceiveBuffer {
             pages.clear();
             Reserved::Incomplete(pages)
         };
-        Ok((area, BufferRange { offset, size }, reserved, spam))
+        Ok((area, range, reserved, spam))
     }
 
     /// The pages under `range`, putting in and mapping the ones that are missing; pushed to
@@ -601,7 +634,7 @@ impl ReceiveBuffer {
         if state.released {
             return Err(ESRCH);
         }
-        for index in page_indices(range.offset, range.size) {
+        for index in page_indices(range.offset(), range.size()) {
             let page = match state.pages.get(index) {
                 Some(page) => page.clone(),
                 None => {
@@ -687,14 +720,14 @@ impl ReceiveBuffer {
     /// area does, and the area never moves.
     fn user_address(&self, range: &BufferRange) -> u64 {
         let start = self.mapped_area.copy().map_or(0, |area| area.start);
-        start.saturating_add(range.offset) as u64
+        start.saturating_add(range.offset()) as u64
     }
 
     /// Marks `range` as handed to userspace: from now on `BC_FREE_BUFFER` may free it, and
     /// only now, as in the C driver.
     fn mark_delivered(&self, range: &BufferRange, array_fds: ArrayFds) {
         let mut state = self.state.lock();
-        if let Some(found) = state.ranges.get_mut(range.offset) {
+        if let Some(found) = state.ranges.get_mut(range.offset()) {
             found.delivered = true;
             found.array_fds = array_fds;
         }
@@ -704,7 +737,7 @@ impl ReceiveBuffer {
     /// [`ReservedBuffer::abandon`]).
     fn mark_abandoned(&self, range: &BufferRange) {
         let mut state = self.state.lock();
-        if let Some(found) = state.ranges.get_mut(range.offset) {
+        if let Some(found) = state.ranges.get_mut(range.offset()) {
             found.abandoned = true;
         }
     }
@@ -737,7 +770,7 @@ impl ReceiveBuffer {
     /// Gives them back if the range is gone already (its process was released).
     fn hold(&self, range: &BufferRange, held: HeldRefs) -> Result<(), HeldRefs> {
         let mut state = self.state.lock();
-        match state.ranges.get_mut(range.offset) {
+        match state.ranges.get_mut(range.offset()) {
             Some(found) => {
                 found.held = held;
                 Ok(())
@@ -749,7 +782,7 @@ impl ReceiveBuffer {
     /// Gives back a range that was never delivered; returns what it leaves to settle.
     fn release(self: &Arc<Self>, range: BufferRange) -> Option<Freed> {
         let mut state = self.state.lock();
-        let removed = self.remove_range(&mut state, range.offset);
+        let removed = self.remove_range(&mut state, range.offset());
         drop(state);
         removed.map(Range::into_freed)
     }

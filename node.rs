@@ -558,9 +558,9 @@ impl Node {
 
     /// The node's minimum priority (`FLAT_BINDER_FLAG_PRIORITY_MASK`), compared with nice
     /// values as the C driver does (see [`crate::priority`]).
-    pub(crate) fn min_priority(&self) -> i32 {
-        // At most 0xff.
-        (self.flags & FLAT_BINDER_FLAG_PRIORITY_MASK) as i32
+    pub(crate) fn min_priority(&self) -> u8 {
+        // The mask is the low byte: nothing is cut.
+        (self.flags & FLAT_BINDER_FLAG_PRIORITY_MASK) as u8
     }
 
     /// Whether transactions to the node may carry file descriptors

@@ -26,14 +26,15 @@ const DEFAULT_PRIO: i32 = 120;
 /// The weakest nice value (`MAX_NICE`).
 const MAX_NICE: isize = 19;
 
-/// The nice value of the current task.
-pub(crate) fn current_nice() -> i32 {
+/// The nice value of the current task (-20 to 19).
+pub(crate) fn current_nice() -> i8 {
     let current = Task::current_raw();
     // SAFETY: `current` is the running task, valid while it runs; `static_prio` is a plain
     // integer that only the task itself (or the scheduler under its locks) changes, and
     // `task_nice()` reads it the same way.
     let prio = unsafe { core::ptr::read_volatile(&raw const (*current).static_prio) };
-    prio - DEFAULT_PRIO
+    // The scheduler keeps `static_prio` within the nice range, so this never falls back.
+    i8::try_from(prio - DEFAULT_PRIO).unwrap_or(0)
 }
 
 /// Sets the current task's nice to `nice`, or, if it may not have it, to the best one its

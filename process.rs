@@ -154,7 +154,7 @@ pub(crate) struct Process {
     /// `BINDER_ENABLE_ONEWAY_SPAM_DETECTION` is on.
     oneway_spam_detection: Atomic<bool>,
     /// The opener's nice value: a thread waiting for the process's work goes back to it.
-    default_nice: i32,
+    default_nice: i8,
     /// Threads, handles and settings; see [`ProcessInner`]. Threads wait for work under it.
     #[pin]
     inner: SpinLock<ProcessInner>,
@@ -1343,7 +1343,7 @@ impl Process {
     }
 
     /// The nice value of the task that opened the device, when it did.
-    pub(crate) fn default_nice(&self) -> i32 {
+    pub(crate) fn default_nice(&self) -> i8 {
         self.default_nice
     }
 

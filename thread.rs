@@ -706,7 +706,7 @@ impl Thread {
         if process_work {
             // As in C, outside the lock: the scheduler takes its own.
             drop(guard);
-            crate::priority::set_nice(process.default_nice());
+            crate::priority::set_nice(process.default_nice().into());
             guard = process.inner_lock().lock();
         }
         if process_work && !self.is_looper() {

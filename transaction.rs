@@ -217,23 +217,28 @@ pub(crate) struct Transaction {
     from_process: Arc<Process>,
     /// The receiving process; the payload is in its receive buffer.
     to: Arc<Process>,
-    /// The target node's pointer and cookie, as its owner knows it (zero for a reply).
-    target: (u64, u64),
+    /// The target node (none for a reply): its pointer and cookie go to the reader, its
+    /// number to the log files. This keeps only the node's memory; the reference the owner
+    /// counts is the range's.
+    target: Option<NodeArc>,
     code: u32,
     flags: u32,
     /// The sender's effective uid when it sent.
     sender_euid: Kuid,
     /// The sender's nice value when it sent ([`crate::priority`]).
-    priority: i32,
+    priority: i8,
     /// The target node's minimum priority (0 for a reply).
-    min_priority: i32,
+    min_priority: u8,
     /// The reader's nice value before the call changed it, restored when it replies.
-    saved_priority: Atomic<i32>,
-    data_size: u64,
-    offsets_size: u64,
-    /// Where in the buffer the sender's security context is, for a node that asked for it
-    /// (`BR_TRANSACTION_SEC_CTX`).
-    secctx_offset: Option<u64>,
+    saved_priority: Atomic<i8>,
+    /// The sizes of the data and of the offsets: a `u32` holds them, since they fit the
+    /// buffer range, which is within an area of at most 4 MiB.
+    data_size: u32,
+    offsets_size: u32,
+    /// Where in the buffer the sender's security context is, if the target node asked for it
+    /// (`BR_TRANSACTION_SEC_CTX`, see [`Transaction::secctx_offset`]); within the area, so a
+    /// `u32` too.
+    secctx_at: u32,
     /// The receiver suspects the sender of one-way spam (see `Complete`).
     oneway_spam_suspect: bool,
     is_reply: bool,
@@ -247,15 +252,13 @@ pub(crate) struct Transaction {
     debug_id: u32,
     /// The sending thread (also of a one-way transaction or a reply).
     from_tid: Pid,
-    /// The target node's number in the log files (0 for a reply).
-    node_debug_id: u32,
     /// When the transaction was sent.
     start: Instant<Monotonic>,
     /// The receiving thread: the one that read it, or before that the one known at send (a
     /// waiting thread, the caller of a reply); 0 while none is known.
     to_tid: Atomic<Pid>,
     /// Where its buffer starts in the receiver's area: less than the 4 MiB an area is at most,
-    /// so a `u32`, which keeps the transaction in the 256-byte kmalloc class.
+    /// so a `u32`, which keeps the transaction in the 192-byte kmalloc class.
     buffer_offset: u32,
 }
 
@@ -282,10 +285,8 @@ pub(crate) struct LogView<'a> {
 /// and the files the reader gets fds for.
 struct Undelivered {
     range: ReservedBuffer,
-    /// Where the range is in the receiver's mapping.
-    address: u64,
     /// The files, if there are any. Boxed, and only then allocated: inline, they and the
-    /// pages would make every transaction 80 bytes larger, too large for the 256-byte
+    /// pages would make every transaction 80 bytes larger, too large for the 192-byte
     /// kmalloc class.
     files: Option<KBox<CarriedFiles>>,
 }
@@ -494,7 +495,7 @@ impl Thread {
         entry: &mut txn_log::Entry,
     ) -> Result<(), Failure> {
         let call = self.pop_received(process).ok_or(Failure::failed(EPROTO))?;
-        priority::set_nice(call.saved_priority.load(Relaxed));
+        priority::set_nice(call.saved_priority.load(Relaxed).into());
         if let Err(failure) = self.reply_to(process, &call, tr, id, entry) {
             binder_debug!(
                 mask::FAILED_TRANSACTION,
@@ -710,10 +711,14 @@ impl Transaction {
             })?;
         let extra_room = usize::try_from(extra_room).unwrap_or(usize::MAX);
         trace::binder_transaction_alloc_buf(id as i32, data_size, offsets_size, extra_room);
-        // Read once here: the reader needs it again at delivery.
+        // Where the scatter-gather buffers' pointers point to.
         let address = range.user_address();
-        // Cannot fail: a mapping is at most 4 MiB (see the field).
-        let buffer_offset = u32::try_from(range.offset()).map_err(|_| Failure::failed(EINVAL))?;
+        // Cannot fail: a mapping is at most 4 MiB (see the fields), and the range holds the
+        // data and the offsets.
+        let within_area = |value: usize| u32::try_from(value).map_err(|_| Failure::failed(EINVAL));
+        let buffer_offset = within_area(range.offset())?;
+        let (small_data_size, small_offsets_size) =
+            (within_area(data_size)?, within_area(offsets_size)?);
         let buffers = ScatterGather::new(address, data_size, offsets_size, buffers_size)
             .map_err(Failure::failed)?;
         let mut translation = Translation {
@@ -736,14 +741,15 @@ impl Transaction {
             });
         }
         range.hold(translation.held);
-        let secctx_offset = match &secctx {
+        // INVARIANT: There is a context exactly when the target node asked for one.
+        let secctx_at = match &secctx {
             Some(ctx) => {
                 let offset = usize::try_from(before_secctx).map_err(|_| Failure::failed(EINVAL))?;
                 view.write(offset, ctx.as_bytes())
                     .map_err(Failure::failed)?;
-                Some(before_secctx)
+                within_area(offset)?
             }
-            None => None,
+            None => 0,
         };
         drop(secctx);
         // The reader writes its fds into the buffer; only then does it need the pages.
@@ -756,7 +762,6 @@ impl Transaction {
             };
             Some(KBox::new(carried, GFP_KERNEL).map_err(|err| Failure::failed(err.into()))?)
         };
-        let target = node.map_or((0, 0), |node| (node.ptr(), node.cookie()));
         let to_parent = LockedBy::new(to.inner_lock(), None);
         Work::new_pinned(try_pin_init!(Self {
             _census: Counted::new(Kind::Transaction),
@@ -765,30 +770,25 @@ impl Transaction {
             to_parent,
             from_process: from_process.clone(),
             to,
-            target,
+            target: node.cloned(),
             code: tr.code,
             flags: tr.flags,
             sender_euid: Kuid::current_euid(),
             priority: priority::current_nice(),
             min_priority: node.map_or(0, |node| node.min_priority()),
             saved_priority: Atomic::new(0),
-            data_size: tr.data_size,
-            offsets_size: tr.offsets_size,
-            secctx_offset,
+            data_size: small_data_size,
+            offsets_size: small_offsets_size,
+            secctx_at,
             oneway_spam_suspect,
             is_reply,
             outstanding: Atomic::new(false),
             payload <- new_spinlock!(
-                Some(Undelivered {
-                    range,
-                    address,
-                    files
-                }),
+                Some(Undelivered { range, files }),
                 "Transaction::payload"
             ),
             debug_id,
             from_tid: sender.id,
-            node_debug_id: node.map_or(0, |node| node.debug_id()),
             start: Instant::now(),
             to_tid: Atomic::new(to_tid),
             buffer_offset,
@@ -821,7 +821,7 @@ impl Transaction {
         // The spinlock guard goes at the end of the statement, before the range is touched:
         // that takes the buffer's mutex.
         let payload = self.payload.lock().take();
-        if let Some(Undelivered { range, files, .. }) = payload {
+        if let Some(Undelivered { range, files }) = payload {
             if keep_range {
                 range.abandon();
             }
@@ -836,10 +836,11 @@ impl Transaction {
         let own = priority::current_nice();
         self.saved_priority.store(own, Relaxed);
         let oneway = self.is_oneway();
-        if !oneway && self.priority < self.min_priority {
-            priority::set_nice(self.priority);
-        } else if !oneway || own > self.min_priority {
-            priority::set_nice(self.min_priority);
+        let (caller, minimum) = (i32::from(self.priority), i32::from(self.min_priority));
+        if !oneway && caller < minimum {
+            priority::set_nice(caller);
+        } else if !oneway || i32::from(own) > minimum {
+            priority::set_nice(minimum);
         }
     }
 
@@ -860,12 +861,12 @@ impl Transaction {
             to_thread: self.to_tid.load(Relaxed),
             code: self.code,
             flags: self.flags,
-            priority: self.priority,
+            priority: self.priority.into(),
             is_async: self.is_oneway(),
             is_reply: self.is_reply,
             elapsed_ms: self.start.elapsed().as_millis(),
-            node: self.node_debug_id,
-            sizes: (self.data_size, self.offsets_size),
+            node: self.target.as_ref().map_or(0, |node| node.debug_id()),
+            sizes: (self.data_size.into(), self.offsets_size.into()),
             buffer_offset: self.buffer_offset as usize,
         }
     }
@@ -953,7 +954,18 @@ impl Transaction {
             && self.code == newer.code
             && self.flags == newer.flags
             && self.from_process.same_task_group(&newer.from_process)
-            && self.target == newer.target
+            && self
+                .target
+                .as_ref()
+                .zip(newer.target.as_ref())
+                .is_some_and(|(node, newer_node)| Arc::ptr_eq(node, newer_node))
+    }
+
+    /// Where in the buffer the sender's security context is, if the target node asked for it:
+    /// every transaction to such a node carries one.
+    fn secctx_offset(&self) -> Option<u32> {
+        let node = self.target.as_ref()?;
+        node.wants_security_context().then_some(self.secctx_at)
     }
 
     /// Counts the transaction as outstanding for its receiver, whose state `inner` is.
@@ -1024,14 +1036,10 @@ impl Deliver for Transaction {
         if t.from.is_none() {
             t.finished();
         }
-        let Some(Undelivered {
-            range,
-            address: buffer,
-            files,
-        }) = t.payload.lock().take()
-        else {
+        let Some(Undelivered { range, files }) = t.payload.lock().take() else {
             return Ok(Flow::Continue);
         };
+        let buffer = range.user_address();
         if !t.is_reply {
             t.inherit_priority();
         }
@@ -1061,23 +1069,25 @@ impl Deliver for Transaction {
         tr.code = t.code;
         tr.flags = t.flags;
         tr.sender_euid = t.sender_euid.into_uid_in_current_ns();
-        tr.data_size = t.data_size;
-        tr.offsets_size = t.offsets_size;
-        tr.target.ptr = t.target.0;
-        tr.cookie = t.target.1;
+        tr.data_size = t.data_size.into();
+        tr.offsets_size = t.offsets_size.into();
+        if let Some(node) = &t.target {
+            tr.target.ptr = node.ptr();
+            tr.cookie = node.cookie();
+        }
         tr.data.ptr.buffer = buffer;
-        tr.data.ptr.offsets = buffer.saturating_add(align8(t.data_size).unwrap_or(0));
+        tr.data.ptr.offsets = buffer.saturating_add(align8(t.data_size.into()).unwrap_or(0));
         // A call (not a reply, not one-way) names its sender and waits for this thread's reply;
         // as in C, a call whose sending thread has left the driver names no sender.
         if t.live_caller().is_some() {
             tr.sender_pid = t.from_process.pid_in_current_ns();
         }
-        let written = match t.secctx_offset {
+        let written = match t.secctx_offset() {
             Some(offset) => out.put_code(BR_TRANSACTION_SEC_CTX).and_then(|()| {
                 out.put(&TransactionDataSecctx(
                     uapi::binder_transaction_data_secctx {
                         transaction_data: tr,
-                        secctx: buffer.saturating_add(offset),
+                        secctx: buffer.saturating_add(offset.into()),
                     },
                 ))
             }),
