@@ -239,41 +239,49 @@ impl Node {
 
     /// Counts one more reference. `inner` is the owner's state.
     ///
-    /// A handle's reference counted on behalf of `notify`, the thread sending the object,
-    /// queues the node for that thread if the owner has yet to hear of a reference of its
-    /// kind: the thread reads `BR_INCREFS`/`BR_ACQUIRE` with its other returns, as in the C
-    /// driver.
+    /// A handle's reference counted on behalf of `notify`, the thread sending the object, may
+    /// queue the node for that thread ([`Node::tell`]).
     pub(crate) fn count(
         this: &NodeArc,
         inner: &mut ProcessInner,
         what: Count,
         notify: Option<&Thread>,
     ) {
-        let counts = &mut this.locked.access_mut(inner).counts;
-        let slot = counts.slot(what);
+        let slot = this.locked.access_mut(inner).counts.slot(what);
         *slot = slot.saturating_add(1);
-        let told = if what.is_strong() {
+        if let Some(thread) = notify {
+            Self::tell(this, inner, what.is_strong(), thread);
+        }
+    }
+
+    /// A reference of the kind `strong` was taken on behalf of `thread`, the thread sending
+    /// the node's object: if the owner has yet to hear of one of its kind, the node is queued
+    /// for that thread, which reads `BR_INCREFS`/`BR_ACQUIRE` with its other returns, as in
+    /// the C driver (`binder_inc_node_nilocked` with the sender's list). C does so for a
+    /// handle's first reference of each kind, which it counts apart; so the first weak one on
+    /// a handle that held only a strong one comes here too. `inner` is the owner's state.
+    pub(crate) fn tell(this: &NodeArc, inner: &mut ProcessInner, strong: bool, thread: &Thread) {
+        let counts = &this.locked.access(inner).counts;
+        let told = if strong {
             counts.told_strong
         } else {
             counts.told_weak
         };
-        if let Some(thread) = notify {
-            if !told && !inner.is_dead() {
-                match Work::to_queue(this) {
-                    Some(item) => thread.push_deferred_work(inner, item),
-                    // Queued already: a first strong reference takes the node's work off
-                    // whichever list holds it (this thread's, another's, the process's) and
-                    // queues it at the end of this thread's, behind what the thread queued
-                    // since, as the C driver's requeue does. The sender, not whoever reads the
-                    // process's work, reads `BR_ACQUIRE` then.
-                    None if what.is_strong() => {
-                        if let Some(item) = inner.take_queued(this, thread) {
-                            thread.push_deferred_work(inner, item);
-                        }
-                    }
-                    None => {}
+        if told || inner.is_dead() {
+            return;
+        }
+        match Work::to_queue(this) {
+            Some(item) => thread.push_deferred_work(inner, item),
+            // Queued already: a first strong reference takes the node's work off whichever
+            // list holds it (this thread's, another's, the process's) and queues it at the end
+            // of this thread's, behind what the thread queued since, as the C driver's requeue
+            // does. The sender, not whoever reads the process's work, reads `BR_ACQUIRE` then.
+            None if strong => {
+                if let Some(item) = inner.take_queued(this, thread) {
+                    thread.push_deferred_work(inner, item);
                 }
             }
+            None => {}
         }
     }
 

@@ -1015,6 +1015,13 @@ impl Process {
         // A handle that only gains strength needs no memory: no slot, no spare room.
         let (slot, wants_room) = match inner.refs.gain_existing(node, strong) {
             Existing::Counted(handle) => return Ok(Some(handle)),
+            Existing::FirstWeak(handle) => {
+                drop(inner);
+                if let Some(thread) = notify {
+                    Node::tell(node, &mut node.owner().inner.lock(), false, thread);
+                }
+                return Ok(Some(handle));
+            }
             Existing::Weak => (None, false),
             Existing::Missing => (Some(inner.refs.take_spare()), inner.refs.wants_spare_room()),
         };

@@ -76,6 +76,12 @@ pub(crate) struct InvalidRef;
 pub(crate) enum Existing {
     /// The reference was counted through this handle.
     Counted(u32),
+    /// A weak reference was counted through this handle, its first: the handle held only a
+    /// strong one. The node counts the handle already, but may have to tell its owner (see
+    /// [`Node::tell`]).
+    ///
+    /// [`Node::tell`]: crate::node::Node::tell
+    FirstWeak(u32),
     /// The handle exists, but holds no strong reference for a strong one to be counted on
     /// without the node hearing of it.
     Weak,
@@ -145,7 +151,7 @@ impl Refs {
     }
 
     /// Counts one more reference through the handle of `node`, if the process has one and
-    /// the node need not hear of it: a weak reference, or a strong one through a handle that
+    /// the node need not count it: a weak reference, or a strong one through a handle that
     /// already holds one.
     pub(crate) fn gain_existing(&mut self, node: &NodeArc, strong: bool) -> Existing {
         let Some((handle, node_ref)) = self.handles.by_node_mut(node) else {
@@ -154,8 +160,13 @@ impl Refs {
         if strong && node_ref.strong == 0 {
             return Existing::Weak;
         }
+        let first_weak = !strong && node_ref.weak == 0;
         node_ref.count(strong);
-        Existing::Counted(handle)
+        if first_weak {
+            Existing::FirstWeak(handle)
+        } else {
+            Existing::Counted(handle)
+        }
     }
 
     /// Counts one more reference through the handle of `node`, creating the handle in `slot`

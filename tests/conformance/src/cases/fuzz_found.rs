@@ -68,6 +68,10 @@ pub const CASES: &[Case] = &[
         "reply_left_on_a_leaving_thread_keeps_its_handles",
         reply_left_on_leaving_thread_keeps_handles,
     ),
+    Case::new(
+        "first_weak_reference_on_a_strong_handle_tells_the_owner",
+        first_weak_reference_on_a_strong_handle,
+    ),
 ];
 
 /// A thread sends a call and leaves the driver (`BINDER_THREAD_EXIT`) before the manager
@@ -851,5 +855,58 @@ fn reply_left_on_leaving_thread_keeps_handles(_: &Env) -> Outcome {
         Ok(())
     })();
     let told = done.notify();
+    manager.join_after(ours.and(told))
+}
+
+/// A client sends the manager a new object of its own as a strong binder in a one-way call,
+/// reads nothing, and its thread leaves the driver (`BINDER_THREAD_EXIT`): the node's
+/// `BR_INCREFS` and `BR_ACQUIRE`, queued for that thread, go with it unread, so the client is
+/// told of no reference, and the manager's handle holds a strong reference and no weak one
+/// (the C driver counts them apart). The client's next thread sends the same object as a weak
+/// binder in a second one-way call: the handle's first weak reference queues the node's work
+/// for the sender (`binder_inc_node_nilocked`, weak, with the sender's list), which reads
+/// `BR_INCREFS`, `BR_ACQUIRE` (a strong reference exists) and its `BR_TRANSACTION_COMPLETE`.
+/// (Found by the fuzzer, seed 1, operation 13559: rust_binder counted the weak reference on
+/// the handle without the node hearing of it, and the sender read only its complete.) The
+/// manager keeps both buffers until the client has read: the handle's references are theirs.
+fn first_weak_reference_on_a_strong_handle(_: &Env) -> Outcome {
+    const PTR: u64 = 0x850;
+    const COOKIE: u64 = 0x851;
+    let (read, await_read) = notice()?;
+    let manager = spawn_manager(move |m| {
+        let (first, _) = m.next_call()?;
+        await_read.wait()?;
+        m.free(&first)?;
+        let (second, _) = m.next_call()?;
+        m.free(&second)
+    })?;
+    let client = Peer::open()?;
+    let ours = (|| -> Outcome {
+        let strong = Payload::new().object(FlatObject::binder(PTR, COOKIE));
+        client.send(
+            Commands::new().payload(false, 0, 1, uapi::TF_ONE_WAY, &strong),
+            "a one-way call with a new object, strong",
+        )?;
+        client.binder.thread_exit().step("BINDER_THREAD_EXIT")?;
+        let weak = Payload::new()
+            .object(FlatObject::binder(PTR, COOKIE).with_kind(ObjectKind::WeakBinder));
+        client.send(
+            Commands::new().payload(false, 0, 2, uapi::TF_ONE_WAY, &weak),
+            "a one-way call with the same object, weak, from the next thread",
+        )?;
+        let mut returns = client.read()?;
+        returns.retain(|r| *r != Return::Noop);
+        let expected = [
+            Return::Increfs(PTR, COOKIE),
+            Return::Acquire(PTR, COOKIE),
+            Return::TransactionComplete,
+        ];
+        ensure!(
+            returns == expected,
+            "the sender read {returns:?}, expected {expected:?}"
+        );
+        Ok(())
+    })();
+    let told = read.notify();
     manager.join_after(ours.and(told))
 }
