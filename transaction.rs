@@ -241,7 +241,6 @@ pub(crate) struct Transaction {
     secctx_at: u32,
     /// The receiver suspects the sender of one-way spam (see `Complete`).
     oneway_spam_suspect: bool,
-    is_reply: bool,
     /// The receiver counts the transaction as outstanding (for a freeze); see
     /// [`Process::queue_transaction`].
     outstanding: Atomic<bool>,
@@ -781,7 +780,6 @@ impl Transaction {
             offsets_size: small_offsets_size,
             secctx_at,
             oneway_spam_suspect,
-            is_reply,
             outstanding: Atomic::new(false),
             payload <- new_spinlock!(
                 Some(Undelivered { range, files }),
@@ -863,7 +861,7 @@ impl Transaction {
             flags: self.flags,
             priority: self.priority.into(),
             is_async: self.is_oneway(),
-            is_reply: self.is_reply,
+            is_reply: self.is_reply(),
             elapsed_ms: self.start.elapsed().as_millis(),
             node: self.target.as_ref().map_or(0, |node| node.debug_id()),
             sizes: (self.data_size.into(), self.offsets_size.into()),
@@ -932,6 +930,11 @@ impl Transaction {
                 _ => break,
             }
         }
+    }
+
+    /// Whether the transaction is a reply: the only kind without a target node.
+    pub(crate) fn is_reply(&self) -> bool {
+        self.target.is_none()
     }
 
     /// Whether the transaction is one-way.
@@ -1040,7 +1043,7 @@ impl Deliver for Transaction {
             return Ok(Flow::Continue);
         };
         let buffer = range.user_address();
-        if !t.is_reply {
+        if !t.is_reply() {
             t.inherit_priority();
         }
         let fds = match files.map(KBox::into_inner) {
@@ -1053,7 +1056,7 @@ impl Deliver for Transaction {
                         err
                     );
                     range.give_back_undelivered();
-                    if t.is_reply {
+                    if t.is_reply() {
                         out.put_code(BR_FAILED_REPLY)?;
                         return Ok(Flow::Return);
                     }
@@ -1092,7 +1095,11 @@ impl Deliver for Transaction {
                 ))
             }),
             None => out
-                .put_code(if t.is_reply { BR_REPLY } else { BR_TRANSACTION })
+                .put_code(if t.is_reply() {
+                    BR_REPLY
+                } else {
+                    BR_TRANSACTION
+                })
                 .and_then(|()| out.put(&TransactionData(tr))),
         };
         // Out now: the transaction counts as received only once its returns reached userspace.
