@@ -166,29 +166,50 @@ fn first_strong_reference_moves_node_returns(_: &Env) -> Outcome {
         m.free(&call)
     })?;
     let client = Peer::open()?;
-    let weak =
-        Payload::new().object(FlatObject::binder(PTR, COOKIE).with_kind(ObjectKind::WeakBinder));
-    let strong = Payload::new().object(FlatObject::binder(PTR, COOKIE));
-    client.send(
-        Commands::new()
-            .payload(false, 0, 1, uapi::TF_ONE_WAY, &weak)
-            .payload(false, 0, 2, uapi::TF_ONE_WAY, &strong),
-        "two one-way calls with the same new object, weak then strong",
-    )?;
-    let mut returns = client.read()?;
-    read.notify()?;
+    let (strong, weak) = (
+        one_binder(PTR, COOKIE, true),
+        one_binder(PTR, COOKIE, false),
+    );
+    let ours = (|| -> Outcome {
+        client.send(
+            Commands::new()
+                .payload(false, 0, 1, uapi::TF_ONE_WAY, &weak)
+                .payload(false, 0, 2, uapi::TF_ONE_WAY, &strong),
+            "two one-way calls with the same new object, weak then strong",
+        )?;
+        sender_reads(
+            &client,
+            &[
+                Return::TransactionComplete,
+                Return::Increfs(PTR, COOKIE),
+                Return::Acquire(PTR, COOKIE),
+                Return::TransactionComplete,
+            ],
+        )
+    })();
+    let told = read.notify();
+    manager.join_after(ours.and(told))
+}
+
+/// A payload of one object of the sender's, `(ptr, cookie)`, as a strong or a weak binder.
+fn one_binder(ptr: u64, cookie: u64, strong: bool) -> Payload {
+    let kind = if strong {
+        ObjectKind::Binder
+    } else {
+        ObjectKind::WeakBinder
+    };
+    Payload::new().object(FlatObject::binder(ptr, cookie).with_kind(kind))
+}
+
+/// Reads what is pending for `sender` and checks that it is `expected`, `BR_NOOP`s aside.
+fn sender_reads(sender: &Peer, expected: &[Return]) -> Outcome {
+    let mut returns = sender.read()?;
     returns.retain(|r| *r != Return::Noop);
-    let expected = [
-        Return::TransactionComplete,
-        Return::Increfs(PTR, COOKIE),
-        Return::Acquire(PTR, COOKIE),
-        Return::TransactionComplete,
-    ];
     ensure!(
         returns == expected,
         "the sender read {returns:?}, expected {expected:?}"
     );
-    manager.join()
+    Ok(())
 }
 
 /// A thread whose own call is still unanswered sends a second call, which the C driver
@@ -881,31 +902,28 @@ fn first_weak_reference_on_a_strong_handle(_: &Env) -> Outcome {
         m.free(&second)
     })?;
     let client = Peer::open()?;
+    let (strong, weak) = (
+        one_binder(PTR, COOKIE, true),
+        one_binder(PTR, COOKIE, false),
+    );
     let ours = (|| -> Outcome {
-        let strong = Payload::new().object(FlatObject::binder(PTR, COOKIE));
         client.send(
             Commands::new().payload(false, 0, 1, uapi::TF_ONE_WAY, &strong),
             "a one-way call with a new object, strong",
         )?;
         client.binder.thread_exit().step("BINDER_THREAD_EXIT")?;
-        let weak = Payload::new()
-            .object(FlatObject::binder(PTR, COOKIE).with_kind(ObjectKind::WeakBinder));
         client.send(
             Commands::new().payload(false, 0, 2, uapi::TF_ONE_WAY, &weak),
             "a one-way call with the same object, weak, from the next thread",
         )?;
-        let mut returns = client.read()?;
-        returns.retain(|r| *r != Return::Noop);
-        let expected = [
-            Return::Increfs(PTR, COOKIE),
-            Return::Acquire(PTR, COOKIE),
-            Return::TransactionComplete,
-        ];
-        ensure!(
-            returns == expected,
-            "the sender read {returns:?}, expected {expected:?}"
-        );
-        Ok(())
+        sender_reads(
+            &client,
+            &[
+                Return::Increfs(PTR, COOKIE),
+                Return::Acquire(PTR, COOKIE),
+                Return::TransactionComplete,
+            ],
+        )
     })();
     let told = read.notify();
     manager.join_after(ours.and(told))
