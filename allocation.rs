@@ -60,6 +60,7 @@ use kernel::{
 
 use crate::{
     fds::ArrayFds,
+    lazy_vec::LazyVec,
     node::NodeArc,
     objects::HeldRefs,
     pages::{
@@ -212,7 +213,7 @@ const INLINE_PAGES: usize = 2;
 struct RangePages {
     inline: [Option<Arc<Page>>; INLINE_PAGES],
     /// The pages after the inline ones.
-    more: KVec<Arc<Page>>,
+    more: LazyVec<Arc<Page>>,
     /// How many pages there are in all.
     len: usize,
 }
@@ -220,10 +221,7 @@ struct RangePages {
 impl RangePages {
     /// No pages yet, and room for `count` without growing.
     fn with_capacity(count: usize) -> Result<Self> {
-        let more = match count.saturating_sub(INLINE_PAGES) {
-            0 => KVec::new(),
-            more => KVec::with_capacity(more, GFP_KERNEL)?,
-        };
+        let more = LazyVec::with_capacity(count.saturating_sub(INLINE_PAGES))?;
         Ok(Self {
             inline: [None, None],
             more,

@@ -45,6 +45,7 @@ use crate::{
         self,
         FirstInline, //
     },
+    lazy_vec::LazyVec,
     node::NodeArc,
     process::Process,
     scatter_gather::{
@@ -86,7 +87,7 @@ pub(crate) struct HeldRefs {
     /// inline: a call whose only such reference is its target's allocates no list.
     nodes: FirstInline<Held>,
     /// The counts taken on handles.
-    handles: KVec<HeldHandle>,
+    handles: LazyVec<HeldHandle>,
 }
 
 /// A [`Held::Handle`], in 8 bytes.
@@ -101,17 +102,14 @@ impl HeldRefs {
     pub(crate) const fn new() -> Self {
         Self {
             nodes: FirstInline::new(),
-            handles: KVec::new(),
+            handles: LazyVec::new(),
         }
     }
 
     /// No references yet, and room for the handles of `objects` without growing (at most
     /// 32: a transaction with more grows the list as it goes).
     pub(crate) fn with_room(objects: usize) -> Result<Self> {
-        let handles = match objects.min(32) {
-            0 => KVec::new(),
-            room => KVec::with_capacity(room, GFP_KERNEL)?,
-        };
+        let handles = LazyVec::with_capacity(objects.min(32))?;
         Ok(Self {
             nodes: FirstInline::new(),
             handles,
@@ -149,7 +147,7 @@ impl IntoIterator for HeldRefs {
     fn into_iter(self) -> HeldIter {
         HeldIter {
             nodes: self.nodes.into_iter(),
-            handles: self.handles.into_iter(),
+            handles: self.handles.into_vec().map(KVec::into_iter),
         }
     }
 }
@@ -157,7 +155,8 @@ impl IntoIterator for HeldRefs {
 /// The references of a [`HeldRefs`], in the order they are released.
 pub(crate) struct HeldIter {
     nodes: first_inline::IntoIter<Held>,
-    handles: kvec::IntoIter<HeldHandle, Kmalloc>,
+    /// `None` if no handle was ever counted (the list never had memory).
+    handles: Option<kvec::IntoIter<HeldHandle, Kmalloc>>,
 }
 
 impl Iterator for HeldIter {
@@ -168,6 +167,7 @@ impl Iterator for HeldIter {
             return Some(held);
         }
         self.handles
+            .as_mut()?
             .next()
             .map(|HeldHandle { handle, strong }| Held::Handle { handle, strong })
     }

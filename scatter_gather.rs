@@ -43,6 +43,7 @@ use crate::{
         FdArrayObject,
         BUFFER_FLAG_HAS_PARENT, //
     },
+    lazy_vec::LazyVec, //
 };
 
 /// The size of a pointer in a parent buffer, as the C driver's `binder_uintptr_t`.
@@ -99,10 +100,10 @@ pub(crate) struct ScatterGather {
     /// The next free place in the scatter-gather area, and its end.
     next: usize,
     end: usize,
-    copies: KVec<BufferCopy>,
+    copies: LazyVec<BufferCopy>,
     /// Sorted by `at`.
-    fixups: KVec<Fixup>,
-    placed: KVec<PlacedBuffer>,
+    fixups: LazyVec<Fixup>,
+    placed: LazyVec<PlacedBuffer>,
     /// The offset of the `PTR` object last fixed up into or placed, as C's
     /// `last_fixup_obj_off`: 0 means none (so, as in C, an object at offset 0 of the data
     /// cannot take a fixup once it was last).
@@ -133,9 +134,9 @@ impl ScatterGather {
             offsets_start,
             next,
             end: next.checked_add(buffers_size).ok_or(EINVAL)?,
-            copies: KVec::new(),
-            fixups: KVec::new(),
-            placed: KVec::new(),
+            copies: LazyVec::new(),
+            fixups: LazyVec::new(),
+            placed: LazyVec::new(),
             last_object: 0,
             last_min: 0,
         })
@@ -233,7 +234,7 @@ impl ScatterGather {
     /// sender's and the fd slots left out. The C driver fails a copy that faults with `EINVAL`.
     pub(crate) fn copy_buffers(&self, view: &RangeView) -> Result {
         let mut fixups = self.fixups.iter().peekable();
-        for copy in &self.copies {
+        for copy in self.copies.iter() {
             let end = copy.to + copy.len;
             let mut at = copy.to;
             while at < end {

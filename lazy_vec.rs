@@ -1,0 +1,68 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Lists that are usually empty and cost nothing to drop while they are.
+//!
+//! Dropping a `KVec` always calls into the allocator, even when it never allocated (`krealloc`
+//! of nothing to nothing, then `kfree(NULL)`). A transaction carries several lists that almost
+//! never get an element (scatter-gather copies and fixups, counts on handles, pages past the
+//! inline ones), so those calls were a measurable part of a plain call's cost. A [`LazyVec`]
+//! is a `KVec` whose drop skips the allocator when it has no memory.
+
+use core::{
+    mem::ManuallyDrop,
+    ops::{Deref, DerefMut},
+};
+use kernel::prelude::*;
+
+/// A `KVec<T>` that is dropped for free while it has never allocated.
+pub(crate) struct LazyVec<T>(ManuallyDrop<KVec<T>>);
+
+impl<T> LazyVec<T> {
+    /// An empty list, with no memory.
+    pub(crate) const fn new() -> Self {
+        Self(ManuallyDrop::new(KVec::new()))
+    }
+
+    /// An empty list with room for `count` elements (no memory if `count` is 0).
+    pub(crate) fn with_capacity(count: usize) -> Result<Self> {
+        Ok(Self(ManuallyDrop::new(KVec::with_capacity(
+            count, GFP_KERNEL,
+        )?)))
+    }
+
+    /// The list as a `KVec`, or `None` if it never had memory (and so no elements).
+    pub(crate) fn into_vec(self) -> Option<KVec<T>> {
+        let mut this = ManuallyDrop::new(self);
+        if this.0.capacity() == 0 {
+            return None;
+        }
+        // SAFETY: `this` is never dropped, so the list is taken out of it only here, once.
+        Some(unsafe { ManuallyDrop::take(&mut this.0) })
+    }
+}
+
+impl<T> Deref for LazyVec<T> {
+    type Target = KVec<T>;
+
+    fn deref(&self) -> &KVec<T> {
+        &self.0
+    }
+}
+
+impl<T> DerefMut for LazyVec<T> {
+    fn deref_mut(&mut self) -> &mut KVec<T> {
+        &mut self.0
+    }
+}
+
+impl<T> Drop for LazyVec<T> {
+    fn drop(&mut self) {
+        // Without memory the list has no elements either (its length is at most its
+        // capacity): there is nothing to drop and nothing to free.
+        if self.0.capacity() == 0 {
+            return;
+        }
+        // SAFETY: The list is dropped exactly once, here, and never used again.
+        unsafe { ManuallyDrop::drop(&mut self.0) };
+    }
+}
