@@ -116,6 +116,11 @@ impl HeldRefs {
         })
     }
 
+    /// Whether no reference is held.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.nodes.is_empty() && self.handles.is_empty()
+    }
+
     /// Makes room for one more count on a handle, so that keeping it cannot fail.
     pub(crate) fn reserve_handle(&mut self) -> Result {
         self.handles.reserve(1, GFP_KERNEL)?;
