@@ -167,8 +167,8 @@ fn first_strong_reference_moves_node_returns(_: &Env) -> Outcome {
     })?;
     let client = Peer::open()?;
     let (strong, weak) = (
-        one_binder(PTR, COOKIE, true),
-        one_binder(PTR, COOKIE, false),
+        one_binder(PTR, COOKIE, ObjectKind::Binder),
+        one_binder(PTR, COOKIE, ObjectKind::WeakBinder),
     );
     let ours = (|| -> Outcome {
         client.send(
@@ -187,18 +187,23 @@ fn first_strong_reference_moves_node_returns(_: &Env) -> Outcome {
             ],
         )
     })();
-    let told = read.notify();
-    manager.join_after(ours.and(told))
+    finish(manager, ours, read.notify())
 }
 
-/// A payload of one object of the sender's, `(ptr, cookie)`, as a strong or a weak binder.
-fn one_binder(ptr: u64, cookie: u64, strong: bool) -> Payload {
-    let kind = if strong {
-        ObjectKind::Binder
-    } else {
-        ObjectKind::WeakBinder
-    };
+/// A payload of one object of the sender's, `(ptr, cookie)`, as a binder of `kind`.
+fn one_binder(ptr: u64, cookie: u64, kind: ObjectKind) -> Payload {
     Payload::new().object(FlatObject::binder(ptr, cookie).with_kind(kind))
+}
+
+/// Ends a case whose own part came out as `ours` and whose `manager` was then told to go on
+/// (`told`). If our part failed, the manager may be waiting for a call that never came: it
+/// is killed, and our error is the case's.
+fn finish(manager: Child, ours: Outcome, told: Outcome) -> Outcome {
+    if ours.is_err() {
+        manager.kill().ok();
+        return ours;
+    }
+    manager.join_after(told)
 }
 
 /// Reads what is pending for `sender` and checks that it is `expected`, `BR_NOOP`s aside.
@@ -903,8 +908,8 @@ fn first_weak_reference_on_a_strong_handle(_: &Env) -> Outcome {
     })?;
     let client = Peer::open()?;
     let (strong, weak) = (
-        one_binder(PTR, COOKIE, true),
-        one_binder(PTR, COOKIE, false),
+        one_binder(PTR, COOKIE, ObjectKind::Binder),
+        one_binder(PTR, COOKIE, ObjectKind::WeakBinder),
     );
     let ours = (|| -> Outcome {
         client.send(
@@ -925,6 +930,5 @@ fn first_weak_reference_on_a_strong_handle(_: &Env) -> Outcome {
             ],
         )
     })();
-    let told = read.notify();
-    manager.join_after(ours.and(told))
+    finish(manager, ours, read.notify())
 }
