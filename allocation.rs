@@ -338,8 +338,8 @@ impl ReservedBuffer {
     /// Gives `held` to the range, to be released when the range goes; releases them now if
     /// the range is gone (its process was released).
     pub(crate) fn hold(&self, held: HeldRefs) {
-        // A range starts with none: a reply without objects has nothing to give it, and
-        // skips a round of the buffer's lock.
+        // A range starts with none: a reply without binder or handle objects has nothing to
+        // give it, and skips a round of the buffer's lock.
         if held.is_empty() {
             return;
         }

@@ -28,7 +28,7 @@
 //! - [`scatter_gather`]: scatter-gather buffers and the fd arrays in them.
 //! - [`fds`]: file descriptors in transactions, and closing the fds of fd arrays.
 //! - [`first_inline`]: short lists whose first element is kept inline.
-//! - [`lazy_vec`]: lists that are usually empty and cost nothing to drop while they are.
+//! - [`lazy_vec`]: lists that usually stay empty, dropped for free while they have no memory.
 //! - [`node`]: a binder object owned by a process (`binder_node`).
 //! - [`node_tree`]: a process's nodes by pointer, a tree linked through the nodes.
 //! - [`refs`]: a process's handles to other processes' nodes (`binder_ref`).

@@ -32,7 +32,8 @@ use kernel::{
 
 use crate::{
     allocation::RangeView,
-    first_inline::FirstInline, //
+    first_inline::FirstInline,
+    lazy_vec::LazyVec, //
 };
 
 /// A file on its way to the receiver of a transaction.
@@ -99,7 +100,7 @@ impl Reserved {
         debug_id: u32,
     ) -> Result<Self> {
         let mut slots = FirstInline::with_room(files.len())?;
-        let mut array_fds = KVec::new();
+        let mut array_fds = LazyVec::new();
         for transfer in files {
             let reservation =
                 FileDescriptorReservation::get_unused_fd_flags(O_CLOEXEC).map_err(|_| ENOMEM)?;
@@ -119,10 +120,9 @@ impl Reserved {
                 return Err(ENOMEM);
             }
         }
-        let array_fds = if array_fds.is_empty() {
-            None
-        } else {
-            Some(KBox::new(array_fds, GFP_KERNEL)?)
+        let array_fds = match array_fds.into_vec() {
+            Some(fds) if !fds.is_empty() => Some(KBox::new(fds, GFP_KERNEL)?),
+            _ => None,
         };
         Ok(Self { slots, array_fds })
     }

@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Lists that are usually empty and cost nothing to drop while they are.
+//! Lists that usually stay empty, and cost nothing to drop while they have no memory.
 //!
 //! Dropping a `KVec` always calls into the allocator, even when it never allocated (`krealloc`
 //! of nothing to nothing, then `kfree(NULL)`). A transaction carries several lists that almost
 //! never get an element (scatter-gather copies and fixups, counts on handles, pages past the
-//! inline ones), so those calls were a measurable part of a plain call's cost. A [`LazyVec`]
-//! is a `KVec` whose drop skips the allocator when it has no memory.
+//! inline ones, fds in arrays), so those calls were a measurable part of a plain call's cost.
+//! A [`LazyVec`] is a `KVec` whose drop skips the allocator when it has no memory (for an
+//! element type of nonzero size; a `KVec` of zero-sized elements never has memory, reports a
+//! capacity of `usize::MAX` and is dropped the usual way).
 
 use core::{
     mem::ManuallyDrop,
@@ -14,7 +16,7 @@ use core::{
 };
 use kernel::prelude::*;
 
-/// A `KVec<T>` that is dropped for free while it has never allocated.
+/// A `KVec<T>` that is dropped for free while it has no memory.
 pub(crate) struct LazyVec<T>(ManuallyDrop<KVec<T>>);
 
 impl<T> LazyVec<T> {
@@ -30,7 +32,7 @@ impl<T> LazyVec<T> {
         )?)))
     }
 
-    /// The list as a `KVec`, or `None` if it never had memory (and so no elements).
+    /// The list as a `KVec`, or `None` if it has no memory (and so no elements).
     pub(crate) fn into_vec(self) -> Option<KVec<T>> {
         let mut this = ManuallyDrop::new(self);
         if this.0.capacity() == 0 {

@@ -160,7 +160,7 @@ impl IntoIterator for HeldRefs {
 /// The references of a [`HeldRefs`], in the order they are released.
 pub(crate) struct HeldIter {
     nodes: first_inline::IntoIter<Held>,
-    /// `None` if no handle was ever counted (the list never had memory).
+    /// `None` if the list had no memory (so no handles).
     handles: Option<kvec::IntoIter<HeldHandle, Kmalloc>>,
 }
 
