@@ -41,8 +41,8 @@
 #                     tests/bench/src/profile.rs): profile/profile.txt in the results
 #   PROFILE_CALLERS=F the profile also counts the call chains above the function F (part of
 #                     its name, e.g. smp_call_function_many_cond)
-#   PROFILE_ONLY=W    the profile runs only workload W (call, parallel, oneway, objects, fd,
-#                     sg-chain, teardown)
+#   PROFILE_ONLY=W    the profile runs only workload W (call, call-1m, parallel, oneway,
+#                     objects, fd, sg-chain, teardown)
 #   PROFILE_SECONDS=S the profile runs each workload S seconds per driver (default 12)
 #   PROFILE_OFFSETS=F the profile also counts the samples of the function F (part of its name)
 #                     by offset from its start, to read against `objdump -d` of the module

@@ -191,15 +191,26 @@ fn memory(drivers: &[&str]) -> Outcome {
 }
 
 /// The workloads `bench profile` profiles: where rust_binder is behind C.
-/// (workload, payload, pairs)
-const PROFILED: [(&str, usize, usize); 7] = [
-    ("call", 0, 1),
-    ("parallel", 0, 4),
-    ("oneway", 0, 1),
-    ("objects", 384, 1),
-    ("fd", binder_client::object::FD_OBJECT_SIZE, 1),
-    ("sg-chain", workloads::SG_LEVELS * workloads::SG_BUFFER, 1),
-    ("teardown", teardown::FILL_BYTES, teardown::THREADS),
+/// (name for [`PROFILE_ONLY_ENV`], workload, payload, pairs)
+const PROFILED: [(&str, &str, usize, usize); 8] = [
+    ("call", "call", 0, 1),
+    ("call-1m", "call", 1 << 20, 1),
+    ("parallel", "parallel", 0, 4),
+    ("oneway", "oneway", 0, 1),
+    ("objects", "objects", 384, 1),
+    ("fd", "fd", binder_client::object::FD_OBJECT_SIZE, 1),
+    (
+        "sg-chain",
+        "sg-chain",
+        workloads::SG_LEVELS * workloads::SG_BUFFER,
+        1,
+    ),
+    (
+        "teardown",
+        "teardown",
+        teardown::FILL_BYTES,
+        teardown::THREADS,
+    ),
 ];
 
 /// Names the one workload of [`PROFILED`] to profile, instead of all.
@@ -235,8 +246,8 @@ fn profile(scale: f64) -> Outcome {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(PROFILE_SECONDS);
-    for (workload, payload, pairs) in PROFILED {
-        if only.as_deref().is_some_and(|only| only != workload) {
+    for (name, workload, payload, pairs) in PROFILED {
+        if only.as_deref().is_some_and(|only| only != name) {
             continue;
         }
         let job = Plan::jobs()
