@@ -577,11 +577,18 @@ impl ReceiveBuffer {
                 return Err(err);
             }
         };
-        let indices = page_indices(offset, size);
-        // The range cannot be too far for a `BufferRange`: the area is at most 4 MiB.
+        // The range cannot be too far for a `BufferRange`: the area is at most 4 MiB. The
+        // pushes cannot fail: `ReceiveBuffer::reserve` made room for every page of the range.
         let counted = BufferRange::new(offset, size)
             .ok_or(EINVAL)
-            .and_then(|range| Ok((range, state.pages.start_using(indices.clone())?)));
+            .and_then(|range| {
+                let complete = state
+                    .pages
+                    .start_using(page_indices(offset, size), |page| {
+                        pages.push_within_capacity(page.clone()).is_ok()
+                    })?;
+                Ok((range, complete))
+            });
         let (range, complete) = match counted {
             Ok(counted) => counted,
             Err(err) => {
@@ -595,15 +602,6 @@ impl ReceiveBuffer {
             state.free_async -= size;
             state.spots_oneway_spam(area.size, sender)
         };
-        // The pushes cannot fail: `ReceiveBuffer::reserve` made room for every page of the
-        // range.
-        let complete = complete
-            && indices.into_iter().all(|index| {
-                state
-                    .pages
-                    .get(index)
-                    .is_some_and(|page| pages.push_within_capacity(page.clone()).is_ok())
-            });
         let reserved = if complete {
             Reserved::Complete(pages)
         } else {

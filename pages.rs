@@ -129,8 +129,15 @@ impl BufferPages {
     }
 
     /// Counts one more range on the slots `indices`; the unused pages among them are in use
-    /// again. Returns whether every one of them has its page.
-    pub(crate) fn start_using(&mut self, indices: RangeInclusive<usize>) -> Result<bool> {
+    /// again. Their pages go to `take`, in order, as long as every slot so far has one and
+    /// `take` accepts it (returns `true`). Returns whether `take` got all of them.
+    ///
+    /// One pass does both, since a large range has hundreds of pages.
+    pub(crate) fn start_using(
+        &mut self,
+        indices: RangeInclusive<usize>,
+        mut take: impl FnMut(&Arc<Page>) -> bool,
+    ) -> Result<bool> {
         if *indices.end() >= self.slots.len() {
             return Err(EINVAL);
         }
@@ -139,9 +146,12 @@ impl BufferPages {
         for index in indices {
             let slot = &mut self.slots[index];
             slot.users += 1;
-            if slot.present.is_none() {
+            let Some(present) = &slot.present else {
                 complete = false;
-            } else if slot.users == 1 {
+                continue;
+            };
+            complete = complete && take(&present.page);
+            if slot.users == 1 {
                 self.unlink(index);
                 reused += 1;
             }
