@@ -120,10 +120,11 @@ impl Reserved {
                 return Err(ENOMEM);
             }
         }
-        let array_fds = match array_fds.into_vec() {
-            Some(fds) if !fds.is_empty() => Some(KBox::new(fds, GFP_KERNEL)?),
-            _ => None,
-        };
+        // The list has memory only after a push: `None` unless the buffer has array fds.
+        let array_fds = array_fds
+            .into_vec()
+            .map(|fds| KBox::new(fds, GFP_KERNEL))
+            .transpose()?;
         Ok(Self { slots, array_fds })
     }
 
