@@ -13,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use binder_client::{uapi, Binder, Commands, Mapping, Return, Txn};
+use binder_client::{uapi, Binder, Commands, FlatObject, Mapping, Payload, Return, Txn};
 
 use crate::{
     ensure,
@@ -97,6 +97,10 @@ pub const CASES: &[Case] = &[
     Case::new(
         "freeze_notification_after_owner_death_is_silent",
         freeze_notification_after_owner_death_is_silent,
+    ),
+    Case::new(
+        "freeze_notifications_queued_in_node_order",
+        freeze_notifications_queued_in_node_order,
     ),
     Case::new(
         "freeze_killed_while_frozen_with_queued_work",
@@ -1104,6 +1108,80 @@ fn freeze_notification_after_owner_death_is_silent(_: &Env) -> Outcome {
         &[Return::ClearFreezeNotificationDone(4)],
         "after the clear",
     )
+}
+
+/// A freeze or thaw queues the reports of a holder's requests in the order of the owner's
+/// node pointers (the C driver walks the owner's tree of nodes), not in the order they were
+/// made. Userspace sees it when two requests share a cookie: a done acknowledges the report
+/// delivered first, and the other request's clear is then confirmed only after its own done.
+/// (Found by the fuzzer, seed 3: rust_binder queued them in the order of the requests.)
+fn freeze_notifications_queued_in_node_order(_: &Env) -> Outcome {
+    const COOKIE: u64 = 0x11;
+    // The owner's nodes as the holder gets them: handle 1 first, at the higher pointer.
+    const HIGH: u32 = 1;
+    const LOW: u32 = 2;
+    let (send, await_send) = notice()?;
+    // Forked before the holder opens the device, so as not to share its file.
+    let owner = spawn_ready(move |ready| {
+        let binder = Binder::open(BINDER).step("open")?;
+        ready();
+        await_send.wait()?;
+        let nodes = Payload::new()
+            .object(FlatObject::binder(0x2000, 1))
+            .object(FlatObject::binder(0x1000, 2));
+        binder
+            .send(&Commands::new().payload(false, 0, 1, uapi::TF_ONE_WAY, &nodes))
+            .step("send two nodes to the manager")?;
+        loop {
+            // SAFETY: Plain syscall; the child sleeps until killed.
+            unsafe { libc::pause() };
+        }
+    })?;
+    let (h, _mapping) = manager_of(BINDER)?;
+    send.notify()?;
+    let ours = (|| -> Outcome {
+        let got = h.read().step("read the owner's nodes")?;
+        ensure!(
+            got.iter().any(|r| matches!(r, Return::Transaction(_))),
+            "the owner's transaction did not come: {got:?}"
+        );
+        // Its buffer is kept: it holds the two handles.
+        h.send(
+            &Commands::new()
+                .request_freeze_notification(HIGH, COOKIE)
+                .request_freeze_notification(LOW, COOKIE),
+        )
+        .step("two requests, one cookie")?;
+        for what in ["the answer to the first request", "to the second"] {
+            expect_read(&h, &[frozen_binder(COOKIE, 0)], what)?;
+        }
+        h.send(
+            &Commands::new()
+                .freeze_notification_done(COOKIE)
+                .freeze_notification_done(COOKIE),
+        )
+        .step("both done")?;
+        h.freeze(pid_of(&owner), false, 0).step("thaw the owner")?;
+        for what in ["the thaw's first report", "its second"] {
+            expect_read(&h, &[frozen_binder(COOKIE, 0)], what)?;
+        }
+        // The first report was the lower node's: acknowledged, its request is idle, and its
+        // clear is confirmed at once.
+        h.send(
+            &Commands::new()
+                .freeze_notification_done(COOKIE)
+                .clear_freeze_notification(LOW, COOKIE),
+        )
+        .step("one done, then clear the lower node's request")?;
+        let got = pending(&h)?;
+        ensure!(
+            got == [Return::ClearFreezeNotificationDone(COOKIE)],
+            "after the done and the clear: read {got:?}, expected the clear's confirmation"
+        );
+        Ok(())
+    })();
+    let killed = owner.kill();
+    ours.and(killed)
 }
 
 /// A frozen process with one-way work queued (on its list and in its node's queue) and
