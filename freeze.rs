@@ -175,10 +175,11 @@ impl Process {
     /// Tells every holder that asked that this process was frozen or thawed: a request with
     /// nothing queued or awaiting its done is queued with the new state; one queued already
     /// will report the new state; one awaiting its done is sent again after it, if the state
-    /// differs from the last one it was to report.
+    /// differs from the last one it was to report. They are visited in the order of their
+    /// nodes' pointers (see [`Watchers::list`]).
     fn notify_freeze_watchers(&self, frozen: bool) {
         let watchers = self.freeze_watchers().lock();
-        for listener in watchers.list.iter() {
+        for (_, listener) in watchers.list.iter() {
             let mut inner = listener.holder.inner_lock().lock();
             if inner.is_dead() {
                 continue;
@@ -203,7 +204,11 @@ impl Process {
     /// holder is gone).
     pub(crate) fn forget_freeze_watcher(&self, listener: &Arc<Work<FreezeListener>>) {
         let mut watchers = self.freeze_watchers().lock();
-        let removed = match watchers.list.iter().position(|l| Arc::ptr_eq(l, listener)) {
+        let removed = match watchers
+            .list
+            .iter()
+            .position(|(_, l)| Arc::ptr_eq(l, listener))
+        {
             Some(index) => watchers.list.remove(index).ok(),
             None => None,
         };
@@ -214,7 +219,7 @@ impl Process {
     /// Closes the watchers when this process is released: nothing reports on its nodes any
     /// more, and a request made from now on reports nothing. Returns them for the caller to
     /// drop.
-    pub(crate) fn close_freeze_watchers(&self) -> KVec<Arc<Work<FreezeListener>>> {
+    pub(crate) fn close_freeze_watchers(&self) -> KVec<(u64, Arc<Work<FreezeListener>>)> {
         let mut watchers = self.freeze_watchers().lock();
         watchers.closed = true;
         core::mem::take(&mut watchers.list)
@@ -247,7 +252,7 @@ impl Process {
                 return Err(EINVAL);
             }
         };
-        let owner = node.owner();
+        let (owner, node_ptr) = (node.owner(), node.ptr());
         // The owner's watchers are locked from reading its state to adding the request, so
         // that a freeze or thaw meanwhile is reported after the state read here.
         let mut watchers = owner.freeze_watchers().lock();
@@ -272,8 +277,12 @@ impl Process {
         }
         drop(inner);
         if frozen.is_some() {
-            // There is room: it was reserved above.
-            let _ = watchers.list.push_within_capacity(listener);
+            // After the requests on nodes at lower or equal pointers. There is room: it was
+            // reserved above.
+            let at = watchers.list.partition_point(|(ptr, _)| *ptr <= node_ptr);
+            let _ = watchers
+                .list
+                .insert_within_capacity(at, (node_ptr, listener));
         }
         drop(watchers);
         Ok(())
@@ -350,8 +359,12 @@ impl Process {
 pub(crate) struct Watchers {
     /// The owner was released: nothing is reported any more.
     pub(crate) closed: bool,
-    /// The active requests of other processes on the owner's nodes.
-    pub(crate) list: KVec<Arc<Work<FreezeListener>>>,
+    /// The active requests of other processes on the owner's nodes, each with the pointer of
+    /// the node it watches, in the order of those pointers: a freeze or thaw queues its
+    /// reports in that order, as the C driver walks the owner's tree of nodes. A holder sees
+    /// the order when two of its requests share a cookie: a done acknowledges the report
+    /// delivered first.
+    pub(crate) list: KVec<(u64, Arc<Work<FreezeListener>>)>,
 }
 
 impl Watchers {
