@@ -213,7 +213,7 @@ const PROFILED: [(&str, &str, usize, usize); 8] = [
     ),
 ];
 
-/// Names the one workload of [`PROFILED`] to profile, instead of all.
+/// Names the one row of [`PROFILED`] to profile (its first column), instead of all.
 const PROFILE_ONLY_ENV: &str = "BENCH_PROFILE_ONLY";
 
 /// Functions shown per list.
