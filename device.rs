@@ -331,8 +331,11 @@ unsafe extern "C" fn binder_poll(
     let table = unsafe { PollTable::from_raw(wait) };
     // Polling makes the caller a binder thread, as an ioctl does.
     match process.current_thread() {
-        Ok(thread) if thread.poll(&process, file_ref, table) => bindings::POLLIN,
-        Ok(_) => 0,
+        Ok(thread) => match thread.poll(&process, file_ref, table) {
+            Ok(true) => bindings::POLLIN,
+            Ok(false) => 0,
+            Err(_) => bindings::POLLERR,
+        },
         Err(_) => bindings::POLLERR,
     }
 }

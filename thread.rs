@@ -28,7 +28,8 @@ use kernel::{
             PollTable, //
         },
         Arc,
-        LockedBy, //
+        LockedBy,
+        SetOnce, //
     },
     task::Pid,
 };
@@ -121,6 +122,22 @@ pub(crate) struct Thread {
     /// Lets the thread be put on that list only once at a time.
     #[pin]
     waiting_tracker: AtomicTracker,
+    /// What the thread needs to send, receive, wait and be woken, from its first
+    /// `BINDER_WRITE_READ` or poll on ([`Thread::equip`]).
+    equipment: SetOnce<Equipment>,
+    /// Set when the thread leaves the driver: replies to it fail from then on.
+    dead: Atomic<bool>,
+}
+
+// The thread and its `Arc`'s count (eight bytes with padding) fit the 128-byte kmalloc class.
+const _: () = assert!(core::mem::size_of::<Thread>() <= 120);
+
+/// The part of a [`Thread`] that only a thread that reads, writes or polls needs. It is
+/// allocated then, not when the thread is created: a task that only asks the driver something
+/// (`BINDER_VERSION`, say) becomes a thread with two allocations (the thread and its place in
+/// the tree) instead of six, and a process with many such threads is that much cheaper to
+/// create and release, as a C thread is one allocation.
+struct Equipment {
     /// The error return of the thread's last failed transaction, until it is read.
     return_error: Arc<Work<ReturnError>>,
     /// The failure of a call this thread made, reported by the side that was to answer it
@@ -128,9 +145,7 @@ pub(crate) struct Thread {
     reply_error: Arc<Work<ReturnError>>,
     /// The thread's own `BR_TRANSACTION_COMPLETE`, queued for each transaction it sends
     /// unless it is queued already (see [`Complete`]).
-    pub(crate) complete: Arc<Work<Complete>>,
-    /// Set when the thread leaves the driver: replies to it fail from then on.
-    dead: Atomic<bool>,
+    complete: Arc<Work<Complete>>,
     /// Signalled, under the process's `inner` lock, when the thread has something to read.
     /// Pollers of the file wait on it too.
     ///
@@ -139,6 +154,24 @@ pub(crate) struct Thread {
     /// C driver pays that wait only for threads that polled, and a process with many threads
     /// would pay it once per thread at exit.
     wake: PollCondVarBox,
+}
+
+impl Equipment {
+    fn new() -> Result<Self> {
+        Ok(Self {
+            return_error: Work::new_pinned(try_pin_init!(ReturnError {
+                code: Atomic::new(BR_OK),
+            }))?,
+            reply_error: Work::new_pinned(try_pin_init!(ReturnError {
+                code: Atomic::new(BR_OK),
+            }))?,
+            complete: Work::new_arc(Complete::idle())?,
+            wake: PollCondVarBox::new(
+                kernel::c_str!("Thread::wake"),
+                kernel::static_lock_class!(),
+            )?,
+        })
+    }
 }
 
 /// The state of a [`Thread`] guarded by its process's `inner` lock, [`Thread::locked`].
@@ -160,13 +193,6 @@ struct ThreadLocked {
 impl Thread {
     /// Creates the thread for the task with pid `id` in `process`.
     pub(crate) fn new(process: &Process, id: Pid) -> Result<Arc<Self>> {
-        let return_error = Work::new_pinned(try_pin_init!(ReturnError {
-            code: Atomic::new(BR_OK),
-        }))?;
-        let reply_error = Work::new_pinned(try_pin_init!(ReturnError {
-            code: Atomic::new(BR_OK),
-        }))?;
-        let complete = Work::new_arc(Complete::idle())?;
         Arc::pin_init(
             try_pin_init!(Self {
                 _census: Counted::new(Kind::Thread),
@@ -184,17 +210,36 @@ impl Thread {
                 ),
                 waiting_links <- ListLinks::new(),
                 waiting_tracker <- AtomicTracker::new(),
-                return_error,
-                reply_error,
-                complete,
+                equipment: SetOnce::new(),
                 dead: Atomic::new(false),
-                wake: PollCondVarBox::new(
-                    kernel::c_str!("Thread::wake"),
-                    kernel::static_lock_class!()
-                )?,
             }),
             GFP_KERNEL,
         )
+    }
+
+    /// The thread's equipment, allocated by the first call. Only the thread's own task calls
+    /// it, with no lock held (it may sleep to allocate).
+    fn equip(&self) -> Result<&Equipment> {
+        if let Some(equipment) = self.equipment.as_ref() {
+            return Ok(equipment);
+        }
+        // One task makes one call at a time, so nobody else fills the slot meanwhile (were
+        // it filled all the same, `EAGAIN`: the call fails and the thread keeps the other).
+        if !self.equipment.populate(Equipment::new()?) {
+            return Err(EAGAIN);
+        }
+        self.equipment.as_ref().ok_or(EAGAIN)
+    }
+
+    /// Equips the thread for `BINDER_WRITE_READ` (see [`Equipment`]): from then on its errors
+    /// can be queued and it can wait, without allocating.
+    pub(crate) fn equip_for_write_read(&self) -> Result {
+        self.equip().map(|_| ())
+    }
+
+    /// The thread's own `BR_TRANSACTION_COMPLETE`, if it is equipped.
+    pub(crate) fn own_complete(&self) -> Option<&Arc<Work<Complete>>> {
+        self.equipment.as_ref().map(|e| &e.complete)
     }
 
     fn looper_bits(&self) -> u32 {
@@ -276,9 +321,12 @@ impl Thread {
             || (process_work && inner.has_process_work())
     }
 
-    /// Wakes the thread: its read, or its pollers.
+    /// Wakes the thread: its read, or its pollers. A thread without equipment never waited
+    /// nor polled: there is nobody to wake.
     pub(crate) fn notify(&self) {
-        self.wake.notify_one();
+        if let Some(equipment) = self.equipment.as_ref() {
+            equipment.wake.notify_one();
+        }
     }
 
     /// Wakes the thread as [`Self::notify`] does, telling the scheduler that the waker is
@@ -288,7 +336,9 @@ impl Thread {
     /// (`wake_up_interruptible_sync`); a one-way transaction, whose sender runs on, wakes
     /// plainly.
     fn notify_sync(&self) {
-        self.wake.notify_sync();
+        if let Some(equipment) = self.equipment.as_ref() {
+            equipment.wake.notify_sync();
+        }
     }
 
     /// Queues `work` for this thread and wakes it.
@@ -335,7 +385,9 @@ impl Thread {
     /// Whether an error return is waiting to be read. The C driver carries out no more of the
     /// thread's commands until it is.
     pub(crate) fn has_pending_error(&self) -> bool {
-        self.return_error.item.code.load(Relaxed) != BR_OK
+        self.equipment
+            .as_ref()
+            .is_some_and(|e| e.return_error.item.code.load(Relaxed) != BR_OK)
     }
 
     /// Reports a failed transaction: `code` (`BR_FAILED_REPLY`, `BR_DEAD_REPLY`,
@@ -344,9 +396,19 @@ impl Thread {
     pub(crate) fn transaction_failed(&self, process: &Process, id: u32, code: u32, param: i32) {
         let mut inner = process.inner_lock().lock();
         self.locked.access_mut(&mut inner).extended_error = extended_error(id, code, param);
-        self.return_error.item.code.store(code, Relaxed);
-        if let Some(item) = Work::to_queue(&self.return_error) {
-            self.push_work(&mut inner, item);
+        self.queue_return_error(&mut inner, code);
+    }
+
+    /// Queues the error return `code` for the thread, which is in its own
+    /// `BINDER_WRITE_READ`, and so equipped.
+    fn queue_return_error(&self, inner: &mut ProcessInner, code: u32) {
+        let Some(equipment) = self.equipment.as_ref() else {
+            pr_warn!("{}: an error return {code:#x} without equipment\n", self.id);
+            return;
+        };
+        equipment.return_error.item.code.store(code, Relaxed);
+        if let Some(item) = Work::to_queue(&equipment.return_error) {
+            self.push_work(inner, item);
         }
     }
 
@@ -360,13 +422,7 @@ impl Thread {
     /// reads only `BR_TRANSACTION_COMPLETE`, and its commands wait until it has.
     pub(crate) fn reply_failed(&self, process: &Process) {
         let mut inner = process.inner_lock().lock();
-        self.return_error
-            .item
-            .code
-            .store(BR_TRANSACTION_COMPLETE, Relaxed);
-        if let Some(item) = Work::to_queue(&self.return_error) {
-            self.push_work(&mut inner, item);
-        }
+        self.queue_return_error(&mut inner, BR_TRANSACTION_COMPLETE);
     }
 
     /// Takes the extended error (`BINDER_GET_EXTENDED_ERROR`), leaving "no error" behind.
@@ -564,13 +620,23 @@ impl Thread {
                 *extended = extended_error(id, code, param);
             }
         }
+        // A thread that sent a call is equipped: it made a `BINDER_WRITE_READ` to send it.
+        let Some(equipment) = self.equipment.as_ref() else {
+            pr_warn!(
+                "{}:{} a reply error {code:#x} lost: the thread has no equipment\n",
+                process.pid(),
+                self.id
+            );
+            return true;
+        };
         // The thread has room for one reply error. A second can come before the first is
         // read (the thread sent another call after its first failed, without reading): like
         // the C driver, keep the first, and only warn.
-        let pending = self.reply_error.item.code.load(Relaxed);
+        let reply_error = &equipment.reply_error;
+        let pending = reply_error.item.code.load(Relaxed);
         if pending == BR_OK {
-            self.reply_error.item.code.store(code, Relaxed);
-            if let Some(item) = Work::to_queue(&self.reply_error) {
+            reply_error.item.code.store(code, Relaxed);
+            if let Some(item) = Work::to_queue(reply_error) {
                 self.push_work(&mut inner, item);
             }
         } else {
@@ -625,14 +691,20 @@ impl Thread {
 
     /// The `poll` file operation for this thread: registers its wait queue and reports
     /// whether a read would return at once.
-    pub(crate) fn poll(&self, process: &Process, file: &File, table: PollTable<'_>) -> bool {
+    pub(crate) fn poll(
+        &self,
+        process: &Process,
+        file: &File,
+        table: PollTable<'_>,
+    ) -> Result<bool> {
+        let wake = &self.equip()?.wake;
         let guard = process.inner_lock().lock();
         self.set_looper_bits(looper::POLL, true);
         let process_work = self.takes_process_work(&guard);
         drop(guard);
-        table.register_wait(file, &self.wake);
+        table.register_wait(file, wake);
         let mut guard = process.inner_lock().lock();
-        self.has_work(&mut guard, process_work)
+        Ok(self.has_work(&mut guard, process_work))
     }
 
     /// The read half of `BINDER_WRITE_READ`: waits for work and writes returns into `out`.
@@ -701,6 +773,8 @@ impl Thread {
     /// so a thread that just replied reads its `BR_TRANSACTION_COMPLETE` and leaves the
     /// process's work to the next read.
     fn wait_for_work(self: &Arc<Self>, process: &Process, nonblock: bool) -> Result<bool> {
+        // Equipped by the `BINDER_WRITE_READ` this read is the half of.
+        let wake = &self.equipment.as_ref().ok_or(EINVAL)?.wake;
         let mut guard = process.inner_lock().lock();
         let process_work = self.takes_process_work(&guard);
         if process_work {
@@ -730,7 +804,7 @@ impl Thread {
                 guard.add_waiting_thread(self);
             }
             self.set_looper_bits(looper::WAITING, true);
-            let interrupted = self.wake.wait_interruptible(&mut guard);
+            let interrupted = wake.wait_interruptible(&mut guard);
             self.set_looper_bits(looper::WAITING, false);
             guard.remove_waiting_thread(self);
             if interrupted {

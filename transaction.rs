@@ -306,11 +306,11 @@ struct CarriedFiles {
 /// A one-way transaction that made the receiver suspect its sender of spam reads
 /// `BR_ONEWAY_SPAM_SUSPECT` instead, if the sender enabled that report.
 ///
-/// Each thread has one of its own, made with it and used again and again, so that a
-/// transaction allocates none; only when the thread's own is still queued (several one-way
-/// transactions sent in one write, or a complete withdrawn and not yet read) is another one
-/// allocated ([`Thread::complete_to_queue`]). All of a complete's state is set and read by its
-/// thread: the sender queues it and the same thread reads it.
+/// Each thread has one of its own, made with its equipment (by its first read, write or poll)
+/// and used again and again, so that a transaction allocates none; only when the thread's own
+/// is still queued (several one-way transactions sent in one write, or a complete withdrawn and
+/// not yet read) is another one allocated ([`Thread::complete_to_queue`]). All of a complete's
+/// state is set and read by its thread: the sender queues it and the same thread reads it.
 pub(crate) struct Complete {
     /// Whether the complete counts in the `stats` log file as a live object: from when it is
     /// queued until it is read, cancelled or dropped, as C counts its allocated `tcomplete`.
@@ -563,8 +563,11 @@ impl Thread {
     /// if it is not queued already, else a new one. The first part of the result is for the
     /// caller to withdraw it or change its code.
     fn complete_to_queue(&self, code: u32) -> Result<(Arc<Work<Complete>>, WorkItem), Failure> {
-        let complete = match Work::to_queue(&self.complete) {
-            Some(item) => (self.complete.clone(), item),
+        let own = self
+            .own_complete()
+            .and_then(|own| Some((own.clone(), Work::to_queue(own)?)));
+        let complete = match own {
+            Some(own) => own,
             None => {
                 let complete = Work::new_arc(Complete::idle()).map_err(Failure::failed)?;
                 let item = Work::to_queue(&complete).ok_or(Failure::failed(EINVAL))?;

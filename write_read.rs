@@ -58,6 +58,7 @@ pub(crate) fn write_read(
     let user = UserSlice::new(UserPtr::from_addr(arg), size_of::<BinderWriteRead>());
     let (mut reader, mut writer) = user.reader_writer();
     let mut bwr: BinderWriteRead = reader.read()?;
+    thread.equip_for_write_read()?;
     let mut result = Ok(());
 
     if bwr.0.write_size > 0 {
