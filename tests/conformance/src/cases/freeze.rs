@@ -230,6 +230,29 @@ fn expect_info(binder: &Binder, pid: u32, expected: (u32, u32), what: &str) -> O
     Ok(())
 }
 
+/// Waits until `pid` has nothing outstanding, as `BINDER_GET_FROZEN_INFO` reports it: (0, 0)
+/// while not frozen.
+///
+/// A call's end is not atomic for the callee's process: the C driver wakes the caller with
+/// its `BR_REPLY` (or `BR_DEAD_REPLY`) first and only then frees the finished transaction,
+/// which is what takes it off the callee's count of outstanding transactions. For a moment
+/// after the caller has read its reply, the callee's info still says 2 ("a call is pending")
+/// and a freeze with a timeout of 0 fails with `EAGAIN`.
+fn settled(binder: &Binder, pid: u32, what: &str) -> Outcome {
+    let mut last = None;
+    eventually(&format!("{what}: nothing outstanding"), || {
+        let info = binder
+            .frozen_info(pid)
+            .step(&format!("BINDER_GET_FROZEN_INFO {what}"))?;
+        last = Some(info);
+        Ok((info == (0, 0)).then_some(()))
+    })
+    .map_err(|why| match last {
+        Some(info) => format!("{why}; the info stayed {info:?}"),
+        None => why,
+    })
+}
+
 /// Reads what is ready without waiting, without `BR_NOOP`s.
 fn pending(binder: &Binder) -> Outcome<Vec<Return>> {
     binder.read_pending().step("read what is pending")
@@ -317,7 +340,7 @@ fn freeze_call_gets_frozen_reply_until_thawed(_: &Env) -> Outcome {
         ),
         "call before the freeze: {before:?}"
     );
-    expect_info(&binder, pid, (0, 0), "before any freeze")?;
+    settled(&binder, pid, "before any freeze")?;
     binder.freeze(pid, true, 0).step("BINDER_FREEZE")?;
     expect_info(&binder, pid, (0, 0), "frozen, nothing sent")?;
     let frozen = call(&binder, 2)?;
@@ -350,6 +373,7 @@ fn freeze_call_gets_frozen_reply_until_thawed(_: &Env) -> Outcome {
     );
     // Thawing a process that is not frozen is fine too.
     binder.freeze(pid, false, 0).step("thaw again")?;
+    settled(&binder, pid, "after the call after the thaw")?;
     // From 2^31 ms on, C's timeout is MAX_JIFFY_OFFSET jiffies, and the C driver keeps what
     // its wait leaves of it in an int: with nothing outstanding that reads as -2, and the
     // freeze fails with ENOENT, leaving the process thawed.
@@ -367,6 +391,12 @@ fn freeze_call_gets_frozen_reply_until_thawed(_: &Env) -> Outcome {
             ),
             "call after a freeze with a timeout of {timeout} ms: {returns:?}"
         );
+        // Otherwise C's wait for the call's end leaves another negative int: not ENOENT.
+        settled(
+            &binder,
+            pid,
+            &format!("after the call after the {timeout} ms freeze"),
+        )?;
     }
     // Just below, the timeout is only a bound: an idle process freezes at once.
     let start = Instant::now();
