@@ -97,6 +97,9 @@ const TRANSACTION: &str = " #: @ from #:# to #:# code % flags % pri # a# r# elap
 /// The lines a process's section in `state`, `transactions` and `proc/<pid>` may have.
 fn process_line_shapes() -> Vec<String> {
     let mut shapes: Vec<String> = [
+        // Once a process that owned nodes is gone while others still refer to them, until
+        // the last of those is released too.
+        "dead nodes:",
         "proc #",
         "context @",
         "  thread #: l % need_return # tr #",
