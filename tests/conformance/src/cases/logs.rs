@@ -94,11 +94,12 @@ fn shaped(line: &str, pattern: &str) -> bool {
 /// whose section it is in (checked where that matters).
 const TRANSACTION: &str = " #: @ from #:# to #:# code % flags % pri # a# r# elapsed #ms*";
 
-/// The lines a process's section in `state`, `transactions` and `proc/<pid>` may have.
+/// The lines `state`, `transactions` and `proc/<pid>` may have after their header: those of
+/// a process's section, and the line that opens `state`'s dead nodes (in C's `state` only).
 fn process_line_shapes() -> Vec<String> {
     let mut shapes: Vec<String> = [
-        // Once a process that owned nodes is gone while others still refer to them, until
-        // the last of those is released too.
+        // Heads the nodes of released processes that others still refer to; each node line
+        // has a shape below.
         "dead nodes:",
         "proc #",
         "context @",
