@@ -408,10 +408,48 @@ fn print_process_stats(m: &SeqFile, process: &Process) {
     process.stats.print(m, "  ");
 }
 
-/// `state` and `state_hashed`: every process, in full.
+/// The nodes that died with their owner while other processes still hold handles to them,
+/// newest first: what C keeps on its list of dead nodes and `state` prints before the
+/// processes. A dead node's owner has left the registry, so they are found through the
+/// handles of `processes`; a node leaves the list with the last handle to it, as in C.
+fn dead_nodes(processes: &[Arc<Process>]) -> Result<KVec<NodeArc>> {
+    let mut dead: KVec<NodeArc> = KVec::new();
+    for process in processes.iter() {
+        let count = {
+            let inner = process.inner_lock().lock();
+            let refs = inner.refs();
+            refs.iter().filter(|(_, r)| r.node.is_gone()).count()
+        };
+        dead.reserve(count, GFP_KERNEL)?;
+        let inner = process.inner_lock().lock();
+        for (_, node_ref) in inner.refs().iter() {
+            // Handles made meanwhile beyond the room taken are left out of this print.
+            if node_ref.node.is_gone() && dead.push_within_capacity(node_ref.node.clone()).is_err()
+            {
+                break;
+            }
+        }
+    }
+    // Several processes may hold handles to one dead node: it is printed once.
+    dead.sort_unstable_by_key(|node| core::cmp::Reverse(node.debug_id()));
+    let mut last = None;
+    dead.retain(|node| last.replace(node.debug_id()) != Some(node.debug_id()));
+    Ok(dead)
+}
+
+/// `state` and `state_hashed`: the dead nodes, then every process, in full.
 pub(crate) fn print_state(m: &SeqFile, pointers: Pointers) -> Result {
     seq_print!(m, "binder state:\n");
     let processes = registry::snapshot()?;
+    let dead = dead_nodes(&processes)?;
+    if !dead.is_empty() {
+        seq_print!(m, "dead nodes:\n");
+    }
+    for node in dead.iter() {
+        print_node(m, node, &processes, pointers);
+    }
+    // Dropped with no lock held: a node may go with its last reference.
+    drop(dead);
     for process in processes.iter().rev() {
         print_process(m, process, &processes, Detail::All, pointers)?;
     }

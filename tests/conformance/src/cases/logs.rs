@@ -16,7 +16,10 @@ use crate::{
     harness::{eventually, notice, spawn_ready, Case, Child, Env, Outcome, Step, BINDER},
 };
 
-use super::peer::{spawn_manager, Peer};
+use super::{
+    context_mgr::become_manager_ext,
+    peer::{spawn_manager, Peer},
+};
 
 pub const CASES: &[Case] = &[
     Case::new("logs_debugfs_files_have_c_formats", files_have_c_formats),
@@ -35,6 +38,10 @@ pub const CASES: &[Case] = &[
     Case::new(
         "logs_proc_file_goes_when_the_device_is_closed",
         proc_file_goes_when_closed,
+    ),
+    Case::new(
+        "logs_state_lists_a_dead_node_until_its_last_handle_goes",
+        state_lists_dead_node_until_last_handle_goes,
     ),
 ];
 
@@ -719,6 +726,78 @@ fn proc_file_goes_when_closed(_: &Env) -> Outcome {
     eventually(&format!("{path} removed"), || {
         Ok((!std::path::Path::new(&path).exists()).then_some(()))
     })
+}
+
+/// A node whose owner died while another process still holds a handle to it heads `state`,
+/// under `dead nodes:` and before every process, as C prints it: its pointer and cookie, no
+/// local references any more, the holder's strong handle and pid. The holder's handle line
+/// names it as a dead node, and the node leaves the file with that last handle.
+fn state_lists_dead_node_until_last_handle_goes(_: &Env) -> Outcome {
+    const PTR: u64 = 0xdead_5000;
+    const COOKIE: u64 = 0xdead_6000;
+    const DEATH: u64 = 0xd1;
+    let manager = spawn_ready(|ready| {
+        let binder = Binder::open(BINDER).step("open in manager")?;
+        become_manager_ext(&binder, PTR, COOKIE, 0)?;
+        ready();
+        park()
+    })?;
+    let holder = Binder::open(BINDER).step("open")?;
+    holder
+        .send(
+            &Commands::new()
+                .enter_looper()
+                .acquire(0)
+                .request_death_notification(0, DEATH),
+        )
+        .step("acquire the manager's node, ask for its death")?;
+    manager.kill()?;
+    let returns = holder.read().step("read after the death")?;
+    ensure!(
+        returns.contains(&Return::DeadBinder(DEATH)),
+        "the holder read {returns:?} after the manager died"
+    );
+
+    let text = read_log("state")?;
+    let pid = std::process::id();
+    let node_shape = format!(
+        "  node #: u{PTR:016x} c{COOKIE:016x} hs # hw # ls 0 lw 0 is 1 iw 1 tr # proc {pid}"
+    );
+    let head: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.starts_with("proc "))
+        .collect();
+    let node_line = head
+        .iter()
+        .skip_while(|l| **l != "dead nodes:")
+        .find(|l| shaped(l, &node_shape))
+        .ok_or_else(|| format!("state lists no dead node {node_shape:?}:\n{text}"))?;
+    let id = node_line
+        .trim_start_matches("  node ")
+        .split(':')
+        .next()
+        .unwrap_or_default();
+    let own = section("state", &text, pid as i32)?;
+    ensure!(
+        line_with(&own, "  ref ", &[&format!(" desc 0 dead node {id} s 1 ")]).is_some(),
+        "state: the holder's handle does not name dead node {id}:\n{text}"
+    );
+
+    holder
+        .send(
+            &Commands::new()
+                .dead_binder_done(DEATH)
+                .clear_death_notification(0, DEATH)
+                .release(0),
+        )
+        .step("done, clear, release the handle")?;
+    let text = read_log("state")?;
+    let named = format!("node {id}:");
+    ensure!(
+        !text.lines().any(|l| l.contains(&named)),
+        "state still shows node {id} after its last handle went:\n{text}"
+    );
+    Ok(())
 }
 
 #[cfg(test)]
