@@ -11,7 +11,6 @@
 //! takes it back ([`crate::pages`], [`crate::shrinker`]).
 
 use core::{
-    mem::MaybeUninit,
     num::NonZeroU32,
     ops::RangeInclusive, //
 };
@@ -56,7 +55,7 @@ use kernel::{
         SetOnce, //
     },
     task::Pid,
-    uaccess::UserSliceReader,
+    uaccess::UserPtr,
 };
 
 use crate::{
@@ -894,36 +893,41 @@ impl BufferState {
     }
 }
 
-/// Copies `len` bytes from `reader` to `page` at `offset`.
+/// Copies `len` bytes from the current task's memory at `from` to `page` at `offset`.
 ///
-/// What the kernel crate's `Page::copy_from_user_slice_raw` does, without its checks of
-/// `offset` and `len` (the caller's loop keeps each piece within its page) and without that
-/// call around the read: a payload of 1 MiB is 257 pages, and per page that call and its
-/// checks cost more instructions than the C driver's whole loop.
+/// What the kernel crate's `Page::copy_from_user_slice_raw` does through a
+/// `UserSliceReader`, without its checks of `offset` and `len` (the caller's loop keeps each
+/// piece within its page) and without its two calls around `copy_from_user` (its own and
+/// the reader's `read_raw`, neither inlined into this crate): a payload of 1 MiB is 257
+/// pages, and per page those calls and checks cost more instructions than the C driver's
+/// whole loop, which calls `copy_from_user` itself as this does.
 ///
 /// # Safety
 ///
 /// `offset + len <= PAGE_SIZE`, and nothing else in the kernel reads or writes those bytes
 /// of the page meanwhile.
-unsafe fn copy_user_to_page(
-    page: &Page,
-    offset: usize,
-    len: usize,
-    reader: &mut UserSliceReader,
-) -> Result {
+unsafe fn copy_user_to_page(page: &Page, offset: usize, len: usize, from: UserPtr) -> Result {
     // SAFETY: `page` is a live page for as long as it is borrowed.
     let mapped = unsafe { bindings::kmap_local_page(page.as_ptr()) };
     // SAFETY: The page is mapped at `mapped` for `PAGE_SIZE` bytes, so by the requirements
-    // the `len` bytes at `offset` are in it, and no one else accesses them while the slice
-    // lives (until `read_raw` returns).
-    let dst = unsafe {
-        core::slice::from_raw_parts_mut(mapped.cast::<MaybeUninit<u8>>().add(offset), len)
+    // the `len` bytes at `offset` are in it, and no one else accesses them meanwhile.
+    // `copy_from_user` checks `from` and copes with a fault (it then zeroes what it could
+    // not copy, within those bytes).
+    let left = unsafe {
+        bindings::copy_from_user(
+            mapped.cast::<u8>().add(offset).cast(),
+            from.as_const_ptr(),
+            len,
+        )
     };
-    let result = reader.read_raw(dst);
     // SAFETY: `mapped` is the mapping made just above, the last one this thread made and has
     // not undone.
     unsafe { bindings::kunmap_local(mapped) };
-    result
+    if left == 0 {
+        Ok(())
+    } else {
+        Err(EFAULT)
+    }
 }
 
 impl RangeView {
@@ -958,19 +962,15 @@ impl RangeView {
         Err(EINVAL)
     }
 
-    /// Copies `len` bytes from `reader` (the sender's memory) to `offset` in the range.
-    pub(crate) fn copy_from_user(
-        &self,
-        offset: usize,
-        reader: &mut UserSliceReader,
-        len: usize,
-    ) -> Result {
-        self.for_each_piece(offset, len, |page, in_page, _, chunk| {
+    /// Copies `len` bytes at `from` in the current task's memory (the sender's) to `offset`
+    /// in the range; `EFAULT` if some of them cannot be read.
+    pub(crate) fn copy_from_user(&self, offset: usize, from: UserPtr, len: usize) -> Result {
+        self.for_each_piece(offset, len, |page, in_page, done, chunk| {
             // SAFETY: `for_each_piece` keeps each piece within its page. The bytes written
             // belong to a range reserved for this transaction and not yet delivered: nothing
             // else in the kernel reads or writes them meanwhile. (Userspace can only read the
             // page, through its read-only mapping.)
-            unsafe { copy_user_to_page(page, in_page, chunk, reader) }
+            unsafe { copy_user_to_page(page, in_page, chunk, from.wrapping_byte_add(done)) }
         })
     }
 

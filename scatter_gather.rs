@@ -29,10 +29,7 @@ use kernel::{
         AsBytes,
         FromBytes, //
     },
-    uaccess::{
-        UserPtr,
-        UserSlice, //
-    },
+    uaccess::UserPtr,
     uapi,
 };
 
@@ -248,8 +245,7 @@ impl ScatterGather {
                 if stop > at {
                     let from = copy.from.wrapping_add((at - copy.to) as u64);
                     let from = usize::try_from(from).map_err(|_| EINVAL)?;
-                    let mut reader = UserSlice::new(UserPtr::from_addr(from), stop - at).reader();
-                    view.copy_from_user(at, &mut reader, stop - at)
+                    view.copy_from_user(at, UserPtr::from_addr(from), stop - at)
                         .map_err(|_| EINVAL)?;
                 }
                 at = stop;

@@ -43,11 +43,7 @@ use kernel::{
         Instant,
         Monotonic, //
     },
-    uaccess::{
-        UserPtr,
-        UserSlice,
-        UserSliceReader, //
-    },
+    uaccess::UserPtr,
     uapi,
 };
 
@@ -1188,11 +1184,9 @@ impl Translation<'_> {
     ) -> Result {
         // SAFETY: Both members of the union are integers, so reading either is always valid.
         let (data_ptr, offsets_ptr) = unsafe { (tr.data.ptr.buffer, tr.data.ptr.offsets) };
-        let mut data = user_reader(data_ptr, data_size)?;
-        view.copy_from_user(0, &mut data, data_size)?;
+        view.copy_from_user(0, user_ptr(data_ptr)?, data_size)?;
         let offsets_start = data_size.checked_next_multiple_of(8).ok_or(EINVAL)?;
-        let mut offsets = user_reader(offsets_ptr, offsets_size)?;
-        view.copy_from_user(offsets_start, &mut offsets, offsets_size)?;
+        view.copy_from_user(offsets_start, user_ptr(offsets_ptr)?, offsets_size)?;
         // The C driver checks the sizes in this order, after copying the offsets.
         if offsets_size % size_of::<u64>() != 0 || extra % 8 != 0 {
             return Err(EINVAL);
@@ -1209,8 +1203,8 @@ impl Translation<'_> {
     }
 }
 
-/// A reader of `len` bytes of the current task's memory at `addr`.
-fn user_reader(addr: u64, len: usize) -> Result<UserSliceReader> {
+/// The address `addr` in the current task's memory.
+fn user_ptr(addr: u64) -> Result<UserPtr> {
     let addr = usize::try_from(addr).map_err(|_| EFAULT)?;
-    Ok(UserSlice::new(UserPtr::from_addr(addr), len).reader())
+    Ok(UserPtr::from_addr(addr))
 }
