@@ -210,6 +210,12 @@ const INLINE_PAGES: usize = 2;
 
 /// The pages of a range, in order. The first [`INLINE_PAGES`] are kept inline, so that the
 /// range of a small transaction (most are) allocates no list for them.
+///
+/// # Invariants
+///
+/// The first `min(len, INLINE_PAGES)` inline slots hold pages and the others none, and `more`
+/// holds the rest: pages are only added at the end and only all forgotten at once.
+/// [`RangePages::iter_from`] relies on it, stopping at the first empty slot.
 struct RangePages {
     inline: [Option<Arc<Page>>; INLINE_PAGES],
     /// The pages after the inline ones.
@@ -232,6 +238,7 @@ impl RangePages {
     /// Adds `page` at the end if there is room for it; gives it back if not.
     fn push_within_capacity(&mut self, page: Arc<Page>) -> Result<(), Arc<Page>> {
         match self.inline.get_mut(self.len) {
+            // INVARIANT: The slot at `len` is the first empty one, and `more` is empty.
             Some(slot) => *slot = Some(page),
             None => self.more.push_within_capacity(page).map_err(|err| err.0)?,
         }
