@@ -179,7 +179,7 @@ impl Process {
     /// nodes' pointers (see [`Watchers::list`]).
     fn notify_freeze_watchers(&self, frozen: bool) {
         let watchers = self.freeze_watchers().lock();
-        for (_, listener) in watchers.list.iter() {
+        for Watched { listener, .. } in watchers.list.iter() {
             let mut inner = listener.holder.inner_lock().lock();
             if inner.is_dead() {
                 continue;
@@ -207,7 +207,7 @@ impl Process {
         let removed = match watchers
             .list
             .iter()
-            .position(|(_, l)| Arc::ptr_eq(l, listener))
+            .position(|watched| Arc::ptr_eq(&watched.listener, listener))
         {
             Some(index) => watchers.list.remove(index).ok(),
             None => None,
@@ -219,7 +219,7 @@ impl Process {
     /// Closes the watchers when this process is released: nothing reports on its nodes any
     /// more, and a request made from now on reports nothing. Returns them for the caller to
     /// drop.
-    pub(crate) fn close_freeze_watchers(&self) -> KVec<(u64, Arc<Work<FreezeListener>>)> {
+    pub(crate) fn close_freeze_watchers(&self) -> KVec<Watched> {
         let mut watchers = self.freeze_watchers().lock();
         watchers.closed = true;
         core::mem::take(&mut watchers.list)
@@ -279,10 +279,12 @@ impl Process {
         if frozen.is_some() {
             // After the requests on nodes at lower or equal pointers. There is room: it was
             // reserved above.
-            let at = watchers.list.partition_point(|(ptr, _)| *ptr <= node_ptr);
+            let at = watchers
+                .list
+                .partition_point(|watched| watched.node_ptr <= node_ptr);
             let _ = watchers
                 .list
-                .insert_within_capacity(at, (node_ptr, listener));
+                .insert_within_capacity(at, Watched { node_ptr, listener });
         }
         drop(watchers);
         Ok(())
@@ -359,12 +361,18 @@ impl Process {
 pub(crate) struct Watchers {
     /// The owner was released: nothing is reported any more.
     pub(crate) closed: bool,
-    /// The active requests of other processes on the owner's nodes, each with the pointer of
-    /// the node it watches, in the order of those pointers: a freeze or thaw queues its
-    /// reports in that order, as the C driver walks the owner's tree of nodes. A holder sees
-    /// the order when two of its requests share a cookie: a done acknowledges the report
-    /// delivered first.
-    pub(crate) list: KVec<(u64, Arc<Work<FreezeListener>>)>,
+    /// The active requests of other processes on the owner's nodes, in the order of the
+    /// pointers of the nodes they watch: a freeze or thaw queues its reports in that order,
+    /// as the C driver walks the owner's tree of nodes. A holder sees the order when two of
+    /// its requests share a cookie: a done acknowledges the report delivered first.
+    pub(crate) list: KVec<Watched>,
+}
+
+/// An active request on one of the owner's nodes, in [`Watchers::list`].
+pub(crate) struct Watched {
+    /// The pointer of the node watched, which orders the list.
+    node_ptr: u64,
+    listener: Arc<Work<FreezeListener>>,
 }
 
 impl Watchers {
