@@ -236,6 +236,10 @@ impl RangePages {
     }
 
     /// Adds `page` at the end if there is room for it; gives it back if not.
+    ///
+    /// Inlined into the loop that fills a range with its pages: a call per page of a large
+    /// range cost more than the push.
+    #[inline]
     fn push_within_capacity(&mut self, page: Arc<Page>) -> Result<(), Arc<Page>> {
         match self.inline.get_mut(self.len) {
             // INVARIANT: The slot at `len` is the first empty one, and `more` is empty.
