@@ -408,10 +408,12 @@ fn print_process_stats(m: &SeqFile, process: &Process) {
     process.stats.print(m, "  ");
 }
 
-/// The nodes that died with their owner while other processes still hold handles to them,
-/// newest first: what C keeps on its list of dead nodes and `state` prints before the
-/// processes. A dead node's owner has left the registry, so they are found through the
-/// handles of `processes`; a node leaves the list with the last handle to it, as in C.
+/// The nodes that died with their owner while other processes still hold handles to them:
+/// what C keeps on its list of dead nodes and `state` prints before the processes. A dead
+/// node's owner has left the registry, so they are found through the handles of
+/// `processes`; a node leaves the list with the last handle to it, as in C. They are listed
+/// by debug id, newest first; C lists them by when they died, a different order when an
+/// older process dies after a newer one or made its nodes out of their pointers' order.
 fn dead_nodes(processes: &[Arc<Process>]) -> Result<KVec<NodeArc>> {
     let mut dead: KVec<NodeArc> = KVec::new();
     for process in processes.iter() {
