@@ -973,9 +973,10 @@ impl RangeView {
         Err(EINVAL)
     }
 
-    /// Copies `len` bytes at `from` in the current task's memory (the sender's) to `offset`
-    /// in the range; `EFAULT` if some of them cannot be read.
-    pub(crate) fn copy_from_user(&self, offset: usize, from: UserPtr, len: usize) -> Result {
+    /// Copies `len` bytes at the address `from` in the current task's memory (the sender's)
+    /// to `offset` in the range; `EFAULT` if some of them cannot be read.
+    pub(crate) fn copy_from_user(&self, offset: usize, from: u64, len: usize) -> Result {
+        let from = UserPtr::from_addr(usize::try_from(from).map_err(|_| EFAULT)?);
         self.for_each_piece(offset, len, |page, in_page, done, chunk| {
             // SAFETY: `for_each_piece` keeps each piece within its page. The bytes written
             // belong to a range reserved for this transaction and not yet delivered: nothing

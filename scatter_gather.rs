@@ -29,7 +29,6 @@ use kernel::{
         AsBytes,
         FromBytes, //
     },
-    uaccess::UserPtr,
     uapi,
 };
 
@@ -244,8 +243,7 @@ impl ScatterGather {
                 }
                 if stop > at {
                     let from = copy.from.wrapping_add((at - copy.to) as u64);
-                    let from = usize::try_from(from).map_err(|_| EINVAL)?;
-                    view.copy_from_user(at, UserPtr::from_addr(from), stop - at)
+                    view.copy_from_user(at, from, stop - at)
                         .map_err(|_| EINVAL)?;
                 }
                 at = stop;

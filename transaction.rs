@@ -43,7 +43,6 @@ use kernel::{
         Instant,
         Monotonic, //
     },
-    uaccess::UserPtr,
     uapi,
 };
 
@@ -1184,9 +1183,9 @@ impl Translation<'_> {
     ) -> Result {
         // SAFETY: Both members of the union are integers, so reading either is always valid.
         let (data_ptr, offsets_ptr) = unsafe { (tr.data.ptr.buffer, tr.data.ptr.offsets) };
-        view.copy_from_user(0, user_ptr(data_ptr)?, data_size)?;
+        view.copy_from_user(0, data_ptr, data_size)?;
         let offsets_start = data_size.checked_next_multiple_of(8).ok_or(EINVAL)?;
-        view.copy_from_user(offsets_start, user_ptr(offsets_ptr)?, offsets_size)?;
+        view.copy_from_user(offsets_start, offsets_ptr, offsets_size)?;
         // The C driver checks the sizes in this order, after copying the offsets.
         if offsets_size % size_of::<u64>() != 0 || extra % 8 != 0 {
             return Err(EINVAL);
@@ -1201,10 +1200,4 @@ impl Translation<'_> {
         }
         self.translate_all(view, data_size, offsets_size)
     }
-}
-
-/// The address `addr` in the current task's memory.
-fn user_ptr(addr: u64) -> Result<UserPtr> {
-    let addr = usize::try_from(addr).map_err(|_| EFAULT)?;
-    Ok(UserPtr::from_addr(addr))
 }
