@@ -4,7 +4,7 @@
 //!
 //! Dropping a `KVec` always calls into the allocator, even when it never allocated (`krealloc`
 //! of nothing to nothing, then `kfree(NULL)`). A transaction carries several lists that almost
-//! never get an element (scatter-gather copies and fixups, counts on handles, pages past the
+//! never get an element (scatter-gather buffers and fixups, counts on handles, pages past the
 //! inline ones, fds in arrays), so those calls were a measurable part of a plain call's cost.
 //! A [`LazyVec`] is a `KVec` whose drop skips the allocator when it has no memory (for an
 //! element type of nonzero size; a `KVec` of zero-sized elements never has memory, reports a

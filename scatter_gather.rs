@@ -45,15 +45,6 @@ use crate::{
 /// The size of a pointer in a parent buffer, as the C driver's `binder_uintptr_t`.
 const POINTER_SIZE: u64 = size_of::<u64>() as u64;
 
-/// A sender's buffer to copy into the scatter-gather area.
-struct BufferCopy {
-    /// Where in the transaction buffer it goes.
-    to: usize,
-    /// Its address in the sender's memory.
-    from: u64,
-    len: usize,
-}
-
 /// What to do, instead of copying, at `at` in the scatter-gather area.
 struct Fixup {
     at: usize,
@@ -76,14 +67,24 @@ pub(crate) struct FdSlots {
     pub(crate) count: usize,
 }
 
-/// A `PTR` object already placed, for the fd arrays inside its buffer: where the object is,
-/// and where the sender has the buffer.
+/// A `PTR` object whose buffer has its place in the scatter-gather area, to be copied there
+/// from the sender at the end; the fd arrays inside it find it by `object`, and their fds
+/// by `from`.
 struct PlacedBuffer {
     /// The offset of the `PTR` object in the data.
     object: usize,
+    /// Where in the transaction buffer the copy goes.
+    to: usize,
     /// The sender's address of the buffer.
     from: u64,
+    /// Its length in bytes.
+    len: usize,
 }
+
+/// The most room the lists of a transaction get at once (see [`reserve_one`]): a few buffers
+/// are usual (a HIDL struct and its handles), and an early `PTR` object in a long parcel then
+/// costs at most 256 bytes of room it will not use.
+const ROOM_AT_ONCE: usize = 8;
 
 /// The scatter-gather state of one transaction being translated.
 pub(crate) struct ScatterGather {
@@ -93,13 +94,15 @@ pub(crate) struct ScatterGather {
     data_size: usize,
     /// Where the offsets array starts in the buffer.
     offsets_start: usize,
+    /// How many objects the offsets array lists.
+    objects: usize,
     /// The next free place in the scatter-gather area, and its end.
     next: usize,
     end: usize,
-    copies: LazyVec<BufferCopy>,
+    /// In the order they were placed, so sorted by `to`.
+    placed: LazyVec<PlacedBuffer>,
     /// Sorted by `at`.
     fixups: LazyVec<Fixup>,
-    placed: LazyVec<PlacedBuffer>,
     /// The offset of the `PTR` object last fixed up into or placed, as C's
     /// `last_fixup_obj_off`: 0 means none (so, as in C, an object at offset 0 of the data
     /// cannot take a fixup once it was last).
@@ -128,11 +131,11 @@ impl ScatterGather {
             base,
             data_size,
             offsets_start,
+            objects: offsets_size / size_of::<u64>(),
             next,
             end: next.checked_add(buffers_size).ok_or(EINVAL)?,
-            copies: LazyVec::new(),
-            fixups: LazyVec::new(),
             placed: LazyVec::new(),
+            fixups: LazyVec::new(),
             last_object: 0,
             last_min: 0,
         })
@@ -152,8 +155,7 @@ impl ScatterGather {
         if len > left {
             return Err(EINVAL);
         }
-        self.copies.reserve(1, GFP_KERNEL)?;
-        self.placed.reserve(1, GFP_KERNEL)?;
+        reserve_one(&mut self.placed, self.objects.saturating_sub(index))?;
         let to = self.next;
         let from = object.0.buffer;
         object.0.buffer = self.address_of(to)?;
@@ -165,12 +167,11 @@ impl ScatterGather {
         }
         view.write(offset, object.as_bytes())?;
         // Cannot fail: room was reserved above.
-        let _ = self
-            .copies
-            .push_within_capacity(BufferCopy { to, from, len });
         let _ = self.placed.push_within_capacity(PlacedBuffer {
             object: offset,
+            to,
             from,
+            len,
         });
         self.last_object = offset;
         self.last_min = 0;
@@ -215,7 +216,7 @@ impl ScatterGather {
                 return Err(EINVAL);
             }
             // `bytes` came from a `usize`.
-            self.add_fixup(to, FixupKind::FdSlots(bytes as usize))?;
+            self.add_fixup(index, to, FixupKind::FdSlots(bytes as usize))?;
             slots = FdSlots { to, from, count };
         }
         self.last_object = parent_object;
@@ -230,9 +231,9 @@ impl ScatterGather {
     /// sender's and the fd slots left out. The C driver fails a copy that faults with `EINVAL`.
     pub(crate) fn copy_buffers(&self, view: &RangeView) -> Result {
         let mut fixups = self.fixups.iter().peekable();
-        for copy in self.copies.iter() {
-            let end = copy.to + copy.len;
-            let mut at = copy.to;
+        for buffer in self.placed.iter() {
+            let end = buffer.to + buffer.len;
+            let mut at = buffer.to;
             while at < end {
                 let fixup = fixups.peek().filter(|fixup| fixup.at < end);
                 let stop = fixup.map_or(end, |fixup| fixup.at);
@@ -242,7 +243,7 @@ impl ScatterGather {
                     return Err(EINVAL);
                 }
                 if stop > at {
-                    let from = copy.from.wrapping_add((at - copy.to) as u64);
+                    let from = buffer.from.wrapping_add((at - buffer.to) as u64);
                     view.copy_from_user(at, from, stop - at)
                         .map_err(|_| EINVAL)?;
                 }
@@ -291,7 +292,7 @@ impl ScatterGather {
             return Err(EINVAL);
         }
         let at = self.place_in(&parent, object.0.parent_offset)?;
-        self.add_fixup(at, FixupKind::Pointer(object.0.buffer))
+        self.add_fixup(index, at, FixupKind::Pointer(object.0.buffer))
     }
 
     /// The `PTR` object listed at `parent` in the offsets, if that is one of the `before`
@@ -353,18 +354,29 @@ impl ScatterGather {
         at >= min
     }
 
-    /// Lists a fixup, keeping the list sorted by place.
-    fn add_fixup(&mut self, at: usize, kind: FixupKind) -> Result {
-        let index = self
+    /// Lists a fixup for the `index`th object, keeping the list sorted by place.
+    fn add_fixup(&mut self, index: usize, at: usize, kind: FixupKind) -> Result {
+        let position = self
             .fixups
             .iter()
             .rposition(|fixup| fixup.at < at)
             .map_or(0, |before| before + 1);
-        self.fixups.reserve(1, GFP_KERNEL)?;
+        reserve_one(&mut self.fixups, self.objects.saturating_sub(index))?;
         self.fixups
-            .insert_within_capacity(index, Fixup { at, kind })
+            .insert_within_capacity(position, Fixup { at, kind })
             .map_err(|_| ENOMEM)
     }
+}
+
+/// Makes room in `list` for at least one more element. Each object adds at most one element to
+/// a list, so a full list gets room for the `left` objects from this one on, up to
+/// [`ROOM_AT_ONCE`]: a transaction with no more objects than that allocates each list once,
+/// where growing from nothing one at a time reallocates at each power of two.
+fn reserve_one<T>(list: &mut KVec<T>, left: usize) -> Result {
+    if list.len() == list.capacity() {
+        list.reserve(left.clamp(1, ROOM_AT_ONCE), GFP_KERNEL)?;
+    }
+    Ok(())
 }
 
 /// The largest object's size (`binder_buffer_object`).
