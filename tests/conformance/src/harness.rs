@@ -232,6 +232,16 @@ pub enum Exit {
     Signal(i32),
 }
 
+/// Sleeps until a signal kills the process: the end of a child that must stay (holding its
+/// handles, nodes or buffers, or sitting in the driver's tables) until the case kills it.
+pub fn park() -> ! {
+    loop {
+        // SAFETY: Plain syscall; it returns only after a handled signal, and the loop waits
+        // again.
+        unsafe { libc::pause() };
+    }
+}
+
 /// A forked child process running a closure.
 pub struct Child {
     pid: libc::pid_t,

@@ -5,8 +5,8 @@ use binder_client::{uapi, Binder, Commands, FlatObject, Payload, Return};
 use crate::{
     ensure,
     harness::{
-        eventually, expect_errno, expect_null_arg_errno, in_child, spawn_ready, Case, Env, Exit,
-        Outcome, Step, BINDER, HWBINDER, VNDBINDER,
+        eventually, expect_errno, expect_null_arg_errno, in_child, park, spawn_ready, Case, Env,
+        Exit, Outcome, Step, BINDER, HWBINDER, VNDBINDER,
     },
 };
 
@@ -61,14 +61,6 @@ pub fn become_manager_ext(binder: &Binder, ptr: u64, cookie: u64, flags: u32) ->
             Err(e) => Err(format!("BINDER_SET_CONTEXT_MGR_EXT: {e}")),
         }
     })
-}
-
-/// A process that stays until it is killed.
-fn pause_forever() -> ! {
-    loop {
-        // SAFETY: Plain syscall; the process sleeps until it is killed.
-        unsafe { libc::pause() };
-    }
 }
 
 fn context_mgr_set_once(_: &Env) -> Outcome {
@@ -218,7 +210,7 @@ fn context_mgr_former_node_sent_as_ordinary_handle(_: &Env) -> Outcome {
     let first = spawn_ready(|ready| {
         let _manager = Peer::manager()?;
         ready();
-        pause_forever()
+        park()
     })?;
     let c = Peer::open()?;
     c.send(

@@ -15,7 +15,7 @@ use binder_client::{
 
 use crate::{
     ensure,
-    harness::{spawn_ready, Case, Child, Env, Epoll, Exit, Outcome, Step, BINDER},
+    harness::{park, spawn_ready, Case, Child, Env, Epoll, Exit, Outcome, Step, BINDER},
 };
 
 use super::{context_mgr::become_manager, peer::MAP_SIZE, sg::pattern};
@@ -493,7 +493,7 @@ fn server_exits_with_call_on_stack(_: &Env) -> Outcome {
     const LOOPERS: usize = 2;
     const THREADS: usize = 2;
     const ROUNDS: u32 = 60;
-    let walks_out = |code: u32| code % 3 == 0;
+    let walks_out = |code: u32| code.is_multiple_of(3);
     let manager = spawn_ready(|ready| {
         let (binder, mapping) = threaded_manager()?;
         ready();
@@ -591,10 +591,7 @@ fn death_clear_races_owner_death(_: &Env) -> Outcome {
             let binder = Binder::open(BINDER).step("open in manager")?;
             become_manager(&binder)?;
             ready();
-            loop {
-                // SAFETY: Plain syscall; the manager sleeps until it is killed.
-                unsafe { libc::pause() };
-            }
+            park()
         })?;
         let mut holders = (0..HOLDERS)
             .map(|h| {

@@ -7,7 +7,7 @@ use binder_client::{Binder, Commands, Return};
 
 use crate::{
     ensure,
-    harness::{expect_errno, spawn_ready, Case, Child, Env, Epoll, Outcome, Step, BINDER},
+    harness::{expect_errno, park, spawn_ready, Case, Child, Env, Epoll, Outcome, Step, BINDER},
 };
 
 use super::context_mgr::become_manager;
@@ -65,10 +65,7 @@ impl Manager {
             let binder = Binder::open(BINDER).step("open in manager")?;
             become_manager(&binder)?;
             ready();
-            loop {
-                // SAFETY: Plain syscall; the child sleeps until killed.
-                unsafe { libc::pause() };
-            }
+            park()
         })
         .map(Self)
     }

@@ -18,8 +18,8 @@ use binder_client::{uapi, Binder, Commands, FlatObject, Mapping, Payload, Return
 use crate::{
     ensure,
     harness::{
-        eventually, expect_errno, notice, spawn_ready, Case, Child, Env, Outcome, Step, BINDER,
-        HWBINDER,
+        eventually, expect_errno, notice, park, spawn_ready, Case, Child, Env, Outcome, Step,
+        BINDER, HWBINDER,
     },
 };
 
@@ -885,10 +885,7 @@ fn idle_manager() -> Outcome<Child> {
     spawn_ready(|ready| {
         let (_binder, _mapping) = manager_of(BINDER)?;
         ready();
-        loop {
-            // SAFETY: Plain syscall; the child sleeps until killed.
-            unsafe { libc::pause() };
-        }
+        park()
     })
 }
 
@@ -1162,10 +1159,7 @@ fn freeze_notifications_queued_in_node_order(_: &Env) -> Outcome {
         binder
             .send(&Commands::new().payload(false, 0, 1, uapi::TF_ONE_WAY, &nodes))
             .step("send two nodes to the manager")?;
-        loop {
-            // SAFETY: Plain syscall; the child sleeps until killed.
-            unsafe { libc::pause() };
-        }
+        park()
     })?;
     let (h, _mapping) = manager_of(BINDER)?;
     send.notify()?;
@@ -1232,10 +1226,7 @@ fn freeze_killed_while_frozen_with_queued_work(_: &Env) -> Outcome {
         .step("requests")?;
         ready();
         let _ = await_asked.wait();
-        loop {
-            // SAFETY: Plain syscall; the child sleeps until killed.
-            unsafe { libc::pause() };
-        }
+        park()
     })?;
     let h = holder()?;
     h.send(&Commands::new().request_freeze_notification(0, 3))

@@ -7,7 +7,7 @@ use binder_client::{uapi, Binder, Commands, FlatObject, ObjectKind, Payload, Ret
 
 use crate::{
     ensure,
-    harness::{notice, Case, Env, Outcome, Step, BINDER},
+    harness::{notice, park, Case, Env, Outcome, Step, BINDER},
 };
 
 use super::introspection::info_for_ref;
@@ -767,10 +767,7 @@ fn spawn_registered_server() -> Outcome<Child> {
         )?;
         s.free(&reply)?;
         ready();
-        loop {
-            // SAFETY: Plain syscall; the child sleeps until killed.
-            unsafe { libc::pause() };
-        }
+        park()
     })
 }
 

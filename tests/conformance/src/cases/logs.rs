@@ -13,7 +13,7 @@ use binder_client::{uapi, Binder, Commands, FlatObject, Payload, Return};
 
 use crate::{
     ensure,
-    harness::{eventually, notice, spawn_ready, Case, Child, Env, Outcome, Step, BINDER},
+    harness::{eventually, notice, park, spawn_ready, Case, Child, Env, Outcome, Step, BINDER},
 };
 
 use super::{
@@ -288,14 +288,6 @@ impl Traffic {
         self.client.kill()?;
         self.service.kill()?;
         self.manager.kill()
-    }
-}
-
-/// Sleeps until killed.
-fn park() -> Outcome {
-    loop {
-        // SAFETY: Plain syscall; the process sleeps until it is killed.
-        unsafe { libc::pause() };
     }
 }
 

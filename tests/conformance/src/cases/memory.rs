@@ -19,7 +19,7 @@ use binder_client::{parse_returns, uapi, Binder, Commands, Mapping, Return, Txn}
 
 use crate::{
     ensure,
-    harness::{spawn_ready, Case, Child, Env, Outcome, Step, BINDER},
+    harness::{park, spawn_ready, Case, Child, Env, Outcome, Step, BINDER},
 };
 
 use super::{
@@ -86,10 +86,7 @@ fn spawn_hog() -> Outcome<(Child, u64)> {
             );
         }
         ready();
-        loop {
-            // SAFETY: Plain syscall; the hog sleeps until it is killed.
-            unsafe { libc::pause() };
-        }
+        park()
     })?;
     Ok((hog, hog_kib >> 10))
 }

@@ -9,7 +9,7 @@ use binder_client::{parse_returns, uapi, Commands, FlatObject, Payload, Return};
 
 use crate::{
     ensure,
-    harness::{notice, Case, Env, Epoll, Outcome, Step},
+    harness::{notice, park, Case, Env, Epoll, Outcome, Step},
 };
 
 use super::peer::{spawn_manager, Peer};
@@ -140,10 +140,7 @@ fn answering_manager(linger: bool) -> Outcome<crate::harness::Child> {
         let (call, _) = m.next_call()?;
         m.reply_and_free(&call, &Payload::new().bytes(b"answer"))?;
         if linger {
-            loop {
-                // SAFETY: Plain syscall; the manager stays until it is killed.
-                unsafe { libc::pause() };
-            }
+            park()
         }
         Ok(())
     })

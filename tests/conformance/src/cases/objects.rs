@@ -7,7 +7,7 @@ use binder_client::{Commands, FlatObject, ObjectKind, Payload, Return, Txn};
 
 use crate::{
     ensure,
-    harness::{spawn_ready, Case, Env, Outcome, Step},
+    harness::{park, spawn_ready, Case, Env, Outcome, Step},
 };
 
 use super::peer::{refcount_returns, spawn_manager, Peer};
@@ -409,10 +409,8 @@ fn holder_death_releases(_: &Env) -> Outcome {
             "keep the handle",
         )?;
         m.reply(&call, &Payload::new())?;
-        loop {
-            // SAFETY: Plain syscall; the manager holds the handle until it is killed.
-            unsafe { libc::pause() };
-        }
+        // The manager holds the handle until it is killed.
+        park()
     })?;
     let c = Peer::open()?;
     let reply = c.call_for_reply(0, 1, &Payload::new().object(object()))?;
@@ -451,10 +449,7 @@ fn idle_manager() -> Outcome<crate::harness::Child> {
     spawn_ready(|ready| {
         let _m = Peer::manager()?;
         ready();
-        loop {
-            // SAFETY: Plain syscall; the manager idles until it is killed.
-            unsafe { libc::pause() };
-        }
+        park()
     })
 }
 

@@ -16,7 +16,7 @@ use binder_client::{uapi, Call, Payload, Process, Response, Return, Service};
 
 use crate::{
     ensure,
-    harness::{notice, spawn_ready, Case, Child, Env, Outcome, Step, BINDER},
+    harness::{notice, park, spawn_ready, Case, Child, Env, Outcome, Step, BINDER},
 };
 
 use super::{
@@ -153,10 +153,7 @@ fn sender_dies_before_read(_: &Env) -> Outcome {
         c.send_call(0, 2, &files_payload(2, &call))?;
         sent.notify()?;
         ready();
-        loop {
-            // SAFETY: Plain syscall; the sender waits to be killed.
-            unsafe { libc::pause() };
-        }
+        park()
     })?;
     await_sent.wait()?;
     let kept: Vec<OwnedFd> = [oneway, call].into_iter().flat_map(Files::kept).collect();
@@ -172,10 +169,7 @@ fn receiver_dies_without_reading(_: &Env) -> Outcome {
     let manager = spawn_ready(|ready| {
         let _m = Peer::manager_accepting_fds()?;
         ready();
-        loop {
-            // SAFETY: Plain syscall; the manager waits to be killed.
-            unsafe { libc::pause() };
-        }
+        park()
     })?;
     let before = open_fds()?;
     let c = Peer::open()?;
@@ -212,10 +206,7 @@ fn receiver_dies_holding_buffers(_: &Env) -> Outcome {
             }
         }
         read.notify()?;
-        loop {
-            // SAFETY: Plain syscall; the manager waits to be killed.
-            unsafe { libc::pause() };
-        }
+        park()
     })?;
     let c = Peer::open()?;
     let (oneway, call) = (Files::new()?, Files::new()?);
@@ -252,10 +243,8 @@ fn caller_dies_before_reply(_: &Env) -> Outcome {
         let c = Peer::open()?;
         c.send_call_flags(0, 1, uapi::TF_ACCEPT_FDS, &Payload::new())?;
         ready();
-        loop {
-            // SAFETY: Plain syscall; the caller never reads its reply.
-            unsafe { libc::pause() };
-        }
+        // The caller never reads its reply.
+        park()
     })?;
     await_replied.wait()?;
     caller.kill()?;

@@ -6,7 +6,7 @@ use binder_client::{uapi, Binder, Commands, Mapping, Return, Txn};
 
 use crate::{
     ensure,
-    harness::{spawn_ready, Case, Child, Env, Outcome, Step, BINDER},
+    harness::{park, spawn_ready, Case, Child, Env, Outcome, Step, BINDER},
 };
 
 use super::context_mgr::become_manager;
@@ -183,10 +183,7 @@ fn idle_manager(mapped: bool) -> Outcome<Child> {
         };
         become_manager(&binder)?;
         ready();
-        loop {
-            // SAFETY: Plain syscall; the child sleeps until killed.
-            unsafe { libc::pause() };
-        }
+        park()
     })
 }
 
