@@ -176,7 +176,6 @@ impl Drop for RustBinderModule {
 impl kernel::Module for RustBinderModule {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         registry::init();
-        txn_log::init();
         let shrinker = shrinker::Shrinker::register()?;
         binderfs::init();
         let releases = release::ReleaseQueue::new()?;
