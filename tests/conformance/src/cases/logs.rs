@@ -7,7 +7,11 @@
 //! must have C's sections and line shapes on both drivers. Numbers that differ from run to run
 //! (debug ids, addresses, times) are only checked for their shape.
 
-use std::{fs, thread};
+use std::{
+    fs,
+    sync::atomic::{AtomicUsize, Ordering::SeqCst},
+    thread,
+};
 
 use binder_client::{uapi, Binder, Commands, FlatObject, Payload, Return};
 
@@ -42,6 +46,10 @@ pub const CASES: &[Case] = &[
     Case::new(
         "logs_state_lists_a_dead_node_until_its_last_handle_goes",
         state_lists_dead_node_until_last_handle_goes,
+    ),
+    Case::new(
+        "logs_transaction_logs_read_while_threads_fail_calls",
+        transaction_logs_read_while_threads_fail_calls,
     ),
 ];
 
@@ -147,6 +155,28 @@ fn process_line_shapes() -> Vec<String> {
         }
     }
     shapes
+}
+
+/// The shapes of a line of the transaction logs, one per kind of transaction; a line read
+/// while its transaction is going ends in ` (incomplete)`.
+fn log_line_shapes() -> Vec<String> {
+    ["call ", "async", "reply"]
+        .iter()
+        .map(|kind| {
+            format!("#: {kind} from #:# to #:# context @ node # handle # size #:# ret #/# l=#*")
+        })
+        .collect()
+}
+
+/// Checks that every line of the transaction log `name`, read as `log`, has one of `shapes`.
+fn expect_log_shapes(name: &str, log: &str, shapes: &[String]) -> Outcome {
+    for line in log.lines() {
+        ensure!(
+            shapes.iter().any(|shape| shaped(line, shape)),
+            "{name}: the line {line:?} has no shape of the C driver's:\n{log}"
+        );
+    }
+    Ok(())
 }
 
 /// Reads a file of the driver's debugfs directory.
@@ -352,19 +382,9 @@ fn check_files(traffic: &Traffic) -> Outcome {
     }
     check_stats(&read_log("stats")?, m, s, c)?;
 
-    let log_shapes: Vec<String> = ["call ", "async", "reply"]
-        .iter()
-        .map(|kind| {
-            format!("#: {kind} from #:# to #:# context @ node # handle # size #:# ret #/# l=#*")
-        })
-        .collect();
+    let log_shapes = log_line_shapes();
     let log = read_log("transaction_log")?;
-    for line in log.lines() {
-        ensure!(
-            log_shapes.iter().any(|shape| shaped(line, shape)),
-            "transaction_log: the line {line:?} has no shape of the C driver's:\n{log}"
-        );
-    }
+    expect_log_shapes("transaction_log", &log, &log_shapes)?;
     let from_client = format!("from {c}:");
     let to_service = format!("to {s}:");
     let log_lines: Vec<&str> = log.lines().collect();
@@ -385,12 +405,7 @@ fn check_files(traffic: &Traffic) -> Outcome {
         "transaction_log lacks the call from {c} to {s}:\n{log}"
     );
     let failed = read_log("failed_transaction_log")?;
-    for line in failed.lines() {
-        ensure!(
-            log_shapes.iter().any(|shape| shaped(line, shape)),
-            "failed_transaction_log: the line {line:?} has no shape of the C driver's:\n{failed}"
-        );
-    }
+    expect_log_shapes("failed_transaction_log", &failed, &log_shapes)?;
     ensure!(
         failed
             .lines()
@@ -818,4 +833,70 @@ mod tests {
             "  thread #: l % need_return # tr #"
         ));
     }
+}
+
+/// Threads of one process, each with its own file, send calls that fail (to a handle they do
+/// not have) while both transaction logs are read over and over: every line keeps the C
+/// driver's shape whatever it races with, and once the threads are done the last entries of
+/// both logs are theirs, each complete.
+fn transaction_logs_read_while_threads_fail_calls(_: &Env) -> Outcome {
+    const THREADS: usize = 4;
+    const CALLS: usize = 200;
+    let shapes = log_line_shapes();
+    let finished = AtomicUsize::new(0);
+    thread::scope(|scope| {
+        let callers: Vec<_> = (0..THREADS)
+            .map(|_| {
+                scope.spawn(|| {
+                    let result = fail_calls(CALLS);
+                    finished.fetch_add(1, SeqCst);
+                    result
+                })
+            })
+            .collect();
+        let mut read = Ok(());
+        while read.is_ok() && finished.load(SeqCst) < THREADS {
+            read = ["transaction_log", "failed_transaction_log"]
+                .into_iter()
+                .try_for_each(|name| expect_log_shapes(name, &read_log(name)?, &shapes));
+        }
+        for caller in callers {
+            caller.join().map_err(|_| "a calling thread panicked")??;
+        }
+        read
+    })?;
+    let ours = format!("from {}:", std::process::id());
+    let failed_call = format!(" handle {BAD_HANDLE} size 8:0 ret {FAILED_REPLY}/-22 l=");
+    for name in ["transaction_log", "failed_transaction_log"] {
+        let log = read_log(name)?;
+        ensure!(
+            log.lines().count() == 32,
+            "{name} does not keep the last 32 entries:\n{log}"
+        );
+        for line in log.lines() {
+            let complete = line
+                .split_once(&failed_call)
+                .is_some_and(|(_, number)| shaped(number, "#"));
+            ensure!(
+                line.contains(&ours) && complete,
+                "{name}: {line:?} is not one of the threads' failed calls, complete:\n{log}"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Opens the device and makes `calls` calls to a handle it does not have, each of which must
+/// fail with `BR_FAILED_REPLY`.
+fn fail_calls(calls: usize) -> Outcome {
+    let peer = Peer::open()?;
+    for _ in 0..calls {
+        let exchange = peer.call(BAD_HANDLE, 3, &Payload::new().bytes(&[0; 8]))?;
+        ensure!(
+            exchange.returns.contains(&Return::FailedReply),
+            "a call read {:?}",
+            exchange.returns
+        );
+    }
+    Ok(())
 }
