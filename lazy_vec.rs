@@ -16,6 +16,9 @@ use core::{
 };
 use kernel::prelude::*;
 
+/// The most memory [`LazyVec::reserve_for`] reserves at once.
+const ROOM_AT_ONCE: usize = 256;
+
 /// A `KVec<T>` that is dropped for free while it has no memory.
 pub(crate) struct LazyVec<T>(ManuallyDrop<KVec<T>>);
 
@@ -30,6 +33,19 @@ impl<T> LazyVec<T> {
         Ok(Self(ManuallyDrop::new(KVec::with_capacity(
             count, GFP_KERNEL,
         )?)))
+    }
+
+    /// Makes room for at least one more element, for a list of a transaction's objects to
+    /// which each object adds at most one: when the list is full, it gets room for the `left`
+    /// objects from this one on (at most [`ROOM_AT_ONCE`] bytes of it). A usual transaction's
+    /// list is then allocated once, where growing from nothing one at a time reallocates at
+    /// each power of two.
+    pub(crate) fn reserve_for(&mut self, left: usize) -> Result {
+        if self.0.len() == self.0.capacity() {
+            let most = ROOM_AT_ONCE / size_of::<T>().max(1);
+            self.0.reserve(left.clamp(1, most.max(1)), GFP_KERNEL)?;
+        }
+        Ok(())
     }
 
     /// The list as a `KVec`, or `None` if it has no memory (and so no elements).

@@ -106,25 +106,17 @@ impl HeldRefs {
         }
     }
 
-    /// No references yet, and room for the handles of `objects` without growing (at most
-    /// 32: a transaction with more grows the list as it goes).
-    pub(crate) fn with_room(objects: usize) -> Result<Self> {
-        let handles = LazyVec::with_capacity(objects.min(32))?;
-        Ok(Self {
-            nodes: FirstInline::new(),
-            handles,
-        })
-    }
-
     /// Whether no reference is held.
     pub(crate) fn is_empty(&self) -> bool {
         self.nodes.is_empty() && self.handles.is_empty()
     }
 
-    /// Makes room for one more count on a handle, so that keeping it cannot fail.
-    pub(crate) fn reserve_handle(&mut self) -> Result {
-        self.handles.reserve(1, GFP_KERNEL)?;
-        Ok(())
+    /// Makes room for one more count on a handle, so that keeping it cannot fail; `left` is
+    /// how many of the transaction's objects are still to translate, this one included (see
+    /// [`LazyVec::reserve_for`]). A transaction whose objects take no handle (fds, buffers,
+    /// its receiver's own nodes) allocates nothing here.
+    pub(crate) fn reserve_handle(&mut self, left: usize) -> Result {
+        self.handles.reserve_for(left)
     }
 
     /// Makes room for one more reference on a node, so that keeping it cannot fail.
@@ -209,6 +201,8 @@ pub(crate) struct Translation<'a> {
     pub(crate) files: FirstInline<FileTransfer>,
     /// The scatter-gather buffers placed so far.
     pub(crate) buffers: ScatterGather,
+    /// How many objects are still to translate, the current one included.
+    pub(crate) left: usize,
 }
 
 impl Translation<'_> {
@@ -247,6 +241,7 @@ impl Translation<'_> {
             if offset != end_of_last && (offset < end_of_last || offset > data_size) {
                 return Err(EFAULT);
             }
+            self.left = count - index;
             let size = self.translate_one(view, data_size, index, offset)?;
             end_of_last = offset + size;
         }
@@ -409,7 +404,7 @@ impl Translation<'_> {
         strong: bool,
         from_owner: bool,
     ) -> Result<u32> {
-        self.held.reserve_handle()?;
+        self.held.reserve_handle(self.left)?;
         let notify = from_owner.then_some(self.thread);
         let handle = self.to.take_ref(&node, strong, notify)?;
         self.keep(Held::Handle { handle, strong });

@@ -81,11 +81,6 @@ struct PlacedBuffer {
     len: usize,
 }
 
-/// The most room the lists of a transaction get at once (see [`reserve_one`]): a few buffers
-/// are usual (a HIDL struct and its handles), and an early `PTR` object in a long parcel then
-/// costs at most 256 bytes of room it will not use.
-const ROOM_AT_ONCE: usize = 8;
-
 /// The scatter-gather state of one transaction being translated.
 pub(crate) struct ScatterGather {
     /// The receiver's address of the transaction buffer.
@@ -155,7 +150,8 @@ impl ScatterGather {
         if len > left {
             return Err(EINVAL);
         }
-        reserve_one(&mut self.placed, self.objects.saturating_sub(index))?;
+        self.placed
+            .reserve_for(self.objects.saturating_sub(index))?;
         let to = self.next;
         let from = object.0.buffer;
         object.0.buffer = self.address_of(to)?;
@@ -361,22 +357,12 @@ impl ScatterGather {
             .iter()
             .rposition(|fixup| fixup.at < at)
             .map_or(0, |before| before + 1);
-        reserve_one(&mut self.fixups, self.objects.saturating_sub(index))?;
+        self.fixups
+            .reserve_for(self.objects.saturating_sub(index))?;
         self.fixups
             .insert_within_capacity(position, Fixup { at, kind })
             .map_err(|_| ENOMEM)
     }
-}
-
-/// Makes room in `list` for at least one more element. Each object adds at most one element to
-/// a list, so a full list gets room for the `left` objects from this one on, up to
-/// [`ROOM_AT_ONCE`]: a transaction with no more objects than that allocates each list once,
-/// where growing from nothing one at a time reallocates at each power of two.
-fn reserve_one<T>(list: &mut KVec<T>, left: usize) -> Result {
-    if list.len() == list.capacity() {
-        list.reserve(left.clamp(1, ROOM_AT_ONCE), GFP_KERNEL)?;
-    }
-    Ok(())
 }
 
 /// The largest object's size (`binder_buffer_object`).

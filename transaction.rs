@@ -676,10 +676,6 @@ impl Transaction {
             (true, Some(node)) => Some(node.clone()),
             _ => None,
         };
-        // Room for the references of the objects (the first, or the target's, goes inline), so
-        // that a usual transaction does not grow the list object by object.
-        let held = HeldRefs::with_room(offsets_size / size_of::<u64>())
-            .map_err(|_| Failure::failed(ENOMEM))?;
         let clear_on_free = tr.flags & TF_CLEAR_BUF != 0;
         // As C's `extra_buffers_size`, the extra size counts the context's slot with the
         // scatter-gather room. A size that does not fit a `u32` fails the reservation, so its
@@ -723,10 +719,11 @@ impl Transaction {
             from: from_process,
             thread: sender,
             to: &to,
-            held,
+            held: HeldRefs::new(),
             accept_fds,
             files: FirstInline::new(),
             buffers,
+            left: 0,
         };
         if let Err(err) = translation.fill(&view, tr, node, data_size, offsets_size, extra) {
             to.release_all_held(translation.held);
