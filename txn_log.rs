@@ -119,11 +119,12 @@ const NAME_WORDS: usize = NAME_LEN.div_ceil(WORD);
 /// Written without a lock by the transaction that took it (and by another if that one is
 /// still going `LOG_LEN` transactions later), read by the log files: every field is an
 /// atomic, so a reader racing a writer may see parts of two entries, but nothing undefined.
-/// `done_id` is the entry's debug id once the transaction ended, stored last: a reader reads
-/// it before and after the other fields, and prints the line `(incomplete)` unless both
-/// reads give the slot's `debug_id`, as C's readers do with theirs. That catches a new entry
-/// written over the one being read; a transaction that ends as its slot is being taken by
-/// the one `LOG_LEN` later may still leave a mixed line, as in C.
+/// `done_id` is the entry's debug id once the transaction ended, stored last and cleared
+/// first when the slot is taken: a reader reads it before and after the other fields and
+/// prints the line `(incomplete)` unless both reads give the same id, not 0, as C's readers
+/// do. That catches a new entry written over the one being read; a transaction that ends just
+/// as its slot is taken by the one `LOG_LEN` later may still leave a line mixing the two,
+/// as in C.
 struct Slot {
     debug_id: Atomic<u32>,
     done_id: Atomic<u32>,
@@ -247,7 +248,7 @@ impl Slot {
         // Written over since the first read if this one differs.
         smp_mb(Read);
         let done_after = self.done_id.load(Relaxed);
-        entry.done = done_id != 0 && done_id == debug_id && done_after == done_id;
+        entry.done = done_id != 0 && done_after == done_id;
         Snapshot {
             entry,
             context_name,
