@@ -16,7 +16,7 @@ use core::{
 };
 use kernel::prelude::*;
 
-/// The most memory [`LazyVec::reserve_for`] reserves at once.
+/// The most memory [`LazyVec::reserve_for`] gives a list that has none.
 const ROOM_AT_ONCE: usize = 256;
 
 /// A `KVec<T>` that is dropped for free while it has no memory.
@@ -37,9 +37,10 @@ impl<T> LazyVec<T> {
 
     /// Makes room for at least one more element, for a list of a transaction's objects to
     /// which each object adds at most one: when the list is full, it gets room for the `left`
-    /// objects from this one on (at most [`ROOM_AT_ONCE`] bytes of it). A usual transaction's
-    /// list is then allocated once, where growing from nothing one at a time reallocates at
-    /// each power of two.
+    /// objects from this one on, at first at most [`ROOM_AT_ONCE`] bytes of it (a list that
+    /// has memory already at least doubles, as a `KVec` does). A usual transaction's list is
+    /// then allocated once, where growing from nothing one at a time reallocates at each
+    /// power of two.
     pub(crate) fn reserve_for(&mut self, left: usize) -> Result {
         if self.0.len() == self.0.capacity() {
             let most = ROOM_AT_ONCE / size_of::<T>().max(1);
