@@ -201,7 +201,8 @@ pub(crate) struct Translation<'a> {
     pub(crate) files: FirstInline<FileTransfer>,
     /// The scatter-gather buffers placed so far.
     pub(crate) buffers: ScatterGather,
-    /// How many objects are still to translate, the current one included.
+    /// How many objects are still to translate, the current one included (all of them before
+    /// the first); lists reserve room for this many more at once.
     pub(crate) left: usize,
 }
 
@@ -280,11 +281,14 @@ impl Translation<'_> {
             }
             TYPE_PTR => {
                 let object = object_from(&bytes)?;
-                self.buffers.translate_buffer(view, index, offset, object)?;
+                self.buffers
+                    .translate_buffer(view, index, self.left, offset, object)?;
             }
             TYPE_FDA => {
                 let array = object_from(&bytes)?;
-                let slots = self.buffers.translate_fd_array(view, index, array)?;
+                let slots = self
+                    .buffers
+                    .translate_fd_array(view, index, self.left, array)?;
                 self.take_fd_array(&slots)?;
             }
             _ => return Err(EINVAL),

@@ -89,8 +89,6 @@ pub(crate) struct ScatterGather {
     data_size: usize,
     /// Where the offsets array starts in the buffer.
     offsets_start: usize,
-    /// How many objects the offsets array lists.
-    objects: usize,
     /// The next free place in the scatter-gather area, and its end.
     next: usize,
     end: usize,
@@ -126,7 +124,6 @@ impl ScatterGather {
             base,
             data_size,
             offsets_start,
-            objects: offsets_size / size_of::<u64>(),
             next,
             end: next.checked_add(buffers_size).ok_or(EINVAL)?,
             placed: LazyVec::new(),
@@ -137,21 +134,22 @@ impl ScatterGather {
     }
 
     /// Places the buffer of `object`, the `PTR` object at `offset` (the `index`th object, as
-    /// read from there), and rewrites the object for the receiver.
+    /// read from there, with `left` objects still to translate counting it), and rewrites the
+    /// object for the receiver.
     pub(crate) fn translate_buffer(
         &mut self,
         view: &RangeView,
         index: usize,
+        left: usize,
         offset: usize,
         mut object: BufferObject,
     ) -> Result {
-        let left = self.end.saturating_sub(self.next);
+        let room = self.end.saturating_sub(self.next);
         let len = usize::try_from(object.0.length).map_err(|_| EINVAL)?;
-        if len > left {
+        if len > room {
             return Err(EINVAL);
         }
-        self.placed
-            .reserve_for(self.objects.saturating_sub(index))?;
+        self.placed.reserve_for(left)?;
         let to = self.next;
         let from = object.0.buffer;
         object.0.buffer = self.address_of(to)?;
@@ -159,7 +157,7 @@ impl ScatterGather {
         // this stays within the area.
         self.next = self.next.saturating_add(len.next_multiple_of(8));
         if object.0.flags & BUFFER_FLAG_HAS_PARENT != 0 {
-            self.fix_up_parent(view, index, &object)?;
+            self.fix_up_parent(view, index, left, &object)?;
         }
         view.write(offset, object.as_bytes())?;
         // Cannot fail: room was reserved above.
@@ -174,12 +172,14 @@ impl ScatterGather {
         Ok(())
     }
 
-    /// Checks `array`, the `FDA` object that is the `index`th object, against its parent;
-    /// returns where its fds are, for the caller to take each one.
+    /// Checks `array`, the `FDA` object that is the `index`th object (`left` objects still to
+    /// translate, counting it), against its parent; returns where its fds are, for the caller
+    /// to take each one.
     pub(crate) fn translate_fd_array(
         &mut self,
         view: &RangeView,
         index: usize,
+        left: usize,
         array: FdArrayObject,
     ) -> Result<FdSlots> {
         let (parent_object, parent) = self.parent(view, array.0.parent, index).ok_or(EINVAL)?;
@@ -212,7 +212,7 @@ impl ScatterGather {
                 return Err(EINVAL);
             }
             // `bytes` came from a `usize`.
-            self.add_fixup(index, to, FixupKind::FdSlots(bytes as usize))?;
+            self.add_fixup(left, to, FixupKind::FdSlots(bytes as usize))?;
             slots = FdSlots { to, from, count };
         }
         self.last_object = parent_object;
@@ -278,7 +278,13 @@ impl ScatterGather {
 
     /// The child `object` (already rewritten) goes into its parent: checks the parent and the
     /// place, and lists the pointer fixup.
-    fn fix_up_parent(&mut self, view: &RangeView, index: usize, object: &BufferObject) -> Result {
+    fn fix_up_parent(
+        &mut self,
+        view: &RangeView,
+        index: usize,
+        left: usize,
+        object: &BufferObject,
+    ) -> Result {
         let (parent_object, parent) = self.parent(view, object.0.parent, index).ok_or(EINVAL)?;
         if !self.fixup_allowed(view, parent_object, object.0.parent_offset) {
             return Err(EINVAL);
@@ -288,7 +294,7 @@ impl ScatterGather {
             return Err(EINVAL);
         }
         let at = self.place_in(&parent, object.0.parent_offset)?;
-        self.add_fixup(index, at, FixupKind::Pointer(object.0.buffer))
+        self.add_fixup(left, at, FixupKind::Pointer(object.0.buffer))
     }
 
     /// The `PTR` object listed at `parent` in the offsets, if that is one of the `before`
@@ -350,15 +356,15 @@ impl ScatterGather {
         at >= min
     }
 
-    /// Lists a fixup for the `index`th object, keeping the list sorted by place.
-    fn add_fixup(&mut self, index: usize, at: usize, kind: FixupKind) -> Result {
+    /// Lists a fixup for an object with `left` objects still to translate (counting it),
+    /// keeping the list sorted by place.
+    fn add_fixup(&mut self, left: usize, at: usize, kind: FixupKind) -> Result {
         let position = self
             .fixups
             .iter()
             .rposition(|fixup| fixup.at < at)
             .map_or(0, |before| before + 1);
-        self.fixups
-            .reserve_for(self.objects.saturating_sub(index))?;
+        self.fixups.reserve_for(left)?;
         self.fixups
             .insert_within_capacity(position, Fixup { at, kind })
             .map_err(|_| ENOMEM)

@@ -723,7 +723,7 @@ impl Transaction {
             accept_fds,
             files: FirstInline::new(),
             buffers,
-            left: 0,
+            left: offsets_size / size_of::<u64>(),
         };
         if let Err(err) = translation.fill(&view, tr, node, data_size, offsets_size, extra) {
             to.release_all_held(translation.held);
