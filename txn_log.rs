@@ -42,36 +42,87 @@ const LOG_LEN: usize = 32;
 const NAME_LEN: usize = 255;
 
 /// What kind of transaction an entry is, with the C driver's numbers.
-#[derive(Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) enum CallType {
-    #[default]
     Call = 0,
     Oneway = 1,
     Reply = 2,
 }
 
-/// One transaction, as the logs record it, but for the context's name, which only the log's
-/// slot keeps (copied into it once, at the start).
-#[derive(Clone, Copy)]
-pub(crate) struct Entry {
-    pub(crate) debug_id: u32,
-    pub(crate) call_type: CallType,
-    pub(crate) from_proc: i32,
-    pub(crate) from_thread: i32,
-    pub(crate) target_handle: u32,
-    pub(crate) to_proc: i32,
-    pub(crate) to_thread: i32,
-    pub(crate) to_node: u32,
-    pub(crate) data_size: u64,
-    pub(crate) offsets_size: u64,
-    /// The return the sender read (`BR_*`), zero for a transaction that did not fail.
-    pub(crate) return_error: u32,
-    /// The errno behind `return_error`.
-    pub(crate) return_error_param: i32,
-    /// Where in the driver the transaction failed (a line of `transaction.rs`).
-    pub(crate) return_error_line: u32,
-    /// The transaction ended (successfully or not).
-    done: bool,
+/// Defines [`Entry`] and the slot's atomic copy of it ([`Fields`]) from one list of fields:
+/// those known when a transaction starts, then those it learns as it goes.
+macro_rules! logged_fields {
+    (
+        at_start { $($(#[$sdoc:meta])* $start:ident: $sty:ty,)* }
+        learnt { $($(#[$ldoc:meta])* $learnt:ident: $lty:ty,)* }
+    ) => {
+        /// One transaction, as the logs record it, but for the context's name, which only the
+        /// log's slot keeps (copied into it once, at the start), and whether it ended.
+        #[derive(Clone, Copy, Default)]
+        pub(crate) struct Entry {
+            $($(#[$sdoc])* pub(crate) $start: $sty,)*
+            $($(#[$ldoc])* pub(crate) $learnt: $lty,)*
+        }
+
+        /// The fields of an [`Entry`] in a [`Slot`], each an atomic.
+        struct Fields {
+            $($start: Atomic<$sty>,)*
+            $($learnt: Atomic<$lty>,)*
+        }
+
+        impl Fields {
+            /// Fields that never held an entry.
+            const fn zeroed() -> Self {
+                Self {
+                    $($start: Atomic::new(0),)*
+                    $($learnt: Atomic::new(0),)*
+                }
+            }
+
+            /// Writes every field of `entry`.
+            fn store(&self, entry: &Entry) {
+                $(self.$start.store(entry.$start, Relaxed);)*
+                self.store_learnt(entry);
+            }
+
+            /// Writes the fields `entry` learnt since it started. (The others stay as they
+            /// are: a transaction that ends late cannot change who a newer entry is.)
+            fn store_learnt(&self, entry: &Entry) {
+                $(self.$learnt.store(entry.$learnt, Relaxed);)*
+            }
+
+            /// Reads every field.
+            fn load(&self) -> Entry {
+                Entry {
+                    $($start: self.$start.load(Relaxed),)*
+                    $($learnt: self.$learnt.load(Relaxed),)*
+                }
+            }
+        }
+    };
+}
+
+logged_fields! {
+    at_start {
+        debug_id: u32,
+        /// A [`CallType`].
+        call_type: u32,
+        from_proc: i32,
+        from_thread: i32,
+        target_handle: u32,
+        data_size: u64,
+        offsets_size: u64,
+    }
+    learnt {
+        to_proc: i32,
+        to_thread: i32,
+        to_node: u32,
+        /// The return the sender read (`BR_*`), zero for a transaction that did not fail.
+        return_error: u32,
+        /// The errno behind `return_error`.
+        return_error_param: i32,
+        /// Where in the driver the transaction failed (a line of `transaction.rs`).
+        return_error_line: u32,
+    }
 }
 
 impl Entry {
@@ -83,7 +134,7 @@ impl Entry {
 
     /// An entry for transaction `debug_id` of `call_type`, sent by thread `from_thread` of
     /// `from_proc`.
-    pub(crate) const fn new(
+    pub(crate) fn new(
         debug_id: u32,
         call_type: CallType,
         from_proc: i32,
@@ -91,19 +142,10 @@ impl Entry {
     ) -> Self {
         Self {
             debug_id,
-            call_type,
+            call_type: call_type as u32,
             from_proc,
             from_thread,
-            target_handle: 0,
-            to_proc: 0,
-            to_thread: 0,
-            to_node: 0,
-            data_size: 0,
-            offsets_size: 0,
-            return_error: 0,
-            return_error_param: 0,
-            return_error_line: 0,
-            done: false,
+            ..Self::default()
         }
     }
 }
@@ -126,20 +168,8 @@ const NAME_WORDS: usize = NAME_LEN.div_ceil(WORD);
 /// as its slot is taken by the one `LOG_LEN` later may still leave a line mixing the two,
 /// as in C.
 struct Slot {
-    debug_id: Atomic<u32>,
+    fields: Fields,
     done_id: Atomic<u32>,
-    call_type: Atomic<u32>,
-    from_proc: Atomic<i32>,
-    from_thread: Atomic<i32>,
-    target_handle: Atomic<u32>,
-    to_proc: Atomic<i32>,
-    to_thread: Atomic<i32>,
-    to_node: Atomic<u32>,
-    data_size: Atomic<u64>,
-    offsets_size: Atomic<u64>,
-    return_error: Atomic<u32>,
-    return_error_param: Atomic<i32>,
-    return_error_line: Atomic<u32>,
     /// The context's name, in native-endian words, and its length in bytes.
     context_name: [Atomic<usize>; NAME_WORDS],
     context_len: Atomic<usize>,
@@ -148,6 +178,8 @@ struct Slot {
 /// What a reader copies out of a [`Slot`] to print.
 struct Snapshot {
     entry: Entry,
+    /// The entry's transaction had ended when it was read.
+    done: bool,
     context_name: [u8; NAME_WORDS * WORD],
     context_len: usize,
 }
@@ -156,38 +188,21 @@ impl Slot {
     /// A slot that never held an entry.
     const fn empty() -> Self {
         Self {
-            debug_id: Atomic::new(0),
+            fields: Fields::zeroed(),
             done_id: Atomic::new(0),
-            call_type: Atomic::new(0),
-            from_proc: Atomic::new(0),
-            from_thread: Atomic::new(0),
-            target_handle: Atomic::new(0),
-            to_proc: Atomic::new(0),
-            to_thread: Atomic::new(0),
-            to_node: Atomic::new(0),
-            data_size: Atomic::new(0),
-            offsets_size: Atomic::new(0),
-            return_error: Atomic::new(0),
-            return_error_param: Atomic::new(0),
-            return_error_line: Atomic::new(0),
             context_name: [const { Atomic::new(0) }; NAME_WORDS],
             context_len: Atomic::new(0),
         }
     }
 
-    /// Makes the slot `entry`'s, sent on `context`. Only the name's own words are copied.
+    /// Makes the slot `entry`'s, sent on `context`, not yet done. Only the name's own words
+    /// are copied.
     fn fill(&self, entry: &Entry, context: &Context) {
         // Incomplete from here on, whatever the slot held: a reader that sees any of the
         // fields below also sees this.
         self.done_id.store(0, Relaxed);
         smp_mb(Write);
-        self.debug_id.store(entry.debug_id, Relaxed);
-        self.call_type.store(entry.call_type as u32, Relaxed);
-        self.from_proc.store(entry.from_proc, Relaxed);
-        self.from_thread.store(entry.from_thread, Relaxed);
-        self.target_handle.store(entry.target_handle, Relaxed);
-        self.data_size.store(entry.data_size, Relaxed);
-        self.offsets_size.store(entry.offsets_size, Relaxed);
+        self.fields.store(entry);
         let name: &[u8] = context.display_name();
         let len = name.len().min(NAME_LEN);
         for (word, bytes) in self.context_name.iter().zip(name[..len].chunks(WORD)) {
@@ -196,50 +211,19 @@ impl Slot {
             word.store(usize::from_ne_bytes(raw), Relaxed);
         }
         self.context_len.store(len, Relaxed);
-        // The rest too: zeros at the start, all of it for the failed log's copy.
-        self.end(entry);
     }
 
-    /// Writes what `entry` learnt since it started: where it went and how it ended; marks
-    /// the slot complete if the entry is done.
+    /// Writes what `entry` learnt since it started, where it went and how it ended, and marks
+    /// the slot done.
     fn end(&self, entry: &Entry) {
-        self.to_proc.store(entry.to_proc, Relaxed);
-        self.to_thread.store(entry.to_thread, Relaxed);
-        self.to_node.store(entry.to_node, Relaxed);
-        self.return_error.store(entry.return_error, Relaxed);
-        self.return_error_param
-            .store(entry.return_error_param, Relaxed);
-        self.return_error_line
-            .store(entry.return_error_line, Relaxed);
-        if entry.done {
-            self.done_id.store(entry.debug_id, Release);
-        }
+        self.fields.store_learnt(entry);
+        self.done_id.store(entry.debug_id, Release);
     }
 
     /// The slot's entry as it is now.
     fn snapshot(&self) -> Snapshot {
         let done_id = self.done_id.load(Acquire);
-        let debug_id = self.debug_id.load(Relaxed);
-        let call_type = match self.call_type.load(Relaxed) {
-            1 => CallType::Oneway,
-            2 => CallType::Reply,
-            _ => CallType::Call,
-        };
-        let mut entry = Entry::new(
-            debug_id,
-            call_type,
-            self.from_proc.load(Relaxed),
-            self.from_thread.load(Relaxed),
-        );
-        entry.target_handle = self.target_handle.load(Relaxed);
-        entry.to_proc = self.to_proc.load(Relaxed);
-        entry.to_thread = self.to_thread.load(Relaxed);
-        entry.to_node = self.to_node.load(Relaxed);
-        entry.data_size = self.data_size.load(Relaxed);
-        entry.offsets_size = self.offsets_size.load(Relaxed);
-        entry.return_error = self.return_error.load(Relaxed);
-        entry.return_error_param = self.return_error_param.load(Relaxed);
-        entry.return_error_line = self.return_error_line.load(Relaxed);
+        let entry = self.fields.load();
         let mut context_name = [0u8; NAME_WORDS * WORD];
         for (bytes, word) in context_name.chunks_mut(WORD).zip(self.context_name.iter()) {
             bytes.copy_from_slice(&word.load(Relaxed).to_ne_bytes());
@@ -248,9 +232,9 @@ impl Slot {
         // Written over since the first read if this one differs.
         smp_mb(Read);
         let done_after = self.done_id.load(Relaxed);
-        entry.done = done_id != 0 && done_after == done_id;
         Snapshot {
             entry,
+            done: done_id != 0 && done_after == done_id,
             context_name,
             context_len,
         }
@@ -261,10 +245,12 @@ impl Snapshot {
     /// Prints the entry as one line of a log file.
     fn print(&self, m: &SeqFile) {
         let entry = &self.entry;
-        let kind = match entry.call_type {
-            CallType::Reply => "reply",
-            CallType::Oneway => "async",
-            CallType::Call => "call ",
+        let kind = if entry.call_type == CallType::Reply as u32 {
+            "reply"
+        } else if entry.call_type == CallType::Oneway as u32 {
+            "async"
+        } else {
+            "call "
         };
         let context = BStr::from_bytes(&self.context_name[..self.context_len]);
         // The sizes, handle and return are C `int`s there, and print as such.
@@ -285,7 +271,7 @@ impl Snapshot {
             entry.return_error as i32,
             entry.return_error_param,
             entry.return_error_line as i32,
-            if entry.done { "" } else { " (incomplete)" }
+            if self.done { "" } else { " (incomplete)" }
         );
     }
 }
@@ -322,7 +308,7 @@ impl Log {
     /// taken by a later one since (a check, not a lock: see [`Slot`]).
     fn end(&self, number: u64, entry: &Entry) {
         let slot = self.slot(number);
-        if slot.debug_id.load(Relaxed) == entry.debug_id {
+        if slot.fields.debug_id.load(Relaxed) == entry.debug_id {
             slot.end(entry);
         }
     }
@@ -358,11 +344,11 @@ impl Logged {
     /// Logs the end of the transaction sent on `context`: its slot gets the rest of the entry
     /// (if the ring has not moved past it), and the entry goes to the failed log if it failed
     /// (`return_error` is set).
-    pub(crate) fn finish(mut self, context: &Context) {
-        self.entry.done = true;
+    pub(crate) fn finish(self, context: &Context) {
         TXN_LOG.end(self.number, &self.entry);
         if self.entry.return_error != 0 {
-            FAILED_LOG.add(&self.entry, context);
+            let failed = FAILED_LOG.add(&self.entry, context);
+            FAILED_LOG.end(failed, &self.entry);
         }
     }
 }
