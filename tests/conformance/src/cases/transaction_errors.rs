@@ -2,7 +2,7 @@
 //! ioctl error, BINDER_GET_EXTENDED_ERROR, and the pending error that holds back the write
 //! half until it is read.
 
-use binder_client::{uapi, Binder, Commands, Payload, Return};
+use binder_client::{uapi, Binder, Commands, FlatObject, Payload, Return};
 
 use crate::{
     ensure,
@@ -19,6 +19,10 @@ use super::{
 
 pub const CASES: &[Case] = &[
     Case::new("extended_error_starts_clear", extended_error_starts_clear),
+    Case::new(
+        "sent_transactions_clear_the_extended_error",
+        sent_transactions_clear_the_extended_error,
+    ),
     Case::new(
         "transaction_without_manager_dead_reply",
         transaction_without_manager_dead_reply,
@@ -94,6 +98,76 @@ fn extended_error_starts_clear(_: &Env) -> Outcome {
         "fresh thread has extended error {error:?}"
     );
     expect_null_arg_errno(BINDER, uapi::BINDER_GET_EXTENDED_ERROR, libc::EFAULT)
+}
+
+/// A transaction that goes out leaves its sender's extended error at "this transaction, no
+/// error", as C sets it when a transaction starts: an error not read yet is gone after a call
+/// or a one-way transaction that went out, and a replier has no error after its reply, even
+/// one that failed for the caller (who has the error).
+fn sent_transactions_clear_the_extended_error(_: &Env) -> Outcome {
+    let manager = spawn_manager(|m| {
+        let (call, _) = m.next_call()?;
+        m.reply_and_free(&call, &Payload::new())?;
+        expect_no_error(&m.binder, "the replier")?;
+        let (oneway, _) = m.next_call()?;
+        m.free(&oneway)?;
+        let (call, _) = m.next_call()?;
+        // A handle the replier does not have: the reply fails for the caller.
+        let unknown = Payload::new().object(FlatObject::handle(7));
+        let offsets = unknown.offsets_bytes();
+        m.send(
+            Commands::new().transaction_raw(true, 0, 1, 0, &unknown.data, &offsets),
+            "reply with an unknown handle",
+        )?;
+        let returns = m.read()?;
+        ensure!(
+            returns == [Return::Noop, Return::TransactionComplete],
+            "the replier of a failed reply read {returns:?}"
+        );
+        m.free(&call)?;
+        expect_no_error(&m.binder, "the replier of a failed reply")
+    })?;
+    let c = Peer::open()?;
+    let fail = || -> Outcome {
+        let data = [0u8; 8];
+        c.send(
+            Commands::new().transaction(false, 7, 1, 0, &data),
+            "call to an unknown handle",
+        )?;
+        let returns = c.pending()?;
+        ensure!(returns == [Return::FailedReply], "read {returns:?}");
+        Ok(())
+    };
+    fail()?;
+    let reply = c.call_for_reply(0, 1, &Payload::new())?;
+    c.free(&reply)?;
+    expect_no_error(&c.binder, "the caller")?;
+    fail()?;
+    c.send_call_flags(0, 2, uapi::TF_ONE_WAY, &Payload::new())?;
+    let returns = c.pending()?;
+    ensure!(
+        returns == [Return::TransactionComplete],
+        "the one-way sender read {returns:?}"
+    );
+    expect_no_error(&c.binder, "the one-way sender")?;
+    let exchange = c.call(0, 3, &Payload::new())?;
+    ensure!(
+        exchange.reply.is_none() && exchange.returns.contains(&Return::FailedReply),
+        "the caller of a failed reply read {:?}",
+        exchange.returns
+    );
+    expect_extended_error(&c.binder, uapi::BR_FAILED_REPLY, libc::EINVAL)?;
+    manager.join()
+}
+
+/// Checks that `binder`'s extended error names a transaction and no error.
+fn expect_no_error(binder: &Binder, who: &str) -> Outcome {
+    let error = binder.extended_error().step("BINDER_GET_EXTENDED_ERROR")?;
+    ensure!(
+        error.command == uapi::BR_OK && error.param == 0 && error.id != 0,
+        "{who}'s extended error {error:?}, expected a transaction's id and no error"
+    );
+    Ok(())
 }
 
 /// With no context manager, a transaction to handle 0 has nowhere to go.
