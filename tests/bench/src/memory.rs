@@ -82,7 +82,7 @@ pub fn pages(
             return Err(format!("{why}: not measured"));
         }
         // A hog the OOM killer ended (it asks to be the one) still put the guest under pressure.
-        if let Err(e) = in_child(hog) {
+        if let Err(e) = without_watermark_boost(|| in_child(hog)) {
             eprintln!("hog: {e}");
         }
         for ((device, server), figure) in servers.iter().zip(&mut figures) {
@@ -163,11 +163,30 @@ fn main_zone() -> Outcome<Zone> {
         .ok_or_else(|| "no zones in /proc/zoneinfo".to_string())
 }
 
+/// Runs `body` with the kernel's watermark boosting off, as set again after it.
+///
+/// A boost (after an allocation had to fall back to another migrate type) raises the min
+/// watermark by megabytes at once, under the pages [`hog`] already holds; its next page then
+/// reclaims nothing and ends in the OOM killer (seen in C's half of a bench boot). Set here, in
+/// the parent, so that it is put back also when the OOM killer ends the hog.
+fn without_watermark_boost(body: impl FnOnce() -> Outcome) -> Outcome {
+    const BOOST: &str = "/proc/sys/vm/watermark_boost_factor";
+    let factor = fs::read_to_string(BOOST).ok();
+    if factor.is_some() {
+        let _ = fs::write(BOOST, "0");
+    }
+    let result = body();
+    if let Some(factor) = factor {
+        let _ = fs::write(BOOST, factor.trim());
+    }
+    result
+}
+
 /// Memory pressure without the OOM killer: takes pages until the main zone's free pages are
 /// below its low watermark (which wakes kswapd, whose reclaim calls every shrinker, at rising
 /// strength while it cannot free enough), and keeps them there, above the min watermark (below
 /// which the allocation itself would reclaim and, with nothing to free, end in the OOM
-/// killer), for [`PRESSURE_MS`].
+/// killer), for [`PRESSURE_MS`]. Run without watermark boosting ([`without_watermark_boost`]).
 fn hog() -> Outcome {
     // If the guest runs out after all, the hog is the one to go.
     let _ = fs::File::options()
