@@ -52,7 +52,8 @@ use crate::{
         object_bytes_at,
         object_from,
         FdSlots,
-        ScatterGather, //
+        ScatterGather,
+        MAX_OBJECT_SIZE, //
     },
     thread::Thread,
     trace, //
@@ -71,6 +72,13 @@ pub(crate) enum Held {
     /// it. The C driver looks such a node up again to release it, with a temporary reference,
     /// so its release also looks at the node again (see `Node::recheck`).
     Object { node: NodeArc, strong: bool },
+}
+
+/// Copies the `len` bytes at `offset` of the data, from the sender's data at `from`, into
+/// `view`; `EFAULT` if they cannot be read. (The address wraps around as C's pointer sum does,
+/// and a wrapped address fails the copy.)
+fn copy_data(view: &RangeView, from: u64, offset: usize, len: usize) -> Result {
+    view.copy_from_user(offset, from.wrapping_add(offset as u64), len)
 }
 
 /// How many offsets [`Translation::translate_all`] reads out of the buffer in one copy.
@@ -210,13 +218,17 @@ impl Translation<'_> {
     /// Checks and translates every object that the offsets in `view` point at, then copies
     /// the scatter-gather buffers they name.
     ///
-    /// `view` holds the copied data (`data_size` bytes) and, from the next multiple of 8,
-    /// the `offsets_size` bytes of offsets (a multiple of 8, which the caller checked). The
-    /// errors are the C driver's: `EINVAL` for a misplaced or unknown object, and
-    /// `EFAULT` for an object that does not lie after the one before within the data.
+    /// `view` holds the `data_size` bytes of data and, from the next multiple of 8, the
+    /// `offsets_size` bytes of offsets (a multiple of 8, which the caller checked). The data
+    /// is still to be copied if its address in the sender is given in `uncopied` (a copy of
+    /// all of it failed): then it is copied as C copies it, the data up to each object, the
+    /// object, and after the last object the rest. The errors are the C driver's: `EINVAL` for
+    /// a misplaced, unknown or unreadable object, and `EFAULT` for an object that does not lie
+    /// after the one before within the data, or data that cannot be read.
     pub(crate) fn translate_all(
         &mut self,
         view: &RangeView,
+        uncopied: Option<u64>,
         data_size: usize,
         offsets_size: usize,
     ) -> Result {
@@ -242,9 +254,23 @@ impl Translation<'_> {
             if offset != end_of_last && (offset < end_of_last || offset > data_size) {
                 return Err(EFAULT);
             }
+            if let Some(from) = uncopied {
+                copy_data(view, from, end_of_last, offset - end_of_last)?;
+                // As much as the largest object, or what the data has left.
+                let object = MAX_OBJECT_SIZE.min(data_size.saturating_sub(offset));
+                copy_data(view, from, offset, object).map_err(|_| EINVAL)?;
+            }
             self.left = count - index;
             let size = self.translate_one(view, data_size, index, offset)?;
             end_of_last = offset + size;
+        }
+        if let Some(from) = uncopied {
+            copy_data(
+                view,
+                from,
+                end_of_last,
+                data_size.saturating_sub(end_of_last),
+            )?;
         }
         self.buffers.copy_buffers(view)
     }

@@ -372,7 +372,7 @@ impl ScatterGather {
 }
 
 /// The largest object's size (`binder_buffer_object`).
-const MAX_OBJECT_SIZE: usize = size_of::<uapi::binder_buffer_object>();
+pub(crate) const MAX_OBJECT_SIZE: usize = size_of::<uapi::binder_buffer_object>();
 
 /// The bytes of an object read from the buffer: valid up to the object's size.
 pub(crate) type ObjectBytes = [u8; MAX_OBJECT_SIZE];

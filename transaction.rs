@@ -1180,7 +1180,9 @@ impl Translation<'_> {
     ) -> Result {
         // SAFETY: Both members of the union are integers, so reading either is always valid.
         let (data_ptr, offsets_ptr) = unsafe { (tr.data.ptr.buffer, tr.data.ptr.offsets) };
-        view.copy_from_user(0, data_ptr, data_size)?;
+        // The data in one copy. If some of it cannot be read, it is copied again piece by
+        // piece as the objects are translated, as C copies it, so that the error is C's.
+        let data_copied = view.copy_from_user(0, data_ptr, data_size).is_ok();
         let offsets_start = data_size.checked_next_multiple_of(8).ok_or(EINVAL)?;
         view.copy_from_user(offsets_start, offsets_ptr, offsets_size)?;
         // The C driver checks the sizes in this order, after copying the offsets.
@@ -1195,6 +1197,7 @@ impl Translation<'_> {
                 strong: true,
             });
         }
-        self.translate_all(view, data_size, offsets_size)
+        let uncopied = (!data_copied).then_some(data_ptr);
+        self.translate_all(view, uncopied, data_size, offsets_size)
     }
 }

@@ -6,7 +6,7 @@ use binder_client::{uapi, Binder, Commands, Mapping, Return, Txn};
 
 use crate::{
     ensure,
-    harness::{park, spawn_ready, Case, Child, Env, Outcome, Step, BINDER},
+    harness::{park, spawn_ready, Case, Child, Env, GuardedPage, Outcome, Step, BINDER},
 };
 
 use super::context_mgr::become_manager;
@@ -24,6 +24,10 @@ pub const CASES: &[Case] = &[
     Case::new(
         "call_larger_than_receiver_failed_reply",
         call_larger_than_receiver_failed_reply,
+    ),
+    Case::new(
+        "call_with_data_into_a_guard_page_fails_where_c_does",
+        call_with_data_into_a_guard_page_fails_where_c_does,
     ),
     Case::new(
         "call_with_bad_data_pointer_failed_reply",
@@ -223,6 +227,97 @@ fn call_with_bad_data_pointer_failed_reply(_: &Env) -> Outcome {
     );
     let error = binder.extended_error().step("BINDER_GET_EXTENDED_ERROR")?;
     ensure!(error.param == -libc::EFAULT, "extended error {error:?}");
+    server.kill()
+}
+
+/// A call whose data runs into a page nobody may read fails with C's errno for where the
+/// fault lies: C copies the offsets and checks their size, then copies the data up to each
+/// object, then the object (as much as the largest object, or what the data has left), then
+/// the rest, so an object it cannot read is EINVAL (an invalid object) and data it cannot read
+/// is EFAULT.
+fn call_with_data_into_a_guard_page_fails_where_c_does(_: &Env) -> Outcome {
+    let server = idle_manager(true)?;
+    let binder = Binder::open(BINDER).step("open")?;
+    let guarded = GuardedPage::new()?;
+    // A valid object (a binder) 32 bytes before the page: whole, but C reads 40 bytes there.
+    let mut object = uapi::BINDER_TYPE_BINDER.to_ne_bytes().to_vec();
+    object.extend_from_slice(&[0; 4]);
+    object.extend_from_slice(&0x1000u64.to_ne_bytes());
+    object.extend_from_slice(&0u64.to_ne_bytes());
+    // SAFETY: The 24 bytes from 32 before the guard page lie in its writable first page, which
+    // lives until the end of this function.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            object.as_ptr(),
+            (guarded.guard() - 32) as *mut u8,
+            object.len(),
+        )
+    };
+    // (readable bytes of the data, data size, offsets, offsets size, errno, what)
+    let at_0: &[u64] = &[0];
+    for (readable, data_size, offsets, offsets_size, errno, what) in [
+        (
+            8,
+            32,
+            at_0,
+            8,
+            libc::EINVAL,
+            "an object at 0, cut by the page",
+        ),
+        (
+            8,
+            32,
+            &[16][..],
+            8,
+            libc::EFAULT,
+            "an object at 16, in the page",
+        ),
+        (8, 32, &[][..], 0, libc::EFAULT, "no object"),
+        (
+            32,
+            64,
+            at_0,
+            8,
+            libc::EINVAL,
+            "a binder whose 40 bytes run into the page",
+        ),
+        (
+            8,
+            32,
+            at_0,
+            4,
+            libc::EINVAL,
+            "offsets of a size not a multiple of 8",
+        ),
+    ] {
+        let mut tr = uapi::binder_transaction_data {
+            code: 1,
+            data_size,
+            offsets_size,
+            ..Default::default()
+        };
+        let data = guarded.guard() - readable;
+        tr.data.ptr.buffer = data;
+        tr.data.ptr.offsets = offsets.as_ptr() as u64;
+        let mut bytes = uapi::BC_TRANSACTION.to_ne_bytes().to_vec();
+        // SAFETY: `tr` is a plain struct of integers.
+        bytes.extend_from_slice(unsafe {
+            std::slice::from_raw_parts((&raw const tr).cast::<u8>(), size_of_val(&tr))
+        });
+        let done = binder.write_read_at(&bytes, 0, &mut [], 0);
+        done.result.step(what)?;
+        let returns = binder.read().step("read")?;
+        ensure!(
+            returns == [Return::Noop, Return::FailedReply],
+            "{what}: read {returns:?}"
+        );
+        let error = binder.extended_error().step("BINDER_GET_EXTENDED_ERROR")?;
+        ensure!(
+            error.param == -errno,
+            "{what}: extended error {error:?}, expected param {}",
+            -errno
+        );
+    }
     server.kill()
 }
 
