@@ -238,6 +238,17 @@ impl Commands {
         .raw(&tr)
     }
 
+    /// `BC_TRANSACTION` (or `BC_REPLY` with `reply`) of `tr` exactly as given: for data and
+    /// offsets at addresses no slice can describe (unmapped, or running into a guard page).
+    pub fn transaction_as_given(self, reply: bool, tr: &uapi::binder_transaction_data) -> Self {
+        self.word(if reply {
+            uapi::BC_REPLY
+        } else {
+            uapi::BC_TRANSACTION
+        })
+        .raw(tr)
+    }
+
     /// Appends the bytes of a plain-data uapi struct.
     fn raw<T: Copy>(mut self, value: &T) -> Self {
         // SAFETY: `T` is a uapi struct of integers; its bytes are initialised and readable.

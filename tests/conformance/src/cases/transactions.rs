@@ -213,12 +213,8 @@ fn call_with_bad_data_pointer_failed_reply(_: &Env) -> Outcome {
         ..Default::default()
     };
     tr.data.ptr.buffer = 8; // Unmapped.
-    let mut bytes = uapi::BC_TRANSACTION.to_ne_bytes().to_vec();
-    // SAFETY: `tr` is a plain struct of integers.
-    bytes.extend_from_slice(unsafe {
-        std::slice::from_raw_parts((&raw const tr).cast::<u8>(), size_of_val(&tr))
-    });
-    let done = binder.write_read_at(&bytes, 0, &mut [], 0);
+    let call = Commands::new().transaction_as_given(false, &tr);
+    let done = binder.write_read_at(call.as_bytes(), 0, &mut [], 0);
     done.result.step("call with a bad data pointer")?;
     let returns = binder.read().step("read")?;
     ensure!(
@@ -299,12 +295,8 @@ fn call_with_data_into_a_guard_page_fails_where_c_does(_: &Env) -> Outcome {
         let data = guarded.guard() - readable;
         tr.data.ptr.buffer = data;
         tr.data.ptr.offsets = offsets.as_ptr() as u64;
-        let mut bytes = uapi::BC_TRANSACTION.to_ne_bytes().to_vec();
-        // SAFETY: `tr` is a plain struct of integers.
-        bytes.extend_from_slice(unsafe {
-            std::slice::from_raw_parts((&raw const tr).cast::<u8>(), size_of_val(&tr))
-        });
-        let done = binder.write_read_at(&bytes, 0, &mut [], 0);
+        let call = Commands::new().transaction_as_given(false, &tr);
+        let done = binder.write_read_at(call.as_bytes(), 0, &mut [], 0);
         done.result.step(what)?;
         let returns = binder.read().step("read")?;
         ensure!(
