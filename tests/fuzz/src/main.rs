@@ -24,8 +24,9 @@
 //!
 //! With `--dump FROM-TO:P`, before each operation from FROM to TO the coordinator prints the
 //! driver's debugfs file of process P (`binder/proc/PID`: its threads, nodes, handles and
-//! buffers), each line as `#dump I: LINE`: two drivers' dumps of the same seed show where
-//! their states part before their outcomes do.
+//! buffers; the whole `state` file where there is none) and its failed-transaction log, each line
+//! as `#dump I: LINE`: two drivers' dumps of the same seed show where their states part before
+//! their outcomes do.
 //!
 //! With `--faults` each thread switches `/proc/thread-self/make-it-fail` on around its driver
 //! calls, for the failslab and fail_page_alloc task filters (set up by the caller).
@@ -134,13 +135,28 @@ fn parse_dump(spec: &str) -> Option<(u64, u64, usize)> {
     Some((from.parse().ok()?, to.parse().ok()?, process.parse().ok()?))
 }
 
-/// Prints the debugfs file of the process with `pid` (`--dump`), before operation `op`.
+/// Prints the debugfs file of the process with `pid` (`--dump`), before operation `op`, and the
+/// driver's log of failed transactions (C's records the source line that failed each).
+///
+/// C makes no `proc/PID` file for a process that opens the device again while its first
+/// `binder_proc` still lives (and removes the shared one when that goes); the whole driver's
+/// `state` file stands in then.
 fn dump_state(op: u64, pid: i32) {
-    let path = format!("/sys/kernel/debug/binder/proc/{pid}");
-    match std::fs::read_to_string(&path) {
-        Ok(text) => text.lines().for_each(|line| println!("#dump {op}: {line}")),
-        Err(e) => println!("#dump {op}: {path}: {e}"),
+    let dir = "/sys/kernel/debug/binder";
+    let print = |name: &str| match std::fs::read_to_string(format!("{dir}/{name}")) {
+        Ok(text) => {
+            text.lines().for_each(|line| println!("#dump {op}: {line}"));
+            true
+        }
+        Err(e) => {
+            println!("#dump {op}: {dir}/{name}: {e}");
+            false
+        }
+    };
+    if !print(&format!("proc/{pid}")) {
+        print("state");
     }
+    print("failed_transaction_log");
 }
 
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
