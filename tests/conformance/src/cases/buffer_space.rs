@@ -1,7 +1,8 @@
 //! Where transactions land in the receiver's buffer. As the C driver does, a transaction goes
-//! at the start of the smallest free part of the buffer that holds it, and a freed buffer
-//! merges with the free parts on either side; a receiver with thousands of buffers at once
-//! gets them all, in order, and the whole buffer back once they are freed.
+//! at the start of the smallest free part of the buffer that holds it (of several as small, the
+//! one C's tree of free parts gives), and a freed buffer merges with the free parts on either
+//! side; a receiver with thousands of buffers at once gets them all, in order, and the whole
+//! buffer back once they are freed.
 
 use binder_client::{uapi, Payload, Txn};
 
@@ -18,6 +19,10 @@ pub const CASES: &[Case] = &[
         smallest_free_part,
     ),
     Case::new(
+        "of_free_parts_as_small_a_buffer_goes_in_the_one_c_picks",
+        free_parts_as_small,
+    ),
+    Case::new(
         "thousands_of_one_way_buffers_at_once_come_in_order_and_go",
         thousands_of_one_way_buffers,
     ),
@@ -28,10 +33,13 @@ fn offset_of(peer: &Peer, txn: &Txn) -> u64 {
     txn.buffer - peer.mapping.addr() as u64
 }
 
-/// The calls of [`smallest_free_part`]: each one's size, where it must land, and which calls
-/// (by number) the receiver frees after answering it. The free parts (offset, size) before
-/// each call are in the comments; `end` is the buffer's.
-const SCRIPT: &[(usize, u64, &[usize])] = &[
+/// Calls to a manager: each one's size, where it must land, and which calls (by number) the
+/// receiver frees after answering it.
+type Script = [(usize, u64, &'static [usize])];
+
+/// The calls of [`smallest_free_part`]. The free parts (offset, size) before each call are in
+/// the comments; `end` is the buffer's.
+const SCRIPT: &Script = &[
     // [0, end)
     (1024, 0, &[]),
     (64, 1024, &[]),
@@ -51,10 +59,45 @@ const SCRIPT: &[(usize, u64, &[usize])] = &[
     (8192, 1024, &[]),
 ];
 
+/// Two free parts of 16 bytes, the one at 48 freed first, and a call of 8: C takes the first of
+/// the smallest larger parts in its tree, the one that went in first (not the lowest).
+const FIRST_FREED: &Script = &[
+    (16, 0, &[]),
+    (16, 16, &[]),
+    (16, 32, &[]),
+    (16, 48, &[]),
+    (16, 64, &[3, 1]),
+    // [16, 32) freed second, [48, 64) freed first, [80, end)
+    (8, 48, &[]),
+];
+
+/// The same parts freed the other way round, and a call of 16: an exact fit, where C takes the
+/// first part of that size its search meets. The tree (a red-black tree) then has the part
+/// freed second at its root: it went in to the right of the first, and the tree rotated.
+const EXACT_FIT: &Script = &[
+    (16, 0, &[]),
+    (16, 16, &[]),
+    (16, 32, &[]),
+    (16, 48, &[]),
+    (16, 64, &[1, 3]),
+    // [16, 32) freed first, [48, 64) freed second, [80, end)
+    (16, 48, &[]),
+];
+
 fn smallest_free_part(_: &Env) -> Outcome {
-    let manager = spawn_manager(|m| {
+    run_script(SCRIPT)
+}
+
+fn free_parts_as_small(_: &Env) -> Outcome {
+    run_script(FIRST_FREED)?;
+    run_script(EXACT_FIT)
+}
+
+/// Makes the calls of `script` to a new manager, which checks where each lands.
+fn run_script(script: &'static Script) -> Outcome {
+    let manager = spawn_manager(move |m| {
         let mut held: Vec<Option<Txn>> = Vec::new();
-        for (number, &(size, expected, then_free)) in SCRIPT.iter().enumerate() {
+        for (number, &(size, expected, then_free)) in script.iter().enumerate() {
             let (call, _) = m.next_call()?;
             let offset = offset_of(m, &call);
             ensure!(
@@ -75,7 +118,7 @@ fn smallest_free_part(_: &Env) -> Outcome {
     })?;
     let calls = || -> Outcome {
         let client = Peer::open()?;
-        for (number, &(size, _, _)) in SCRIPT.iter().enumerate() {
+        for (number, &(size, _, _)) in script.iter().enumerate() {
             let data = vec![number as u8; size];
             let reply = client.call_for_reply(0, number as u32, &Payload::new().bytes(&data))?;
             client.free(&reply)?;
