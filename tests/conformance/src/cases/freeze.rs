@@ -103,6 +103,10 @@ pub const CASES: &[Case] = &[
         freeze_notifications_queued_in_node_order,
     ),
     Case::new(
+        "freeze_report_queued_goes_with_its_handle",
+        freeze_report_queued_goes_with_its_handle,
+    ),
+    Case::new(
         "freeze_killed_while_frozen_with_queued_work",
         freeze_killed_while_frozen_with_queued_work,
     ),
@@ -1135,6 +1139,36 @@ fn freeze_notification_after_owner_death_is_silent(_: &Env) -> Outcome {
         &[Return::ClearFreezeNotificationDone(4)],
         "after the clear",
     )
+}
+
+/// A report still queued when its handle goes (the holder released its last reference) goes
+/// with it, as C's `binder_cleanup_ref_olocked` takes the request's work off the list: a
+/// looper's read then finds no work and fails with `EAGAIN` when it may not wait, whatever the
+/// size of its buffer. (Found by the fuzzer, seed 1 operation 28649: a read into 14 bytes
+/// returned a lone `BR_NOOP` on rust_binder, which still had the report queued, delivering
+/// nothing.)
+fn freeze_report_queued_goes_with_its_handle(_: &Env) -> Outcome {
+    let target = idle_manager()?;
+    let h = holder()?;
+    h.send(
+        &Commands::new()
+            .request_freeze_notification(0, 0x31)
+            .release(0),
+    )
+    .step("request, and release the handle")?;
+    h.set_nonblocking(true).step("O_NONBLOCK")?;
+    let mut small = [0u8; 14];
+    let read = h.read_raw(small.as_mut_ptr() as u64, small.len() as u64);
+    h.set_nonblocking(false).step("blocking again")?;
+    ensure!(
+        read.result.as_ref().err().and_then(|e| e.raw_os_error()) == Some(libc::EAGAIN)
+            && read.read_consumed == 0,
+        "a read into 14 bytes gave {:?} with {} bytes, not EAGAIN",
+        read.result,
+        read.read_consumed
+    );
+    ensure!(pending(&h)?.is_empty(), "a report for a handle gone");
+    target.kill()
 }
 
 /// A freeze or thaw queues the reports of a holder's requests in the order of the owner's
