@@ -341,17 +341,26 @@ impl Process {
         Ok(())
     }
 
-    /// The handle that carried `listener` went: the request is dropped, whatever is queued of
-    /// it delivers nothing, and a done for it is refused, as in the C driver.
+    /// The handle that carried `listener` went: the request is dropped, a report of it still
+    /// queued is taken off the list unread (C's `binder_cleanup_ref_olocked` dequeues it, so a
+    /// looper's read finds no work there), and a done for it is refused, as in the C driver.
     pub(crate) fn drop_freeze_listener(
         &self,
         listener: &Arc<Work<FreezeListener>>,
         owner: &Process,
     ) {
         let mut inner = self.inner_lock().lock();
-        listener.state.access_mut(&mut inner).gone = true;
+        let state = listener.state.access_mut(&mut inner);
+        state.gone = true;
+        let taken = if core::mem::take(&mut state.queued) {
+            inner.take_process_work(listener)
+        } else {
+            None
+        };
         let removed = inner.remove_freeze_listener(listener.item.key());
         drop(inner);
+        // Dropped outside the lock, like every item taken off a list.
+        drop(taken);
         drop(removed);
         owner.forget_freeze_watcher(listener);
     }
