@@ -16,8 +16,11 @@
 #   FUZZ_OUT=DIR        where the boots' directories go (default tests/target/vm)
 #   FUZZ_BUILD=0        do not build binder-fuzz (make check has built it)
 #   FUZZ_DUMP=FROM-TO:P before each operation FROM to TO, process P's debugfs file
-#                       (binder/proc/PID) goes to the boot's guest.log as "#dump I: ..."
-#                       lines (binder-fuzz --dump): compare the drivers' states there
+#                       (binder/proc/PID, or the whole binder/state where C has none) and
+#                       the failed-transaction log go to the boot's guest.log as
+#                       "#dump I: ..." lines (binder-fuzz --dump): compare the drivers'
+#                       states there (dumping slows the run; an outcome that hangs on
+#                       timing may then differ)
 #
 # Each boot is scripts/vm.sh --run scripts/vm/fuzz.sh, in DIR/fuzz-DRIVER (fuzz-DRIVER-faults
 # with FAULTS=1): results, console.log, guest.log, and ops.log, the log of every operation and
