@@ -59,45 +59,37 @@ const SCRIPT: &Script = &[
     (8192, 1024, &[]),
 ];
 
-/// Two free parts of 16 bytes, the one at 48 freed first, and a call of 8: C takes the first of
-/// the smallest larger parts in its tree, the one that went in first (not the lowest).
-const FIRST_FREED: &Script = &[
-    (16, 0, &[]),
-    (16, 16, &[]),
-    (16, 32, &[]),
-    (16, 48, &[]),
-    (16, 64, &[3, 1]),
-    // [16, 32) freed second, [48, 64) freed first, [80, end)
-    (8, 48, &[]),
-];
-
-/// The same parts freed the other way round, and a call of 16: an exact fit, where C takes the
-/// first part of that size its search meets. The tree (a red-black tree) then has the part
-/// freed second at its root: it went in to the right of the first, and the tree rotated.
-const EXACT_FIT: &Script = &[
-    (16, 0, &[]),
-    (16, 16, &[]),
-    (16, 32, &[]),
-    (16, 48, &[]),
-    (16, 64, &[1, 3]),
-    // [16, 32) freed first, [48, 64) freed second, [80, end)
-    (16, 48, &[]),
-];
+/// Five calls of 16 bytes (at 0 to 64), after the last of which the receiver frees calls 1
+/// and 3 in the order `freed`, leaving two free parts of 16 bytes, at 16 and 48; then a call of
+/// `size`, which C puts at 48 in both scripts below.
+fn two_holes_then(freed: &'static [usize], size: usize) -> Vec<(usize, u64, &'static [usize])> {
+    let mut script: Vec<(usize, u64, &'static [usize])> =
+        (0..4).map(|number| (16, number * 16, &[][..])).collect();
+    script.push((16, 64, freed));
+    script.push((size, 48, &[]));
+    script
+}
 
 fn smallest_free_part(_: &Env) -> Outcome {
     run_script(SCRIPT)
 }
 
+/// With the part at 48 freed first, a call of 8: C takes the first of the smallest larger parts
+/// in its tree, the one that went in first (not the lowest). With the part at 16 freed first, a
+/// call of 16: an exact fit, where C takes the first part of that size its search meets; its
+/// tree (a red-black tree) then has the part freed second at its root: it went in to the right
+/// of the first, and the tree rotated.
 fn free_parts_as_small(_: &Env) -> Outcome {
-    run_script(FIRST_FREED)?;
-    run_script(EXACT_FIT)
+    run_script(&two_holes_then(&[3, 1], 8))?;
+    run_script(&two_holes_then(&[1, 3], 16))
 }
 
 /// Makes the calls of `script` to a new manager, which checks where each lands.
-fn run_script(script: &'static Script) -> Outcome {
+fn run_script(script: &Script) -> Outcome {
+    let script_owned = script.to_vec();
     let manager = spawn_manager(move |m| {
         let mut held: Vec<Option<Txn>> = Vec::new();
-        for (number, &(size, expected, then_free)) in script.iter().enumerate() {
+        for (number, &(size, expected, then_free)) in script_owned.iter().enumerate() {
             let (call, _) = m.next_call()?;
             let offset = offset_of(m, &call);
             ensure!(
