@@ -19,7 +19,7 @@
 #                       (binder/proc/PID, or the whole binder/state where C has none) and
 #                       the failed-transaction log go to the boot's guest.log as
 #                       "#dump I: ..." lines (binder-fuzz --dump): compare the drivers'
-#                       states there (dumping slows the run; an outcome that hangs on
+#                       states there (dumping slows the run; an outcome that depends on
 #                       timing may then differ)
 #
 # Each boot is scripts/vm.sh --run scripts/vm/fuzz.sh, in DIR/fuzz-DRIVER (fuzz-DRIVER-faults

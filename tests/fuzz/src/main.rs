@@ -24,9 +24,9 @@
 //!
 //! With `--dump FROM-TO:P`, before each operation from FROM to TO the coordinator prints the
 //! driver's debugfs file of process P (`binder/proc/PID`: its threads, nodes, handles and
-//! buffers; the whole `state` file where there is none) and its failed-transaction log, each line
-//! as `#dump I: LINE`: two drivers' dumps of the same seed show where their states part before
-//! their outcomes do.
+//! buffers; the whole `state` file where there is none) and the driver's failed-transaction
+//! log, each line as `#dump I: LINE`: two drivers' dumps of the same seed show where their
+//! states part before their outcomes do.
 //!
 //! With `--faults` each thread switches `/proc/thread-self/make-it-fail` on around its driver
 //! calls, for the failslab and fail_page_alloc task filters (set up by the caller).
