@@ -244,6 +244,9 @@ impl<T> Ranges<T> {
     /// Removes the range at `offset`, merging it with the free parts around it; returns its
     /// size and data. `None` if no range starts there.
     pub(crate) fn remove(&mut self, offset: usize) -> Option<(usize, T)> {
+        // The merged part's order (taken before the cursor borrows the tree; an order left
+        // unused when no range is there costs nothing).
+        let order = self.next_order();
         let mut cursor = self.used.cursor_lower_bound_mut(&Key::range(offset))?;
         if cursor.current().0.first.get() != offset {
             return None;
@@ -253,9 +256,7 @@ impl<T> Ranges<T> {
         let end = cursor
             .peek_next()
             .map_or(self.area_size, |(next, _)| next.first.get());
-        // The merged part's order: the range before (or the area) now has it after it.
-        self.orders += 1;
-        let order = self.orders;
+        // The range before (or the area) now has the merged part after it.
         let (start, part_before) = match cursor.peek_prev() {
             Some((prev, range)) => (prev.first.get() + range.place, prev.second.replace(order)),
             None => {

@@ -86,10 +86,9 @@ fn free_parts_as_small(_: &Env) -> Outcome {
 
 /// Makes the calls of `script` to a new manager, which checks where each lands.
 fn run_script(script: &Script) -> Outcome {
-    let script_owned = script.to_vec();
-    let manager = spawn_manager(move |m| {
+    let manager = spawn_manager(|m| {
         let mut held: Vec<Option<Txn>> = Vec::new();
-        for (number, &(size, expected, then_free)) in script_owned.iter().enumerate() {
+        for (number, &(size, expected, then_free)) in script.iter().enumerate() {
             let (call, _) = m.next_call()?;
             let offset = offset_of(m, &call);
             ensure!(
