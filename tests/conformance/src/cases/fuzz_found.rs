@@ -7,7 +7,7 @@ use binder_client::{uapi, Binder, Commands, FlatObject, ObjectKind, Payload, Ret
 
 use crate::{
     ensure,
-    harness::{notice, park, Case, Env, Outcome, Step, BINDER},
+    harness::{expect_errno, notice, park, Case, Env, GuardedPage, Outcome, Step, BINDER},
 };
 
 use super::introspection::info_for_ref;
@@ -71,6 +71,10 @@ pub const CASES: &[Case] = &[
     Case::new(
         "first_weak_reference_on_a_strong_handle_tells_the_owner",
         first_weak_reference_on_a_strong_handle,
+    ),
+    Case::new(
+        "error_return_that_faults_holds_the_threads_commands_back",
+        error_return_that_faults,
     ),
 ];
 
@@ -929,4 +933,41 @@ fn first_weak_reference_on_a_strong_handle(_: &Env) -> Outcome {
         )
     })();
     finish(manager, ours, read.notify())
+}
+
+/// A call to a handle that does not exist leaves `BR_FAILED_REPLY` for the thread, which then
+/// reads into a buffer with room for its `BR_NOOP` but not for the error's code. The C driver
+/// takes the error off the thread's list before it copies the code out, and clears it only
+/// after (`binder_thread_read`): the read fails with `EFAULT`, the error stays set but is no
+/// longer queued, so the thread's later commands are not carried out (none consumed) and a
+/// non-blocking read finds nothing. (Found by the fuzzer, seed 2, operation 31344:
+/// rust_binder cleared the error before copying it out, and went on carrying out commands.)
+fn error_return_that_faults(_: &Env) -> Outcome {
+    let caller = Peer::open()?;
+    caller.send(
+        Commands::new().transaction(false, 77, 1, 0, &[]),
+        "a call to handle 77, which does not exist",
+    )?;
+    let guarded = GuardedPage::new()?;
+    let done = caller.binder.read_raw(guarded.guard() - 4, 256);
+    expect_errno(
+        done.result,
+        libc::EFAULT,
+        "a read with room for BR_NOOP but not for BR_FAILED_REPLY",
+    )?;
+    let later = Commands::new().enter_looper();
+    let done = caller.binder.write(&later);
+    done.result.step("BC_ENTER_LOOPER after the failed read")?;
+    ensure!(
+        done.write_consumed == 0,
+        "with the error still set, the driver consumed {} of {} bytes of commands, expected 0",
+        done.write_consumed,
+        later.len()
+    );
+    let returns = caller.pending()?;
+    ensure!(
+        returns.is_empty(),
+        "after the failed read the thread read {returns:?}, expected nothing"
+    );
+    Ok(())
 }
