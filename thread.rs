@@ -852,7 +852,8 @@ fn extended_error(id: u32, command: u32, param: i32) -> ExtendedError {
 /// A thread's pending error return.
 #[pin_data]
 struct ReturnError {
-    /// The `BR_*` code to deliver; `BR_OK` when there is none.
+    /// The `BR_*` code to deliver; `BR_OK` when there is none. Set but no longer queued after
+    /// a read faulted on it: like C, the thread then carries out no more commands.
     code: Atomic<u32>,
 }
 
@@ -863,9 +864,13 @@ impl Deliver for ReturnError {
         _thread: &Thread,
         out: &mut Returns,
     ) -> Result<Flow> {
-        let code = self.code.xchg(BR_OK, Relaxed);
+        // Cleared only once the code is out, as C does: a read that faults on it leaves the
+        // error set but no longer queued, and the thread's commands stay held back.
+        let code = self.code.load(Relaxed);
         if code != BR_OK {
             out.put_code(code)?;
+            out.flush()?;
+            self.code.store(BR_OK, Relaxed);
         }
         Ok(Flow::Continue)
     }
