@@ -32,7 +32,7 @@ impl Thread {
     ///
     /// Stops at the first command that fails; the ones before it stay consumed. Like the C
     /// driver, it also stops (without an error) while a failed transaction's error return
-    /// waits to be read.
+    /// waits to be read, and for good once a read faulted on its code.
     pub(crate) fn write(
         self: &Arc<Self>,
         process: &Arc<Process>,

@@ -138,7 +138,8 @@ const _: () = assert!(core::mem::size_of::<Thread>() <= 120);
 /// the tree) instead of six, and a process with many such threads is that much cheaper to
 /// create and release, as a C thread is one allocation.
 struct Equipment {
-    /// The error return of the thread's last failed transaction, until it is read.
+    /// The error return of the thread's last failed transaction, until it is read (for good
+    /// if a read faulted on its code).
     return_error: Arc<Work<ReturnError>>,
     /// The failure of a call this thread made, reported by the side that was to answer it
     /// (`BR_DEAD_REPLY`). Unlike `return_error`, it does not hold back the thread's commands.
@@ -382,8 +383,9 @@ impl Thread {
         Some(work)
     }
 
-    /// Whether an error return is waiting to be read. The C driver carries out no more of the
-    /// thread's commands until it is.
+    /// Whether an error return is waiting to be read, or was taken by a read that faulted on
+    /// its code. The C driver carries out no more of the thread's commands until it is read,
+    /// so never after such a fault.
     pub(crate) fn has_pending_error(&self) -> bool {
         self.equipment
             .as_ref()
@@ -749,7 +751,9 @@ impl Thread {
                     break;
                 };
                 // Off the list before it delivers, so that whatever queues the item again
-                // meanwhile (a death's confirmation, a new error) is not refused.
+                // meanwhile (a death's confirmation) is not refused. An error return is the
+                // exception: it stays set until its code is out, so a reply error arriving
+                // meanwhile is dropped, as in C.
                 let work = ListArc::into_arc(work);
                 let flow = work.item.deliver(&work, self, out)?;
                 // Out before the next item is taken: a fault fails this item's read, not the
@@ -853,7 +857,8 @@ fn extended_error(id: u32, command: u32, param: i32) -> ExtendedError {
 #[pin_data]
 struct ReturnError {
     /// The `BR_*` code to deliver; `BR_OK` when there is none. Set but no longer queued after
-    /// a read faulted on it: like C, the thread then carries out no more commands.
+    /// a read faulted on it, as in C: for `return_error` the thread then carries out no more
+    /// commands, for `reply_error` later reply errors are dropped.
     code: Atomic<u32>,
 }
 
