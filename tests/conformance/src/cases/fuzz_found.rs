@@ -948,6 +948,11 @@ fn error_return_that_faults(_: &Env) -> Outcome {
         Commands::new().transaction(false, 77, 1, 0, &[]),
         "a call to handle 77, which does not exist",
     )?;
+    // Non-blocking: a driver that never queued the error fails here rather than waits.
+    caller
+        .binder
+        .set_nonblocking(true)
+        .step("O_NONBLOCK for the read")?;
     let guarded = GuardedPage::new()?;
     let done = caller.binder.read_raw(guarded.guard() - 4, 256);
     expect_errno(
@@ -955,6 +960,15 @@ fn error_return_that_faults(_: &Env) -> Outcome {
         libc::EFAULT,
         "a read with room for BR_NOOP but not for BR_FAILED_REPLY",
     )?;
+    ensure!(
+        done.read_consumed == 0,
+        "the failed read reports read_consumed {}",
+        done.read_consumed
+    );
+    caller
+        .binder
+        .set_nonblocking(false)
+        .step("blocking again")?;
     let later = Commands::new().enter_looper();
     let done = caller.binder.write(&later);
     done.result.step("BC_ENTER_LOOPER after the failed read")?;
