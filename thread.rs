@@ -869,8 +869,7 @@ impl Deliver for ReturnError {
         _thread: &Thread,
         out: &mut Returns,
     ) -> Result<Flow> {
-        // Cleared only once the code is out, as C does: a read that faults on it leaves the
-        // error set but no longer queued, and the thread's commands stay held back.
+        // Cleared only once the code is out (see `code`).
         let code = self.code.load(Relaxed);
         if code != BR_OK {
             out.put_code(code)?;

@@ -33,9 +33,12 @@ fn offset_of(peer: &Peer, txn: &Txn) -> u64 {
     txn.buffer - peer.mapping.addr() as u64
 }
 
-/// Calls to a manager: each one's size, where it must land, and which calls (by number) the
+/// One call to a manager: its size, where it must land, and which calls (by number) the
 /// receiver frees after answering it.
-type Script = [(usize, u64, &'static [usize])];
+type Call = (usize, u64, &'static [usize]);
+
+/// Calls to a manager, in order.
+type Script = [Call];
 
 /// The calls of [`smallest_free_part`]. The free parts (offset, size) before each call are in
 /// the comments; `end` is the buffer's.
@@ -62,9 +65,8 @@ const SCRIPT: &Script = &[
 /// Five calls of 16 bytes (at 0 to 64), after the last of which the receiver frees calls 1
 /// and 3 in the order `freed`, leaving two free parts of 16 bytes, at 16 and 48; then a call of
 /// `size`, which C puts at 48 in both scripts below.
-fn two_holes_then(freed: &'static [usize], size: usize) -> Vec<(usize, u64, &'static [usize])> {
-    let mut script: Vec<(usize, u64, &'static [usize])> =
-        (0..4).map(|number| (16, number * 16, &[][..])).collect();
+fn two_holes_then(freed: &'static [usize], size: usize) -> Vec<Call> {
+    let mut script: Vec<Call> = (0..4).map(|number| (16, number * 16, &[][..])).collect();
     script.push((16, 64, freed));
     script.push((size, 48, &[]));
     script
