@@ -46,6 +46,11 @@
 #   PROFILE_SECONDS=S the profile runs each workload S seconds per driver (default 12)
 #   PROFILE_OFFSETS=F the profile also counts the samples of the function F (part of its name)
 #                     by offset from its start, to read against `objdump -d` of the module
+#   INSN_COUNT=1      instead of measuring, one boot that runs the profile of PROFILE_ONLY
+#                     (default call) under QEMU's instruction counting and the insn_count
+#                     plugin (scripts/insn-count): the exact kernel instructions per operation
+#                     of every function, both drivers side by side, in insn-count.txt in the
+#                     results; INSN_DETAIL=F,... adds functions F's (part of a name) by offset
 #   BENCH_ICOUNT=1    the guest runs in QEMU's instruction-counting mode (vm.sh's
 #                     RB_VM_ICOUNT=0, TCG only): its clock advances 1 ns per instruction
 #                     executed, so a busy host changes no figure. Times are then instruction
@@ -169,6 +174,32 @@ measure_profile() {
     sed -n '/^=== results/,/^=== end/p' "$out/profile/boot/guest.log" | tr -d '\r' |
         grep -v '^===' >"$out/profile/profile.txt" || true
     echo "profile: $out/profile/profile.txt"
+}
+
+# INSN_COUNT=1: one boot with both drivers, the profile of one workload under the insn_count
+# plugin, and the counts by function.
+measure_insn_count() {
+    mkdir -p "$out/boots"
+    local plugin=$out/boots/insn_count.so mark
+    gcc -O2 -shared -fPIC -fvisibility=hidden -Wall -o "$plugin" "$here/insn-count/insn_count.c" ||
+        die "the insn_count plugin did not build"
+    mark=$(awk '$3 == "__x64_sys_ni_syscall" { print "0x" $1 }' "$kernel/System.map")
+    [ -n "$mark" ] || die "no __x64_sys_ni_syscall in $kernel/System.map"
+    # shellcheck disable=SC2016 # the lines are for the guest's shell to expand
+    both_drivers_script "$out/boots/guest.sh" \
+        "BENCH_INSN_MARK=1 BENCH_PROFILE_ONLY=${PROFILE_ONLY:-call} BENCH_PROFILE_SECONDS=${PROFILE_SECONDS:-4} /bin/bench profile --scale $scale | grep '^insn-run'" \
+        "grep -E '\[(rust_binder|binder_linux)\]' /proc/kallsyms | sed 's/^/ksym /'"
+    step "one boot, both drivers, counting the instructions of ${PROFILE_ONLY:-call}"
+    boot=$out/boots/insn-count
+    RB_VM_ICOUNT=0 RB_VM_PLUGIN="$plugin,mark=$mark,out=$out/boots/insn-counts" \
+        bash "$here/vm.sh" --kernel "$kernel" --driver c --module "$module_dir/src/rust_binder.ko" \
+        --bin "$bench_bin" --run "$out/boots/guest.sh" --out "$boot" --timeout 7200 >/dev/null || true
+    "$bench_bin" insn-report "$out/boots/insn-counts" "$kernel/System.map" "$boot/guest.log" \
+        ${INSN_DETAIL:+"$INSN_DETAIL"} >"$out/insn-count.txt" ||
+        die "no counts; see $boot/guest.log and $boot/console.log"
+    rm -f "$out/boots/insn-counts" "$boot/initramfs.cpio"
+    rm -rf "$boot/root"
+    echo "counts: $out/insn-count.txt"
 }
 
 # Separate mode: boots each driver BENCH_ROUNDS times and collects every figure in raw.csv.
@@ -303,6 +334,10 @@ if [ "${1:-}" = --report ]; then
         cargo build --release --locked --target "$MUSL_TARGET" -p bench) ||
         die "the benchmark did not build"
     step "summary of $out ($rounds boot pair(s))"
+elif [ "${INSN_COUNT:-}" = 1 ]; then
+    build
+    measure_insn_count
+    exit 0
 else
     build
     if [ "$mode" = interleaved ]; then

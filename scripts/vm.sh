@@ -35,7 +35,8 @@
 # in QEMU's instruction-counting mode (`-icount shift=SHIFT,sleep=off`; accel says
 # tcg-icount): its clock advances by 2^SHIFT ns per instruction executed, whatever the host's
 # load, so times measured in the guest count instructions (the benchmark's BENCH_ICOUNT; both
-# vCPUs then share one host thread).
+# vCPUs then share one host thread). RB_VM_PLUGIN=ARGS loads a TCG plugin (`-plugin ARGS`, as
+# the benchmark's instruction count does, scripts/insn-count).
 # Boots are serialised: while QEMU runs, vm.sh holds a lock on $RB_CACHE/vm.lock, and another
 # vm.sh waits for it (saying so), so that two shells never run two VMs at once.
 set -euo pipefail
@@ -228,7 +229,8 @@ run_qemu() {
         -nodefaults -no-user-config -machine pc -smp 2 -m "$mem" \
         -kernel "$bzimage" -initrd "$out/initramfs.cpio" -append "$cmdline" \
         -display none -monitor none -no-reboot \
-        -serial "file:$out/console.log" -serial "file:$out/guest.log" || qemu_status=$?
+        -serial "file:$out/console.log" -serial "file:$out/guest.log" \
+        ${RB_VM_PLUGIN:+-plugin "$RB_VM_PLUGIN"} || qemu_status=$?
 }
 run_qemu
 # A KVM that passed the checks above can still fail QEMU at once (a CPU feature or MSR that it

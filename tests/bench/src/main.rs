@@ -9,6 +9,9 @@
 //! bench memory DRIVER...     in the guest: pages held through a burst and pressure, slab
 //!                            bytes per object
 //! bench report DIR           on the host: DIR/raw.csv summed up into tables and plot data
+//! bench insn-report COUNTS SYSTEM_MAP LOG [FUNCTION]
+//!                            on the host: the instruction counts of `profile` under QEMU's
+//!                            insn_count plugin, by function (see [`insn_count`])
 //! ```
 //!
 //! `run` prints one line per row, `bench,WORKLOAD,PAYLOAD,PAIRS,ITERATIONS,MEDIAN_NS,P99_NS,
@@ -17,6 +20,7 @@
 //! `scripts/bench.sh` (`make bench`) boots each driver, collects these lines into
 //! `raw.csv` and calls `report`.
 
+mod insn_count;
 mod memory;
 mod proc;
 mod profile;
@@ -45,7 +49,8 @@ const BLOCK_FRACTION: f64 = 0.25;
 fn usage() -> ExitCode {
     eprintln!(
         "usage: bench run [--scale F] | bench interleave [--scale F] [--blocks N] | \
-         bench memory DRIVER... | bench profile [--scale F] | bench report DIR"
+         bench memory DRIVER... | bench profile [--scale F] | bench report DIR | \
+         bench insn-report COUNTS SYSTEM_MAP LOG [FUNCTION]"
     );
     ExitCode::from(2)
 }
@@ -80,6 +85,14 @@ fn main() -> ExitCode {
             None => return usage(),
         },
         ["report", dir] => report::report(Path::new(dir)),
+        ["insn-report", counts, system_map, log, ref detail @ ..] if detail.len() <= 1 => {
+            insn_count::report(
+                Path::new(counts),
+                Path::new(system_map),
+                Path::new(log),
+                detail.first().copied(),
+            )
+        }
         _ => return usage(),
     };
     match result {
@@ -264,6 +277,7 @@ fn profile(scale: f64) -> Outcome {
             };
             let running = profile::Profile::start()?;
             let switches = proc::context_switches()?;
+            insn_count::mark();
             let start = proc::now_ns();
             let mut ops = 0;
             let mut failure = None;
@@ -276,6 +290,8 @@ fn profile(scale: f64) -> Outcome {
                     }
                 }
             }
+            insn_count::mark();
+            insn_count::say_run(driver, ops);
             let switches = proc::context_switches()?.saturating_sub(switches);
             let found = running.finish()?;
             let ops = ops.max(1) as f64;

@@ -1,0 +1,179 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Exact instruction counts of the profiled workloads (`PROFILE=1 INSN_COUNT=1 make bench`).
+//!
+//! In the guest, [`mark`] ends a phase of QEMU's `insn_count` plugin (scripts/insn-count): a
+//! syscall number in the gap of x86_64's table runs `__x64_sys_ni_syscall`, whose address the
+//! plugin watches.
+//! `bench profile` marks the start and the end of each driver's run and says how many
+//! operations the run did ([`say_run`]); the plugin writes every kernel instruction's count
+//! per phase. On the host, [`report`] names the instructions (System.map for the kernel, the
+//! guest's `/proc/kallsyms` lines for the two modules) and prints instructions per operation
+//! by function, for both drivers side by side.
+
+use std::{collections::BTreeMap, fs, path::Path};
+
+use crate::{proc::Outcome, say};
+
+/// Set in the guest's environment when the plugin is loaded.
+const MARK_ENV: &str = "BENCH_INSN_MARK";
+
+/// A syscall number the kernel has no syscall for: x86_64's table skips from 336 to 424, and
+/// its dispatcher calls `__x64_sys_ni_syscall` for the numbers in between (one past the end of
+/// the table would call nothing).
+const NO_SUCH_SYSCALL: libc::c_long = 400;
+
+/// Ends the plugin's phase, when it is loaded.
+pub fn mark() {
+    if std::env::var_os(MARK_ENV).is_some() {
+        // SAFETY: A syscall with no such number does nothing but fail with ENOSYS.
+        unsafe { libc::syscall(NO_SUCH_SYSCALL) };
+    }
+}
+
+/// Says, for the report, which driver the phase that just ended measured, and its operations.
+pub fn say_run(driver: &str, ops: usize) {
+    if std::env::var_os(MARK_ENV).is_some() {
+        say(&format!("insn-run {driver} {ops}"));
+    }
+}
+
+/// Function start addresses and names, sorted.
+struct Symbols(Vec<(u64, String)>);
+
+impl Symbols {
+    /// The text symbols of `system_map` and of the `ksym ADDR TYPE NAME [MODULE]` lines of
+    /// `log`.
+    fn load(system_map: &str, log: &str) -> Self {
+        let text = |kind: &str| matches!(kind, "T" | "t" | "W" | "w");
+        let mut all: Vec<(u64, String)> = system_map
+            .lines()
+            .filter_map(|line| {
+                let mut f = line.split_whitespace();
+                let (addr, kind, name) = (f.next()?, f.next()?, f.next()?);
+                text(kind).then(|| Some((u64::from_str_radix(addr, 16).ok()?, name.to_string())))?
+            })
+            .collect();
+        all.extend(log.lines().filter_map(|line| {
+            let mut f = line.trim_end_matches('\r').split_whitespace();
+            if f.next()? != "ksym" {
+                return None;
+            }
+            let (addr, kind, name) = (f.next()?, f.next()?, f.next()?);
+            let module = f.next().unwrap_or("");
+            let name = format!("{:#} {module}", rustc_demangle::demangle(name));
+            text(kind).then(|| Some((u64::from_str_radix(addr, 16).ok()?, name)))?
+        }));
+        all.sort();
+        Self(all)
+    }
+
+    /// The function `addr` is in, and the offset.
+    fn find(&self, addr: u64) -> Option<(&str, u64)> {
+        let at = self
+            .0
+            .partition_point(|(start, _)| *start <= addr)
+            .checked_sub(1)?;
+        let (start, name) = &self.0[at];
+        Some((name, addr - start))
+    }
+}
+
+/// Prints instructions per operation by function for each run of the plugin's `counts` file,
+/// with `log` the guest's output (its `insn-run` and `ksym` lines); `detail`, parts of
+/// functions' names separated by commas, also prints those functions' instructions by offset.
+pub fn report(counts: &Path, system_map: &Path, log: &Path, detail: Option<&str>) -> Outcome {
+    let read = |p: &Path| fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()));
+    let (counts, log) = (read(counts)?, read(log)?);
+    let symbols = Symbols::load(&read(system_map)?, &log);
+    let runs: Vec<(String, f64)> = log
+        .lines()
+        .filter_map(|line| {
+            let mut f = line.trim_end_matches('\r').split_whitespace();
+            (f.next()? == "insn-run").then_some(())?;
+            Some((
+                f.next()?.to_string(),
+                f.next()?.parse::<f64>().ok()?.max(1.0),
+            ))
+        })
+        .collect();
+    // Phase 0 runs up to the first mark; run k is phase 2k + 1.
+    let mut phases: Vec<Vec<(u64, u64)>> = Vec::new();
+    for line in counts.lines() {
+        if line.starts_with("phase ") {
+            phases.push(Vec::new());
+        } else if let (Some(phase), Some((addr, count))) = (phases.last_mut(), line.split_once(' '))
+        {
+            if let (Ok(addr), Ok(count)) = (u64::from_str_radix(addr, 16), count.parse()) {
+                phase.push((addr, count));
+            }
+        }
+    }
+    let mut by_run = Vec::new();
+    for (k, (driver, ops)) in runs.iter().enumerate() {
+        let phase = phases
+            .get(2 * k + 1)
+            .ok_or_else(|| format!("no counts for run {k} ({driver})"))?;
+        let mut functions: BTreeMap<&str, f64> = BTreeMap::new();
+        let mut offsets: BTreeMap<(&str, u64), f64> = BTreeMap::new();
+        for &(addr, count) in phase {
+            let (name, offset) = symbols.find(addr).unwrap_or(("?", 0));
+            *functions.entry(name).or_default() += count as f64 / ops;
+            if detail.is_some_and(|d| d.split(',').any(|d| name.contains(d))) {
+                *offsets.entry((name, offset)).or_default() += count as f64 / ops;
+            }
+        }
+        let total: f64 = functions.values().sum();
+        let own: f64 = functions
+            .iter()
+            .filter(|(name, _)| name.ends_with(']'))
+            .map(|(_, n)| n)
+            .sum();
+        say(&format!(
+            "### {driver}: {ops} operations, {total:.0} kernel instructions per operation, \
+             {own:.0} of them in the driver module"
+        ));
+        by_run.push((driver.as_str(), functions, offsets, total));
+    }
+    let [(c_name, c, _, c_total), (r_name, r, _, r_total)] = &by_run[..] else {
+        return Err("want exactly two runs, C's then rust_binder's".into());
+    };
+    say(&format!(
+        "\nkernel instructions per operation: {c_name} {c_total:.0}, {r_name} {r_total:.0} \
+         ({:+.0})",
+        r_total - c_total
+    ));
+    say("\nby function (both drivers' modules, and the kernel's where they differ by 5 or more):");
+    say(&format!(
+        "{:>9} {:>9} {:>8}  function",
+        c_name, r_name, "diff"
+    ));
+    let mut rows: Vec<(&str, f64, f64)> = c
+        .keys()
+        .chain(r.keys())
+        .map(|name| {
+            (
+                *name,
+                c.get(name).copied().unwrap_or(0.0),
+                r.get(name).copied().unwrap_or(0.0),
+            )
+        })
+        .collect();
+    rows.sort_by(|a, b| a.0.cmp(b.0));
+    rows.dedup_by(|a, b| a.0 == b.0);
+    rows.sort_by(|a, b| (b.2 - b.1).abs().total_cmp(&(a.2 - a.1).abs()));
+    for (name, c, r) in rows {
+        if name.ends_with(']') && c.max(r) >= 1.0 || (r - c).abs() >= 5.0 {
+            say(&format!("{c:9.1} {r:9.1} {:+8.1}  {name}", r - c));
+        }
+    }
+    for (driver, _, offsets, _) in &by_run {
+        if offsets.is_empty() {
+            continue;
+        }
+        say(&format!("\n{driver}: instructions per operation by offset"));
+        for ((name, offset), n) in offsets {
+            say(&format!("{n:9.2} {name}+{offset:#x}"));
+        }
+    }
+    Ok(())
+}
