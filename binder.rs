@@ -19,6 +19,8 @@
 //! - [`ioctl`]: decoding of the binder ioctls and their C-compatible errors.
 //! - [`write_read`]: `BINDER_WRITE_READ`, the ioctl all binder traffic goes through.
 //! - [`commands`]: the `BC_*` commands a thread writes.
+//! - [`user_word`]: codes and their word arguments to and from userspace, as `get_user` and
+//!   `put_user` move them.
 //! - [`transaction`]: `BC_TRANSACTION` and `BC_REPLY`.
 //! - [`allocation`]: the receive buffer a process maps, where transactions are delivered.
 //! - [`ranges`]: which parts of a receive buffer hold buffers, and where a new one goes.
@@ -89,6 +91,7 @@ mod thread;
 mod trace;
 mod transaction;
 mod txn_log;
+mod user_word;
 mod work;
 mod write_read;
 

@@ -39,7 +39,7 @@ impl Thread {
         commands: &mut Commands,
     ) -> Result {
         while commands.has_more() && !self.has_pending_error() {
-            let code: u32 = commands.read()?;
+            let code = commands.read_u32()?;
             crate::trace::binder_command(code);
             crate::stats::command(&process.stats, code);
             self.command(process, code, commands)?;
@@ -57,7 +57,7 @@ impl Thread {
     ) -> Result {
         match code {
             BC_INCREFS | BC_ACQUIRE | BC_RELEASE | BC_DECREFS => {
-                let handle: u32 = commands.read()?;
+                let handle = commands.read_u32()?;
                 let change = RefChange {
                     strong: code == BC_ACQUIRE || code == BC_RELEASE,
                     increment: code == BC_INCREFS || code == BC_ACQUIRE,
@@ -65,7 +65,7 @@ impl Thread {
                 process.change_ref_from_user(handle, change)
             }
             BC_FREE_BUFFER => {
-                let buffer: u64 = commands.read()?;
+                let buffer = commands.read_u64()?;
                 if process.free_buffer(buffer) {
                     // Fds were closed: their files go when the task returns to userspace,
                     // so the read half must not block first (C's `looper_need_return`).
@@ -88,8 +88,8 @@ impl Thread {
             }
             BC_REQUEST_DEATH_NOTIFICATION | BC_CLEAR_DEATH_NOTIFICATION => {
                 // `struct binder_handle_cookie` is packed: a u32 handle, then a u64 cookie.
-                let handle: u32 = commands.read()?;
-                let cookie: u64 = commands.read()?;
+                let handle = commands.read_u32()?;
+                let cookie = commands.read_u64()?;
                 if code == BC_REQUEST_DEATH_NOTIFICATION {
                     process.request_death(handle, cookie)
                 } else {
@@ -98,7 +98,7 @@ impl Thread {
                 }
             }
             BC_DEAD_BINDER_DONE => {
-                let cookie: u64 = commands.read()?;
+                let cookie = commands.read_u64()?;
                 process.dead_binder_done(self, cookie);
                 Ok(())
             }
@@ -115,15 +115,15 @@ impl Thread {
                 Ok(())
             }
             BC_INCREFS_DONE | BC_ACQUIRE_DONE => {
-                let ptr: u64 = commands.read()?;
-                let cookie: u64 = commands.read()?;
+                let ptr = commands.read_u64()?;
+                let cookie = commands.read_u64()?;
                 process.confirm_node_ref(ptr, cookie, code == BC_ACQUIRE_DONE);
                 Ok(())
             }
             BC_REQUEST_FREEZE_NOTIFICATION | BC_CLEAR_FREEZE_NOTIFICATION => {
                 // The same packed `struct binder_handle_cookie` as the death commands.
-                let handle: u32 = commands.read()?;
-                let cookie: u64 = commands.read()?;
+                let handle = commands.read_u32()?;
+                let cookie = commands.read_u64()?;
                 if code == BC_REQUEST_FREEZE_NOTIFICATION {
                     process.request_freeze_notification(handle, cookie)
                 } else {
@@ -131,7 +131,7 @@ impl Thread {
                 }
             }
             BC_FREEZE_NOTIFICATION_DONE => {
-                let cookie: u64 = commands.read()?;
+                let cookie = commands.read_u64()?;
                 process.freeze_notification_done(cookie)
             }
             // Unknown commands, and BC_ATTEMPT_ACQUIRE / BC_ACQUIRE_RESULT, which no binder

@@ -232,9 +232,9 @@ impl Deliver for Death {
         };
         drop(state);
         out.put_code(code)?;
-        out.put(&self.cookie)?;
+        out.put_u64(self.cookie)?;
         // Logged once it reached userspace, as in C.
-        out.flush()?;
+        out.count_written();
         crate::debug::death_return(code, self.cookie);
         Ok(flow)
     }

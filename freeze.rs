@@ -511,7 +511,7 @@ impl Deliver for FreezeListener {
             drop(inner);
             drop(finished);
             out.put_code(BR_CLEAR_FREEZE_NOTIFICATION_DONE)?;
-            out.put(&self.cookie)?;
+            out.put_u64(self.cookie)?;
             return Ok(Flow::Continue);
         }
         state.sent = true;

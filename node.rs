@@ -646,8 +646,10 @@ impl Deliver for Node {
         ];
         for (_, code) in returns.iter().filter(|(due, _)| *due) {
             out.put_code(*code)?;
-            out.put(&self.ptr)?;
-            out.put(&self.cookie)?;
+            out.put_u64(self.ptr)?;
+            out.put_u64(self.cookie)?;
+            // Counted one by one, as C counts each once its arguments are out.
+            out.count_written();
         }
         Ok(Flow::Continue)
     }

@@ -220,10 +220,18 @@ impl Thread {
 
     /// The thread's equipment, allocated by the first call. Only the thread's own task calls
     /// it, with no lock held (it may sleep to allocate).
+    #[inline]
     fn equip(&self) -> Result<&Equipment> {
-        if let Some(equipment) = self.equipment.as_ref() {
-            return Ok(equipment);
+        match self.equipment.as_ref() {
+            Some(equipment) => Ok(equipment),
+            None => self.equip_first(),
         }
+    }
+
+    /// [`Thread::equip`]'s first call, kept out of line: every `BINDER_WRITE_READ` takes the
+    /// quick path above.
+    #[cold]
+    fn equip_first(&self) -> Result<&Equipment> {
         // One task makes one call at a time, so nobody else fills the slot meanwhile (were
         // it filled all the same, `EAGAIN`: the call fails and the thread keeps the other).
         if !self.equipment.populate(Equipment::new()?) {
@@ -351,8 +359,9 @@ impl Thread {
     /// transaction always wakes, as C wakes its target thread: the task may have opened the
     /// device twice, and then this thread is its other one, which it may poll.
     pub(crate) fn push_work(&self, inner: &mut ProcessInner, work: WorkItem) {
-        let wakes_anyway = work.item.is_transaction() || kernel::current!().pid() != self.id;
-        let sync = work.item.as_transaction().is_some_and(|t| !t.is_oneway());
+        let transaction = work.item.as_transaction();
+        let sync = transaction.is_some_and(|t| !t.is_oneway());
+        let wakes_anyway = transaction.is_some() || kernel::current!().pid() != self.id;
         self.locked.access_mut(inner).todo.push_back(work);
         let was_ready = core::mem::replace(&mut self.locked.access_mut(inner).todo_ready, true);
         if sync {
@@ -721,10 +730,9 @@ impl Thread {
         nonblock: bool,
     ) -> Result {
         if out.is_fresh() {
-            // Written as a plain value: C traces no `binder_return` for this one. Copied out at
-            // once: a read into a bad buffer fails before it waits or takes any work, as in C.
-            out.put(&BR_NOOP)?;
-            out.flush()?;
+            // Written as a plain word: C traces no `binder_return` for this one. Written first:
+            // a read into a bad buffer fails before it waits or takes any work, as in C.
+            out.put_u32(BR_NOOP)?;
         }
         self.deliver_work(process, out, nonblock)?;
         if process.inner_lock().lock().request_thread(self) {
@@ -756,9 +764,8 @@ impl Thread {
                 // meanwhile is dropped, as in C.
                 let work = ListArc::into_arc(work);
                 let flow = work.item.deliver(&work, self, out)?;
-                // Out before the next item is taken: a fault fails this item's read, not the
-                // next item's.
-                out.flush()?;
+                // Its codes count once the whole item is out.
+                out.count_written();
                 if flow == Flow::Return {
                     return Ok(());
                 }
@@ -873,7 +880,7 @@ impl Deliver for ReturnError {
         let code = self.code.load(Relaxed);
         if code != BR_OK {
             out.put_code(code)?;
-            out.flush()?;
+            out.count_written();
             self.code.store(BR_OK, Relaxed);
         }
         Ok(Flow::Continue)

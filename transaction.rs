@@ -1097,8 +1097,6 @@ impl Deliver for Transaction {
                 })
                 .and_then(|()| out.put(&TransactionData(tr))),
         };
-        // Out now: the transaction counts as received only once its returns reached userspace.
-        let written = written.and_then(|()| out.flush());
         if let Err(err) = written {
             binder_debug!(
                 mask::DEAD_TRANSACTION,

@@ -15,27 +15,22 @@ use kernel::{
     },
     uaccess::{
         UserPtr,
-        UserSlice,
-        UserSliceReader,
-        UserSliceWriter, //
+        UserSlice, //
     },
     uapi,
 };
 
 use crate::{
-    defs::BR_NOOP,
     process::Process,
-    thread::Thread, //
+    thread::Thread,
+    user_word, //
 };
 
 /// The room the largest return takes: a code and a `binder_transaction_data_secctx`.
 const MAX_RETURN_SIZE: usize = size_of::<u32>() + size_of::<uapi::binder_transaction_data_secctx>();
 
-/// How many bytes of returns [`Returns`] gathers before it copies them out: room for the
-/// largest work item, a node's four refcount returns.
-const PENDING_SIZE: usize = 4 * (size_of::<u32>() + 2 * size_of::<u64>());
-
-/// How many return codes can wait in [`Returns`] to be traced and counted.
+/// How many return codes can wait in [`Returns`] to be traced and counted: the most one item
+/// writes (a node's four refcount returns).
 const PENDING_CODES: usize = 4;
 
 /// `struct binder_write_read`, the argument of `BINDER_WRITE_READ`.
@@ -86,8 +81,14 @@ pub(crate) fn write_read(
 }
 
 /// The write half: the commands userspace gave, read one at a time.
+///
+/// Codes and word arguments are read as C's `get_user` reads them ([`user_word`]), structs
+/// with a copy.
 pub(crate) struct Commands {
-    reader: UserSliceReader,
+    /// The user address of the next value.
+    next: usize,
+    /// The bytes left from `next` to the end of the buffer.
+    left: usize,
     /// `write_consumed` before the first command.
     start: u64,
     /// The length of the buffer after `start`.
@@ -106,13 +107,9 @@ impl Commands {
         let addr = bwr.write_buffer.wrapping_add(start);
         let end = bwr.write_buffer.wrapping_add(bwr.write_size);
         let len = usize::try_from(end.saturating_sub(addr)).unwrap_or(usize::MAX);
-        let reader = UserSlice::new(
-            UserPtr::from_addr(usize::try_from(addr).unwrap_or(usize::MAX)),
-            len,
-        )
-        .reader();
         Self {
-            reader,
+            next: usize::try_from(addr).unwrap_or(usize::MAX),
+            left: len,
             start,
             len,
             done: 0,
@@ -121,17 +118,39 @@ impl Commands {
 
     /// Whether there is another command to read.
     pub(crate) fn has_more(&self) -> bool {
-        !self.reader.is_empty()
+        self.left > 0
     }
 
-    /// Reads the next value of a command (its code, then its arguments).
+    /// The address of the next `size` bytes, which are taken; `EFAULT` if the buffer ends
+    /// before them.
+    fn take(&mut self, size: usize) -> Result<usize> {
+        let addr = self.next;
+        self.left = self.left.checked_sub(size).ok_or(EFAULT)?;
+        self.next = addr.wrapping_add(size);
+        Ok(addr)
+    }
+
+    /// Reads the next word of a command (its code, or a handle).
+    pub(crate) fn read_u32(&mut self) -> Result<u32> {
+        user_word::get_u32(self.take(size_of::<u32>())?)
+    }
+
+    /// Reads the next 64-bit argument of a command (a pointer or cookie).
+    pub(crate) fn read_u64(&mut self) -> Result<u64> {
+        user_word::get_u64(self.take(size_of::<u64>())?)
+    }
+
+    /// Reads the next struct argument of a command.
     pub(crate) fn read<T: FromBytes>(&mut self) -> Result<T> {
-        self.reader.read()
+        let addr = self.take(size_of::<T>())?;
+        UserSlice::new(UserPtr::from_addr(addr), size_of::<T>())
+            .reader()
+            .read()
     }
 
     /// Marks everything read so far as consumed: the current command is complete.
     pub(crate) fn commit(&mut self) {
-        self.done = self.len - self.reader.len();
+        self.done = self.len - self.left;
     }
 
     /// `write_consumed` to report.
@@ -142,24 +161,23 @@ impl Commands {
 
 /// The read half: room for the returns the thread delivers.
 ///
-/// Returns are gathered in `pending` and copied to userspace in one go by [`Returns::flush`]:
-/// after each work item (the reading thread flushes before it takes the next one), and by an
-/// item before anything it does that assumes its returns reached userspace. So a fault in
-/// the user buffer fails the same item, at the same point, as a copy per word would (as C's
-/// `put_user`s do), and no later item is taken off its list.
+/// Each return is written as soon as it is made, codes and word arguments as C's `put_user`
+/// writes them ([`user_word`]), structs with a copy: a fault in the user buffer fails the same
+/// item, at the same point, as in C, and no later item is taken off its list. The codes are
+/// counted (and traced) by [`Returns::count_written`] once their item is out, as C counts a
+/// return only after writing it.
 pub(crate) struct Returns {
     /// The start of the whole read buffer (not of the room after `read_consumed`).
     base: usize,
-    writer: UserSliceWriter,
+    /// The user address of the next return.
+    next: usize,
+    /// The room left from `next` to the end of the buffer.
+    room: usize,
     /// `read_consumed` before this call.
     start: u64,
-    /// The bytes written by this call, those still pending included.
+    /// The bytes written by this call.
     written: usize,
-    /// Returns not copied out yet: the first `pending_len` bytes.
-    pending: [u8; PENDING_SIZE],
-    pending_len: usize,
-    /// The codes in `pending` (the first `pending_codes` entries), traced and counted once
-    /// they are copied out, as C counts a return only once it is written.
+    /// The codes written and not counted yet (the first `pending_codes` entries).
     codes: [u32; PENDING_CODES],
     pending_codes: usize,
     /// The reading process, whose counters of returns ([`crate::stats`]) the codes count in.
@@ -169,21 +187,15 @@ pub(crate) struct Returns {
 impl Returns {
     fn new(bwr: &uapi::binder_write_read, process: Arc<Process>) -> Self {
         let start = bwr.read_consumed;
-        let len = bwr.read_size.saturating_sub(start);
+        let room = bwr.read_size.saturating_sub(start);
         let base = usize::try_from(bwr.read_buffer).unwrap_or(usize::MAX);
-        let addr = bwr.read_buffer.wrapping_add(start);
-        let writer = UserSlice::new(
-            UserPtr::from_addr(usize::try_from(addr).unwrap_or(usize::MAX)),
-            usize::try_from(len).unwrap_or(usize::MAX),
-        )
-        .writer();
+        let next = bwr.read_buffer.wrapping_add(start);
         Self {
             base,
-            writer,
+            next: usize::try_from(next).unwrap_or(usize::MAX),
+            room: usize::try_from(room).unwrap_or(usize::MAX),
             start,
             written: 0,
-            pending: [0; PENDING_SIZE],
-            pending_len: 0,
             codes: [0; PENDING_CODES],
             pending_codes: 0,
             process,
@@ -198,7 +210,7 @@ impl Returns {
     /// Whether another return of any kind fits: the C driver stops delivering when less than
     /// the largest return (`BR_TRANSACTION_SEC_CTX` and its payload) would fit.
     pub(crate) fn has_room_for_return(&self) -> bool {
-        self.writer.len().saturating_sub(self.pending_len) >= MAX_RETURN_SIZE
+        self.room >= MAX_RETURN_SIZE
     }
 
     /// Whether the buffer holds just one word, the `BR_NOOP` every fresh buffer starts with
@@ -207,59 +219,54 @@ impl Returns {
         self.consumed() == size_of::<u32>() as u64
     }
 
-    /// Writes one return code, and counts it once it is copied out (all but `BR_NOOP`, as C
-    /// counts them).
+    /// The address of the next `size` bytes, which are taken; `EFAULT` if they do not fit.
+    fn take(&mut self, size: usize) -> Result<usize> {
+        let addr = self.next;
+        self.room = self.room.checked_sub(size).ok_or(EFAULT)?;
+        self.next = addr.wrapping_add(size);
+        self.written += size;
+        Ok(addr)
+    }
+
+    /// Writes one return code, counted by the next [`Returns::count_written`] (all but
+    /// `BR_NOOP`, which is written with [`Returns::put_u32`], as C counts them).
     pub(crate) fn put_code(&mut self, code: u32) -> Result {
         if self.pending_codes == PENDING_CODES {
-            self.flush()?;
+            self.count_written();
         }
-        self.put(&code)?;
+        self.put_u32(code)?;
         self.codes[self.pending_codes] = code;
         self.pending_codes += 1;
         Ok(())
     }
 
-    /// Writes one value (a return code or its payload).
-    pub(crate) fn put<T: AsBytes>(&mut self, value: &T) -> Result {
-        let bytes = value.as_bytes();
-        if bytes.len() > PENDING_SIZE - self.pending_len {
-            self.flush()?;
-        }
-        match self
-            .pending
-            .get_mut(self.pending_len..self.pending_len + bytes.len())
-        {
-            Some(room) => {
-                room.copy_from_slice(bytes);
-                self.pending_len += bytes.len();
-            }
-            // Larger than the whole of `pending` (nothing is): straight out.
-            None => self.writer.write(value)?,
-        }
-        self.written += bytes.len();
-        Ok(())
+    /// Writes a word that is not a code to count.
+    pub(crate) fn put_u32(&mut self, value: u32) -> Result {
+        let addr = self.take(size_of::<u32>())?;
+        user_word::put_u32(addr, value)
     }
 
-    /// Copies the pending returns out to userspace, then traces and counts their codes.
-    ///
-    /// On a fault (`EFAULT`) the pending returns are dropped: the read fails, and its
-    /// returns with it.
-    pub(crate) fn flush(&mut self) -> Result {
-        let pending = &self.pending[..self.pending_len];
-        self.pending_len = 0;
-        let codes = self.pending_codes;
-        self.pending_codes = 0;
-        if pending.is_empty() {
-            return Ok(());
-        }
-        self.writer.write_slice(pending)?;
+    /// Writes a 64-bit argument of a return (a pointer or cookie).
+    pub(crate) fn put_u64(&mut self, value: u64) -> Result {
+        let addr = self.take(size_of::<u64>())?;
+        user_word::put_u64(addr, value)
+    }
+
+    /// Writes a struct argument of a return.
+    pub(crate) fn put<T: AsBytes>(&mut self, value: &T) -> Result {
+        let addr = self.take(size_of::<T>())?;
+        UserSlice::new(UserPtr::from_addr(addr), size_of::<T>())
+            .writer()
+            .write(value)
+    }
+
+    /// The item's returns are out: traces and counts the codes written since the last call.
+    pub(crate) fn count_written(&mut self) {
+        let codes = core::mem::take(&mut self.pending_codes);
         for &code in &self.codes[..codes] {
             crate::trace::binder_return(code);
-            if code != BR_NOOP {
-                crate::stats::returned(&self.process.stats, code);
-            }
+            crate::stats::returned(&self.process.stats, code);
         }
-        Ok(())
     }
 
     /// `read_consumed` to report.
@@ -270,9 +277,7 @@ impl Returns {
     /// Replaces the first word of the whole read buffer with `code`; it is where the C driver
     /// puts `BR_SPAWN_LOOPER`, over the leading `BR_NOOP`.
     pub(crate) fn overwrite_first_word(&mut self, code: u32) -> Result {
-        UserSlice::new(UserPtr::from_addr(self.base), size_of::<u32>())
-            .writer()
-            .write(&code)?;
+        user_word::put_u32(self.base, code)?;
         crate::trace::binder_return(code);
         crate::stats::returned(&self.process.stats, code);
         Ok(())
