@@ -149,10 +149,13 @@ struct Range {
     /// driver ([`ReservedBuffer::abandon`]): the range stays, with its references, until the
     /// process is released, and userspace, which never got it, cannot free it.
     abandoned: bool,
-    /// For a one-way transaction, its target node: freeing the range lets the node's next
-    /// one-way transaction through.
-    async_node: Option<NodeArc>,
-    /// The references the transaction's objects (and its target) hold until the range goes.
+    /// The target node of a call or one-way transaction (none for a reply). The range holds
+    /// a strong local reference on it until it goes, taken before it was reserved, as in C.
+    target: Option<NodeArc>,
+    /// The transaction is one-way: it takes room from the one-way half, and freeing the range
+    /// lets the target's next one-way transaction through.
+    oneway: bool,
+    /// The references the transaction's objects hold until the range goes.
     held: HeldRefs,
     /// The thread group that sent the transaction (for spotting one-way spam).
     sender: Pid,
@@ -177,8 +180,10 @@ pub(crate) struct BufferLabel {
 
 /// What a range that went away leaves for its owner to settle, without the buffer's lock.
 pub(crate) struct Freed {
-    /// The target node of a one-way transaction; see [`Range::async_node`].
-    pub(crate) async_node: Option<NodeArc>,
+    /// The target node and its reference; see [`Range::target`].
+    pub(crate) target: Option<NodeArc>,
+    /// See [`Range::oneway`].
+    pub(crate) oneway: bool,
     /// The references to release; see [`Range::held`].
     pub(crate) held: HeldRefs,
     /// The fds to close; see [`Range::array_fds`].
@@ -356,8 +361,9 @@ impl ReservedBuffer {
     /// Gives `held` to the range, to be released when the range goes; releases them now if
     /// the range is gone (its process was released).
     pub(crate) fn hold(&self, held: HeldRefs) {
-        // A range starts with none: a reply without binder or handle objects has nothing to
-        // give it, and skips a round of the buffer's lock.
+        // A range starts with none (its target's reference it keeps apart): a transaction
+        // without binder or handle objects has nothing to give it, and skips a round of the
+        // buffer's lock.
         if held.is_empty() {
             return;
         }
@@ -380,10 +386,7 @@ impl ReservedBuffer {
         let Some(freed) = self.owner.buffer.release(range) else {
             return;
         };
-        if let Some(node) = &freed.async_node {
-            self.owner.oneway_done(node);
-        }
-        self.owner.release_all_held(freed.held);
+        self.owner.release_freed(freed, true);
     }
 
     /// Leaves the range allocated, with the references it holds, when its transaction is
@@ -410,7 +413,7 @@ impl Drop for ReservedBuffer {
     fn drop(&mut self) {
         if let Some(range) = self.range.take() {
             if let Some(freed) = self.owner.buffer.release(range) {
-                self.owner.release_all_held(freed.held);
+                self.owner.release_freed(freed, false);
             }
         }
     }
@@ -506,8 +509,10 @@ impl ReceiveBuffer {
     /// Reserves `size` bytes for a transaction, with the pages under them put in. The caller
     /// fills the range in through the returned view.
     ///
-    /// `async_node` is the target node of a one-way transaction, which may only use half the
-    /// area in all. With `clear_on_free`, the range is zeroed when it goes. Fails with `ESRCH`
+    /// `target` is the target node of a call or one-way transaction, whose strong local
+    /// reference the caller took and the range holds if it is reserved (see [`Range::target`]);
+    /// a `oneway` transaction may only use half the area in all. With `clear_on_free`, the
+    /// range is zeroed when it goes. Fails with `ESRCH`
     /// when the buffer is not (or no longer) mapped and with `ENOSPC` when no free range is
     /// large enough (or the one-way half is full). The last
     /// part of the result says whether the sending thread group looks like a one-way spammer
@@ -520,7 +525,8 @@ impl ReceiveBuffer {
     pub(crate) fn reserve(
         self: &Arc<Self>,
         size: usize,
-        async_node: Option<NodeArc>,
+        target: Option<NodeArc>,
+        oneway: bool,
         clear_on_free: bool,
         label: BufferLabel,
     ) -> Result<(BufferRange, RangeView, bool)> {
@@ -535,7 +541,7 @@ impl ReceiveBuffer {
         // Room for the pages of the range wherever it starts; allocated before the lock.
         let pages = RangePages::with_capacity(size.div_ceil(PAGE_SIZE) + 1)?;
         let (area, range, pages, spam) =
-            self.reserve_range(size, async_node, clear_on_free, label, pages)?;
+            self.reserve_range(size, target, oneway, clear_on_free, label, pages)?;
         let pages = match pages {
             Reserved::Complete(pages) => Ok(pages),
             Reserved::Incomplete(pages) => self.pages_for(area, &range, pages),
@@ -561,7 +567,8 @@ impl ReceiveBuffer {
     fn reserve_range(
         &self,
         size: usize,
-        async_node: Option<NodeArc>,
+        target: Option<NodeArc>,
+        oneway: bool,
         clear_on_free: bool,
         label: BufferLabel,
         mut pages: RangePages,
@@ -571,16 +578,16 @@ impl ReceiveBuffer {
             Some(area) if !state.released && self.is_mapped() => area,
             _ => return Err(ESRCH),
         };
-        if async_node.is_some() && size > state.free_async {
+        if oneway && size > state.free_async {
             return Err(ENOSPC);
         }
         state.ranges.make_room()?;
-        let is_async = async_node.is_some();
         let sender = kernel::current!().group_leader().pid();
         let new_range = Range {
             delivered: false,
             abandoned: false,
-            async_node,
+            target,
+            oneway,
             held: HeldRefs::new(),
             sender,
             clear_on_free,
@@ -616,7 +623,7 @@ impl ReceiveBuffer {
                 return Err(err);
             }
         };
-        let spam = is_async && {
+        let spam = oneway && {
             state.free_async -= size;
             state.spots_oneway_spam(area.size, sender)
         };
@@ -763,8 +770,8 @@ impl ReceiveBuffer {
 
     /// Forgets every range and page, for the release of the owning process.
     ///
-    /// A one-way range holds its target node, which holds the owning process: without this,
-    /// a process that never freed such a buffer would keep itself alive.
+    /// A range holds its target node, which holds the owning process: without this, a process
+    /// that never freed such a buffer would keep itself alive.
     pub(crate) fn clear(&self) {
         pr_debug!("releasing a receive buffer, pages {}\n", self.page_counts());
         let mut state = self.state.lock();
@@ -832,7 +839,7 @@ impl ReceiveBuffer {
     /// for the caller to drop once the lock is released.
     fn remove_range(self: &Arc<Self>, state: &mut BufferState, offset: usize) -> Option<Range> {
         let (size, range) = state.ranges.remove(offset)?;
-        if range.async_node.is_some() {
+        if range.oneway {
             state.free_async += size;
         }
         if range.clear_on_free {
@@ -848,7 +855,8 @@ impl ReceiveBuffer {
 impl Range {
     fn into_freed(self) -> Freed {
         Freed {
-            async_node: self.async_node,
+            target: self.target,
+            oneway: self.oneway,
             held: self.held,
             array_fds: self.array_fds,
         }
@@ -868,7 +876,7 @@ impl BufferState {
         let (count, bytes) = self
             .ranges
             .iter()
-            .filter(|(_, _, range)| range.async_node.is_some() && range.sender == sender)
+            .filter(|(_, _, range)| range.oneway && range.sender == sender)
             .fold((0usize, 0usize), |(count, bytes), (_, size, _)| {
                 (count + 1, bytes.saturating_add(size))
             });

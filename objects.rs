@@ -66,8 +66,6 @@ pub(crate) enum Held {
     /// handle go meanwhile and the number went to another node, that node's handle loses the
     /// count.
     Handle { handle: u32, strong: bool },
-    /// A local reference on `node`, a node of the buffer's owner, as the transaction's target.
-    Target { node: NodeArc, strong: bool },
     /// A local reference on `node`, one of the buffer owner's own objects that came back to
     /// it. The C driver looks such a node up again to release it, with a temporary reference,
     /// so its release also looks at the node again (see `Node::recheck`).
@@ -86,13 +84,13 @@ const OFFSETS_PER_READ: usize = 8;
 
 /// The references one buffer holds. Most objects are handles, so those are kept apart, in 8
 /// bytes each (a [`Held`] takes 16): a parcel of 16 binders keeps a 128-byte list. The
-/// references on nodes (the target's, and the owner's own objects that came back) are
-/// released first, then the handles, each in the order they were taken: the two kinds change
-/// different things (the owner's nodes; its handles and the nodes of others), so the order
-/// between them changes nothing.
+/// references on nodes (the owner's own objects that came back) are released first (after the
+/// target's, which the range keeps apart, see `Range::target`), then the handles, each in the order they were
+/// taken: the two kinds change different things (the owner's nodes; its handles and the nodes
+/// of others), so the order between them changes nothing.
 pub(crate) struct HeldRefs {
-    /// The references on nodes: [`Held::Target`] and [`Held::Object`]. The first is kept
-    /// inline: a call whose only such reference is its target's allocates no list.
+    /// The references on nodes, [`Held::Object`]s. The first is kept inline: a parcel with
+    /// one such object allocates no list.
     nodes: FirstInline<Held>,
     /// The counts taken on handles.
     handles: LazyVec<HeldHandle>,

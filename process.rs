@@ -50,6 +50,7 @@ use kernel::{
 use crate::{
     allocation::BufferLabel,
     allocation::{
+        Freed,
         RangeView,
         ReceiveBuffer,
         ReservedBuffer, //
@@ -1119,6 +1120,15 @@ impl Process {
         Node::count(node, &mut inner, Count::Local { strong }, None);
     }
 
+    /// Releases the strong local reference on `node`, one of this process's nodes, that a
+    /// range held as its transaction's target ([`Process::count_local`] took it).
+    pub(crate) fn uncount_local(&self, node: NodeArc) {
+        let mut owner = node.owner().inner.lock();
+        let forgotten = Node::uncount(&node, &mut owner, Count::Local { strong: true });
+        drop(owner);
+        drop(forgotten);
+    }
+
     /// Releases a reference that one of this process's buffers held.
     pub(crate) fn release_held(&self, held: Held) {
         match held {
@@ -1129,12 +1139,6 @@ impl Process {
                 if let Ok(loss) = loss {
                     self.settle_loss(loss);
                 }
-            }
-            Held::Target { node, strong } => {
-                let mut owner = node.owner().inner.lock();
-                let forgotten = Node::uncount(&node, &mut owner, Count::Local { strong });
-                drop(owner);
-                drop(forgotten);
             }
             Held::Object { node, strong } => {
                 let forgotten = node.owner().with_node_rechecked(&node, |owner| {
@@ -1332,13 +1336,14 @@ impl Process {
     pub(crate) fn reserve_buffer(
         self: &Arc<Self>,
         size: usize,
-        async_node: Option<NodeArc>,
+        target: Option<NodeArc>,
+        oneway: bool,
         clear_on_free: bool,
         label: BufferLabel,
     ) -> Result<(ReservedBuffer, RangeView, bool)> {
-        let (range, view, spam) = self
-            .buffer
-            .reserve(size, async_node, clear_on_free, label)?;
+        let (range, view, spam) =
+            self.buffer
+                .reserve(size, target, oneway, clear_on_free, label)?;
         Ok((ReservedBuffer::new(self.clone(), range), view, spam))
     }
 
@@ -1382,11 +1387,21 @@ impl Process {
             }
             None => false,
         };
-        if let Some(node) = &freed.async_node {
-            self.oneway_done(node);
+        self.release_freed(freed, true);
+        closed
+    }
+
+    /// Releases what a range of this process's buffer held when it went: its target's
+    /// reference (after, for a one-way transaction and with `oneway_done`, letting the
+    /// target's next one-way transaction through), then its objects' references.
+    pub(crate) fn release_freed(&self, freed: Freed, oneway_done: bool) {
+        if let Some(node) = freed.target {
+            if freed.oneway && oneway_done {
+                self.oneway_done(&node);
+            }
+            self.uncount_local(node);
         }
         self.release_all_held(freed.held);
-        closed
     }
 
     /// The one-way transaction to `node`, one of this process's nodes, is finished with:

@@ -87,7 +87,6 @@ use crate::{
     netlink,
     node::NodeArc,
     objects::{
-        Held,
         HeldRefs,
         Translation, //
     },
@@ -672,10 +671,6 @@ impl Transaction {
             .checked_add(secctx_room)
             .and_then(|size| usize::try_from(size).ok())
             .ok_or(Failure::failed(EINVAL))?;
-        let async_node = match (tr.flags & TF_ONE_WAY != 0, node) {
-            (true, Some(node)) => Some(node.clone()),
-            _ => None,
-        };
         let clear_on_free = tr.flags & TF_CLEAR_BUF != 0;
         // As C's `extra_buffers_size`, the extra size counts the context's slot with the
         // scatter-gather room. A size that does not fit a `u32` fails the reservation, so its
@@ -696,12 +691,23 @@ impl Transaction {
             tr.code,
             tr.flags,
         );
-        let (range, view, oneway_spam_suspect) = to
-            .reserve_buffer(size, async_node, clear_on_free, label)
-            .map_err(|err| match err {
-                e if e == ESRCH => Failure::dead(ESRCH),
-                e => Failure::failed(e),
-            })?;
+        // The range's strong reference on its target is taken before the range is reserved, as
+        // in C, and goes with the range; given back here if none is reserved.
+        if let Some(node) = node {
+            to.count_local(node, true);
+        }
+        let oneway = node.is_some() && tr.flags & TF_ONE_WAY != 0;
+        let reserved = to.reserve_buffer(size, node.cloned(), oneway, clear_on_free, label);
+        let (range, view, oneway_spam_suspect) = reserved.map_err(|err| {
+            if let Some(node) = node {
+                to.uncount_local(node.clone());
+            }
+            if err == ESRCH {
+                Failure::dead(ESRCH)
+            } else {
+                Failure::failed(err)
+            }
+        })?;
         let extra_room = usize::try_from(extra_room).unwrap_or(usize::MAX);
         trace::binder_transaction_alloc_buf(id as i32, data_size, offsets_size, extra_room);
         // Where the scatter-gather buffers' pointers point to.
@@ -725,9 +731,10 @@ impl Transaction {
             buffers,
             left: offsets_size / size_of::<u64>(),
         };
-        if let Err(err) = translation.fill(&view, tr, node, data_size, offsets_size, extra) {
-            to.release_all_held(translation.held);
-            // Dropping `range` gives it back, and dropping the translation the files taken.
+        if let Err(err) = translation.fill(&view, tr, data_size, offsets_size, extra) {
+            // Dropping `range` gives it back and releases its references, the target's first,
+            // as C does; dropping the translation gives back the files taken.
+            range.hold(translation.held);
             return Err(if err == ESRCH {
                 Failure::dead(err)
             } else {
@@ -1165,13 +1172,11 @@ impl Deliver for Complete {
 
 impl Translation<'_> {
     /// Fills the range in `view`: the payload's data and offsets copied from the sender's
-    /// memory, a local reference on the target `node` (held until the buffer is freed, as
-    /// in the C driver), and the objects translated.
+    /// memory, and the objects translated.
     fn fill(
         &mut self,
         view: &RangeView,
         tr: &uapi::binder_transaction_data,
-        node: Option<&NodeArc>,
         data_size: usize,
         offsets_size: usize,
         extra: u64,
@@ -1186,14 +1191,6 @@ impl Translation<'_> {
         // The C driver checks the sizes in this order, after copying the offsets.
         if offsets_size % size_of::<u64>() != 0 || extra % 8 != 0 {
             return Err(EINVAL);
-        }
-        if let Some(node) = node {
-            self.held.reserve_node()?;
-            self.to.count_local(node, true);
-            self.keep(Held::Target {
-                node: node.clone(),
-                strong: true,
-            });
         }
         let uncopied = (!data_copied).then_some(data_ptr);
         self.translate_all(view, uncopied, data_size, offsets_size)
