@@ -764,7 +764,7 @@ impl Thread {
                 // meanwhile is dropped, as in C.
                 let work = ListArc::into_arc(work);
                 let flow = work.item.deliver(&work, self, out)?;
-                // Its codes count once the whole item is out.
+                // Its code counts once the whole item is out.
                 out.count_written();
                 if flow == Flow::Return {
                     return Ok(());
@@ -880,7 +880,6 @@ impl Deliver for ReturnError {
         let code = self.code.load(Relaxed);
         if code != BR_OK {
             out.put_code(code)?;
-            out.count_written();
             self.code.store(BR_OK, Relaxed);
         }
         Ok(Flow::Continue)

@@ -29,10 +29,6 @@ use crate::{
 /// The room the largest return takes: a code and a `binder_transaction_data_secctx`.
 const MAX_RETURN_SIZE: usize = size_of::<u32>() + size_of::<uapi::binder_transaction_data_secctx>();
 
-/// How many return codes can wait in [`Returns`] to be traced and counted: the most one item
-/// writes (a node's four refcount returns).
-const PENDING_CODES: usize = 4;
-
 /// `struct binder_write_read`, the argument of `BINDER_WRITE_READ`.
 #[repr(transparent)]
 #[derive(Clone, Copy, Default)]
@@ -163,8 +159,8 @@ impl Commands {
 ///
 /// Each return is written as soon as it is made, codes and word arguments as C's `put_user`
 /// writes them ([`user_word`]), structs with a copy: a fault in the user buffer fails the same
-/// item, at the same point, as in C, and no later item is taken off its list. The codes are
-/// counted (and traced) by [`Returns::count_written`] once their item is out, as C counts a
+/// item, at the same point, as in C, and no later item is taken off its list. A code is counted
+/// (and traced) by [`Returns::count_written`] once its arguments are out too, as C counts a
 /// return only after writing it.
 pub(crate) struct Returns {
     /// The start of the whole read buffer (not of the room after `read_consumed`).
@@ -177,9 +173,8 @@ pub(crate) struct Returns {
     start: u64,
     /// The bytes written by this call.
     written: usize,
-    /// The codes written and not counted yet (the first `pending_codes` entries).
-    codes: [u32; PENDING_CODES],
-    pending_codes: usize,
+    /// The code written last, not counted yet.
+    pending: Option<u32>,
     /// The reading process, whose counters of returns ([`crate::stats`]) the codes count in.
     process: Arc<Process>,
 }
@@ -196,8 +191,7 @@ impl Returns {
             room: usize::try_from(room).unwrap_or(usize::MAX),
             start,
             written: 0,
-            codes: [0; PENDING_CODES],
-            pending_codes: 0,
+            pending: None,
             process,
         }
     }
@@ -231,12 +225,11 @@ impl Returns {
     /// Writes one return code, counted by the next [`Returns::count_written`] (all but
     /// `BR_NOOP`, which is written with [`Returns::put_u32`], as C counts them).
     pub(crate) fn put_code(&mut self, code: u32) -> Result {
-        if self.pending_codes == PENDING_CODES {
-            self.count_written();
-        }
+        // An item writes one code and its arguments before it is counted (a node counts each
+        // of its codes): nothing is pending here. Should something be, it counts first.
+        self.count_written();
         self.put_u32(code)?;
-        self.codes[self.pending_codes] = code;
-        self.pending_codes += 1;
+        self.pending = Some(code);
         Ok(())
     }
 
@@ -260,10 +253,9 @@ impl Returns {
             .write(value)
     }
 
-    /// The item's returns are out: traces and counts the codes written since the last call.
+    /// The last code's arguments are out: traces and counts the code.
     pub(crate) fn count_written(&mut self) {
-        let codes = core::mem::take(&mut self.pending_codes);
-        for &code in &self.codes[..codes] {
+        if let Some(code) = self.pending.take() {
             crate::trace::binder_return(code);
             crate::stats::returned(&self.process.stats, code);
         }

@@ -177,7 +177,9 @@ measure_profile() {
 }
 
 # INSN_COUNT=1: one boot with both drivers, the profile of one workload under the insn_count
-# plugin, and the counts by function.
+# plugin, and the counts by function. The plugin ends a phase when a translated block starts at
+# `__x64_sys_ni_syscall`, found in System.map: this holds for the bench kernel (no KASLR, no
+# call padding); the report checks that it saw two marks per run.
 measure_insn_count() {
     mkdir -p "$out/boots"
     local plugin=$out/boots/insn_count.so mark

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-//! Exact instruction counts of the profiled workloads (`PROFILE=1 INSN_COUNT=1 make bench`).
+//! Exact instruction counts of a profiled workload (`INSN_COUNT=1 PROFILE_ONLY=W make bench`).
 //!
 //! In the guest, [`mark`] ends a phase of QEMU's `insn_count` plugin (scripts/insn-count): a
 //! syscall number in the gap of x86_64's table runs `__x64_sys_ni_syscall`, whose address the
@@ -107,6 +107,16 @@ pub fn report(counts: &Path, system_map: &Path, log: &Path, detail: Option<&str>
                 phase.push((addr, count));
             }
         }
+    }
+    // Two marks per run; a phase more or less means something else ran `__x64_sys_ni_syscall`
+    // (or a mark was missed), and the phases would not be the runs.
+    if phases.len() != 2 * runs.len() + 2 {
+        return Err(format!(
+            "{} phases of counts for {} runs (want {}): the marks do not match the runs",
+            phases.len(),
+            runs.len(),
+            2 * runs.len() + 2
+        ));
     }
     let mut by_run = Vec::new();
     for (k, (driver, ops)) in runs.iter().enumerate() {
