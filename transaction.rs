@@ -1184,10 +1184,14 @@ impl Translation<'_> {
         // SAFETY: Both members of the union are integers, so reading either is always valid.
         let (data_ptr, offsets_ptr) = unsafe { (tr.data.ptr.buffer, tr.data.ptr.offsets) };
         // The data in one copy. If some of it cannot be read, it is copied again piece by
-        // piece as the objects are translated, as C copies it, so that the error is C's.
-        let data_copied = view.copy_from_user(0, data_ptr, data_size).is_ok();
+        // piece as the objects are translated, as C copies it, so that the error is C's. An
+        // empty part is no call at all (an empty copy cannot fail): small calls often have no
+        // data, and most have no objects.
+        let data_copied = data_size == 0 || view.copy_from_user(0, data_ptr, data_size).is_ok();
         let offsets_start = data_size.checked_next_multiple_of(8).ok_or(EINVAL)?;
-        view.copy_from_user(offsets_start, offsets_ptr, offsets_size)?;
+        if offsets_size > 0 {
+            view.copy_from_user(offsets_start, offsets_ptr, offsets_size)?;
+        }
         // The C driver checks the sizes in this order, after copying the offsets.
         if offsets_size % size_of::<u64>() != 0 || extra % 8 != 0 {
             return Err(EINVAL);
