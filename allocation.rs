@@ -360,13 +360,18 @@ impl ReservedBuffer {
 
     /// Gives `held` to the range, to be released when the range goes; releases them now if
     /// the range is gone (its process was released).
+    #[inline(always)]
     pub(crate) fn hold(&self, held: HeldRefs) {
         // A range starts with none (its target's reference it keeps apart): a transaction
         // without binder or handle objects has nothing to give it, and skips a round of the
-        // buffer's lock.
-        if held.is_empty() {
-            return;
+        // buffer's lock (and a call).
+        if !held.is_empty() {
+            self.hold_some(held);
         }
+    }
+
+    /// [`ReservedBuffer::hold`] for references that are there.
+    fn hold_some(&self, held: HeldRefs) {
         let rest = match &self.range {
             Some(range) => self.owner.buffer.hold(range, held).err(),
             None => Some(held),

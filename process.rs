@@ -1401,7 +1401,10 @@ impl Process {
             }
             self.uncount_local(node);
         }
-        self.release_all_held(freed.held);
+        // Most ranges hold nothing but their target: no walk of an empty list.
+        if !freed.held.is_empty() {
+            self.release_all_held(freed.held);
+        }
     }
 
     /// The one-way transaction to `node`, one of this process's nodes, is finished with:
