@@ -26,7 +26,8 @@ use crate::{
     },
     defs::FlatBinderObject,
     node::NodeArc,
-    process::Process, //
+    process::Process,
+    txn_log::LogName, //
 };
 
 /// One binder device's shared state.
@@ -35,6 +36,8 @@ pub(crate) struct Context {
     _census: Counted,
     /// The device name, as given in the `devices` parameter.
     pub(crate) name: CString,
+    /// The name as the transaction logs copy it.
+    pub(crate) log_name: LogName,
     /// The context manager slot.
     #[pin]
     manager: Mutex<Manager>,
@@ -55,6 +58,7 @@ impl Context {
         Arc::pin_init(
             try_pin_init!(Self {
                 _census: Counted::new(Kind::Context),
+                log_name: LogName::new(name.to_bytes()),
                 name,
                 manager <- new_mutex!(Manager { node: None, uid: None }, "Context::manager"),
             }),

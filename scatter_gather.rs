@@ -109,7 +109,7 @@ impl ScatterGather {
     /// with `data_size` bytes of data and `offsets_size` of offsets, followed by a
     /// scatter-gather area of `buffers_size` bytes. Only sums that overflow fail here; the
     /// caller checks the sizes' alignment before any object is placed.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn new(
         base: u64,
         data_size: usize,

@@ -362,8 +362,9 @@ impl Thread {
         let transaction = work.item.as_transaction();
         let sync = transaction.is_some_and(|t| !t.is_oneway());
         let wakes_anyway = transaction.is_some() || kernel::current!().pid() != self.id;
-        self.locked.access_mut(inner).todo.push_back(work);
-        let was_ready = core::mem::replace(&mut self.locked.access_mut(inner).todo_ready, true);
+        let locked = self.locked.access_mut(inner);
+        locked.todo.push_back(work);
+        let was_ready = core::mem::replace(&mut locked.todo_ready, true);
         if sync {
             self.notify_sync();
         } else if wakes_anyway || (!was_ready && self.looper_bits() & looper::POLL != 0) {

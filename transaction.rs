@@ -525,7 +525,7 @@ impl Thread {
         let caller = match &call.from {
             None => return Err(Failure::failed(EPROTO)),
             Some(caller) if caller.is_dead() => return Err(Failure::gone()),
-            Some(caller) => caller.clone(),
+            Some(caller) => caller,
         };
         entry.to_proc = call.from_process.pid();
         entry.to_thread = caller.id;

@@ -156,6 +156,34 @@ const WORD: usize = size_of::<usize>();
 /// How many words a slot keeps of a context's name.
 const NAME_WORDS: usize = NAME_LEN.div_ceil(WORD);
 
+/// A context's name as the slots keep it, in native-endian words (the last padded with
+/// zeros), packed once when the context is made: every transaction copies it into its slot,
+/// and word stores are all that copy then takes.
+pub(crate) struct LogName {
+    words: [usize; NAME_WORDS],
+    /// The length in bytes, at most [`NAME_LEN`].
+    len: usize,
+}
+
+impl LogName {
+    /// Packs `name`, cut to [`NAME_LEN`] bytes.
+    pub(crate) fn new(name: &[u8]) -> Self {
+        let len = name.len().min(NAME_LEN);
+        let mut words = [0usize; NAME_WORDS];
+        for (word, bytes) in words.iter_mut().zip(name[..len].chunks(WORD)) {
+            let mut raw = [0u8; WORD];
+            raw[..bytes.len()].copy_from_slice(bytes);
+            *word = usize::from_ne_bytes(raw);
+        }
+        Self { words, len }
+    }
+
+    /// The words the name fills.
+    fn used_words(&self) -> &[usize] {
+        &self.words[..self.len.div_ceil(WORD)]
+    }
+}
+
 /// A log's place for one entry, with the name of the entry's context.
 ///
 /// Written without a lock by the transaction that took it (and by another if that one is
@@ -203,14 +231,11 @@ impl Slot {
         self.done_id.store(0, Relaxed);
         smp_mb(Write);
         self.fields.store(entry);
-        let name: &[u8] = context.display_name();
-        let len = name.len().min(NAME_LEN);
-        for (word, bytes) in self.context_name.iter().zip(name[..len].chunks(WORD)) {
-            let mut raw = [0u8; WORD];
-            raw[..bytes.len()].copy_from_slice(bytes);
-            word.store(usize::from_ne_bytes(raw), Relaxed);
+        let name = &context.log_name;
+        for (word, &packed) in self.context_name.iter().zip(name.used_words()) {
+            word.store(packed, Relaxed);
         }
-        self.context_len.store(len, Relaxed);
+        self.context_len.store(name.len, Relaxed);
     }
 
     /// Writes what `entry` learnt since it started, where it went and how it ended, and marks
