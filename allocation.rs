@@ -271,6 +271,17 @@ impl RangePages {
         self.len = 0;
     }
 
+    /// The page at `index`.
+    fn get(&self, index: usize) -> Option<&Page> {
+        match self.inline.get(index) {
+            Some(slot) => slot.as_deref(),
+            None => self
+                .more
+                .get(index.checked_sub(INLINE_PAGES)?)
+                .map(|page| &**page),
+        }
+    }
+
     /// The pages from the one at `first` on, in order.
     ///
     /// An iterator, not a lookup per page: a copy of a large payload walks hundreds of pages,
@@ -972,6 +983,11 @@ impl RangeView {
         }
         let at = self.start + offset;
         let mut in_page = at % PAGE_SIZE;
+        // Most pieces (an object, a word, a small payload) lie on one page: no walk then.
+        if len <= PAGE_SIZE - in_page {
+            let page = self.pages.get(at / PAGE_SIZE).ok_or(EINVAL)?;
+            return f(page, in_page, 0, len);
+        }
         let mut done = 0;
         for page in self.pages.iter_from(at / PAGE_SIZE) {
             let chunk = (PAGE_SIZE - in_page).min(len - done);
