@@ -92,10 +92,16 @@ use crate::{
         Refs,
         MANAGER_HANDLE, //
     },
-    spares::Spares,
+    spares::{
+        OneSpare,
+        Spares, //
+    },
     stats::Stats,
     thread::Thread,
-    transaction::Transaction,
+    transaction::{
+        CarriedFiles,
+        Transaction, //
+    },
     work::{
         self,
         Deliver,
@@ -162,6 +168,9 @@ pub(crate) struct Process {
     /// Where this process receives transactions; shared with the shrinker's list while it
     /// has unused pages.
     pub(crate) buffer: Arc<ReceiveBuffer>,
+    /// A spare box for the files of a transaction to this process, kept from the last one
+    /// read: a process that receives fds allocates no box per transaction.
+    pub(crate) files_box: OneSpare<CarriedFiles>,
     /// Queues the release of the process once its file is closed; see [`crate::release`].
     #[pin]
     pub(crate) release_work: workqueue::Work<Process>,
@@ -582,6 +591,7 @@ impl Process {
                     "Process::inner"
                 ),
                 buffer,
+                files_box: OneSpare::new(),
                 release_work <- workqueue::new_work!("Process::release_work"),
                 freeze_wait <- new_condvar!("Process::freeze_wait"),
                 freeze_watchers <- new_mutex!(Watchers::new(), "Process::freeze_watchers"),

@@ -12,8 +12,22 @@
 //!
 //! A `Spares` lives under its owner's lock; new room is allocated before the lock is taken
 //! (see [`Spares::wants_room`] and [`Spares::new_room`]).
+//!
+//! A [`OneSpare`] keeps a single box, taken and given back without a lock: the box a
+//! transaction carries its files in, which a process that receives fds would otherwise
+//! allocate and free for every such transaction.
 
-use kernel::prelude::*;
+use core::{marker::PhantomData, ptr};
+
+use kernel::{
+    alloc::AllocError,
+    prelude::*,
+    sync::atomic::{
+        Acquire,
+        Atomic,
+        Release, //
+    },
+};
 
 /// How many spares a process keeps of each kind: the objects of a typical parcel, 16 as in
 /// the benchmark's.
@@ -70,5 +84,64 @@ impl<T> Spares<T> {
     /// Takes every spare and their room out, for a process being released.
     pub(crate) fn take_all(&mut self) -> SpareRoom<T> {
         core::mem::take(&mut self.kept)
+    }
+}
+
+/// One spare box for a `T`, kept empty. Any thread may take it or give one back, with one
+/// atomic exchange and no lock; a box given back when there is a spare already is freed.
+pub(crate) struct OneSpare<T> {
+    /// Null, or the raw pointer of the spare: a `KBox<Option<T>>` holding `None`.
+    ///
+    // INVARIANT: null, or a pointer from `KBox::into_raw` of a box that holds `None`, which
+    // this slot owns.
+    spare: Atomic<*mut Option<T>>,
+    /// The slot owns such a box.
+    _owns: PhantomData<KBox<Option<T>>>,
+}
+
+impl<T> OneSpare<T> {
+    /// No spare.
+    pub(crate) const fn new() -> Self {
+        Self {
+            // INVARIANT: Null.
+            spare: Atomic::new(ptr::null_mut()),
+            _owns: PhantomData,
+        }
+    }
+
+    /// A box holding `value`: the spare if there is one, else a new one.
+    pub(crate) fn boxed(&self, value: T) -> Result<KBox<Option<T>>, AllocError> {
+        // Acquire: the box was emptied before it was given back (`Release` there).
+        let spare = self.spare.xchg(ptr::null_mut(), Acquire);
+        if spare.is_null() {
+            return KBox::new(Some(value), GFP_KERNEL);
+        }
+        // SAFETY: By the invariant, a non-null pointer is a box's, owned by the slot; the
+        // exchange left null in its place, so the slot hands its ownership to this call alone.
+        let mut boxed = unsafe { KBox::from_raw(spare) };
+        *boxed = Some(value);
+        Ok(boxed)
+    }
+
+    /// Drops what `boxed` holds and keeps the box as the spare, unless there is one.
+    pub(crate) fn give_back(&self, mut boxed: KBox<Option<T>>) {
+        *boxed = None;
+        let raw = KBox::into_raw(boxed);
+        // INVARIANT: The box holds `None`, and the slot owns it if the exchange succeeds.
+        if self.spare.cmpxchg(ptr::null_mut(), raw, Release).is_err() {
+            // SAFETY: `raw` came from `KBox::into_raw` just above and is owned here still:
+            // the slot did not take it.
+            drop(unsafe { KBox::from_raw(raw) });
+        }
+    }
+}
+
+impl<T> Drop for OneSpare<T> {
+    fn drop(&mut self) {
+        let spare = self.spare.xchg(ptr::null_mut(), Acquire);
+        if !spare.is_null() {
+            // SAFETY: By the invariant, the slot owned the box; it holds null now.
+            drop(unsafe { KBox::from_raw(spare) });
+        }
     }
 }

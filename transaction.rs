@@ -280,13 +280,14 @@ struct Undelivered {
     range: ReservedBuffer,
     /// The files, if there are any. Boxed, and only then allocated: inline, they and the
     /// pages would make every transaction 80 bytes larger, too large for the 192-byte
-    /// kmalloc class.
-    files: Option<KBox<CarriedFiles>>,
+    /// kmalloc class. The box is the receiver's spare when it has one, and goes back there
+    /// once read ([`Process::files_box`](crate::process::Process::files_box)).
+    files: Option<KBox<Option<CarriedFiles>>>,
 }
 
 /// The files a transaction carries, and the pages of its range to write the reader's fds
 /// into.
-struct CarriedFiles {
+pub(crate) struct CarriedFiles {
     files: FirstInline<FileTransfer>,
     view: RangeView,
 }
@@ -761,7 +762,8 @@ impl Transaction {
                 files: translation.files,
                 view,
             };
-            Some(KBox::new(carried, GFP_KERNEL).map_err(|err| Failure::failed(err.into()))?)
+            let boxed = to.files_box.boxed(carried);
+            Some(boxed.map_err(|err| Failure::failed(err.into()))?)
         };
         let to_parent = LockedBy::new(to.inner_lock(), None);
         Work::new_pinned(try_pin_init!(Self {
@@ -1048,7 +1050,13 @@ impl Deliver for Transaction {
         if !t.is_reply() {
             t.inherit_priority();
         }
-        let fds = match files.map(KBox::into_inner) {
+        // The box goes back to the reader's process for the next files sent to it.
+        let carried = files.and_then(|mut boxed| {
+            let carried = boxed.take();
+            t.to.files_box.give_back(boxed);
+            carried
+        });
+        let fds = match carried {
             Some(CarriedFiles { files, view }) => match Reserved::new(files, &view, t.debug_id) {
                 Ok(fds) => Some(fds),
                 Err(err) => {
