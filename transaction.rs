@@ -198,6 +198,12 @@ pub(crate) type TransactionArc = Arc<Work<Transaction>>;
 /// A transaction or reply on its way, or a call delivered and awaiting its reply.
 #[pin_data(PinnedDrop)]
 pub(crate) struct Transaction {
+    /// The payload, until it is delivered. Declared first, so dropped first: a transaction
+    /// dropped undelivered gives its range back, with the references the range holds, before
+    /// its own references go (the field's drop, with no lock to take: nothing else can see
+    /// the transaction then).
+    #[pin]
+    payload: SpinLock<Option<Undelivered>>,
     /// Counts the object in the module's census.
     _census: Counted,
     /// The sending thread of a synchronous call: the reply goes back to it.
@@ -238,9 +244,6 @@ pub(crate) struct Transaction {
     /// The receiver counts the transaction as outstanding (for a freeze); see
     /// [`Process::queue_transaction`].
     outstanding: Atomic<bool>,
-    /// The payload, until it is delivered.
-    #[pin]
-    payload: SpinLock<Option<Undelivered>>,
     /// The transaction's number in the log files (its buffer's too).
     debug_id: u32,
     /// The sending thread (also of a one-way transaction or a reply).
@@ -798,15 +801,6 @@ impl Transaction {
         .map_err(Failure::failed)
     }
 
-    /// Gives the payload's range back, with the references it holds, if the transaction was
-    /// never delivered.
-    fn release_buffer(&self) {
-        // The spinlock guard must be gone before the range is dropped: that takes the
-        // buffer's mutex.
-        let payload = self.payload.lock().take();
-        drop(payload);
-    }
-
     /// Drops the transaction undelivered: its caller, if it has one, reads `BR_DEAD_REPLY`,
     /// and its files go. Its range is freed with the references its objects took, unless
     /// `keep_range`: dropped from the list of a thread that leaves, the C driver
@@ -1001,9 +995,9 @@ impl Transaction {
 #[pinned_drop]
 impl PinnedDrop for Transaction {
     fn drop(self: Pin<&mut Self>) {
-        // Every path that ends a transaction has done this already.
+        // Every path that ends a transaction has done this already. A payload still here
+        // goes with the fields, right after this.
         self.finished();
-        self.release_buffer();
         // The C driver forgets a call's sender when the call leaves the sender's stack, which
         // it has by now (the stack holds a reference): the sender is 0:0 here too.
         let to = (self.to.pid(), self.to_tid.load(Relaxed));
