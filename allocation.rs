@@ -528,11 +528,10 @@ impl ReceiveBuffer {
     /// `target` is the target node of a call or one-way transaction, whose strong local
     /// reference the caller took and the range holds if it is reserved (see [`Range::target`]);
     /// a `oneway` transaction may only use half the area in all. With `clear_on_free`, the
-    /// range is zeroed when it goes. Fails with `ESRCH`
-    /// when the buffer is not (or no longer) mapped and with `ENOSPC` when no free range is
-    /// large enough (or the one-way half is full). The last
-    /// part of the result says whether the sending thread group looks like a one-way spammer
-    /// (see [`BufferState::spots_oneway_spam`]).
+    /// range is zeroed when it goes. Fails with `ESRCH` when the buffer is not (or no longer)
+    /// mapped and with `ENOSPC` when no free range is large enough (or the one-way half is
+    /// full). The last part of the result says whether the sending thread group looks like a
+    /// one-way spammer (see [`BufferState::spots_oneway_spam`]).
     ///
     /// Locking: the range is reserved under `state` alone, which is all it takes when its
     /// pages are all there (unused ones are taken back off the shrinker's list); missing

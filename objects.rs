@@ -85,9 +85,9 @@ const OFFSETS_PER_READ: usize = 8;
 /// The references one buffer holds. Most objects are handles, so those are kept apart, in 8
 /// bytes each (a [`Held`] takes 16): a parcel of 16 binders keeps a 128-byte list. The
 /// references on nodes (the owner's own objects that came back) are released first (after the
-/// target's, which the range keeps apart, see `Range::target`), then the handles, each in the order they were
-/// taken: the two kinds change different things (the owner's nodes; its handles and the nodes
-/// of others), so the order between them changes nothing.
+/// target's, which the range keeps apart, see `Range::target`), then the handles, each in the
+/// order they were taken: the two kinds change different things (the owner's nodes; its
+/// handles and the nodes of others), so the order between them changes nothing.
 pub(crate) struct HeldRefs {
     /// The references on nodes, [`Held::Object`]s. The first is kept inline: a parcel with
     /// one such object allocates no list.
