@@ -17,7 +17,10 @@
 //! transaction carries its files in, which a process that receives fds would otherwise
 //! allocate and free for every such transaction.
 
-use core::{marker::PhantomData, ptr};
+use core::{
+    marker::PhantomData,
+    ptr, //
+};
 
 use kernel::{
     alloc::AllocError,
@@ -89,11 +92,13 @@ impl<T> Spares<T> {
 
 /// One spare box for a `T`, kept empty. Any thread may take it or give one back, with one
 /// atomic exchange and no lock; a box given back when there is a spare already is freed.
+///
+/// # Invariants
+///
+/// `spare` is null, or a pointer from `KBox::into_raw` of a box that holds `None`, which the
+/// slot owns.
 pub(crate) struct OneSpare<T> {
     /// Null, or the raw pointer of the spare: a `KBox<Option<T>>` holding `None`.
-    ///
-    // INVARIANT: null, or a pointer from `KBox::into_raw` of a box that holds `None`, which
-    // this slot owns.
     spare: Atomic<*mut Option<T>>,
     /// The slot owns such a box.
     _owns: PhantomData<KBox<Option<T>>>,
@@ -112,6 +117,7 @@ impl<T> OneSpare<T> {
     /// A box holding `value`: the spare if there is one, else a new one.
     pub(crate) fn boxed(&self, value: T) -> Result<KBox<Option<T>>, AllocError> {
         // Acquire: the box was emptied before it was given back (`Release` there).
+        // INVARIANT: Null is left in the slot.
         let spare = self.spare.xchg(ptr::null_mut(), Acquire);
         if spare.is_null() {
             return KBox::new(Some(value), GFP_KERNEL);
@@ -138,7 +144,7 @@ impl<T> OneSpare<T> {
 
 impl<T> Drop for OneSpare<T> {
     fn drop(&mut self) {
-        let spare = self.spare.xchg(ptr::null_mut(), Acquire);
+        let spare = core::mem::take(self.spare.get_mut());
         if !spare.is_null() {
             // SAFETY: By the invariant, the slot owned the box; it holds null now.
             drop(unsafe { KBox::from_raw(spare) });

@@ -200,8 +200,9 @@ pub(crate) type TransactionArc = Arc<Work<Transaction>>;
 pub(crate) struct Transaction {
     /// The payload, until it is delivered. Declared first, so dropped first: a transaction
     /// dropped undelivered gives its range back, with the references the range holds, before
-    /// its own references go (the field's drop, with no lock to take: nothing else can see
-    /// the transaction then).
+    /// its own references go. The field's drop skips the payload's spinlock (nothing else can
+    /// see the transaction then), but the range's release takes the buffer's mutex and its
+    /// owner's `inner` lock: a transaction's last reference never goes under a spinlock.
     #[pin]
     payload: SpinLock<Option<Undelivered>>,
     /// Counts the object in the module's census.

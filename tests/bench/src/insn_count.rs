@@ -110,8 +110,9 @@ pub fn report(counts: &Path, system_map: &Path, log: &Path, detail: Option<&str>
     }
     // Two marks per run, and the phase the plugin ends at QEMU's exit. A stray mark after the
     // runs (a guest program whose syscall the table skips, on its way down) adds a phase that
-    // nothing reads; a phase less means a mark was missed, and one more before the runs cannot
-    // be told from the runs' own: either way the phases would not be the runs.
+    // nothing reads; a phase less means a mark was missed. A stray mark before the runs would
+    // pass this check with the phases shifted: each run's phase is checked below to be mostly
+    // its own driver's.
     let want = 2 * runs.len() + 1;
     if phases.len() < want || phases.len() > want + 1 {
         return Err(format!(
@@ -141,6 +142,22 @@ pub fn report(counts: &Path, system_map: &Path, log: &Path, detail: Option<&str>
             .filter(|(name, _)| name.ends_with(']'))
             .map(|(_, n)| n)
             .sum();
+        let module = if driver == "c" {
+            "[binder_linux]"
+        } else {
+            "[rust_binder]"
+        };
+        let mine: f64 = functions
+            .iter()
+            .filter(|(name, _)| name.ends_with(module))
+            .map(|(_, n)| n)
+            .sum();
+        if mine * 2.0 <= own {
+            return Err(format!(
+                "run {k} ({driver}): its phase ran more of the other driver than of {module}: \
+                 the marks do not match the runs"
+            ));
+        }
         say(&format!(
             "### {driver}: {ops} operations, {total:.0} kernel instructions per operation, \
              {own:.0} of them in the driver module"
