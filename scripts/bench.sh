@@ -41,7 +41,7 @@
 #                     tests/bench/src/profile.rs): profile/profile.txt in the results
 #   PROFILE_CALLERS=F the profile also counts the call chains above the function F (part of
 #                     its name, e.g. smp_call_function_many_cond)
-#   PROFILE_ONLY=W    the profile runs only workload W (call, call-1m, parallel, oneway,
+#   PROFILE_ONLY=W    the profile runs only workload W (call, call-4k, call-1m, parallel, oneway,
 #                     objects, fd, sg-chain, teardown)
 #   PROFILE_SECONDS=S the profile runs each workload S seconds per driver (default 12)
 #   PROFILE_OFFSETS=F the profile also counts the samples of the function F (part of its name)

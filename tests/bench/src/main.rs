@@ -205,8 +205,9 @@ fn memory(drivers: &[&str]) -> Outcome {
 
 /// The workloads `bench profile` profiles: where rust_binder is behind C.
 /// (name for [`PROFILE_ONLY_ENV`], workload, payload, pairs)
-const PROFILED: [(&str, &str, usize, usize); 8] = [
+const PROFILED: [(&str, &str, usize, usize); 9] = [
     ("call", "call", 0, 1),
+    ("call-4k", "call", 4096, 1),
     ("call-1m", "call", 1 << 20, 1),
     ("parallel", "parallel", 0, 4),
     ("oneway", "oneway", 0, 1),
