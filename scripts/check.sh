@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# `make check`: checks that setup installs every package it needs (scripts/test-setup.sh),
+# `make check`: checks that setup installs every package it needs (scripts/test-setup.sh)
+# and the fuzz-log comparison's rules (scripts/test-fuzz-diff.sh),
 # checks modinfo, make install/uninstall and DKMS against the test kernel, staged in temporary
 # directories (scripts/test-install.sh, scripts/test-dkms.sh), builds everything, runs the
 # userspace library's host tests, then boots the debug kernel once with the C driver and once
@@ -44,6 +45,13 @@ bash "$here/test-setup.sh" >"$setup_results" 2>&1 ||
     grep -q '^FAIL ' "$setup_results" || echo "FAIL setup_test: scripts/test-setup.sh failed" >>"$setup_results"
 cat "$setup_results"
 count "$setup_results"
+
+step "the fuzz-log comparison on made-up logs (scripts/test-fuzz-diff.sh)"
+fuzz_diff_results=$runs/fuzz-diff-results
+bash "$here/test-fuzz-diff.sh" >"$fuzz_diff_results" 2>&1 ||
+    grep -q '^FAIL ' "$fuzz_diff_results" || echo "FAIL fuzz_diff_test: scripts/test-fuzz-diff.sh failed" >>"$fuzz_diff_results"
+cat "$fuzz_diff_results"
+count "$fuzz_diff_results"
 
 step "formatting (rustfmt defaults, as the kernel's coding guidelines ask)"
 fmt=$runs/fmt-result
