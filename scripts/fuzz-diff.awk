@@ -9,10 +9,13 @@
 #             README, "Where rust_binder deliberately differs from the C driver");
 #   async     it is, or follows within 30 operations, a close of the device (tag A), whose
 #             release the C driver finishes asynchronously;
-#   follows   an earlier difference came first: the processes' states differ from then on;
+#   follows   an earlier difference came first, or the operation streams diverged: the
+#             processes' states differ from then on;
 #   real      none of these: a difference of behaviour to look at.
 # Operations whose text differs (the streams diverged, after an earlier difference) are
-# counted apart. Prints the counts, the first real differences in full, and one result line:
+# counted apart. The fuzzer chooses an operation from earlier outcomes, so a divergence means
+# the states differ, even where the difference that caused it was only async: the outcome of
+# a later operation that happens to be the same on both sides is no longer comparable. Prints the counts, the first real differences in full, and one result line:
 # "FAIL fuzz/differential" if there is a real difference, else "ok   fuzz/differential".
 
 BEGIN { FS = "\t"; shown = 0; async_until = -1 }
@@ -27,6 +30,7 @@ FNR == NR {
     if ($2 != who[i] || $4 != op[i]) {
         diverged++
         if (first_diverged == "") first_diverged = i
+        if (first_any == "") first_any = i
         next
     }
     t = tags[i]
