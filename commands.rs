@@ -11,7 +11,10 @@
 
 use kernel::{
     prelude::*,
-    sync::Arc, //
+    sync::{
+        Arc,
+        ArcBorrow, //
+    },
 };
 
 use crate::{
@@ -35,7 +38,7 @@ impl Thread {
     /// waits to be read, and for good once a read faulted on its code.
     pub(crate) fn write(
         self: &Arc<Self>,
-        process: &Arc<Process>,
+        process: ArcBorrow<'_, Process>,
         commands: &mut Commands,
     ) -> Result {
         while commands.has_more() && !self.has_pending_error() {
@@ -51,7 +54,7 @@ impl Thread {
     /// Carries out the command `code`, reading its arguments from `commands`.
     fn command(
         self: &Arc<Self>,
-        process: &Arc<Process>,
+        process: ArcBorrow<'_, Process>,
         code: u32,
         commands: &mut Commands,
     ) -> Result {
@@ -91,7 +94,7 @@ impl Thread {
                 let handle = commands.read_u32()?;
                 let cookie = commands.read_u64()?;
                 if code == BC_REQUEST_DEATH_NOTIFICATION {
-                    process.request_death(handle, cookie)
+                    Arc::from(process).request_death(handle, cookie)
                 } else {
                     process.clear_death(self, handle, cookie);
                     Ok(())
@@ -103,15 +106,15 @@ impl Thread {
                 Ok(())
             }
             BC_REGISTER_LOOPER => {
-                self.looper_command(process, looper::REGISTERED);
+                self.looper_command(&process, looper::REGISTERED);
                 Ok(())
             }
             BC_ENTER_LOOPER => {
-                self.looper_command(process, looper::ENTERED);
+                self.looper_command(&process, looper::ENTERED);
                 Ok(())
             }
             BC_EXIT_LOOPER => {
-                self.looper_command(process, looper::EXITED);
+                self.looper_command(&process, looper::EXITED);
                 Ok(())
             }
             BC_INCREFS_DONE | BC_ACQUIRE_DONE => {
@@ -125,7 +128,7 @@ impl Thread {
                 let handle = commands.read_u32()?;
                 let cookie = commands.read_u64()?;
                 if code == BC_REQUEST_FREEZE_NOTIFICATION {
-                    process.request_freeze_notification(handle, cookie)
+                    Arc::from(process).request_freeze_notification(handle, cookie)
                 } else {
                     process.clear_freeze_notification(handle, cookie)
                 }

@@ -212,7 +212,7 @@ impl Deliver for Death {
         &self,
         _this: &Arc<Work<dyn Deliver>>,
         _thread: &Thread,
-        out: &mut Returns,
+        out: &mut Returns<'_>,
     ) -> Result<Flow> {
         let mut state = self.state.lock();
         state.queued = false;

@@ -497,7 +497,7 @@ impl Deliver for FreezeListener {
         &self,
         _this: &Arc<Work<dyn Deliver>>,
         _thread: &Thread,
-        out: &mut Returns,
+        out: &mut Returns<'_>,
     ) -> Result<Flow> {
         let mut inner = self.holder.inner_lock().lock();
         let delivery = inner.next_freeze_delivery();

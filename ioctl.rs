@@ -74,7 +74,7 @@ fn handle(
     match cmd {
         BINDER_WRITE_READ => {
             let nonblock = file.flags() & file::flags::O_NONBLOCK != 0;
-            write_read::write_read(&Arc::from(process), thread, arg, nonblock)?;
+            write_read::write_read(process, thread, arg, nonblock)?;
         }
         BINDER_VERSION => {
             let version = BinderVersion(kernel::uapi::binder_version {

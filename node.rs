@@ -606,7 +606,7 @@ impl Deliver for Node {
         &self,
         this: &Arc<Work<dyn Deliver>>,
         _thread: &Thread,
-        out: &mut Returns,
+        out: &mut Returns<'_>,
     ) -> Result<Flow> {
         let node = Work::downcast::<Node>(this);
         let mut inner = self.owner.inner_lock().lock();

@@ -25,7 +25,10 @@ use kernel::{
         kvec, //
     },
     prelude::*,
-    sync::Arc,
+    sync::{
+        Arc,
+        ArcBorrow, //
+    },
     transmute::AsBytes,
     uaccess::{
         UserPtr,
@@ -193,7 +196,7 @@ pub(crate) struct Translation<'a> {
     /// The transaction's debug id, for the trace events.
     pub(crate) debug_id: u32,
     /// The sending process.
-    pub(crate) from: &'a Arc<Process>,
+    pub(crate) from: ArcBorrow<'a, Process>,
     /// The sending thread; it reads the refcount returns its objects cause.
     pub(crate) thread: &'a Thread,
     /// The receiving process.

@@ -36,6 +36,7 @@ use kernel::{
         new_mutex,
         new_spinlock,
         Arc,
+        ArcBorrow,
         CondVar,
         Mutex,
         SpinLock, //
@@ -1169,7 +1170,7 @@ impl Process {
     /// The node of this process for its object `ptr`, created with `cookie` and `flags` if
     /// there is none yet. An existing node keeps the cookie and flags it was created with.
     pub(crate) fn node_for_object(
-        self: &Arc<Self>,
+        self: ArcBorrow<'_, Self>,
         ptr: u64,
         cookie: u64,
         flags: u32,
@@ -1178,7 +1179,7 @@ impl Process {
             return Ok(node.into());
         }
         // The node carries its own links in the tree: nothing else to allocate.
-        let node = Node::new(self.clone(), ptr, cookie, flags)?;
+        let node = Node::new(self.into(), ptr, cookie, flags)?;
         let mut inner = self.inner.lock();
         if inner.is_dead {
             return Err(ESRCH);
@@ -1205,7 +1206,7 @@ impl Process {
         cookie: u64,
         flags: u32,
     ) -> Result<NodeArc> {
-        let node = self.node_for_object(ptr, cookie, flags)?;
+        let node = self.as_arc_borrow().node_for_object(ptr, cookie, flags)?;
         node.make_manager(&mut self.inner.lock());
         Ok(node)
     }

@@ -727,7 +727,7 @@ impl Thread {
     pub(crate) fn read(
         self: &Arc<Self>,
         process: &Process,
-        out: &mut Returns,
+        out: &mut Returns<'_>,
         nonblock: bool,
     ) -> Result {
         if out.is_fresh() {
@@ -747,7 +747,7 @@ impl Thread {
     fn deliver_work(
         self: &Arc<Self>,
         process: &Process,
-        out: &mut Returns,
+        out: &mut Returns<'_>,
         nonblock: bool,
     ) -> Result {
         loop {
@@ -875,7 +875,7 @@ impl Deliver for ReturnError {
         &self,
         _this: &Arc<Work<dyn Deliver>>,
         _thread: &Thread,
-        out: &mut Returns,
+        out: &mut Returns<'_>,
     ) -> Result<Flow> {
         // Cleared only once the code is out (see `code`).
         let code = self.code.load(Relaxed);

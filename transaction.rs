@@ -32,6 +32,7 @@ use kernel::{
         },
         new_spinlock,
         Arc,
+        ArcBorrow,
         LockedBy,
         SpinLock, //
     },
@@ -356,7 +357,7 @@ impl Thread {
     /// Carries out `BC_TRANSACTION` (or, with `reply`, `BC_REPLY`) described by `tr`.
     pub(crate) fn transaction(
         self: &Arc<Self>,
-        process: &Arc<Process>,
+        process: ArcBorrow<'_, Process>,
         tr: &TransactionDataSg,
         reply: bool,
     ) -> Result {
@@ -374,7 +375,7 @@ impl Thread {
         entry.offsets_size = tr.0.transaction_data.offsets_size;
         let mut logged = Logged::start(entry, &process.context);
         // Like the C driver, each transaction starts with a clean extended error.
-        self.set_extended_error(process, id, BR_OK, 0);
+        self.set_extended_error(&process, id, BR_OK, 0);
         let outcome = if reply {
             self.reply(process, tr, id, &mut logged.entry)
         } else {
@@ -391,9 +392,9 @@ impl Thread {
                 failure.param()
             );
             let to = logged.entry.receiver();
-            netlink::report(process, self, tr, reply, failure.code, to);
+            netlink::report(&process, self, tr, reply, failure.code, to);
             failure.log(&mut logged.entry);
-            self.transaction_failed(process, id, failure.code, failure.param());
+            self.transaction_failed(&process, id, failure.code, failure.param());
         }
         logged.finish(&process.context);
         Ok(())
@@ -403,13 +404,13 @@ impl Thread {
     /// with `TF_ONE_WAY` a one-way transaction, delivered in turn with the node's others.
     fn send(
         self: &Arc<Self>,
-        process: &Arc<Process>,
+        process: ArcBorrow<'_, Process>,
         tr: &TransactionDataSg,
         id: u32,
         entry: &mut txn_log::Entry,
     ) -> Result<(), Failure> {
         let oneway = tr.flags() & TF_ONE_WAY != 0;
-        let node = self.find_target(process, tr.target_handle())?;
+        let node = self.find_target(&process, tr.target_handle())?;
         entry.to_node = node.debug_id();
         kernel::security::binder_transaction(process.cred(), node.owner().cred())
             .map_err(|_| Failure::failed(EPERM))?;
@@ -419,7 +420,7 @@ impl Thread {
         } = if oneway {
             NewCall::default()
         } else {
-            self.check_new_call(process, node.owner())
+            self.check_new_call(&process, node.owner())
                 .map_err(Failure::failed)?
         };
         // As in C, the logs name the receiver only once the call has passed these checks.
@@ -438,7 +439,7 @@ impl Thread {
             // C decides when the sender reads it, from the sender's setting; the sender is
             // this process, so deciding now is the same.
             if t.oneway_spam_suspect {
-                netlink::report(process, self, tr, false, BR_ONEWAY_SPAM_SUSPECT, report_to);
+                netlink::report(&process, self, tr, false, BR_ONEWAY_SPAM_SUSPECT, report_to);
             }
             let code = if t.oneway_spam_suspect && process.detects_oneway_spam() {
                 BR_ONEWAY_SPAM_SUSPECT
@@ -454,7 +455,7 @@ impl Thread {
                 Ok(true) => {
                     complete.code.store(BR_TRANSACTION_PENDING_FROZEN, Relaxed);
                     let code = BR_TRANSACTION_PENDING_FROZEN;
-                    netlink::report(process, self, tr, false, code, report_to);
+                    netlink::report(&process, self, tr, false, code, report_to);
                 }
                 Ok(false) => {}
                 Err(refused) => {
@@ -467,14 +468,14 @@ impl Thread {
         let (complete, complete_item) = self.complete_to_queue(BR_TRANSACTION_COMPLETE)?;
         // The call goes on the stack, and its BR_TRANSACTION_COMPLETE on the todo list, before
         // it can be answered; both are undone if it cannot be sent.
-        self.begin_call(process, t.clone(), complete_item);
+        self.begin_call(&process, t.clone(), complete_item);
         let recipient = match &waiting_thread {
             Some(thread) => Recipient::Thread(thread),
             None => Recipient::Process,
         };
         if let Err(refused) = t.to.queue_transaction(&t, item, recipient) {
             complete.withdrawn.store(true, Relaxed);
-            self.pop_sent_call(process, &t);
+            self.pop_sent_call(&process, &t);
             return Err(Failure::refused(refused));
         }
         Ok(())
@@ -487,12 +488,12 @@ impl Thread {
     /// has it in its extended error), while this thread reads `BR_TRANSACTION_COMPLETE`.
     fn reply(
         self: &Arc<Self>,
-        process: &Arc<Process>,
+        process: ArcBorrow<'_, Process>,
         tr: &TransactionDataSg,
         id: u32,
         entry: &mut txn_log::Entry,
     ) -> Result<(), Failure> {
-        let call = self.pop_received(process).ok_or(Failure::failed(EPROTO))?;
+        let call = self.pop_received(&process).ok_or(Failure::failed(EPROTO))?;
         priority::set_nice(call.saved_priority.load(Relaxed).into());
         if let Err(failure) = self.reply_to(process, &call, tr, id, entry) {
             binder_debug!(
@@ -504,11 +505,11 @@ impl Thread {
                 failure.code,
                 failure.param()
             );
-            netlink::report(process, self, tr, true, failure.code, entry.receiver());
+            netlink::report(&process, self, tr, true, failure.code, entry.receiver());
             failure.log(entry);
             // This thread's BR_TRANSACTION_COMPLETE first, as in C: the failure can come
             // down the chain of calls to this very thread.
-            self.reply_failed(process);
+            self.reply_failed(&process);
             call.fail_caller(failure.code, Some((id, failure.param())));
         }
         call.finished();
@@ -518,7 +519,7 @@ impl Thread {
     /// Sends the reply to `call`; its log `entry` names the caller once it is found there.
     fn reply_to(
         self: &Arc<Self>,
-        process: &Arc<Process>,
+        process: ArcBorrow<'_, Process>,
         call: &Transaction,
         tr: &TransactionDataSg,
         id: u32,
@@ -582,7 +583,7 @@ impl Thread {
     /// manager's own process, through any of its files), any other handle needs a strong
     /// reference (`BR_FAILED_REPLY` without), and a node whose owner is gone fails the
     /// transaction with `BR_DEAD_REPLY`.
-    fn find_target(&self, process: &Arc<Process>, handle: u32) -> Result<NodeArc, Failure> {
+    fn find_target(&self, process: &Process, handle: u32) -> Result<NodeArc, Failure> {
         let node = if handle == MANAGER_HANDLE {
             let node = process
                 .context
@@ -631,7 +632,7 @@ impl Transaction {
     fn new(
         sender: &Arc<Thread>,
         from_parent: Option<TransactionArc>,
-        from_process: &Arc<Process>,
+        from_process: ArcBorrow<'_, Process>,
         to: Arc<Process>,
         node: Option<&NodeArc>,
         tr: &TransactionDataSg,
@@ -775,7 +776,7 @@ impl Transaction {
             from,
             from_parent,
             to_parent,
-            from_process: from_process.clone(),
+            from_process: from_process.into(),
             to,
             target: node.cloned(),
             code: tr.code,
@@ -1031,7 +1032,7 @@ impl Deliver for Transaction {
         &self,
         this: &Arc<Work<dyn Deliver>>,
         thread: &Thread,
-        out: &mut Returns,
+        out: &mut Returns<'_>,
     ) -> Result<Flow> {
         let t = self;
         // A one-way transaction or reply is finished with once read; a call when answered.
@@ -1158,7 +1159,7 @@ impl Deliver for Complete {
         &self,
         _this: &Arc<Work<dyn Deliver>>,
         _thread: &Thread,
-        out: &mut Returns,
+        out: &mut Returns<'_>,
     ) -> Result<Flow> {
         self.settle();
         if self.withdrawn.load(Relaxed) {

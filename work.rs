@@ -47,7 +47,7 @@ pub(crate) trait Deliver: Any + Send + Sync {
         &self,
         this: &Arc<Work<dyn Deliver>>,
         thread: &Thread,
-        out: &mut Returns,
+        out: &mut Returns<'_>,
     ) -> Result<Flow>;
 
     /// Called instead of [`Deliver::deliver`] when the item is dropped undelivered from the

@@ -8,7 +8,10 @@
 
 use kernel::{
     prelude::*,
-    sync::Arc,
+    sync::{
+        Arc,
+        ArcBorrow, //
+    },
     transmute::{
         AsBytes,
         FromBytes, //
@@ -41,7 +44,7 @@ unsafe impl AsBytes for BinderWriteRead {}
 
 /// Carries out `BINDER_WRITE_READ` for `thread`; `arg` is the user address of the argument.
 pub(crate) fn write_read(
-    process: &Arc<Process>,
+    process: ArcBorrow<'_, Process>,
     thread: &Arc<Thread>,
     arg: usize,
     nonblock: bool,
@@ -63,8 +66,8 @@ pub(crate) fn write_read(
         }
     }
     if result.is_ok() && bwr.0.read_size > 0 {
-        let mut returns = Returns::new(&bwr.0, process.clone());
-        result = thread.read(process, &mut returns, nonblock);
+        let mut returns = Returns::new(&bwr.0, &process);
+        result = thread.read(&process, &mut returns, nonblock);
         crate::trace::read_done(&result);
         process.wake_for_leftover_work();
         // As in the C driver, a failed read reports nothing read, not even its BR_NOOP.
@@ -162,7 +165,7 @@ impl Commands {
 /// item, at the same point, as in C, and no later item is taken off its list. A code is counted
 /// (and traced) by [`Returns::count_written`] once its arguments are out too, as C counts a
 /// return only after writing it.
-pub(crate) struct Returns {
+pub(crate) struct Returns<'a> {
     /// The start of the whole read buffer (not of the room after `read_consumed`).
     base: usize,
     /// The user address of the next return.
@@ -176,11 +179,11 @@ pub(crate) struct Returns {
     /// The code written last, not counted yet.
     pending: Option<u32>,
     /// The reading process, whose counters of returns ([`crate::stats`]) the codes count in.
-    process: Arc<Process>,
+    process: &'a Process,
 }
 
-impl Returns {
-    fn new(bwr: &uapi::binder_write_read, process: Arc<Process>) -> Self {
+impl<'a> Returns<'a> {
+    fn new(bwr: &uapi::binder_write_read, process: &'a Process) -> Self {
         let start = bwr.read_consumed;
         let room = bwr.read_size.saturating_sub(start);
         let base = usize::try_from(bwr.read_buffer).unwrap_or(usize::MAX);
