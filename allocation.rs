@@ -68,7 +68,8 @@ use crate::{
         PageCounts, //
     },
     process::Process,
-    ranges::Ranges, //
+    ranges::Ranges,
+    shared_page::SharedPage, //
 };
 
 /// The most of a mapping that binder uses; the C driver's `SZ_4M`.
@@ -222,9 +223,9 @@ const INLINE_PAGES: usize = 2;
 /// holds the rest: pages are only added at the end and only all forgotten at once.
 /// [`RangePages::iter_from`] relies on it, stopping at the first empty slot.
 struct RangePages {
-    inline: [Option<Arc<Page>>; INLINE_PAGES],
+    inline: [Option<SharedPage>; INLINE_PAGES],
     /// The pages after the inline ones.
-    more: LazyVec<Arc<Page>>,
+    more: LazyVec<SharedPage>,
     /// How many pages there are in all.
     len: usize,
 }
@@ -245,7 +246,7 @@ impl RangePages {
     /// Inlined into the loop that fills a range with its pages: a call per page of a large
     /// range cost more than the push.
     #[inline]
-    fn push_within_capacity(&mut self, page: Arc<Page>) -> Result<(), Arc<Page>> {
+    fn push_within_capacity(&mut self, page: SharedPage) -> Result<(), SharedPage> {
         match self.inline.get_mut(self.len) {
             // INVARIANT: The slot at `len` is the first empty one, and `more` is empty.
             Some(slot) => *slot = Some(page),
@@ -256,7 +257,7 @@ impl RangePages {
     }
 
     /// Adds `page` at the end, growing the list if needed.
-    fn push(&mut self, page: Arc<Page>) -> Result {
+    fn push(&mut self, page: SharedPage) -> Result {
         if let Err(page) = self.push_within_capacity(page) {
             self.more.push(page, GFP_KERNEL)?;
             self.len += 1;
@@ -681,7 +682,7 @@ impl ReceiveBuffer {
                 None => {
                     // An allocation that reclaims may run the shrinker, which only tries
                     // the locks held here and skips this buffer.
-                    let page = Arc::new(Page::alloc_page(GFP_KERNEL | __GFP_ZERO)?, GFP_KERNEL)?;
+                    let page = SharedPage::alloc(GFP_KERNEL | __GFP_ZERO)?;
                     vma.vm_insert_page(area.start + index * PAGE_SIZE, &page)?;
                     state.pages.put(index, page)?.clone()
                 }

@@ -25,6 +25,7 @@
 //! - [`allocation`]: the receive buffer a process maps, where transactions are delivered.
 //! - [`ranges`]: which parts of a receive buffer hold buffers, and where a new one goes.
 //! - [`pages`]: the pages of a receive buffer, and the unused ones kept for reuse.
+//! - [`shared_page`]: a buffer page shared with the ranges on it, counted in the page itself.
 //! - [`shrinker`]: giving unused receive-buffer pages back under memory pressure.
 //! - [`objects`]: binder objects inside transactions, translated for the receiver.
 //! - [`scatter_gather`]: scatter-gather buffers and the fd arrays in them.
@@ -84,6 +85,7 @@ mod refs;
 mod registry;
 mod release;
 mod scatter_gather;
+mod shared_page;
 mod shrinker;
 mod spares;
 mod stats;

@@ -18,15 +18,14 @@
 
 use core::ops::RangeInclusive;
 
-use kernel::{
-    page::Page,
-    prelude::*,
-    sync::Arc, //
-};
+use kernel::prelude::*;
 
-use crate::census::{
-    Counted,
-    Kind, //
+use crate::{
+    census::{
+        Counted,
+        Kind, //
+    },
+    shared_page::SharedPage,
 };
 
 /// No slot: the end of the list of unused pages.
@@ -35,7 +34,7 @@ const NONE: usize = usize::MAX;
 /// A page that is there.
 struct Present {
     /// The page. A transaction filling in a range holds its own reference meanwhile.
-    page: Arc<Page>,
+    page: SharedPage,
     /// Counts the page in the module's census.
     _census: Counted,
 }
@@ -136,7 +135,7 @@ impl BufferPages {
     pub(crate) fn start_using(
         &mut self,
         indices: RangeInclusive<usize>,
-        mut take: impl FnMut(&Arc<Page>) -> bool,
+        mut take: impl FnMut(&SharedPage) -> bool,
     ) -> Result<bool> {
         if *indices.end() >= self.slots.len() {
             return Err(EINVAL);
@@ -181,13 +180,13 @@ impl BufferPages {
     }
 
     /// The page at `index`, if it is there.
-    pub(crate) fn get(&self, index: usize) -> Option<&Arc<Page>> {
+    pub(crate) fn get(&self, index: usize) -> Option<&SharedPage> {
         self.slots.get(index)?.present.as_ref().map(|p| &p.page)
     }
 
     /// Puts `page` in at `index`, a slot that some range uses and that has no page; returns
     /// the page as it is now stored.
-    pub(crate) fn put(&mut self, index: usize, page: Arc<Page>) -> Result<&Arc<Page>> {
+    pub(crate) fn put(&mut self, index: usize, page: SharedPage) -> Result<&SharedPage> {
         let high = self.high.max(index + 1);
         let slot = self.slots.get_mut(index).ok_or(EINVAL)?;
         if slot.users == 0 || slot.present.is_some() {
@@ -204,7 +203,7 @@ impl BufferPages {
 
     /// Takes the page that became unused first out of the buffer, for the shrinker to free;
     /// returns its slot and the page.
-    pub(crate) fn take_oldest_unused(&mut self) -> Option<(usize, Arc<Page>)> {
+    pub(crate) fn take_oldest_unused(&mut self) -> Option<(usize, SharedPage)> {
         let index = self.oldest;
         if index == NONE {
             return None;
