@@ -50,7 +50,10 @@
 #                     (default call) under QEMU's instruction counting and the insn_count
 #                     plugin (scripts/insn-count): the exact kernel instructions per operation
 #                     of every function, both drivers side by side, in insn-count.txt in the
-#                     results; INSN_DETAIL=F,... adds functions F's (part of a name) by offset
+#                     results; INSN_DETAIL=F,... adds functions F's (part of a name) by offset;
+#                     PROFILE_WINDOWS=N counts only the timed windows of the first N operations
+#                     of each run, for a workload that marks them (teardown: kill to death
+#                     notice; N of 30 keeps the counts file under 100 MB)
 #   BENCH_ICOUNT=1    the guest runs in QEMU's instruction-counting mode (vm.sh's
 #                     RB_VM_ICOUNT=0, TCG only): its clock advances 1 ns per instruction
 #                     executed, so a busy host changes no figure. Times are then instruction
@@ -189,7 +192,7 @@ measure_insn_count() {
     [ -n "$mark" ] || die "no __x64_sys_ni_syscall in $kernel/System.map"
     # shellcheck disable=SC2016 # the lines are for the guest's shell to expand
     both_drivers_script "$out/boots/guest.sh" \
-        "BENCH_INSN_MARK=1 BENCH_PROFILE_ONLY=${PROFILE_ONLY:-call} BENCH_PROFILE_SECONDS=${PROFILE_SECONDS:-4} /bin/bench profile --scale $scale | grep '^insn-run'" \
+        "BENCH_INSN_MARK=1 BENCH_PROFILE_WINDOWS=${PROFILE_WINDOWS:-0} BENCH_PROFILE_ONLY=${PROFILE_ONLY:-call} BENCH_PROFILE_SECONDS=${PROFILE_SECONDS:-4} /bin/bench profile --scale $scale | grep '^insn-run'" \
         "grep -E '\[(rust_binder|binder_linux)\]' /proc/kallsyms | sed 's/^/ksym /'"
     step "one boot, both drivers, counting the instructions of ${PROFILE_ONLY:-call}"
     boot=$out/boots/insn-count

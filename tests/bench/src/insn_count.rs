@@ -6,11 +6,18 @@
 //! plugin watches.
 //! `bench profile` marks the start and the end of each driver's run and says how many
 //! operations the run did ([`say_run`]); the plugin writes every kernel instruction's count
-//! per phase. On the host, [`report`] names the instructions (System.map for the kernel, the
+//! per phase. A workload whose timed part is a window of each operation (teardown: from the
+//! kill to the death notice) can also mark that window, for the first operations of a run
+//! (`BENCH_PROFILE_WINDOWS=N`, [`window_wanted`]); the report then counts those windows alone. On the host, [`report`] names the instructions (System.map for the kernel, the
 //! guest's `/proc/kallsyms` lines for the two modules) and prints instructions per operation
 //! by function, for both drivers side by side.
 
-use std::{collections::BTreeMap, fs, path::Path};
+use std::{
+    collections::BTreeMap,
+    fs,
+    path::Path,
+    sync::atomic::{AtomicUsize, Ordering},
+};
 
 use crate::{proc::Outcome, say};
 
@@ -22,6 +29,29 @@ const MARK_ENV: &str = "BENCH_INSN_MARK";
 /// the table would call nothing).
 const NO_SUCH_SYSCALL: libc::c_long = 400;
 
+/// Set to N in the guest's environment to mark the timed windows of the first N operations
+/// of each run.
+const WINDOWS_ENV: &str = "BENCH_PROFILE_WINDOWS";
+
+/// The windows marked in the current run so far.
+static WINDOWS: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether the operation about to start is to mark its timed window: it calls [`mark`] where
+/// the window opens and where it closes (in whichever process sees it), then, if both marks
+/// were made, [`window_marked`].
+pub fn window_wanted() -> bool {
+    std::env::var_os(MARK_ENV).is_some()
+        && std::env::var(WINDOWS_ENV)
+            .ok()
+            .and_then(|n| n.parse::<usize>().ok())
+            .is_some_and(|n| WINDOWS.load(Ordering::Relaxed) < n)
+}
+
+/// An operation marked its window (see [`window_wanted`]).
+pub fn window_marked() {
+    WINDOWS.fetch_add(1, Ordering::Relaxed);
+}
+
 /// Ends the plugin's phase, when it is loaded.
 pub fn mark() {
     if std::env::var_os(MARK_ENV).is_some() {
@@ -30,10 +60,12 @@ pub fn mark() {
     }
 }
 
-/// Says, for the report, which driver the phase that just ended measured, and its operations.
+/// Says, for the report, which driver the phase that just ended measured, its operations,
+/// and how many of them marked their windows; the next run starts counting those again.
 pub fn say_run(driver: &str, ops: usize) {
+    let windows = WINDOWS.swap(0, Ordering::Relaxed);
     if std::env::var_os(MARK_ENV).is_some() {
-        say(&format!("insn-run {driver} {ops}"));
+        say(&format!("insn-run {driver} {ops} {windows}"));
     }
 }
 
@@ -85,7 +117,8 @@ pub fn report(counts: &Path, system_map: &Path, log: &Path, detail: Option<&str>
     let read = |p: &Path| fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()));
     let (counts, log) = (read(counts)?, read(log)?);
     let symbols = Symbols::load(&read(system_map)?, &log);
-    let runs: Vec<(String, f64)> = log
+    // Each run: its driver, its operations, and how many of them marked their windows.
+    let runs: Vec<(String, f64, usize)> = log
         .lines()
         .filter_map(|line| {
             let mut f = line.trim_end_matches('\r').split_whitespace();
@@ -93,6 +126,7 @@ pub fn report(counts: &Path, system_map: &Path, log: &Path, detail: Option<&str>
             Some((
                 f.next()?.to_string(),
                 f.next()?.parse::<f64>().ok()?.max(1.0),
+                f.next().and_then(|w| w.parse().ok()).unwrap_or(0),
             ))
         })
         .collect();
@@ -108,12 +142,12 @@ pub fn report(counts: &Path, system_map: &Path, log: &Path, detail: Option<&str>
             }
         }
     }
-    // Two marks per run, and the phase the plugin ends at QEMU's exit. A stray mark after the
-    // runs (a guest program whose syscall the table skips, on its way down) adds a phase that
-    // nothing reads; a phase less means a mark was missed. A stray mark before the runs would
-    // pass this check with the phases shifted: each run's phase is checked below to be mostly
-    // its own driver's.
-    let want = 2 * runs.len() + 1;
+    // Two marks per run and two per marked window, and the phase the plugin ends at QEMU's
+    // exit. A stray mark after the runs (a guest program whose syscall the table skips, on
+    // its way down) adds a phase that nothing reads; a phase less means a mark was missed. A
+    // stray mark before the runs would pass this check with the phases shifted: each run's
+    // counts are checked below to be mostly its own driver's.
+    let want = 1 + runs.iter().map(|run| 2 * run.2 + 2).sum::<usize>();
     if phases.len() < want || phases.len() > want + 1 {
         return Err(format!(
             "{} phases of counts for {} runs (want {want} or {}): the marks do not match the runs",
@@ -123,13 +157,24 @@ pub fn report(counts: &Path, system_map: &Path, log: &Path, detail: Option<&str>
         ));
     }
     let mut by_run = Vec::new();
-    for (k, (driver, ops)) in runs.iter().enumerate() {
-        let phase = phases
-            .get(2 * k + 1)
-            .ok_or_else(|| format!("no counts for run {k} ({driver})"))?;
+    // The phase that starts at the run's first mark.
+    let mut first = 1;
+    for (k, (driver, ops, windows)) in runs.iter().enumerate() {
+        // The run's whole phase, or its windows alone (every other phase, from the second),
+        // per window rather than per operation.
+        let (counted, ops) = match *windows {
+            0 => (first..first + 1, *ops),
+            n => (first + 1..first + 2 * n, n as f64),
+        };
+        first += 2 * windows + 2;
         let mut functions: BTreeMap<&str, f64> = BTreeMap::new();
         let mut offsets: BTreeMap<(&str, u64), f64> = BTreeMap::new();
-        for &(addr, count) in phase {
+        let counts = counted.step_by(2).map(|p| {
+            phases
+                .get(p)
+                .ok_or_else(|| format!("no counts for run {k} ({driver})"))
+        });
+        for &(addr, count) in counts.collect::<Result<Vec<_>, _>>()?.into_iter().flatten() {
             let (name, offset) = symbols.find(addr).unwrap_or(("?", 0));
             *functions.entry(name).or_default() += count as f64 / ops;
             if detail.is_some_and(|d| d.split(',').any(|d| name.contains(d))) {
@@ -159,8 +204,13 @@ pub fn report(counts: &Path, system_map: &Path, log: &Path, detail: Option<&str>
             ));
         }
         say(&format!(
-            "### {driver}: {ops} operations, {total:.0} kernel instructions per operation, \
-             {own:.0} of them in the driver module"
+            "### {driver}: {ops} {}, {total:.0} kernel instructions per operation, \
+             {own:.0} of them in the driver module",
+            if *windows > 0 {
+                "operations' marked windows"
+            } else {
+                "operations"
+            }
         ));
         by_run.push((driver.as_str(), functions, offsets, total));
     }

@@ -11,6 +11,7 @@
 use binder_client::{Binder, Commands, Return};
 
 use crate::{
+    insn_count,
     proc::{now_ns, pin_to, Child, Outcome, Step},
     run::{figures, Figures},
 };
@@ -55,17 +56,27 @@ pub fn measure(
 }
 
 /// One victim killed: nanoseconds from the kill to the death notice.
+///
+/// Under the instruction-counting profile the kill and the death notice may mark the window
+/// between them ([`insn_count::window_wanted`]): the watcher marks the notice.
 fn once(device: &'static str) -> Outcome<u64> {
+    let window = insn_count::window_wanted();
     let mut victim = Child::spawn(&[], |ready| victim(device, ready))?;
     victim.wait_ready()?;
-    let mut watcher = Child::spawn(&[], |ready| watcher(device, ready))?;
+    let mut watcher = Child::spawn(&[], |ready| watcher(device, ready, window))?;
     if let Err(e) = watcher.wait_ready() {
         victim.kill();
         return Err(e);
     }
     let killed_at = now_ns();
+    if window {
+        insn_count::mark();
+    }
     victim.kill();
     let bytes = watcher.finish()?;
+    if window {
+        insn_count::window_marked();
+    }
     let dead_at = u64::from_ne_bytes(
         bytes
             .get(..8)
@@ -96,8 +107,8 @@ fn victim(device: &str, ready: &mut dyn FnMut()) -> Outcome<Vec<u8>> {
 }
 
 /// The watcher: fills the victim's one-way space, asks for its death, and hands back the
-/// time the death notice came.
-fn watcher(device: &str, ready: &mut dyn FnMut()) -> Outcome<Vec<u8>> {
+/// time the death notice came; with `window`, marks the notice for the instruction counts.
+fn watcher(device: &str, ready: &mut dyn FnMut(), window: bool) -> Outcome<Vec<u8>> {
     // SAFETY: `alarm` only arms a timer; its SIGALRM ends a stuck watcher.
     unsafe { libc::alarm(WATCHER_WATCHDOG_SECONDS) };
     pin_to(CPU)?;
@@ -142,7 +153,11 @@ fn watcher(device: &str, ready: &mut dyn FnMut()) -> Outcome<Vec<u8>> {
     loop {
         for ret in binder.read().step("watcher: wait for the death")? {
             if let Return::DeadBinder(COOKIE) = ret {
-                return Ok(now_ns().to_ne_bytes().to_vec());
+                let at = now_ns();
+                if window {
+                    insn_count::mark();
+                }
+                return Ok(at.to_ne_bytes().to_vec());
             }
         }
     }
