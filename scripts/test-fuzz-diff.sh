@@ -68,20 +68,17 @@ check fuzz_diff_after_close "differing: 0 real, 0 known, 1 async" ok
 # As seed 7 met it: the async difference at 11 made the fuzzer choose another operation at
 # 12; at 100, long after the close, the same operation has other outcomes (the notification
 # the C driver returned at 11 comes to rust_binder at 100).
-{
+# seed7 OUTCOME11 OPERATION12 OUTCOME12 OUTCOME100: one side's log
+seed7() {
     common 10
     line 10 p0.0 A REOPEN "=> ok mgr=ok"
-    line 11 p1.0 - "WR [FREE_BUFFER buf-1] ws=12 rs=4096" "=> ok w=12 r=16 NOOP DEAD_BINDER(0xdead)"
-    line 12 p1.0 - "WR [DEAD_BINDER_DONE 0xdead] ws=12 rs=256" "=> ok w=12 r=4 NOOP"
+    line 11 p1.0 - "WR [FREE_BUFFER buf-1] ws=12 rs=4096" "$1"
+    line 12 p1.0 - "$2" "$3"
     common 87 | awk -F'\t' -v OFS='\t' '{ $1 += 13; print }'
-    line 100 p1.1 - "WR [FREE_BUFFER buf-1] ws=12 rs=4096" "=> ok w=12 r=28 NOOP RELEASE(0x1/0x2)"
-} >"$tmp/c.log"
-{
-    common 10
-    line 10 p0.0 A REOPEN "=> ok mgr=ok"
-    line 11 p1.0 - "WR [FREE_BUFFER buf-1] ws=12 rs=4096" "=> EAGAIN w=12 r=0"
-    line 12 p1.0 - "WR [INCREFS h3] ws=8 rs=256" "=> ok w=8 r=16 NOOP DEAD_BINDER(0xdead)"
-    common 87 | awk -F'\t' -v OFS='\t' '{ $1 += 13; print }'
-    line 100 p1.1 - "WR [FREE_BUFFER buf-1] ws=12 rs=4096" "=> ok w=12 r=16 NOOP DEAD_BINDER(0xdead)"
-} >"$tmp/rust.log"
+    line 100 p1.1 - "WR [FREE_BUFFER buf-1] ws=12 rs=4096" "$4"
+}
+seed7 "=> ok w=12 r=16 NOOP DEAD_BINDER(0xdead)" "WR [DEAD_BINDER_DONE 0xdead] ws=12 rs=256" \
+    "=> ok w=12 r=4 NOOP" "=> ok w=12 r=28 NOOP RELEASE(0x1/0x2)" >"$tmp/c.log"
+seed7 "=> EAGAIN w=12 r=0" "WR [INCREFS h3] ws=8 rs=256" \
+    "=> ok w=8 r=16 NOOP DEAD_BINDER(0xdead)" "=> ok w=12 r=16 NOOP DEAD_BINDER(0xdead)" >"$tmp/rust.log"
 check fuzz_diff_after_divergence "differing: 0 real, 0 known, 1 async, 1 following an earlier difference; 1 diverged" ok
