@@ -36,6 +36,7 @@ use kernel::{
         VmaReadGuard, //
     },
     page::{
+        BorrowedPage,
         Page,
         PAGE_SIZE, //
     },
@@ -273,13 +274,13 @@ impl RangePages {
     }
 
     /// The page at `index`.
-    fn get(&self, index: usize) -> Option<&Page> {
+    fn get(&self, index: usize) -> Option<BorrowedPage<'_>> {
         match self.inline.get(index) {
-            Some(slot) => slot.as_deref(),
+            Some(slot) => slot.as_ref().map(SharedPage::page),
             None => self
                 .more
                 .get(index.checked_sub(INLINE_PAGES)?)
-                .map(|page| &**page),
+                .map(SharedPage::page),
         }
     }
 
@@ -287,15 +288,17 @@ impl RangePages {
     ///
     /// An iterator, not a lookup per page: a copy of a large payload walks hundreds of pages,
     /// and this way each step is a pointer's increment.
-    fn iter_from(&self, first: usize) -> impl Iterator<Item = &Page> {
+    fn iter_from(&self, first: usize) -> impl Iterator<Item = BorrowedPage<'_>> {
         let inline = self.inline.get(first..).unwrap_or(&[]);
         let more = self
             .more
             .get(first.saturating_sub(INLINE_PAGES)..)
             .unwrap_or(&[]);
-        let inline = inline.iter().map_while(|slot| slot.as_deref());
+        let inline = inline
+            .iter()
+            .map_while(|slot| slot.as_ref().map(SharedPage::page));
         // `Iterator::` named: pin-init's `Init` has a `chain` too.
-        Iterator::chain(inline, more.iter().map(|page| &**page))
+        Iterator::chain(inline, more.iter().map(SharedPage::page))
     }
 }
 
@@ -683,7 +686,7 @@ impl ReceiveBuffer {
                     // An allocation that reclaims may run the shrinker, which only tries
                     // the locks held here and skips this buffer.
                     let page = SharedPage::alloc(GFP_KERNEL | __GFP_ZERO)?;
-                    vma.vm_insert_page(area.start + index * PAGE_SIZE, &page)?;
+                    vma.vm_insert_page(area.start + index * PAGE_SIZE, &page.page())?;
                     state.pages.put(index, page)?.clone()
                 }
             };
@@ -921,7 +924,7 @@ impl BufferState {
                 // SAFETY: The bytes are those of a range being removed under the buffer's
                 // lock: no transaction writes them any more, and none can reserve them before
                 // the lock is released. (Userspace may only read them.)
-                let _ = unsafe { page.fill_zero_raw(in_page, chunk) };
+                let _ = unsafe { page.page().fill_zero_raw(in_page, chunk) };
             }
             done += chunk;
         }
@@ -986,12 +989,12 @@ impl RangeView {
         // Most pieces (an object, a word, a small payload) lie on one page: no walk then.
         if len <= PAGE_SIZE - in_page {
             let page = self.pages.get(at / PAGE_SIZE).ok_or(EINVAL)?;
-            return f(page, in_page, 0, len);
+            return f(&page, in_page, 0, len);
         }
         let mut done = 0;
         for page in self.pages.iter_from(at / PAGE_SIZE) {
             let chunk = (PAGE_SIZE - in_page).min(len - done);
-            f(page, in_page, done, chunk)?;
+            f(&page, in_page, done, chunk)?;
             done += chunk;
             if done == len {
                 return Ok(());

@@ -94,7 +94,7 @@ impl Thread {
                 let handle = commands.read_u32()?;
                 let cookie = commands.read_u64()?;
                 if code == BC_REQUEST_DEATH_NOTIFICATION {
-                    Arc::from(process).request_death(handle, cookie)
+                    process.request_death(handle, cookie)
                 } else {
                     process.clear_death(self, handle, cookie);
                     Ok(())
@@ -128,7 +128,7 @@ impl Thread {
                 let handle = commands.read_u32()?;
                 let cookie = commands.read_u64()?;
                 if code == BC_REQUEST_FREEZE_NOTIFICATION {
-                    Arc::from(process).request_freeze_notification(handle, cookie)
+                    process.request_freeze_notification(handle, cookie)
                 } else {
                     process.clear_freeze_notification(handle, cookie)
                 }

@@ -28,6 +28,7 @@ use kernel::{
     rbtree::RBTreeNodeReservation,
     sync::{
         Arc,
+        ArcBorrow,
         CondVarTimeoutResult,
         LockedBy, //
     },
@@ -229,7 +230,7 @@ impl Process {
     /// `handle` (weak or strong) is frozen or thawed. Answered at once with the current state,
     /// unless the owner is gone. `EINVAL` for an unknown handle or one with a request already.
     pub(crate) fn request_freeze_notification(
-        self: &Arc<Self>,
+        self: ArcBorrow<'_, Self>,
         handle: u32,
         cookie: u64,
     ) -> Result {
@@ -441,11 +442,11 @@ impl ListenerState {
 
 impl FreezeListener {
     /// Creates a request of `holder` with `cookie`.
-    fn new(holder: &Arc<Process>, cookie: u64) -> Result<Arc<Work<Self>>> {
+    fn new(holder: ArcBorrow<'_, Process>, cookie: u64) -> Result<Arc<Work<Self>>> {
         let state = LockedBy::new(holder.inner_lock(), ListenerState::default());
         Work::new_pinned(try_pin_init!(Self {
             _census: Counted::new(Kind::FreezeListener),
-            holder: holder.clone(),
+            holder: holder.into(),
             cookie,
             state,
         }))

@@ -835,7 +835,7 @@ impl Process {
     }
 
     /// `BC_REQUEST_DEATH_NOTIFICATION`: asks to hear when the node behind `handle` dies.
-    pub(crate) fn request_death(self: &Arc<Self>, handle: u32, cookie: u64) -> Result {
+    pub(crate) fn request_death(self: ArcBorrow<'_, Self>, handle: u32, cookie: u64) -> Result {
         let node = match self.inner.lock().refs.get_mut(handle) {
             Some(node_ref) if node_ref.death.is_none() => node_ref.node.clone(),
             Some(_) => {
@@ -853,7 +853,7 @@ impl Process {
                 return Ok(());
             }
         };
-        let death = Death::new(self.clone(), cookie)?;
+        let death = Death::new(self.into(), cookie)?;
         // Attach it unless another thread got there first or the handle went away.
         match self.inner.lock().refs.get_mut(handle) {
             Some(node_ref) if node_ref.death.is_none() && Arc::ptr_eq(&node_ref.node, &node) => {

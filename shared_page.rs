@@ -9,10 +9,7 @@
 //! do. An `Arc<Page>` allocated 16 bytes more per page for its count, and a buffer's pages
 //! went one allocation and one free each.
 
-use core::{
-    ops::Deref,
-    ptr::NonNull, //
-};
+use core::ptr::NonNull;
 
 use kernel::{
     alloc::Flags,
@@ -31,17 +28,21 @@ use kernel::{
 
 /// One reference to an order-0 page, counted in the page's reference count.
 ///
+/// The count is changed directly, as `page_ref_inc` and `put_page_testzero` change it, without
+/// the `page_ref` trace events of `CONFIG_DEBUG_PAGE_REF`.
+///
 /// # Invariants
 ///
 /// `page` points to an order-0 page allocated with `alloc_pages`, on whose reference count
 /// this holds one reference.
 pub(crate) struct SharedPage {
-    page: BorrowedPage<'static>,
+    page: NonNull<bindings::page>,
 }
 
 // SAFETY: The page has no logic tied to a thread; a reference to it may be dropped on any.
 unsafe impl Send for SharedPage {}
-// SAFETY: What `&SharedPage` gives is `&Page`, which is `Sync`, and the count, an atomic.
+// SAFETY: Through `&SharedPage` the page is only lent (as `Page`, which is `Sync`) and its
+// count changed atomically.
 unsafe impl Sync for SharedPage {}
 
 impl SharedPage {
@@ -52,25 +53,18 @@ impl SharedPage {
         // The reference `alloc_page` returned moves to the new value: `page` must not free it.
         core::mem::forget(page);
         // SAFETY: `raw` came from `Page::alloc_page`, so it is not null.
-        let raw = unsafe { NonNull::new_unchecked(raw) };
-        // SAFETY: `raw` is an order-0 page from `alloc_pages` and the reference to it is
-        // this one's.
-        Ok(unsafe { Self::from_reference(raw) })
+        let page = unsafe { NonNull::new_unchecked(raw) };
+        // INVARIANT: `page` is an order-0 page from `alloc_pages`, and the reference
+        // `alloc_page` returned is this one's.
+        Ok(Self { page })
     }
 
-    /// Takes over a reference to `raw`.
-    ///
-    /// # Safety
-    ///
-    /// `raw` is an order-0 page from `alloc_pages`, and the caller gives up one reference it
-    /// holds on it.
-    unsafe fn from_reference(raw: NonNull<bindings::page>) -> Self {
-        // SAFETY: The page stays valid while this holds its reference. The `'static`
-        // lifetime never leaves this type: `Deref` gives the page out for the borrow of
-        // `self` only, within which the reference held keeps it alive.
-        let page = unsafe { BorrowedPage::from_raw(raw) };
-        // INVARIANT: Per the safety requirements.
-        Self { page }
+    /// The page, lent for as long as `self` is borrowed.
+    #[inline]
+    pub(crate) fn page(&self) -> BorrowedPage<'_> {
+        // SAFETY: By the type invariant the page is valid while `self` holds its reference,
+        // which it does for the borrow.
+        unsafe { BorrowedPage::from_raw(self.page) }
     }
 
     /// The page's reference count.
@@ -88,11 +82,8 @@ impl Clone for SharedPage {
         // As `get_page`: the caller's reference keeps the count above zero, so a relaxed
         // increment suffices.
         self.count().add(1, Relaxed);
-        // SAFETY: By the type invariant the pointer is that of a page, not null.
-        let raw = unsafe { NonNull::new_unchecked(self.page.as_ptr()) };
-        // SAFETY: By the type invariant the page is an order-0 page from `alloc_pages`, and
-        // the reference just taken is handed over.
-        unsafe { Self::from_reference(raw) }
+        // INVARIANT: The same page, and the reference just taken is the new value's.
+        Self { page: self.page }
     }
 }
 
@@ -117,13 +108,5 @@ impl Drop for SharedPage {
         // `alloc_pages`, given up here; `__free_pages` drops it and frees the page if it was
         // the last.
         unsafe { bindings::__free_pages(self.page.as_ptr(), 0) };
-    }
-}
-
-impl Deref for SharedPage {
-    type Target = Page;
-
-    fn deref(&self) -> &Page {
-        &self.page
     }
 }

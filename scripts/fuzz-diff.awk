@@ -15,8 +15,10 @@
 # Operations whose text differs (the streams diverged, after an earlier difference) are
 # counted apart. The fuzzer chooses an operation from earlier outcomes, so a divergence means
 # the states differ, even where the difference that caused it was only async: the outcome of
-# a later operation that happens to be the same on both sides is no longer comparable. Prints the counts, the first real differences in full, and one result line:
-# "FAIL fuzz/differential" if there is a real difference, else "ok   fuzz/differential".
+# a later operation that happens to be the same on both sides is no longer comparable.
+# Prints the counts, the first real differences in full, and one result line: "FAIL
+# fuzz/differential" if there is a real difference, else "ok   fuzz/differential", which
+# says up to which operation the outcomes were comparable if the streams diverged.
 
 BEGIN { FS = "\t"; shown = 0; async_until = -1 }
 FNR == NR {
@@ -68,6 +70,10 @@ END {
         print "FAIL fuzz/differential: no operation to compare (a run ended early?)"
     else if (real > 0)
         printf "FAIL fuzz/differential: %d real differences between the drivers (see above)\n", real
-    else
+    else if (first_diverged != "") {
+        printf "ok   fuzz/differential: no real difference before operation %s, ", first_diverged
+        printf "where the streams diverged (the %d operations from there are not comparable)\n",
+            compared - first_diverged
+    } else
         printf "ok   fuzz/differential: %d operations compared, no real difference\n", compared
 }

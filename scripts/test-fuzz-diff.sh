@@ -81,4 +81,5 @@ seed7 "=> ok w=12 r=16 NOOP DEAD_BINDER(0xdead)" "WR [DEAD_BINDER_DONE 0xdead] w
     "=> ok w=12 r=4 NOOP" "=> ok w=12 r=28 NOOP RELEASE(0x1/0x2)" >"$tmp/c.log"
 seed7 "=> EAGAIN w=12 r=0" "WR [INCREFS h3] ws=8 rs=256" \
     "=> ok w=8 r=16 NOOP DEAD_BINDER(0xdead)" "=> ok w=12 r=16 NOOP DEAD_BINDER(0xdead)" >"$tmp/rust.log"
-check fuzz_diff_after_divergence "differing: 0 real, 0 known, 1 async, 1 following an earlier difference; 1 diverged" ok
+check fuzz_diff_after_divergence \
+    "differing: 0 real, 0 known, 1 async, 1 following an earlier difference; 1 diverged" ok

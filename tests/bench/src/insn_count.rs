@@ -8,9 +8,10 @@
 //! operations the run did ([`say_run`]); the plugin writes every kernel instruction's count
 //! per phase. A workload whose timed part is a window of each operation (teardown: from the
 //! kill to the death notice) can also mark that window, for the first operations of a run
-//! (`BENCH_PROFILE_WINDOWS=N`, [`window_wanted`]); the report then counts those windows alone. On the host, [`report`] names the instructions (System.map for the kernel, the
-//! guest's `/proc/kallsyms` lines for the two modules) and prints instructions per operation
-//! by function, for both drivers side by side.
+//! (`BENCH_PROFILE_WINDOWS=N`, [`window_wanted`]); the report then counts those windows alone.
+//! On the host, [`report`] names the instructions (System.map for the kernel, the guest's
+//! `/proc/kallsyms` lines for the two modules) and prints instructions per operation by
+//! function, for both drivers side by side.
 
 use std::{
     collections::BTreeMap,
@@ -146,7 +147,10 @@ pub fn report(counts: &Path, system_map: &Path, log: &Path, detail: Option<&str>
     // exit. A stray mark after the runs (a guest program whose syscall the table skips, on
     // its way down) adds a phase that nothing reads; a phase less means a mark was missed. A
     // stray mark before the runs would pass this check with the phases shifted: each run's
-    // counts are checked below to be mostly its own driver's.
+    // counts are checked below to be mostly its own driver's. That check cannot tell a window
+    // from the stretch between two windows (both are the same driver's), so a run with
+    // windows relies on the guest making no stray mark before it; none is known to (the
+    // known stray mark comes after the runs, on the guest's way down).
     let want = 1 + runs.iter().map(|run| 2 * run.2 + 2).sum::<usize>();
     if phases.len() < want || phases.len() > want + 1 {
         return Err(format!(
